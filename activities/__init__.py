@@ -1,0 +1,1 @@
+"""All I/O: LLM providers, tool execution, agent runs, notifications."""

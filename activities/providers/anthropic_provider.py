@@ -1,0 +1,88 @@
+"""Claude through `AsyncAnthropic`: Temporal owns retries, so the SDK's are off."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import anthropic
+
+from activities.pricing import cost_usd
+from activities.providers.errors import config_error, connection_error, http_error
+from models.conversation import Conversation, Message, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
+from models.llm import LlmResponse
+from models.run import Usage
+from tools.registry import Tool
+
+
+def to_wire_messages(conversation: Conversation) -> list[dict[str, Any]]:
+    """Provider-neutral messages in the Messages API's shape."""
+    return [{"role": m.role, "content": [_wire_block(b) for b in m.content]} for m in conversation.messages]
+
+
+def _wire_block(block: TextBlock | ToolUseBlock | ToolResultBlock) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ToolUseBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.arguments}
+    return {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": block.content, "is_error": block.is_error}
+
+
+def to_wire_tools(tools: list[Tool]) -> list[dict[str, Any]]:
+    """Tool declarations in the Messages API's shape."""
+    return [{"name": t.name, "description": t.description, "input_schema": t.input_schema()} for t in tools]
+
+
+class AnthropicProvider:
+    """`LlmProvider` for Claude; the client is built lazily so a worker without a key still starts."""
+
+    def __init__(self, timeout_seconds: float = 120.0) -> None:
+        self._timeout = timeout_seconds
+        self._client: anthropic.AsyncAnthropic | None = None
+
+    def _client_or_raise(self) -> anthropic.AsyncAnthropic:
+        if self._client is None:
+            if not os.environ.get("ANTHROPIC_API_KEY") and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+                raise config_error("ANTHROPIC_API_KEY is not set in the worker's environment")
+            self._client = anthropic.AsyncAnthropic(max_retries=0, timeout=self._timeout)
+        return self._client
+
+    async def complete(
+        self, *, model: str, system: str, conversation: Conversation, tools: list[Tool], max_tokens: int
+    ) -> LlmResponse:
+        """One Messages API call, errors classified for Temporal's retry policy."""
+        client = self._client_or_raise()
+        provider_model = model.split(":", 1)[1]
+        try:
+            message = await client.messages.create(
+                model=provider_model,
+                system=system,
+                messages=to_wire_messages(conversation),
+                tools=to_wire_tools(tools),
+                max_tokens=max_tokens,
+            )
+        except anthropic.APIStatusError as exc:
+            raise http_error("anthropic", exc.status_code, _error_message(exc), exc.response.headers) from None
+        except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
+            raise connection_error("anthropic", exc) from None
+        return _to_response(model, message)
+
+
+def _error_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("message") or exc.message)
+    return exc.message
+
+
+def _to_response(model: str, message: Any) -> LlmResponse:
+    text = "".join(b.text for b in message.content if b.type == "text")
+    calls = [ToolCall(id=b.id, name=b.name, arguments=dict(b.input or {})) for b in message.content if b.type == "tool_use"]
+    tokens_in, tokens_out = message.usage.input_tokens, message.usage.output_tokens
+    return LlmResponse(
+        model=model,
+        text=text,
+        tool_calls=calls,
+        stop_reason=message.stop_reason or "end_turn",
+        usage=Usage(llm_calls=1, input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost_usd(model, tokens_in, tokens_out)),
+    )

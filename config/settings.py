@@ -1,0 +1,60 @@
+"""Worker settings, read once from the environment at start-up and checked there."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from models.run import check_model_name
+
+DEFAULT_MODEL = "anthropic:claude-sonnet-5-5"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker process needs to know about its environment."""
+
+    task_queue: str = "agents"
+    default_model: str = DEFAULT_MODEL
+    notes_db: str = "notes.db"
+    llm_timeout_seconds: int = 120
+    max_concurrent_activities: int = 100
+    max_cached_workflows: int = 1000
+    graceful_shutdown_seconds: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read settings; a malformed value raises ConfigError naming the variable."""
+        env = os.environ if env is None else env
+        model = env.get("AGENT_MODEL") or DEFAULT_MODEL
+        try:
+            check_model_name(model)
+        except ValueError as exc:
+            raise ConfigError(f"AGENT_MODEL {exc}") from None
+        return cls(
+            task_queue=env.get("TEMPORAL_TASK_QUEUE") or "agents",
+            default_model=model,
+            notes_db=env.get("NOTES_DB") or "notes.db",
+            llm_timeout_seconds=_int(env, "LLM_TIMEOUT_SECONDS", 120, 1),
+            max_concurrent_activities=_int(env, "WORKER_MAX_CONCURRENT_ACTIVITIES", 100, 1),
+            max_cached_workflows=_int(env, "WORKER_MAX_CACHED_WORKFLOWS", 1000, 0),
+            graceful_shutdown_seconds=_int(env, "WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, 0),
+        )

@@ -1,0 +1,1 @@
+"""Pydantic contracts shared by workflows, activities, the CLI and the tests."""

@@ -1,0 +1,112 @@
+"""The public input and result of every agent workflow (see DESIGN.md)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SUPPORTED_PROVIDERS = ("anthropic",)
+"""Providers `call_llm` can reach; `provider:model` strings must name one of these."""
+
+SEVEN_DAYS = 7 * 24 * 3600
+
+
+class Strict(BaseModel):
+    """Base for user-facing input: unknown fields and wrong types are errors, never coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Budget(Strict):
+    """Ceilings for one whole run; whichever is hit first ends it with `budget_exceeded`."""
+
+    max_steps: int = Field(20, ge=1, le=10_000)
+    max_tokens: int = Field(200_000, ge=1)
+    max_cost_usd: float = Field(5.0, gt=0)
+    max_seconds: int = Field(1800, ge=1)
+
+
+class ApprovalPolicy(Strict):
+    """Who may approve risky steps and how long a request waits before it counts as rejected."""
+
+    timeout_seconds: int = Field(SEVEN_DAYS, ge=1)
+    approvers: list[str] = Field(default_factory=list)
+    """Allow-list of approver names; empty means anyone may decide."""
+
+
+def check_model_name(value: str | None) -> str | None:
+    """Accept `provider:model` with a provider `call_llm` supports."""
+    if value is None:
+        return value
+    provider, sep, name = value.partition(":")
+    if not sep or not provider or not name:
+        raise ValueError(f"must look like 'provider:model', e.g. 'anthropic:claude-sonnet-5-5', got {value!r}")
+    if provider not in SUPPORTED_PROVIDERS:
+        raise ValueError(f"provider {provider!r} is not supported (supported: {', '.join(SUPPORTED_PROVIDERS)})")
+    return value
+
+
+class AgentRunInput(Strict):
+    """What a user types into `temporal workflow start --input`."""
+
+    prompt: str = Field(min_length=1, max_length=100_000)
+    agent: str = Field("assistant", min_length=1)
+    model: str | None = None
+    """`provider:model`; when absent the worker's `AGENT_MODEL` decides."""
+    customer_id: str | None = Field(None, min_length=1, max_length=200)
+    budget: Budget = Field(default_factory=Budget)
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+
+    @field_validator("model")
+    @classmethod
+    def _model_names_a_supported_provider(cls, value: str | None) -> str | None:
+        return check_model_name(value)
+
+
+class RunStatus(str, Enum):
+    """How a run ended (or, in the `status` query, where it is)."""
+
+    RUNNING = "running"
+    WAITING_FOR_APPROVAL = "waiting_for_approval"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    APPROVAL_TIMED_OUT = "approval_timed_out"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    FAILED = "failed"
+
+
+class Usage(BaseModel):
+    """What a run has spent so far."""
+
+    llm_calls: int = 0
+    tool_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens, the figure `max_tokens` limits."""
+        return self.input_tokens + self.output_tokens
+
+    def add(self, other: "Usage") -> "Usage":
+        """Sum of two usages (cost rounded to avoid float dust in results)."""
+        return Usage(
+            llm_calls=self.llm_calls + other.llm_calls,
+            tool_calls=self.tool_calls + other.tool_calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 8),
+        )
+
+
+class AgentRunResult(BaseModel):
+    """The contract's result, returned by every agent workflow."""
+
+    status: RunStatus
+    output: Any
+    usage: Usage
+    steps: int
+    trace_id: str

@@ -1,0 +1,12 @@
+"""Custom search attributes (all Keyword) that make runs findable with `temporal workflow list --query`."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
+AGENT_STATUS = SearchAttributeKey.for_keyword("AgentStatus")
+AGENT_PATTERN = SearchAttributeKey.for_keyword("AgentPattern")
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+
+ALL_KEYS = (AGENT_NAME, AGENT_STATUS, AGENT_PATTERN, CUSTOMER_ID)

@@ -1,0 +1,22 @@
+"""What the `status` query returns."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from models.approval import IgnoredDecision, PendingApproval
+from models.run import RunStatus, Usage
+
+
+class StatusView(BaseModel):
+    """Where a run is: its state, step, spending and open approval requests."""
+
+    state: RunStatus
+    agent: str | None = None
+    pattern: str
+    stage: str | None = None
+    waiting_for: str | None = None
+    step: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    pending_approvals: list[PendingApproval] = Field(default_factory=list)
+    ignored_decisions: list[IgnoredDecision] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""The tool registry: every tool is declared once, with its args model, handler and policy."""

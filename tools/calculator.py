@@ -1,0 +1,80 @@
+"""`calculator`: arithmetic over an AST whitelist, never `eval`."""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.registry import Tool, ToolContext, ToolInputError
+
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_MAX_EXPONENT = 1000
+_MAX_MAGNITUDE = 1e100
+
+
+class CalculatorArgs(BaseModel):
+    """Arguments of `calculator`."""
+
+    model_config = ConfigDict(extra="forbid")
+    expression: str = Field(min_length=1, max_length=500, description="Arithmetic, e.g. '6000 * 0.2' or '(3 + 4) ** 2'")
+
+
+def evaluate(expression: str) -> float | int:
+    """Evaluate + - * / // % ** and parentheses over numbers; anything else is a ToolInputError."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ToolInputError(f"not an arithmetic expression: {expression!r} ({exc.msg})") from None
+    return _eval(tree.body)
+
+
+def _eval(node: ast.AST) -> float | int:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_eval(node.operand))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _eval(node.left), _eval(node.right)
+        if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
+            raise ToolInputError(f"exponent {right} is too large (limit {_MAX_EXPONENT})")
+        try:
+            value = _BINARY[type(node.op)](left, right)
+        except ZeroDivisionError:
+            raise ToolInputError("division by zero") from None
+        if isinstance(value, complex) or abs(value) > _MAX_MAGNITUDE:
+            raise ToolInputError("result is out of range")
+        return value
+    raise ToolInputError(f"unsupported element {type(node).__name__}: only numbers, + - * / // % ** and parentheses")
+
+
+def format_number(value: float | int) -> str:
+    """Integers without a trailing .0, floats rounded to 10 significant places."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return f"{value:.10g}" if isinstance(value, float) else str(value)
+
+
+async def calculate(args: CalculatorArgs, ctx: ToolContext) -> str:
+    """Handler: the expression's value as text."""
+    return format_number(evaluate(args.expression))
+
+
+calculator = Tool(
+    name="calculator",
+    description="Evaluate an arithmetic expression exactly. Use it for every calculation.",
+    args=CalculatorArgs,
+    handler=calculate,
+    effect="read",
+)

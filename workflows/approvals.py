@@ -1,0 +1,175 @@
+"""Approval bookkeeping: plain functions over typed state, shared by every workflow type.
+
+Signals are fire-and-forget, so a bad one is recorded and ignored; the `decide` update
+is checked first (`check_update`) so a person is told why it was refused.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, Field, ValidationError
+
+from models.approval import (
+    ApprovalRequest,
+    ApproveSignal,
+    Decision,
+    DecideUpdate,
+    IgnoredDecision,
+    PendingApproval,
+    RejectSignal,
+)
+
+MAX_IGNORED = 100
+
+
+class DecisionRefused(ValueError):
+    """An update `decide` that cannot be applied; the message says why."""
+
+
+def _first_error(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors())
+
+
+class ApprovalBook(BaseModel):
+    """Every request a run has opened and every decision it has received."""
+
+    requests: list[ApprovalRequest] = Field(default_factory=list)
+    ignored: list[IgnoredDecision] = Field(default_factory=list)
+
+    def open(
+        self,
+        *,
+        kind: Literal["tool_call", "plan"],
+        summary: str,
+        proposal: dict[str, Any],
+        approvers: list[str],
+        now: datetime,
+        timeout: timedelta,
+    ) -> ApprovalRequest:
+        """Open a request; ids are `req-1`, `req-2`, ... in order."""
+        request = ApprovalRequest(
+            request_id=f"req-{len(self.requests) + 1}",
+            kind=kind,
+            summary=summary,
+            proposal=proposal,
+            approvers=list(approvers),
+            requested_at=now,
+            expires_at=now + timeout,
+        )
+        self.requests.append(request)
+        return request
+
+    def get(self, request_id: str) -> ApprovalRequest | None:
+        """The request with this id, if any."""
+        return next((r for r in self.requests if r.request_id == request_id), None)
+
+    def pending(self) -> list[ApprovalRequest]:
+        """Undecided requests, oldest first."""
+        return [r for r in self.requests if r.decision is None]
+
+    def pending_views(self) -> list[PendingApproval]:
+        """Undecided requests as the `status` query shows them."""
+        return [
+            PendingApproval(
+                request_id=r.request_id,
+                kind=r.kind,
+                summary=r.summary,
+                proposal=r.proposal,
+                approvers=r.approvers,
+                expires_at=r.expires_at,
+            )
+            for r in self.pending()
+        ]
+
+    def apply_signal(self, signal: Literal["approve", "reject"], payload: Any, now: datetime) -> Decision | IgnoredDecision:
+        """Apply an `approve`/`reject` signal, or record why it was ignored."""
+        model = ApproveSignal if signal == "approve" else RejectSignal
+        if not isinstance(payload, Mapping):
+            return self._ignore(now, signal, None, None, f"payload must be a JSON object, got {type(payload).__name__}")
+        try:
+            parsed = model.model_validate(dict(payload))
+        except ValidationError as exc:
+            return self._ignore(now, signal, payload.get("approver"), payload.get("request_id"), f"invalid payload: {_first_error(exc)}")
+        comment = parsed.comment if isinstance(parsed, ApproveSignal) else parsed.reason
+        try:
+            request = self._target(parsed.request_id, parsed.approver)
+        except DecisionRefused as exc:
+            return self._ignore(now, signal, parsed.approver, parsed.request_id, str(exc))
+        return self._decide(request, signal == "approve", parsed.approver, comment, now, "signal")
+
+    def check_update(self, payload: Any) -> DecideUpdate:
+        """Validate an update `decide`; raises DecisionRefused with a clear message, changing nothing."""
+        if not isinstance(payload, Mapping):
+            raise DecisionRefused(f"payload must be a JSON object like {{\"request_id\": \"req-1\", \"approved\": true, \"approver\": \"alice\"}}, got {type(payload).__name__}")
+        try:
+            update = DecideUpdate.model_validate(dict(payload))
+        except ValidationError as exc:
+            raise DecisionRefused(f"invalid payload: {_first_error(exc)}") from None
+        self._target(update.request_id, update.approver)
+        return update
+
+    def apply_update(self, update: DecideUpdate, now: datetime) -> Decision:
+        """Record a validated `decide` update."""
+        request = self._target(update.request_id, update.approver)
+        return self._decide(request, update.approved, update.approver, update.comment, now, "update")
+
+    def expire(self, request_id: str, now: datetime) -> Decision:
+        """Nobody decided in time: the request counts as rejected."""
+        request = self.get(request_id)
+        assert request is not None and request.decision is None
+        return self._decide(request, False, "timeout", "approval timed out", now, "timeout")
+
+    def _target(self, request_id: str | None, approver: str) -> ApprovalRequest:
+        if request_id is None:
+            pending = self.pending()
+            if not pending:
+                raise DecisionRefused("no approval request is pending")
+            request = pending[0]
+        else:
+            request = self.get(request_id)
+            if request is None:
+                known = ", ".join(r.request_id for r in self.pending()) or "none pending"
+                raise DecisionRefused(f"unknown request_id {request_id!r} (pending: {known})")
+        if request.decision is not None:
+            d = request.decision
+            verdict = "approved" if d.approved else "rejected"
+            raise DecisionRefused(f"request {request.request_id} was already {verdict} by {d.approver}")
+        if request.approvers and approver not in request.approvers:
+            raise DecisionRefused(f"approver {approver!r} is not allowed to decide (allowed: {', '.join(request.approvers)})")
+        return request
+
+    def _decide(self, request: ApprovalRequest, approved: bool, approver: str, comment: str, now: datetime, via: str) -> Decision:
+        request.decision = Decision(
+            request_id=request.request_id, approved=approved, approver=approver, comment=comment, decided_at=now, via=via
+        )
+        return request.decision
+
+    def _ignore(self, now: datetime, signal: str, approver: Any, request_id: Any, reason: str) -> IgnoredDecision:
+        entry = IgnoredDecision(
+            received_at=now,
+            signal=signal,
+            approver=approver if isinstance(approver, str) else None,
+            request_id=request_id if isinstance(request_id, str) else None,
+            reason=reason,
+        )
+        self.ignored.append(entry)
+        del self.ignored[:-MAX_IGNORED]
+        return entry
+
+
+def proposal_markdown(workflow_id: str, request: ApprovalRequest) -> str:
+    """What the Temporal UI shows (current details) while a request waits: the proposal and how to answer."""
+    proposal = json.dumps(request.proposal, indent=2, sort_keys=True)
+    who = ", ".join(request.approvers) if request.approvers else "anyone"
+    return (
+        f"## Waiting for approval: {request.request_id}\n\n"
+        f"**{request.summary}**\n\n```json\n{proposal}\n```\n\n"
+        f"Expires {request.expires_at.isoformat()} (then counts as rejected). Approvers: {who}.\n\n"
+        f"Approve: signal `approve` with `{{\"approver\": \"<name>\", \"request_id\": \"{request.request_id}\"}}`; "
+        f"reject: signal `reject` with `{{\"approver\": \"<name>\", \"reason\": \"...\"}}`.\n\n"
+        f"CLI: `temporal workflow signal --workflow-id {workflow_id} --name approve "
+        f"--input '{{\"approver\": \"<name>\", \"request_id\": \"{request.request_id}\"}}'`"
+    )

@@ -1,0 +1,117 @@
+"""What every agent workflow shares: approval signals/update, the `status` query, state bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+
+from workflows.common import publish_search_attributes
+
+with workflow.unsafe.imports_passed_through():
+    from models.approval import Decision
+    from models.run import ApprovalPolicy, RunStatus, Usage
+    from models.status import StatusView
+    from workflows.approvals import ApprovalBook, proposal_markdown
+    from workflows.ledger import RunLedger
+
+
+class AgentWorkflowBase:
+    """Approval handlers and status shared by AgentLoopWorkflow, BlackBoxAgentWorkflow and HybridAgentWorkflow."""
+
+    PATTERN = "?"
+
+    def __init__(self) -> None:
+        self._state = RunStatus.RUNNING
+        self._book = ApprovalBook()
+        self._ledger: RunLedger | None = None
+        self._agent: str | None = None
+        self._stage: str | None = None
+        self._waiting_for: str | None = None
+
+    @workflow.signal(
+        name="approve",
+        description='Approve a pending request: {"approver": "alice", "comment": "ok", "request_id": "optional, oldest pending if absent"}',
+    )
+    def approve(self, payload: Any) -> None:
+        """Signal `approve`; a bad payload or unlisted approver is recorded and ignored."""
+        self._on_signal("approve", payload)
+
+    @workflow.signal(
+        name="reject",
+        description='Reject a pending request: {"approver": "alice", "reason": "too risky", "request_id": "optional"}',
+    )
+    def reject(self, payload: Any) -> None:
+        """Signal `reject`; a bad payload or unlisted approver is recorded and ignored."""
+        self._on_signal("reject", payload)
+
+    def _on_signal(self, name: str, payload: Any) -> None:
+        outcome = self._book.apply_signal(name, payload, workflow.now())
+        if isinstance(outcome, Decision):
+            workflow.logger.info("%s: %s decided by %s", name, outcome.request_id, outcome.approver)
+        else:
+            workflow.logger.warning("signal %s ignored: %s", name, outcome.reason)
+
+    @workflow.update(
+        name="decide",
+        description='Decide a request, refused with a reason if wrong: {"request_id": "req-1", "approved": true, "approver": "alice", "comment": ""}',
+    )
+    def decide(self, payload: Any) -> Decision:
+        """Update `decide`: returns the recorded decision."""
+        return self._book.apply_update(self._book.check_update(payload), workflow.now())
+
+    @decide.validator
+    def _validate_decide(self, payload: Any) -> None:
+        self._book.check_update(payload)
+
+    @workflow.query(name="status", description="State, stage, step, usage so far and pending approvals.")
+    def status(self) -> StatusView:
+        """Query `status`."""
+        ledger = self._ledger
+        return StatusView(
+            state=self._state,
+            agent=self._agent,
+            pattern=self.PATTERN,
+            stage=self._stage,
+            waiting_for=self._waiting_for,
+            step=ledger.steps if ledger else 0,
+            usage=ledger.usage if ledger else Usage(),
+            pending_approvals=self._book.pending_views(),
+            ignored_decisions=self._book.ignored,
+        )
+
+    def _set_state(self, state: RunStatus) -> None:
+        self._state = state
+        publish_search_attributes(status=state.value)
+
+    async def _ask_approval(self, *, kind: str, summary: str, proposal: dict[str, Any], policy: ApprovalPolicy) -> Decision:
+        """Open a request and wait for a decision on a durable timer: no worker slot or thread is held."""
+        request = self._book.open(
+            kind=kind,
+            summary=summary,
+            proposal=proposal,
+            approvers=policy.approvers,
+            now=workflow.now(),
+            timeout=timedelta(seconds=policy.timeout_seconds),
+        )
+        self._waiting_for = f"approval of {request.request_id}: {summary}"
+        self._set_state(RunStatus.WAITING_FOR_APPROVAL)
+        workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
+        try:
+            await workflow.wait_condition(
+                lambda: request.decision is not None,
+                timeout=timedelta(seconds=policy.timeout_seconds),
+                timeout_summary=f"approval {request.request_id} expires",
+            )
+        except asyncio.TimeoutError:
+            if request.decision is None:  # a decision may land in the same activation as the timer
+                self._book.expire(request.request_id, workflow.now())
+        decision = request.decision
+        assert decision is not None
+        verdict = "approved" if decision.approved else "rejected"
+        workflow.set_current_details(f"{request.request_id} {verdict} by {decision.approver}: {summary}")
+        self._waiting_for = None
+        self._set_state(RunStatus.RUNNING)
+        return decision

@@ -1,0 +1,66 @@
+"""Workflow-side helpers every agent workflow uses: input checks, trace id, search attributes."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    # Pydantic models must be the very classes the data converter knows, so they pass through the sandbox.
+    import opentelemetry.trace
+    from pydantic import BaseModel, ValidationError
+
+    from models import search_attributes as sa
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def invalid_input(message: str) -> ApplicationError:
+    """The workflow fails at once (never a stuck workflow task), with a message naming the field."""
+    return ApplicationError(f"invalid input: {message}", type="InvalidInput", non_retryable=True)
+
+
+def parse_input(raw: Any, model: type[T]) -> T:
+    """Validate a workflow's raw JSON input; every problem is named by its field path."""
+    if raw is None:
+        raise invalid_input('an input object is required, e.g. {"prompt": "..."}')
+    if not isinstance(raw, dict):
+        raise invalid_input(f"expected a JSON object, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(map(str, err["loc"])) or "input"
+            msg = err["msg"].replace("Extra inputs are not permitted", "unknown field")
+            problems.append(f"{field}: {msg}")
+        raise invalid_input("; ".join(problems)) from None
+
+
+def current_trace_id() -> str:
+    """The OpenTelemetry trace id of this run (the workflow span's), as 32 lowercase hex digits."""
+    context = opentelemetry.trace.get_current_span().get_span_context()
+    if context.is_valid:
+        return format(context.trace_id, "032x")
+    # Tracing plugin absent: a stable id still lets callers correlate logs.
+    return workflow.uuid4().hex
+
+
+def publish_search_attributes(
+    *, status: str | None = None, agent: str | None = None, pattern: str | None = None, customer_id: str | None = None
+) -> None:
+    """Upsert whichever of AgentStatus / AgentName / AgentPattern / CustomerId are given."""
+    updates = [
+        key.value_set(value)
+        for key, value in (
+            (sa.AGENT_STATUS, status),
+            (sa.AGENT_NAME, agent),
+            (sa.AGENT_PATTERN, pattern),
+            (sa.CUSTOMER_ID, customer_id),
+        )
+        if value is not None
+    ]
+    if updates:
+        workflow.upsert_search_attributes(updates)

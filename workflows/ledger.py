@@ -1,0 +1,92 @@
+"""The run's one budget and its record of work: pure functions over typed state, testable without a server."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from models.conversation import ToolCall, ToolOutcome
+from models.llm import LlmResponse
+from models.run import Budget, Usage
+
+MAX_DONE_ENTRIES = 50
+"""The stop summary keeps the last entries only, so a long run's result stays small."""
+
+
+def describe_call(call: ToolCall, limit: int = 120) -> str:
+    """`name(arg=value, ...)`, shortened for summaries."""
+    args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+    text = f"{call.name}({args})"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class RunLedger(BaseModel):
+    """Spending and steps of a whole run, shared by every stage so no branch overspends alone."""
+
+    budget: Budget
+    started_at: datetime
+    usage: Usage = Field(default_factory=Usage)
+    steps: int = 0
+    done: list[str] = Field(default_factory=list)
+
+    def exceeded(self, now: datetime) -> str | None:
+        """Which ceiling stops the next step, as a sentence, or None to go on."""
+        b, u = self.budget, self.usage
+        if self.steps >= b.max_steps:
+            return f"step ceiling reached: {self.steps} of max_steps {b.max_steps}"
+        if u.total_tokens >= b.max_tokens:
+            return f"token budget spent: {u.total_tokens} of max_tokens {b.max_tokens}"
+        if u.cost_usd >= b.max_cost_usd:
+            return f"cost budget spent: ${u.cost_usd:.4f} of max_cost_usd ${b.max_cost_usd}"
+        elapsed = (now - self.started_at).total_seconds()
+        if elapsed >= b.max_seconds:
+            return f"time budget spent: {elapsed:.0f}s of max_seconds {b.max_seconds}"
+        return None
+
+    def output_allowance(self, default: int) -> int:
+        """Output tokens the next call may produce without passing max_tokens."""
+        return max(1, min(default, self.budget.max_tokens - self.usage.total_tokens))
+
+    def record_llm(self, response: LlmResponse) -> None:
+        """Count one inference and note what the model decided."""
+        self.usage = self.usage.add(response.usage)
+        self.steps += 1
+        if response.tool_calls:
+            decided = "asked for " + ", ".join(c.name for c in response.tool_calls)
+        else:
+            decided = "answered: " + _short(response.text)
+        self._note(f"step {self.steps}: LLM {decided}")
+
+    def record_tool(self, call: ToolCall, outcome: ToolOutcome) -> None:
+        """Count one tool call and note its result."""
+        self.usage = self.usage.add(Usage(tool_calls=1))
+        self.steps += 1
+        mark = "error" if outcome.is_error else "ok"
+        self._note(f"step {self.steps}: {describe_call(call)} -> {mark}: {_short(outcome.content)}")
+
+    def record_usage(self, usage: Usage, note: str) -> None:
+        """Count spending done elsewhere (a black-box agent) as one step."""
+        self.usage = self.usage.add(usage)
+        self.steps += 1
+        self._note(f"step {self.steps}: {note}")
+
+    def _note(self, entry: str) -> None:
+        self.done.append(entry)
+        del self.done[:-MAX_DONE_ENTRIES]
+
+    def stop_summary(self, reason: str, not_done: list[str], last_text: str = "") -> dict[str, Any]:
+        """The structured output of a run ended by a ceiling: what was done and what was not."""
+        return {
+            "summary": f"Stopped before finishing: {reason}. {self.steps} steps done; {len(not_done)} pending.",
+            "reason": reason,
+            "done": list(self.done),
+            "not_done": not_done,
+            "last_model_text": last_text,
+        }

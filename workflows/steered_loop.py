@@ -1,0 +1,159 @@
+"""Pattern B: a loop whose length the model decides; every inference and tool call is its own activity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.llm import LlmActivities
+    from activities.tools import ToolActivities
+    from models.approval import Decision
+    from models.conversation import Conversation, ToolCall, ToolOutcome
+    from models.llm import LlmRequest, LlmResponse
+    from models.run import ApprovalPolicy, RunStatus
+    from models.tooling import ToolInvocation
+    from tools.registry import AgentProfile, Registry, Tool, check_tool_call
+    from workflows.ledger import RunLedger, describe_call
+
+LLM_TIMEOUT = timedelta(minutes=3)
+LLM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=8,
+)
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+AskApproval = Callable[..., Awaitable[Decision]]
+
+
+@dataclass
+class LoopOutcome:
+    """How the loop ended and what it produced."""
+
+    status: RunStatus
+    output: Any
+
+
+class LlmCallFailed(ApplicationError):
+    """Raised when the model cannot be reached after its retries or refuses the request."""
+
+
+class SteeredLoop:
+    """Runs one agent until it answers without tool calls or a ceiling in the ledger stops it."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        agent: AgentProfile,
+        model: str | None,
+        ledger: RunLedger,
+        approval_policy: ApprovalPolicy,
+        ask_approval: AskApproval,
+        step_label: str = "",
+    ) -> None:
+        self._registry = registry
+        self._agent = agent
+        self._model = model
+        self._ledger = ledger
+        self._policy = approval_policy
+        self._ask_approval = ask_approval
+        self._label = step_label
+
+    async def run(self, conversation: Conversation) -> LoopOutcome:
+        """Alternate `call_llm` and `run_tool` until the model is done."""
+        last_text = ""
+        while True:
+            if reason := self._ledger.exceeded(workflow.now()):
+                return self._stopped(reason, ["the model had not given its final answer"], last_text)
+            response = await self._call_llm(conversation)
+            self._ledger.record_llm(response)
+            last_text = response.text or last_text
+            conversation.add_assistant_turn(response.text, response.tool_calls)
+            if not response.tool_calls:
+                return LoopOutcome(RunStatus.COMPLETED, response.text)
+            outcomes: list[ToolOutcome] = []
+            for index, call in enumerate(response.tool_calls):
+                if reason := self._ledger.exceeded(workflow.now()):
+                    not_done = [f"{describe_call(c)} (requested, not run)" for c in response.tool_calls[index:]]
+                    return self._stopped(reason, not_done + ["the model had not given its final answer"], last_text)
+                outcome = await self._run_tool(call)
+                self._ledger.record_tool(call, outcome)
+                outcomes.append(outcome)
+            conversation.add_tool_results(outcomes)
+
+    def _stopped(self, reason: str, not_done: list[str], last_text: str) -> LoopOutcome:
+        return LoopOutcome(RunStatus.BUDGET_EXCEEDED, self._ledger.stop_summary(reason, not_done, last_text))
+
+    async def _call_llm(self, conversation: Conversation) -> LlmResponse:
+        request = LlmRequest(
+            agent=self._agent.name,
+            model=self._model,
+            conversation=conversation,
+            max_tokens=self._ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
+        )
+        step = self._ledger.steps + 1
+        try:
+            return await workflow.execute_activity_method(
+                LlmActivities.call_llm,
+                request,
+                start_to_close_timeout=LLM_TIMEOUT,
+                retry_policy=LLM_RETRY,
+                summary=f"{self._label}step {step}: call_llm ({self._agent.name})",
+            )
+        except ActivityError as exc:
+            cause = exc.cause
+            detail = str(cause) if cause is not None else str(exc)
+            raise LlmCallFailed(
+                f"call_llm failed at step {step}: {detail}", type="LlmCallFailed", non_retryable=True
+            ) from exc
+
+    async def _run_tool(self, call: ToolCall) -> ToolOutcome:
+        check = check_tool_call(self._registry, self._agent, call.name, call.arguments)
+        if check.tool is None:
+            return ToolOutcome(tool_call_id=call.id, name=call.name, content=check.error or "", is_error=True)
+        tool = check.tool
+        if tool.requires_approval:
+            decision = await self._ask_approval(
+                kind="tool_call",
+                summary=f"run {describe_call(call)}",
+                proposal={"tool": call.name, "arguments": call.arguments},
+                policy=self._policy,
+            )
+            if not decision.approved:
+                why = "approval timed out" if decision.via == "timeout" else f"rejected by {decision.approver}: {decision.comment or 'no reason given'}"
+                return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Not run: {why}", is_error=True)
+        return await self._execute(tool, call)
+
+    async def _execute(self, tool: Tool, call: ToolCall) -> ToolOutcome:
+        step = self._ledger.steps + 1
+        invocation = ToolInvocation(
+            agent=self._agent.name,
+            call=call,
+            idempotency_key=f"{workflow.info().workflow_id}:{self._label}step-{step}:{call.id}",
+        )
+        try:
+            return await workflow.execute_activity_method(
+                ToolActivities.run_tool,
+                invocation,
+                start_to_close_timeout=tool.timeout,
+                retry_policy=tool.retry,
+                summary=f"{self._label}step {step}: {describe_call(call, 80)}",
+            )
+        except ActivityError as exc:
+            cause = exc.cause
+            detail = str(cause) if cause is not None else str(exc)
+            attempts = tool.retry.maximum_attempts or "unlimited"
+            return ToolOutcome(
+                tool_call_id=call.id,
+                name=call.name,
+                content=f"Error: tool {call.name} failed after {attempts} attempts: {detail}",
+                is_error=True,
+            )
