@@ -1,0 +1,98 @@
+"""Fixtures: one real dev server per session, a scripted fake Anthropic server per test, workers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from config.temporal import connect
+from devstack.dev_server import free_port, start_dev_server
+from devstack.fake_anthropic import FakeAnthropic
+from tests.helpers import WorkerProcess
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+# No test may reach a real model: until a test points them at a fake server, both SDKs are aimed at a dead port.
+os.environ["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"
+os.environ["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+os.environ["ANTHROPIC_API_KEY"] = "test-key-not-real"
+os.environ["OPENAI_API_KEY"] = "test-key-not-real"
+os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
+for _var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "AGENT_MODEL", "TEMPORAL_API_KEY"):
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory):
+    """The embedded dev server (with UI) on free ports and a throwaway SQLite file."""
+    root = tmp_path_factory.mktemp("temporal")
+    server = start_dev_server(port=free_port(), ui_port=free_port(), db_file=str(root / "dev.db"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(dev_server):
+    """A client configured like the worker's (pydantic converter, tracing plugin)."""
+    return await connect(target_host=dev_server.address)
+
+
+@pytest.fixture
+def fake_llm():
+    """A scripted fake Anthropic server; tests push steps and check what it received."""
+    with FakeAnthropic() as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(fake_llm, tmp_path, monkeypatch) -> Settings:
+    """Worker settings with a task queue and notes file of this test's own; the SDK aimed at the fake."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_llm.url)
+    monkeypatch.setenv("NOTES_DB", str(tmp_path / "notes.db"))
+    monkeypatch.setenv("TEMPORAL_TASK_QUEUE", f"agents-{uuid.uuid4().hex[:8]}")
+    return Settings.from_env()
+
+
+@pytest.fixture
+async def worker(client, settings):
+    """An in-process worker on this test's task queue."""
+    from worker import build_worker
+
+    async with build_worker(client, settings):
+        yield settings
+
+
+@pytest.fixture
+def worker_process_env(dev_server, settings) -> dict[str, str]:
+    """Environment for `python worker.py` subprocesses matching `settings`."""
+    return {
+        "TEMPORAL_ADDRESS": dev_server.address,
+        "TEMPORAL_TASK_QUEUE": settings.task_queue,
+        "ANTHROPIC_BASE_URL": os.environ["ANTHROPIC_BASE_URL"],
+        "NOTES_DB": settings.notes_db,
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def worker_processes(worker_process_env, tmp_path):
+    """Factory for worker subprocesses; all are stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def spawn(**extra_env: str) -> WorkerProcess:
+        proc = WorkerProcess({**worker_process_env, **extra_env}, tmp_path / f"worker-{len(started)}.log")
+        started.append(proc)
+        return proc.start()
+
+    yield spawn
+    for proc in started:
+        proc.stop()
+
+
+def workflow_id(prefix: str) -> str:
+    """A unique, readable workflow id."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,95 @@
+"""Shared test plumbing: worker processes, polling for a state, reading histories."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from temporalio.client import WorkflowHandle
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy; fail with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = await check()
+        except Exception as exc:  # e.g. a query before the first workflow task
+            last = exc
+        else:
+            if last:
+                return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+async def pending_approvals(handle: WorkflowHandle, count: int = 1, timeout: float = 20.0) -> list[dict]:
+    """Wait until the run shows `count` pending approvals; return them."""
+
+    async def check() -> list[dict] | None:
+        status = await handle.query("status")
+        pending = status["pending_approvals"]
+        return pending if len(pending) >= count else None
+
+    return await eventually(check, timeout)
+
+
+class WorkerProcess:
+    """`python worker.py` as a real OS process, so tests can SIGKILL it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "WorkerProcess":
+        """Start and wait until it polls."""
+        env = {**os.environ, **self.env}
+        log = open(self.log_path, "ab")
+        start_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while "worker polling" not in self.log_path.read_text(errors="replace")[start_offset:]:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no graceful shutdown."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait for the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """Whatever state it is in, make sure it is gone."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+async def event_types(handle: WorkflowHandle) -> list[str]:
+    """The event types of a run's history, in order (e.g. 'ACTIVITY_TASK_SCHEDULED')."""
+    history = await handle.fetch_history()
+    return [e.WhichOneof("attributes").removesuffix("_event_attributes").upper() for e in history.events]
