@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from temporalio.client import WorkflowHandle
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.1) -> Any:
-    """Poll `check` until it returns something truthy; fail with the last value after `timeout`."""
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll `check` (plain or async) until it returns something truthy; fail with the last value after `timeout`."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         try:
-            last = await check()
+            last = check()
+            if inspect.isawaitable(last):
+                last = await last
         except Exception as exc:  # e.g. a query before the first workflow task
             last = exc
         else:

@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ledger import RunLedger, describe_call
 
 LLM_TIMEOUT = timedelta(minutes=3)
+LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+"""`call_llm` heartbeats every second, so a crashed worker's call is retried within ~10 s, not 3 min."""
 LLM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -105,6 +107,7 @@ class SteeredLoop:
                 LlmActivities.call_llm,
                 request,
                 start_to_close_timeout=LLM_TIMEOUT,
+                heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
                 retry_policy=LLM_RETRY,
                 summary=f"{self._label}step {step}: call_llm ({self._agent.name})",
             )
