@@ -1,0 +1,93 @@
+"""Replay: checked-in histories must replay without nondeterminism after any code change.
+
+Re-record after an intentional, versioned change with
+    RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/test_replay.py -k record
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from devstack.fake_anthropic import Reply
+from telemetry.tracing import temporal_plugins
+from tests.conftest import workflow_id
+from tests.helpers import pending_approvals
+from worker import WORKFLOWS
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def replayer() -> Replayer:
+    """A replayer configured like the worker."""
+    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, plugins=temporal_plugins())
+
+
+async def _approval_run(client, settings, fake_llm):
+    fake_llm.push(
+        Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]),
+        Reply(tool_calls=[("write_note", {"title": "Answer", "body": "1200"})]),
+        Reply(tool_calls=[("write_note", {"title": "Again", "body": "1200"})]),
+        Reply(text="Saved once; the second was rejected."),
+    )
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow",
+        {"prompt": "What is 6000 * 0.2? Then save a note.", "approval": {"approvers": ["alice"]}},
+        id=workflow_id("replay-approval"),
+        task_queue=settings.task_queue,
+    )
+    await pending_approvals(handle)
+    await handle.signal("approve", {"approver": "mallory"})  # not listed: recorded, ignored
+    await handle.signal("approve", {"approver": "alice", "comment": "ok"})
+    await pending_approvals(handle)
+    await handle.execute_update("decide", {"request_id": "req-2", "approved": False, "approver": "alice", "comment": "once is enough"})
+    await handle.result()
+    return handle
+
+
+async def _budget_run(client, settings, fake_llm):
+    fake_llm.push(*[Reply(tool_calls=[("calculator", {"expression": f"{i} * 2"})]) for i in range(2)])
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": "loop", "budget": {"max_steps": 4}}, id=workflow_id("replay-budget"), task_queue=settings.task_queue
+    )
+    await handle.result()
+    return handle
+
+
+async def _invalid_input_run(client, settings, fake_llm):
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": 5}, id=workflow_id("replay-invalid"), task_queue=settings.task_queue
+    )
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    return handle
+
+
+SCENARIOS = {"approval": _approval_run, "budget": _budget_run, "invalid_input": _invalid_input_run}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+async def test_fresh_history_replays(client, worker, fake_llm, scenario):
+    handle = await SCENARIOS[scenario](client, worker, fake_llm)
+    history = await handle.fetch_history()
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        (HISTORIES / f"agent_loop_{scenario}.json").write_text(json.dumps(history.to_json_dict(), indent=1))
+    await replayer().replay_workflow(history)
+
+
+async def test_checked_in_histories_replay_without_nondeterminism():
+    files = sorted(HISTORIES.glob("*.json"))
+    assert {f.stem for f in files} >= {f"agent_loop_{s}" for s in SCENARIOS}, "record histories first (see module docstring)"
+    histories = [WorkflowHistory.from_json(f.stem, json.loads(f.read_text())) for f in files]
+    failures = {}
+    for history in histories:
+        result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure is not None:
+            failures[history.workflow_id] = str(result.replay_failure)
+    assert failures == {}
