@@ -82,7 +82,10 @@ async def ensure_search_attributes(client: Client) -> None:
 
 async def serve(settings: Settings) -> None:
     """Connect, register search attributes, and run until SIGTERM/SIGINT."""
-    client = await connect()
+    try:
+        client = await connect()
+    except RuntimeError as exc:  # the SDK raises RuntimeError when the first RPC fails
+        raise ConfigError(f"cannot reach Temporal ({exc}); check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TLS settings") from None
     await ensure_search_attributes(client)
     worker = build_worker(client, settings)
     stop = asyncio.Event()
