@@ -21,7 +21,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.agent_runs import AgentActivities
+from activities.claude_agent_engine import ClaudeAgentEngine
 from activities.llm import LlmActivities
+from activities.openai_agent_engine import OpenAIAgentEngine
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.tools import ToolActivities
 from config.settings import ConfigError, Settings
@@ -29,21 +32,28 @@ from config.temporal import connect
 from models.search_attributes import ALL_KEYS
 from tools.catalog import REGISTRY
 from workflows.agent_loop import AgentLoopWorkflow
+from workflows.blackbox import BlackBoxAgentWorkflow
 
-WORKFLOWS = [AgentLoopWorkflow]
+WORKFLOWS = [AgentLoopWorkflow, BlackBoxAgentWorkflow]
 
 log = logging.getLogger("worker")
 
 
 def build_worker(client: Client, settings: Settings) -> Worker:
     """A worker with every workflow and activity of the product registered."""
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.llm_timeout_seconds)})
+    anthropic = AnthropicProvider(settings.llm_timeout_seconds)
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic})
     tools = ToolActivities(settings, REGISTRY)
+    agents = AgentActivities(
+        settings,
+        REGISTRY,
+        {"openai": OpenAIAgentEngine(REGISTRY, settings.llm_timeout_seconds), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[llm.call_llm, tools.run_tool],
+        activities=[llm.call_llm, tools.run_tool, agents.invoke_agent],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),

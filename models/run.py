@@ -36,15 +36,15 @@ class ApprovalPolicy(Strict):
     """Allow-list of approver names; empty means anyone may decide."""
 
 
-def check_model_name(value: str | None) -> str | None:
-    """Accept `provider:model` with a provider `call_llm` supports."""
+def check_model_name(value: str | None, providers: tuple[str, ...] = SUPPORTED_PROVIDERS) -> str | None:
+    """Accept `provider:model` with a provider in `providers` (by default those `call_llm` supports)."""
     if value is None:
         return value
     provider, sep, name = value.partition(":")
     if not sep or not provider or not name:
         raise ValueError(f"must look like 'provider:model', e.g. 'anthropic:claude-sonnet-5-5', got {value!r}")
-    if provider not in SUPPORTED_PROVIDERS:
-        raise ValueError(f"provider {provider!r} is not supported (supported: {', '.join(SUPPORTED_PROVIDERS)})")
+    if provider not in providers:
+        raise ValueError(f"provider {provider!r} is not supported (supported: {', '.join(providers)})")
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tools.calculator import calculator
+from tools.finance import analysis_agent, budget_agent, calculate_budget, project_savings
 from tools.notes import search_notes, write_note
 from tools.registry import AgentProfile, Registry
 
@@ -10,7 +11,7 @@ from tools.registry import AgentProfile, Registry
 def build_registry() -> Registry:
     """A registry holding the demo tools and agents."""
     registry = Registry()
-    for tool in (calculator, search_notes, write_note):
+    for tool in (calculator, search_notes, write_note, calculate_budget, project_savings):
         registry.add_tool(tool)
     registry.add_agent(
         AgentProfile(
@@ -31,6 +32,8 @@ def build_registry() -> Registry:
             read_only=True,
         )
     )
+    registry.add_agent(budget_agent)
+    registry.add_agent(analysis_agent)
     return registry
 
 

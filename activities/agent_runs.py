@@ -1,0 +1,43 @@
+"""The `invoke_agent` activity (pattern A): one whole agent run, heartbeating each turn."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.black_box import AgentEngine, AgentProgress, ToolRunner, with_heartbeats
+from activities.providers.errors import config_error
+from config.settings import Settings
+from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+from tools.registry import Registry
+
+
+class AgentActivities:
+    """Holds the worker's agent engines, keyed by provider (`openai`, `anthropic`)."""
+
+    def __init__(self, settings: Settings, registry: Registry, engines: dict[str, AgentEngine]) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._engines = engines
+
+    @activity.defn(name="invoke_agent")
+    async def invoke_agent(self, request: InvokeAgentRequest) -> InvokeAgentResult:
+        """Run the agent to its final output; a retry re-runs it whole, so its tools must be read-only or idempotent."""
+        model = request.model or self._settings.default_model
+        provider = model.split(":", 1)[0]
+        engine = self._engines.get(provider)
+        if engine is None:
+            raise config_error(f"no agent engine for provider {provider!r} on this worker (have: {', '.join(self._engines)})")
+        try:
+            agent = self._registry.agent(request.agent)
+        except KeyError as exc:
+            raise config_error(str(exc.args[0])) from None
+        info = activity.info()
+        max_turns = min(request.max_turns, getattr(agent, "max_turns", request.max_turns))
+        progress = AgentProgress(agent=agent.name, model=model)
+        activity.logger.info("running agent %s on %s (attempt %d, at most %d turns)", agent.name, model, info.attempt, max_turns)
+        progress.heartbeat()
+        tools = ToolRunner(self._registry, agent, self._settings.notes_db, f"{info.workflow_id}:{request.label}", progress)
+        return await with_heartbeats(
+            progress,
+            engine.run(agent=agent, request=request, model=model, max_turns=max_turns, progress=progress, tools=tools),
+        )

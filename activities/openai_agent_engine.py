@@ -1,0 +1,104 @@
+"""The OpenAI Agents SDK, run whole inside one activity: `Runner.run` with registry tools as `FunctionTool`s.
+
+Nothing leaves for OpenAI's trace exporter: tracing is disabled globally and per run, and the
+model is built on our own `AsyncOpenAI(max_retries=0)` (which honours `OPENAI_BASE_URL`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import openai
+from agents import (
+    Agent,
+    FunctionTool,
+    MaxTurnsExceeded,
+    ModelBehaviorError,
+    OpenAIResponsesModel,
+    RunConfig,
+    RunHooks,
+    Runner,
+    set_tracing_disabled,
+)
+from pydantic import BaseModel
+from temporalio.exceptions import ApplicationError
+
+from activities.black_box import AgentProgress, ToolRunner
+from activities.providers.errors import config_error, connection_error, http_error
+from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+from tools.registry import AgentProfile, Registry, Tool
+
+
+class _ProgressHooks(RunHooks[Any]):
+    """Counts each inference as a turn and heartbeats it."""
+
+    def __init__(self, progress: AgentProgress) -> None:
+        self._progress = progress
+
+    async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
+        usage = response.usage
+        calls = [getattr(item, "name", "") for item in response.output if getattr(item, "type", "") == "function_call"]
+        self._progress.record_llm(usage.input_tokens, usage.output_tokens, f"asked for {', '.join(calls)}" if calls else "answered")
+
+
+def _function_tool(tool: Tool, runner: ToolRunner) -> FunctionTool:
+    async def invoke(ctx: Any, arguments: str) -> str:
+        try:
+            parsed = json.loads(arguments or "{}")
+        except json.JSONDecodeError as exc:
+            return f"Error: arguments are not JSON ({exc.msg})"
+        content, _ = await runner.run(tool.name, parsed if isinstance(parsed, dict) else {}, getattr(ctx, "tool_call_id", "call"))
+        return content
+
+    # Not strict: the registry's pydantic models validate the arguments, with errors the model can act on.
+    return FunctionTool(
+        name=tool.name, description=tool.description, params_json_schema=tool.input_schema(),
+        on_invoke_tool=invoke, strict_json_schema=False,
+    )
+
+
+class OpenAIAgentEngine:
+    """`AgentEngine` for `openai:` models; the client is built lazily so a worker without a key still starts."""
+
+    def __init__(self, registry: Registry, timeout_seconds: float = 120.0) -> None:
+        set_tracing_disabled(True)  # the SDK would otherwise export traces (with prompts) to OpenAI
+        self._registry = registry
+        self._timeout = timeout_seconds
+        self._client: openai.AsyncOpenAI | None = None
+
+    def _client_or_raise(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            if not os.environ.get("OPENAI_API_KEY"):
+                raise config_error("OPENAI_API_KEY is not set in the worker's environment")
+            self._client = openai.AsyncOpenAI(max_retries=0, timeout=self._timeout)
+        return self._client
+
+    async def run(
+        self, *, agent: AgentProfile, request: InvokeAgentRequest, model: str, max_turns: int, progress: AgentProgress, tools: ToolRunner
+    ) -> InvokeAgentResult:
+        """`Runner.run` until a final output or `max_turns`; provider errors classified for Temporal."""
+        output_model: type[BaseModel] | None = getattr(agent, "output", None)
+        sdk_agent: Agent[Any] = Agent(
+            name=agent.name,
+            instructions=agent.instructions,
+            tools=[_function_tool(t, tools) for t in self._registry.tools_of(agent)],
+            model=OpenAIResponsesModel(model=model.split(":", 1)[1], openai_client=self._client_or_raise()),
+            output_type=output_model,
+        )
+        try:
+            result = await Runner.run(
+                sdk_agent, request.prompt, max_turns=max_turns, hooks=_ProgressHooks(progress),
+                run_config=RunConfig(tracing_disabled=True, trace_include_sensitive_data=False),
+            )
+        except MaxTurnsExceeded:
+            return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
+        except openai.APIStatusError as exc:
+            raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise connection_error("openai", exc) from None
+        except ModelBehaviorError as exc:  # e.g. a final answer that is not the output schema's JSON
+            raise ApplicationError(f"openai agent output rejected: {exc}", type="AgentOutputInvalid") from None
+        output = result.final_output
+        return progress.result(output.model_dump(mode="json") if isinstance(output, BaseModel) else output)

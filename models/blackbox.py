@@ -1,0 +1,63 @@
+"""Input of `BlackBoxAgentWorkflow` and the `invoke_agent` activity's contract (pattern A)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from models.run import AgentRunInput, Strict, Usage, check_model_name
+
+BLACK_BOX_PROVIDERS = ("anthropic", "openai")
+"""Engines `invoke_agent` has: `openai:` runs the OpenAI Agents SDK, `anthropic:` the Claude tool loop."""
+
+
+class AgentStep(Strict):
+    """One black-box agent run within a sequence or fan-out."""
+
+    agent: str = Field(min_length=1)
+    prompt: str = Field(min_length=1, max_length=100_000)
+
+
+class BlackBoxInput(AgentRunInput):
+    """The contract's input plus the steps to run; with no steps the single `agent` runs `prompt`."""
+
+    steps: list[AgentStep] = Field(default_factory=list, max_length=50)
+    parallel: bool = False
+    approval_between_steps: bool = False
+    max_concurrency: int = Field(4, ge=1, le=50)
+    """How many black boxes run at once when `parallel` is set."""
+
+    @field_validator("model")
+    @classmethod
+    def _model_names_a_supported_provider(cls, value: str | None) -> str | None:
+        return check_model_name(value, BLACK_BOX_PROVIDERS)
+
+    def planned_steps(self) -> list[AgentStep]:
+        """The steps to run: the given ones, or the single agent with the prompt."""
+        return list(self.steps) or [AgentStep(agent=self.agent, prompt=self.prompt)]
+
+
+class InvokeAgentRequest(BaseModel):
+    """One whole agent run: which agent, what to do, on which model, within how many turns."""
+
+    agent: str
+    prompt: str
+    model: str | None = None
+    max_turns: int = Field(10, ge=1)
+    max_output_tokens: int = Field(4096, ge=1)
+    label: str = ""
+    """Where this run sits in the workflow (e.g. `step 2`); part of tool idempotency keys."""
+
+
+class InvokeAgentResult(BaseModel):
+    """What a black box produced: its final output, what it spent, how many turns it took."""
+
+    agent: str
+    model: str
+    output: Any = None
+    """Final text, or the agent's structured output as a JSON object."""
+    usage: Usage
+    turns: int
+    stopped: str | None = None
+    """Why the agent stopped before answering (its turn ceiling), or None when it answered."""

@@ -1,0 +1,237 @@
+"""Pattern A: `invoke_agent` and `BlackBoxAgentWorkflow`, real SDKs against scripted fake servers."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from devstack.fake_anthropic import Reply
+from devstack.fake_openai import FakeOpenAI
+from tests.conftest import workflow_id
+from tests.helpers import eventually
+from tools.finance import future_value, split_budget
+
+OPENAI_MODEL = "openai:gpt-5"
+CLAUDE_MODEL = "anthropic:claude-sonnet-5-5"
+BUDGET_ARGS = {"monthly_income": 5000}
+SAVINGS_ARGS = {"monthly_amount": 1000, "years": 10, "annual_rate": 0.05}
+
+
+def budget_answer() -> str:
+    return json.dumps({**split_budget(5000), "advice": "Automate the 1000 of savings."})
+
+
+def analysis_answer() -> str:
+    value = future_value(1000, 10, 0.05)
+    return json.dumps({**SAVINGS_ARGS, "projected_value": value, "summary": f"About {value:.0f} after 10 years."})
+
+
+def specialist_responder(delay: float = 0.0):
+    """Answers either specialist from what the request offers: a tool call first, then the final JSON."""
+
+    def respond(body: dict) -> Reply:
+        items = body.get("input") if "input" in body else body.get("messages")
+        answered = any(isinstance(i, dict) and (i.get("type") == "function_call_output" or i.get("role") == "tool") for i in items)
+        tools = [t.get("name") or t["function"]["name"] for t in body.get("tools", [])]
+        if "calculate_budget" in tools:
+            return Reply(text=budget_answer(), delay=delay) if answered else Reply(tool_calls=[("calculate_budget", BUDGET_ARGS)], delay=delay)
+        return Reply(text=analysis_answer(), delay=delay) if answered else Reply(tool_calls=[("project_savings", SAVINGS_ARGS)], delay=delay)
+
+    return respond
+
+
+@pytest.fixture
+def fake_openai(monkeypatch):
+    """A scripted fake OpenAI server with the SDK aimed at it."""
+    with FakeOpenAI() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        yield fake
+
+
+async def run(client, queue, payload, prefix="blackbox"):
+    handle = await client.start_workflow("BlackBoxAgentWorkflow", payload, id=workflow_id(prefix), task_queue=queue)
+    return handle, await handle.result()
+
+
+async def activity_spans(handle) -> list[tuple[float, float, int]]:
+    """(started, completed, attempt) of each invoke_agent, from the event history."""
+    history = await handle.fetch_history()
+    started: dict[int, tuple[float, int]] = {}
+    spans = []
+    for e in history.events:
+        if e.HasField("activity_task_started_event_attributes"):
+            a = e.activity_task_started_event_attributes
+            started[a.scheduled_event_id] = (e.event_time.ToDatetime().timestamp(), a.attempt)
+        if e.HasField("activity_task_completed_event_attributes"):
+            begin, attempt = started[e.activity_task_completed_event_attributes.scheduled_event_id]
+            spans.append((begin, e.event_time.ToDatetime().timestamp(), attempt))
+    return spans
+
+
+async def test_openai_agents_sdk_end_to_end(client, worker, fake_openai):
+    fake_openai.push(Reply(tool_calls=[("calculate_budget", BUDGET_ARGS)]), Reply(text=budget_answer()))
+    handle, result = await run(client, worker.task_queue, {"agent": "budget", "prompt": "I earn 5000 a month.", "model": OPENAI_MODEL})
+
+    assert result["status"] == "completed", result
+    assert result["output"] == json.loads(budget_answer())
+    assert result["usage"]["llm_calls"] == 2 and result["usage"]["tool_calls"] == 1
+    assert result["usage"]["input_tokens"] > 0 and result["usage"]["cost_usd"] > 0
+    assert result["steps"] == 1
+    first, second = fake_openai.requests
+    assert first.api == "responses" and first.tool_names == ["calculate_budget"]
+    assert first.body["model"] == "gpt-5"
+    assert first.body["text"]["format"]["type"] == "json_schema"  # the pydantic output model reached the SDK
+    # The tool ran in the worker and its result reached the model's next request.
+    assert second.tool_outputs() == [{"call_id": "call_0001_0", "output": json.dumps(split_budget(5000.0))}]
+    fake_openai.assert_script_consumed()
+    attributes = (await handle.describe()).typed_search_attributes
+    assert {p.key.name: p.value for p in attributes}["AgentPattern"] == "A"
+
+
+async def test_claude_tool_loop_end_to_end(client, worker, fake_llm):
+    fake_llm.push(Reply(tool_calls=[("project_savings", SAVINGS_ARGS)]), Reply(text=f"```json\n{analysis_answer()}\n```"))
+    _, result = await run(client, worker.task_queue, {"agent": "analysis", "prompt": "1000/month, 10y, 5%", "model": CLAUDE_MODEL})
+
+    assert result["status"] == "completed", result
+    assert result["output"]["projected_value"] == future_value(1000, 10, 0.05)
+    assert result["usage"]["llm_calls"] == 2 and result["usage"]["tool_calls"] == 1
+    first, second = fake_llm.requests
+    assert [t["name"] for t in first.body["tools"]] == ["project_savings"]
+    [tool_result] = second.tool_results()
+    assert json.loads(tool_result["content"])["projected_value"] == future_value(1000, 10, 0.05)
+    assert tool_result["is_error"] is False
+    fake_llm.assert_script_consumed()
+
+
+async def test_two_specialists_in_parallel_overlap_and_merge(client, worker, fake_openai):
+    fake_openai.responder = specialist_responder(delay=0.7)
+    steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
+    handle, result = await run(client, worker.task_queue, {"prompt": "plan my money", "model": OPENAI_MODEL, "steps": steps, "parallel": True})
+
+    assert result["status"] == "completed", result
+    assert result["output"] == {"budget": json.loads(budget_answer()), "analysis": json.loads(analysis_answer())}
+    assert result["usage"]["llm_calls"] == 4 and result["usage"]["tool_calls"] == 2 and result["steps"] == 2
+    (start_a, end_a, _), (start_b, end_b, _) = await activity_spans(handle)
+    assert start_a < end_b and start_b < end_a, "the two invoke_agent activities did not overlap"
+
+
+async def test_worker_killed_mid_agent_retries_only_the_unfinished_agent(client, fake_openai, worker_processes, settings):
+    answer = specialist_responder()
+    # The analysis agent's first call hangs long enough for the worker to be killed while it waits.
+    hang = {"done": False}
+
+    def respond(body: dict) -> Reply:
+        reply = answer(body)
+        tools = [t.get("name") for t in body.get("tools", [])]
+        if "project_savings" in tools and not hang["done"]:
+            hang["done"] = True
+            reply.delay = 30
+        return reply
+
+    fake_openai.responder = respond
+    first = worker_processes(OPENAI_BASE_URL=fake_openai.url)
+    steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
+    handle = await client.start_workflow(
+        "BlackBoxAgentWorkflow", {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps},
+        id=workflow_id("blackbox-kill"), task_queue=settings.task_queue,
+    )
+    await eventually(lambda: hang["done"], timeout=30)
+    first.kill()
+    worker_processes(OPENAI_BASE_URL=fake_openai.url)
+    result = await handle.result()
+
+    assert result["status"] == "completed", result
+    assert set(result["output"]) == {"budget", "analysis"}
+    budget_calls = [r for r in fake_openai.requests if "calculate_budget" in r.tool_names]
+    analysis_calls = [r for r in fake_openai.requests if "project_savings" in r.tool_names]
+    assert len(budget_calls) == 2, "the finished budget agent ran again"
+    assert len(analysis_calls) == 3  # the hung call, then a whole new run: tool call + answer
+    spans = await activity_spans(handle)
+    assert [attempt for _, _, attempt in spans] == [1, 2]
+
+
+async def test_agents_sdk_reaches_no_host_but_the_fake(fake_openai, settings, monkeypatch):
+    """Activity-level run with socket connects recorded; the SDK's own tracing must stay silent."""
+    from activities.agent_runs import AgentActivities
+    from activities.openai_agent_engine import OpenAIAgentEngine
+    from agents.tracing import flush_traces
+    from models.blackbox import InvokeAgentRequest
+    from tools.catalog import REGISTRY
+
+    monkeypatch.delenv("OPENAI_AGENTS_DISABLE_TRACING", raising=False)  # our code, not the test env, must disable it
+    fake_openai.push(Reply(tool_calls=[("calculate_budget", BUDGET_ARGS)]), Reply(text=budget_answer()))
+    connects: list = []
+    real_connect = socket.socket.connect
+
+    def recording_connect(sock, address):
+        connects.append(address)
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    activities = AgentActivities(settings, REGISTRY, {"openai": OpenAIAgentEngine(REGISTRY)})
+    env = ActivityEnvironment()
+    heartbeats: list = []
+    env.on_heartbeat = lambda *details: heartbeats.append(details)
+    result = await env.run(activities.invoke_agent, InvokeAgentRequest(agent="budget", prompt="I earn 5000.", model=OPENAI_MODEL))
+    flush_traces()
+
+    assert result.output == json.loads(budget_answer()) and result.turns == 2
+    fake_port = int(fake_openai.url.rsplit(":", 1)[1].split("/")[0])
+    assert connects and all(addr[:2] == ("127.0.0.1", fake_port) for addr in connects), connects
+    turns = [d[0]["turn"] for d in heartbeats if d]
+    assert 1 in turns and 2 in turns  # a heartbeat per turn, with progress
+
+
+async def test_openai_model_is_still_refused_by_the_agent_loop(client, worker):
+    from temporalio.client import WorkflowFailureError
+
+    with pytest.raises(WorkflowFailureError) as info:
+        handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "hi", "model": OPENAI_MODEL}, id=workflow_id("loop-openai"), task_queue=worker.task_queue)
+        await handle.result()
+    assert "provider 'openai' is not supported" in str(info.value.cause)
+
+
+async def test_unknown_field_and_unknown_step_agent_fail_naming_the_field(client, worker):
+    from temporalio.client import WorkflowFailureError
+
+    for payload, names in (
+        ({"prompt": "hi", "colour": "red"}, "colour: unknown field"),
+        ({"prompt": "hi", "steps": [{"agent": "nobody", "prompt": "x"}]}, "steps.0.agent: unknown agent 'nobody'"),
+        ({"prompt": "hi", "max_concurrency": 0}, "max_concurrency"),
+    ):
+        with pytest.raises(WorkflowFailureError) as info:
+            await run(client, worker.task_queue, payload, prefix="blackbox-bad")
+        assert names in str(info.value.cause) and "invalid input" in str(info.value.cause)
+
+
+async def test_approval_between_steps_rejection_ends_the_run(client, worker, fake_openai):
+    from tests.helpers import pending_approvals
+
+    fake_openai.responder = specialist_responder()
+    steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
+    handle = await client.start_workflow(
+        "BlackBoxAgentWorkflow", {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps, "approval_between_steps": True},
+        id=workflow_id("blackbox-gate"), task_queue=worker.task_queue,
+    )
+    [pending] = await pending_approvals(handle)
+    assert pending["kind"] == "plan" and "analysis" in json.dumps(pending)
+    await handle.signal("reject", {"approver": "alice", "reason": "enough"})
+    result = await handle.result()
+
+    assert result["status"] == "rejected"
+    assert list(result["output"]["outputs"]) == ["budget"]
+    assert not [r for r in fake_openai.requests if "project_savings" in r.tool_names]
+
+
+async def test_budget_is_checked_before_each_step(client, worker, fake_openai):
+    fake_openai.responder = specialist_responder()
+    steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
+    _, result = await run(client, worker.task_queue, {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps, "budget": {"max_tokens": 50}})
+
+    assert result["status"] == "budget_exceeded"
+    assert result["output"]["not_done"] == ["analysis"] and list(result["output"]["outputs"]) == ["budget"]
+    assert result["usage"]["llm_calls"] == 2
+    assert not [r for r in fake_openai.requests if "project_savings" in r.tool_names]
