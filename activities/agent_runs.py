@@ -32,7 +32,7 @@ class AgentActivities:
         except KeyError as exc:
             raise config_error(str(exc.args[0])) from None
         info = activity.info()
-        max_turns = min(request.max_turns, getattr(agent, "max_turns", request.max_turns))
+        max_turns = min(request.max_turns, agent.max_turns)
         progress = AgentProgress(agent=agent.name, model=model)
         activity.logger.info("running agent %s on %s (attempt %d, at most %d turns)", agent.name, model, info.attempt, max_turns)
         progress.heartbeat()

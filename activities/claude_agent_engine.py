@@ -41,7 +41,7 @@ class ClaudeAgentEngine:
         self, *, agent: AgentProfile, request: InvokeAgentRequest, model: str, max_turns: int, progress: AgentProgress, tools: ToolRunner
     ) -> InvokeAgentResult:
         """Alternate inference and in-process tool calls until the agent answers or hits `max_turns`."""
-        output_model: type[BaseModel] | None = getattr(agent, "output", None)
+        output_model: type[BaseModel] | None = agent.output
         system = agent.instructions
         if output_model is not None:
             system += f"\n\nYour final answer must be JSON only, matching this schema: {json.dumps(output_model.model_json_schema())}"

@@ -79,7 +79,7 @@ class OpenAIAgentEngine:
         self, *, agent: AgentProfile, request: InvokeAgentRequest, model: str, max_turns: int, progress: AgentProgress, tools: ToolRunner
     ) -> InvokeAgentResult:
         """`Runner.run` until a final output or `max_turns`; provider errors classified for Temporal."""
-        output_model: type[BaseModel] | None = getattr(agent, "output", None)
+        output_model: type[BaseModel] | None = agent.output
         sdk_agent: Agent[Any] = Agent(
             name=agent.name,
             instructions=agent.instructions,

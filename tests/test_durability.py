@@ -7,7 +7,7 @@ import json
 
 from config.temporal import connect
 from devstack.dev_server import free_port, start_dev_server
-from devstack.fake_anthropic import FakeAnthropic, Reply
+from devstack.fake_anthropic import Reply
 from tests.conftest import workflow_id
 from tests.helpers import eventually, pending_approvals
 from tools.notes import NoteStore

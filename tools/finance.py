@@ -6,21 +6,12 @@ Both are pure reads, so they are safe inside a black-box agent, which re-runs wh
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.registry import AgentProfile, Tool, ToolContext
 
 NEEDS, WANTS, SAVINGS = 0.50, 0.30, 0.20
-
-
-@dataclass(frozen=True)
-class SpecialistProfile(AgentProfile):
-    """An agent whose final answer is JSON validated by `output`, run whole as one black box."""
-
-    output: type[BaseModel] | None = None
-    max_turns: int = 10
 
 
 class BudgetArgs(BaseModel):
@@ -99,7 +90,7 @@ project_savings = Tool(
     effect="read",
 )
 
-budget_agent = SpecialistProfile(
+budget_agent = AgentProfile(
     name="budget",
     instructions=(
         "You are a budgeting specialist. Call calculate_budget with the user's monthly income, then answer "
@@ -110,7 +101,7 @@ budget_agent = SpecialistProfile(
     output=BudgetPlan,
 )
 
-analysis_agent = SpecialistProfile(
+analysis_agent = AgentProfile(
     name="analysis",
     instructions=(
         "You are a savings analyst. Call project_savings with the monthly amount, years and annual rate, then "

@@ -59,6 +59,10 @@ class AgentProfile:
     instructions: str
     tools: tuple[str, ...]
     read_only: bool = False
+    output: type[BaseModel] | None = None
+    """When set, the final answer is JSON validated by this model (black-box agents)."""
+    max_turns: int = 10
+    """The agent's own turn ceiling when it runs whole as one black box."""
 
 
 @dataclass

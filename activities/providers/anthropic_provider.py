@@ -9,7 +9,7 @@ import anthropic
 
 from activities.pricing import cost_usd
 from activities.providers.errors import config_error, connection_error, http_error
-from models.conversation import Conversation, Message, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
+from models.conversation import Conversation, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
 from models.llm import LlmResponse
 from models.run import Usage
 from tools.registry import Tool
