@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 from activities.agent_runs import AgentActivities
 from activities.claude_agent_engine import ClaudeAgentEngine
 from activities.llm import LlmActivities
+from activities.notify import NotifyActivities
 from activities.openai_agent_engine import OpenAIAgentEngine
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.tools import ToolActivities
@@ -33,8 +34,9 @@ from models.search_attributes import ALL_KEYS
 from tools.catalog import REGISTRY
 from workflows.agent_loop import AgentLoopWorkflow
 from workflows.blackbox import BlackBoxAgentWorkflow
+from workflows.hybrid import HybridAgentWorkflow
 
-WORKFLOWS = [AgentLoopWorkflow, BlackBoxAgentWorkflow]
+WORKFLOWS = [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
 
 log = logging.getLogger("worker")
 
@@ -44,6 +46,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     anthropic = AnthropicProvider(settings.llm_timeout_seconds)
     llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic})
     tools = ToolActivities(settings, REGISTRY)
+    notify = NotifyActivities(settings)
     agents = AgentActivities(
         settings,
         REGISTRY,
@@ -53,7 +56,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[llm.call_llm, tools.run_tool, agents.invoke_agent],
+        activities=[llm.call_llm, tools.run_tool, agents.invoke_agent, notify.send_notification],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),

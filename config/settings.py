@@ -28,6 +28,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _webhook_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("NOTIFY_WEBHOOK_URL") or None
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"NOTIFY_WEBHOOK_URL must be an http(s) URL, got {url!r}")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a worker process needs to know about its environment."""
@@ -39,6 +46,9 @@ class Settings:
     max_concurrent_activities: int = 100
     max_cached_workflows: int = 1000
     graceful_shutdown_seconds: int = 30
+    notify_outbox: str = "outbox.jsonl"
+    notify_webhook_url: str | None = None
+    """When set, `send_notification` POSTs here instead of appending to `notify_outbox`."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -57,4 +67,6 @@ class Settings:
             max_concurrent_activities=_int(env, "WORKER_MAX_CONCURRENT_ACTIVITIES", 100, 1),
             max_cached_workflows=_int(env, "WORKER_MAX_CACHED_WORKFLOWS", 1000, 0),
             graceful_shutdown_seconds=_int(env, "WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, 0),
+            notify_outbox=env.get("NOTIFY_OUTBOX") or "outbox.jsonl",
+            notify_webhook_url=_webhook_url(env),
         )

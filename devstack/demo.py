@@ -1,6 +1,9 @@
-"""The demo behind `./scripts/demo`: dev server + UI, worker, one AgentLoopWorkflow, approval, result.
+"""The demo behind `./scripts/demo`: dev server + UI, worker, one hybrid agent run (or a plain loop), approval, result.
 
-    python -m devstack.demo [--prompt TEXT] [--auto-approve] [--exit]
+    python -m devstack.demo [--workflow {hybrid,loop}] [--prompt TEXT] [--auto-approve] [--exit]
+
+The default, `hybrid`, is the personal-finance advisor: a plan, two specialists in parallel,
+your approval of the plan, a step-by-step execution and a notification in NOTIFY_OUTBOX.
 
 Without ANTHROPIC_API_KEY it runs against the scripted local model server and says so.
 """
@@ -23,7 +26,11 @@ from devstack.fake_anthropic import FakeAnthropic
 from devstack.scripted_model import respond
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PROMPT = "What is 6000 * 0.2? Then save a note with the answer."
+DEFAULT_PROMPTS = {
+    "hybrid": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month.",
+    "loop": "What is 6000 * 0.2? Then save a note with the answer.",
+}
+WORKFLOW_TYPES = {"hybrid": "HybridAgentWorkflow", "loop": "AgentLoopWorkflow"}
 
 
 def say(text: str = "") -> None:
@@ -33,10 +40,14 @@ def say(text: str = "") -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompt", default=DEFAULT_PROMPT)
+    parser.add_argument("--workflow", choices=sorted(WORKFLOW_TYPES), default="hybrid",
+                        help="hybrid: plan, specialists, approval, execution, notification (default); loop: one agent loop")
+    parser.add_argument("--prompt", default=None, help="what to ask (default depends on --workflow)")
     parser.add_argument("--auto-approve", action="store_true", help="approve as 'demo' with the CLI, without asking")
     parser.add_argument("--exit", action="store_true", help="stop the dev server at the end instead of keeping the UI up")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.prompt = args.prompt or DEFAULT_PROMPTS[args.workflow]
+    return args
 
 
 def start_cluster() -> tuple[str, str, object | None]:
@@ -67,6 +78,7 @@ def start_worker(address: str, fake: FakeAnthropic | None) -> subprocess.Popen:
     env = {**os.environ, "TEMPORAL_ADDRESS": address}
     if fake is not None:
         env.update(ANTHROPIC_BASE_URL=fake.url, ANTHROPIC_API_KEY="offline-demo-no-key")
+    env.setdefault("NOTIFY_OUTBOX", str(ROOT / "outbox.jsonl"))
     log_path = ROOT / ".temporal" / "worker.log"
     log_path.parent.mkdir(exist_ok=True)
     proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
@@ -89,25 +101,36 @@ def approve_with_cli(address: str, workflow_id: str, approver: str) -> None:
     )
 
 
-async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool) -> dict:
-    """Start the workflow, handle approvals, return its result."""
+async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, workflow: str = "hybrid") -> dict:
+    """Start the workflow, report its stages, handle approvals, return its result."""
     client = await connect(target_host=address)
     workflow_id = f"demo-{uuid.uuid4().hex[:8]}"
+    workflow_type = WORKFLOW_TYPES[workflow]
     handle = await client.start_workflow(
-        "AgentLoopWorkflow", {"prompt": prompt, "customer_id": "C123"}, id=workflow_id, task_queue=os.environ.get("TEMPORAL_TASK_QUEUE", "agents")
+        workflow_type, {"prompt": prompt, "customer_id": "C123"}, id=workflow_id, task_queue=os.environ.get("TEMPORAL_TASK_QUEUE", "agents")
     )
     link = f"{ui}/namespaces/{client.namespace}/workflows/{workflow_id}"
-    say(f"\nStarted AgentLoopWorkflow {workflow_id}\n  prompt: {prompt}\n  watch it: {link}\n")
+    say(f"\nStarted {workflow_type} {workflow_id}\n  prompt: {prompt}\n  watch it: {link}\n")
     announced: set[str] = set()
+    stages: list[str] = []
     enter_pressed = threading.Event()
     result_task = asyncio.ensure_future(handle.result())
     while not result_task.done():
-        status = await handle.query("status")
+        try:
+            status = await handle.query("status")
+        except Exception:  # the run may finish between the check and the query
+            await asyncio.wait({result_task}, timeout=0.2)
+            continue
+        if status.get("stage") and (not stages or stages[-1] != status["stage"]):
+            stages.append(status["stage"])
+            say(f"[{status['stage']}] waiting for {status.get('waiting_for') or '...'}")
         for pending in status["pending_approvals"]:
             if pending["request_id"] in announced:
                 continue
             announced.add(pending["request_id"])
             say(f"Waiting for approval ({pending['request_id']}): {pending['summary']}")
+            if pending.get("kind") == "plan" or "plan" in pending["proposal"]:
+                say("  proposed plan and specialist findings:\n" + _indent(json.dumps(pending["proposal"], indent=2)))
             say(f"  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {{\"approver\": \"you\"}}")
             say(f"  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input '{{\"approver\": \"you\"}}'")
             if auto_approve:
@@ -122,8 +145,37 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool) -> d
         await asyncio.wait({result_task}, timeout=0.5)
     result = result_task.result()
     say("Result:\n" + json.dumps(result, indent=2))
+    if workflow == "hybrid":
+        notification = (result.get("output") or {}).get("notification") or {}
+        say(f"\nStages completed (from the event history): {', '.join(await stages_done(handle))}")
+        say(f"Notification ({notification.get('channel', 'none')}): {notification.get('destination') or notification.get('error')}")
     say(f"\nSee every step in the Temporal UI: {link}")
     return result
+
+
+STAGE_NAMES = {1: "plan", 2: "specialists", 3: "approval", 4: "execute", 5: "notify"}
+
+
+async def stages_done(handle) -> list[str]:
+    """The hybrid stages in the order their activities and approval timers appear in the history."""
+    seen: list[int] = []
+    async for event in handle.fetch_history_events():
+        if not (event.HasField("activity_task_scheduled_event_attributes") or event.HasField("timer_started_event_attributes")):
+            continue
+        summary = json.loads(event.user_metadata.summary.data) if event.user_metadata.HasField("summary") else ""
+        if summary.startswith("stage "):
+            stage = int(summary.split(":")[0].removeprefix("stage "))
+        elif summary.startswith("approval") and 4 not in seen:
+            stage = 3  # the plan's approval; later approvals are write tools inside stage 4
+        else:
+            continue
+        if stage not in seen:
+            seen.append(stage)
+    return [f"stage {n}: {STAGE_NAMES.get(n, '?')}" for n in seen]
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     fake = start_model_server()
     worker = start_worker(address, fake)
     try:
-        result = asyncio.run(run_agent(address, ui, args.prompt, args.auto_approve))
+        result = asyncio.run(run_agent(address, ui, args.prompt, args.auto_approve, args.workflow))
     finally:
         worker.terminate()
         worker.wait(30)

@@ -34,7 +34,34 @@ def build_registry() -> Registry:
     )
     registry.add_agent(budget_agent)
     registry.add_agent(analysis_agent)
+    registry.add_agent(planner_agent(registry))
     return registry
+
+
+PLANNER = "planner"
+"""The agent `HybridAgentWorkflow` plans with (stage 1); it has no tools and answers with plan JSON."""
+
+
+def planner_agent(registry: Registry) -> AgentProfile:
+    """The planner, told which specialists (agents with a structured output) it may consult."""
+    specialists = "\n".join(
+        f"- {a.name}: {a.instructions}" for a in registry.agents.values() if a.output is not None
+    )
+    return AgentProfile(
+        name=PLANNER,
+        instructions=(
+            "You plan how to answer the user's request. First decide which specialists to consult and what to ask "
+            "each (only those that help; they run in parallel and cannot see each other's answers). Then describe "
+            "what the executing assistant must do with their answers; it has a calculator, can search notes and "
+            "can save a note (a person approves that).\n\nSpecialists:\n" + specialists + "\n\n"
+            "Answer with JSON only, no prose around it, shaped like: "
+            '{"summary": "one sentence", "consultations": [{"agent": "budget", "prompt": "..."}], '
+            '"execution": "instructions for the executing assistant"}. '
+            "If the user or a reviewer gives feedback on an earlier plan, revise the plan to address it."
+        ),
+        tools=(),
+        read_only=True,
+    )
 
 
 REGISTRY = build_registry()

@@ -4,35 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
-
 from workflows.base import AgentWorkflowBase
+from workflows.black_box_calls import (  # noqa: F401  (re-exported: pattern A's public knobs)
+    AGENT_HEARTBEAT_TIMEOUT,
+    AGENT_RETRY,
+    AGENT_TIMEOUT,
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    DEFAULT_MAX_TURNS,
+    AgentRunFailed,
+    invoke_black_box,
+)
 from workflows.common import current_trace_id, invalid_input, parse_input, publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agent_runs import AgentActivities
     from models.blackbox import AgentStep, BlackBoxInput, InvokeAgentRequest, InvokeAgentResult
     from models.run import AgentRunResult, RunStatus
     from tools.catalog import REGISTRY
     from workflows.ledger import RunLedger
-
-AGENT_TIMEOUT = timedelta(minutes=15)
-AGENT_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-"""`invoke_agent` heartbeats every second, so a dead worker's agent is retried within ~10 s."""
-AGENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=3)
-"""Few attempts: each one re-runs (and re-pays) the whole agent."""
-DEFAULT_MAX_TURNS = 10
-DEFAULT_MAX_OUTPUT_TOKENS = 4096
-
-
-class AgentRunFailed(ApplicationError):
-    """A black-box agent failed after its retries."""
-
 
 @dataclass
 class Stop:
@@ -162,15 +153,4 @@ class BlackBoxAgentWorkflow(AgentWorkflowBase):
             agent=step.agent, prompt=step.prompt, model=self._request.model,
             max_turns=DEFAULT_MAX_TURNS, max_output_tokens=max_output_tokens, label=f"step-{i + 1}",
         )
-        try:
-            return await workflow.execute_activity_method(
-                AgentActivities.invoke_agent,
-                request,
-                start_to_close_timeout=AGENT_TIMEOUT,
-                heartbeat_timeout=AGENT_HEARTBEAT_TIMEOUT,
-                retry_policy=AGENT_RETRY,
-                summary=f"step {i + 1}: invoke_agent ({step.agent})",
-            )
-        except ActivityError as exc:
-            detail = str(exc.cause) if exc.cause is not None else str(exc)
-            raise AgentRunFailed(f"agent {step.agent} failed at step {i + 1}: {detail}", type="AgentRunFailed", non_retryable=True) from exc
+        return await invoke_black_box(request, summary=f"step {i + 1}: invoke_agent ({step.agent})", where=f"step {i + 1}")

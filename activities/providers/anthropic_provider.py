@@ -58,8 +58,8 @@ class AnthropicProvider:
                 model=provider_model,
                 system=system,
                 messages=to_wire_messages(conversation),
-                tools=to_wire_tools(tools),
                 max_tokens=max_tokens,
+                **({"tools": to_wire_tools(tools)} if tools else {}),  # the API refuses an empty tools list
             )
         except anthropic.APIStatusError as exc:
             raise http_error("anthropic", exc.status_code, _error_message(exc), exc.response.headers) from None
