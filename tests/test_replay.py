@@ -18,7 +18,8 @@ from temporalio.worker import Replayer
 from devstack.fake_anthropic import Reply
 from telemetry.tracing import temporal_plugins
 from tests.conftest import workflow_id
-from tests.helpers import pending_approvals
+from devstack.scripted_model import respond
+from tests.helpers import eventually, pending_approvals
 from worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -69,7 +70,58 @@ async def _invalid_input_run(client, settings, fake_llm):
     return handle
 
 
-SCENARIOS = {"approval": _approval_run, "budget": _budget_run, "invalid_input": _invalid_input_run}
+async def _blackbox_run(client, settings, fake_llm):
+    fake_llm.responder = respond
+    handle = await client.start_workflow(
+        "BlackBoxAgentWorkflow",
+        {
+            "prompt": "plan my money",
+            "parallel": True,
+            "steps": [
+                {"agent": "budget", "prompt": "My income is 6000 a month."},
+                {"agent": "analysis", "prompt": "Invest 500 a month for 10 years at 5%."},
+            ],
+        },
+        id=workflow_id("replay-blackbox"),
+        task_queue=settings.task_queue,
+    )
+    await handle.result()
+    return handle
+
+
+async def _hybrid_run(client, settings, fake_llm):
+    fake_llm.responder = respond
+    handle = await client.start_workflow(
+        "HybridAgentWorkflow",
+        {"prompt": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month."},
+        id=workflow_id("replay-hybrid"),
+        task_queue=settings.task_queue,
+    )
+    for _ in ("plan", "write_note in stage 4"):
+        [pending] = await pending_approvals(handle, timeout=60)
+        await handle.signal("approve", {"approver": "alice", "request_id": pending["request_id"]})
+        await eventually(lambda: _no_longer_pending(handle, pending["request_id"]), timeout=30)
+    await handle.result()
+    return handle
+
+
+async def _no_longer_pending(handle, request_id: str) -> bool:
+    status = await handle.query("status")
+    return all(p["request_id"] != request_id for p in status["pending_approvals"])
+
+
+SCENARIOS = {
+    "approval": _approval_run,
+    "budget": _budget_run,
+    "invalid_input": _invalid_input_run,
+    "blackbox": _blackbox_run,
+    "hybrid": _hybrid_run,
+}
+
+
+HISTORY_NAMES = {
+    name: name if name in ("blackbox", "hybrid") else f"agent_loop_{name}" for name in SCENARIOS
+}
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -77,13 +129,13 @@ async def test_fresh_history_replays(client, worker, fake_llm, scenario):
     handle = await SCENARIOS[scenario](client, worker, fake_llm)
     history = await handle.fetch_history()
     if os.environ.get("RECORD_HISTORIES") == "1":
-        (HISTORIES / f"agent_loop_{scenario}.json").write_text(json.dumps(history.to_json_dict(), indent=1))
+        (HISTORIES / f"{HISTORY_NAMES[scenario]}.json").write_text(json.dumps(history.to_json_dict(), indent=1))
     await replayer().replay_workflow(history)
 
 
 async def test_checked_in_histories_replay_without_nondeterminism():
     files = sorted(HISTORIES.glob("*.json"))
-    assert {f.stem for f in files} >= {f"agent_loop_{s}" for s in SCENARIOS}, "record histories first (see module docstring)"
+    assert {f.stem for f in files} >= set(HISTORY_NAMES.values()), "record histories first (see module docstring)"
     histories = [WorkflowHistory.from_json(f.stem, json.loads(f.read_text())) for f in files]
     failures = {}
     for history in histories:
