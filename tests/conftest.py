@@ -53,6 +53,7 @@ def settings(fake_llm, tmp_path, monkeypatch) -> Settings:
     """Worker settings with a task queue and notes file of this test's own; the SDK aimed at the fake."""
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_llm.url)
     monkeypatch.setenv("NOTES_DB", str(tmp_path / "notes.db"))
+    monkeypatch.setenv("NOTIFY_OUTBOX", str(tmp_path / "outbox.jsonl"))
     monkeypatch.setenv("TEMPORAL_TASK_QUEUE", f"agents-{uuid.uuid4().hex[:8]}")
     return Settings.from_env()
 
