@@ -190,6 +190,7 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two sends; Nagle would hold the body ~40 ms
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
