@@ -57,6 +57,9 @@ def test_ledger_stops_at_each_ceiling():
     ledger = RunLedger(budget=Budget(max_steps=3, max_tokens=100, max_cost_usd=0.01, max_seconds=60), started_at=T0)
     assert ledger.exceeded(T0) is None
     assert "max_seconds 60" in ledger.exceeded(T0 + timedelta(seconds=60))
+    ledger.waited_seconds = 3600  # an hour waiting for a person is not the agent's time
+    assert ledger.exceeded(T0 + timedelta(seconds=3630)) is None
+    ledger.waited_seconds = 0
     ledger.record_llm(LlmResponse(model="m", text="hi", stop_reason="end_turn", usage=Usage(llm_calls=1, input_tokens=60, output_tokens=40)))
     assert "max_tokens 100" in ledger.exceeded(T0)
     ledger.usage = Usage(cost_usd=0.02)

@@ -99,6 +99,7 @@ class AgentWorkflowBase:
         self._waiting_for = f"approval of {request.request_id}: {summary}"
         self._set_state(RunStatus.WAITING_FOR_APPROVAL)
         workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
+        waiting_since = workflow.now()
         try:
             await workflow.wait_condition(
                 lambda: request.decision is not None,
@@ -108,6 +109,8 @@ class AgentWorkflowBase:
         except asyncio.TimeoutError:
             if request.decision is None:  # a decision may land in the same activation as the timer
                 self._book.expire(request.request_id, workflow.now())
+        if self._ledger is not None:
+            self._ledger.waited_seconds += (workflow.now() - waiting_since).total_seconds()
         decision = request.decision
         assert decision is not None
         verdict = "approved" if decision.approved else "rejected"

@@ -35,6 +35,8 @@ class RunLedger(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     steps: int = 0
     done: list[str] = Field(default_factory=list)
+    waited_seconds: float = 0.0
+    """Time spent waiting for people; it does not count against max_seconds (a human may take days)."""
 
     def exceeded(self, now: datetime) -> str | None:
         """Which ceiling stops the next step, as a sentence, or None to go on."""
@@ -45,9 +47,9 @@ class RunLedger(BaseModel):
             return f"token budget spent: {u.total_tokens} of max_tokens {b.max_tokens}"
         if u.cost_usd >= b.max_cost_usd:
             return f"cost budget spent: ${u.cost_usd:.4f} of max_cost_usd ${b.max_cost_usd}"
-        elapsed = (now - self.started_at).total_seconds()
+        elapsed = (now - self.started_at).total_seconds() - self.waited_seconds
         if elapsed >= b.max_seconds:
-            return f"time budget spent: {elapsed:.0f}s of max_seconds {b.max_seconds}"
+            return f"time budget spent: {elapsed:.0f}s of max_seconds {b.max_seconds} (approval waits excluded)"
         return None
 
     def output_allowance(self, default: int) -> int:
