@@ -38,6 +38,7 @@ def dev_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 async def client(dev_server):
     """A client configured like the worker's (pydantic converter, tracing plugin)."""
+    await dev_server.wait_serving()  # the port opens before the frontend is healthy
     return await connect(target_host=dev_server.address)
 
 
