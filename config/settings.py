@@ -44,7 +44,8 @@ class Settings:
     notes_db: str = "notes.db"
     llm_timeout_seconds: int = 120
     max_concurrent_activities: int = 100
-    max_cached_workflows: int = 1000
+    max_cached_workflows: int = 25
+    """Runs kept in memory; waiting runs beyond it cost nothing until their signal (bench/waiting.py)."""
     graceful_shutdown_seconds: int = 30
     notify_outbox: str = "outbox.jsonl"
     notify_webhook_url: str | None = None
@@ -65,7 +66,7 @@ class Settings:
             notes_db=env.get("NOTES_DB") or "notes.db",
             llm_timeout_seconds=_int(env, "LLM_TIMEOUT_SECONDS", 120, 1),
             max_concurrent_activities=_int(env, "WORKER_MAX_CONCURRENT_ACTIVITIES", 100, 1),
-            max_cached_workflows=_int(env, "WORKER_MAX_CACHED_WORKFLOWS", 1000, 0),
+            max_cached_workflows=_int(env, "WORKER_MAX_CACHED_WORKFLOWS", 25, 0),
             graceful_shutdown_seconds=_int(env, "WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, 0),
             notify_outbox=env.get("NOTIFY_OUTBOX") or "outbox.jsonl",
             notify_webhook_url=_webhook_url(env),
