@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.black_box import AgentEngine, AgentProgress, ToolRunner, with_heartbeats
+from activities.black_box import AgentEngine, AgentProgress, ToolRunner
+from activities.heartbeat import heartbeating
 from activities.providers.errors import config_error
 from config.settings import Settings
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
@@ -37,7 +38,7 @@ class AgentActivities:
         activity.logger.info("running agent %s on %s (attempt %d, at most %d turns)", agent.name, model, info.attempt, max_turns)
         progress.heartbeat()
         tools = ToolRunner(self._registry, agent, self._settings.notes_db, f"{info.workflow_id}:{request.label}", progress)
-        return await with_heartbeats(
-            progress,
+        return await heartbeating(
             engine.run(agent=agent, request=request, model=model, max_turns=max_turns, progress=progress, tools=tools),
+            progress.heartbeat,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Protocol, TypeVar
+from typing import Any, Protocol
 
 from temporalio import activity
 
@@ -13,9 +13,7 @@ from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.run import Usage
 from tools.registry import AgentProfile, Registry, ToolContext, ToolInputError, check_tool_call
 
-T = TypeVar("T")
 
-HEARTBEAT_EVERY_SECONDS = 1.0
 """Liveness between turns: a dead worker's agent is retried soon after the heartbeat timeout."""
 
 
@@ -99,16 +97,3 @@ class ToolRunner:
             return f"Error: tool {name} timed out after {tool.timeout.total_seconds():g}s", True
         except Exception as exc:
             return f"Error: tool {name} failed: {type(exc).__name__}: {exc}", True
-
-
-async def with_heartbeats(progress: AgentProgress, call: Awaitable[T]) -> T:
-    """Await `call`, heartbeating progress meanwhile; a cancelled activity cancels the agent run too."""
-    task = asyncio.ensure_future(call)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
-            if done:
-                return task.result()
-            progress.heartbeat()
-    finally:
-        task.cancel()

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Awaitable, TypeVar
-
 from temporalio import activity
 
+from activities.heartbeat import heartbeating
 from activities.providers import LlmProvider
 from activities.providers.errors import config_error
 from config.settings import Settings
 from models.llm import LlmRequest, LlmResponse
 from tools.registry import Registry
-
-
-T = TypeVar("T")
-
-HEARTBEAT_EVERY_SECONDS = 1.0
-"""Often enough that a dead worker's call is retried soon after the workflow's heartbeat timeout."""
-
-
-async def heartbeating(call: Awaitable[T]) -> T:
-    """Await `call`, heartbeating meanwhile; if Temporal cancels the activity, the call is cancelled too."""
-    task = asyncio.ensure_future(call)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
-            if done:
-                return task.result()
-            activity.heartbeat()
-    finally:
-        task.cancel()
 
 
 class LlmActivities:
