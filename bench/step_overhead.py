@@ -86,7 +86,7 @@ def bench_responder(body: dict[str, Any]):
 
 
 def fake_model_class(nagle: bool):
-    """devstack's FakeAnthropic, by default with TCP_NODELAY on its sockets.
+    """devstack's FakeAnthropic (TCP_NODELAY on its sockets), or with Nagle's algorithm back on for `--nagle`.
 
     Its handler sends the response headers and the body in two writes; with Nagle's algorithm on,
     the body waits for the client's delayed ACK, up to 40 ms per call (measured: ~50 ms per
@@ -94,16 +94,16 @@ def fake_model_class(nagle: bool):
     """
     from devstack.fake_anthropic import FakeAnthropic
 
-    if nagle:
+    if not nagle:
         return FakeAnthropic
 
-    class ZeroLatencyFakeAnthropic(FakeAnthropic):
+    class NagleFakeAnthropic(FakeAnthropic):
         def _handler_class(self):
             handler = super()._handler_class()
-            handler.disable_nagle_algorithm = True
+            handler.disable_nagle_algorithm = False
             return handler
 
-    return ZeroLatencyFakeAnthropic
+    return NagleFakeAnthropic
 
 
 # --------------------------------------------------------------------------------------------
@@ -683,7 +683,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed 3-step runs per variant first (default 2)")
     parser.add_argument("--default-config-runs", type=int, default=3, help="runs of the slow default-config variant (default 3)")
     parser.add_argument("--quick", action="store_true", help="only the in-process baseline and the product configuration")
-    parser.add_argument("--nagle", action="store_true", help="use devstack's FakeAnthropic unchanged (adds up to 40 ms per LLM call)")
+    parser.add_argument("--nagle", action="store_true", help="turn Nagle's algorithm back on in the fake (adds up to 40 ms per LLM call)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each run as it finishes")
     args = parser.parse_args(argv)
     if args.steps < 2 or args.runs < 1 or args.warmup < 0 or args.default_config_runs < 1:

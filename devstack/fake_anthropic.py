@@ -7,12 +7,13 @@ function; it records every request so tests can count what was sent (and paid fo
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from devstack.scripted_http import Fault, Reply, Responder, ScriptedServer, Step, estimate_tokens
+
+__all__ = ["FakeAnthropic", "Fault", "Recorded", "Reply", "Responder", "Step", "estimate_tokens"]
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -24,30 +25,6 @@ _ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
-
-
-@dataclass
-class Reply:
-    """A model turn: text and/or tool calls (name, arguments)."""
-
-    text: str = ""
-    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    delay: float = 0.0
-    output_tokens: int | None = None
-
-
-@dataclass
-class Fault:
-    """An HTTP error the server returns instead of a reply."""
-
-    status: int
-    message: str = "injected fault"
-    retry_after: float | None = None
-    delay: float = 0.0
-
-
-Step = Reply | Fault
-Responder = Callable[[dict[str, Any]], Reply]
 
 
 @dataclass
@@ -69,11 +46,6 @@ class Recorded:
         """tool_result blocks in the last message."""
         last = self.messages[-1]["content"] if self.messages else []
         return [b for b in last if isinstance(b, dict) and b.get("type") == "tool_result"]
-
-
-def estimate_tokens(payload: Any) -> int:
-    """A deterministic stand-in for tokenisation: about four characters per token."""
-    return max(1, len(json.dumps(payload, sort_keys=True)) // 4)
 
 
 def check_conversation(body: dict[str, Any]) -> str | None:
@@ -98,71 +70,39 @@ def check_conversation(body: dict[str, Any]) -> str | None:
     return None
 
 
-class FakeAnthropic:
-    """The server; use as a context manager or call start()/stop()."""
+class FakeAnthropic(ScriptedServer):
+    """The Messages API at `/v1/messages`; use as a context manager or call start()/stop()."""
 
-    def __init__(self, script: list[Step] | None = None, responder: Responder | None = None, port: int = 0) -> None:
-        self.script: list[Step] = list(script or [])
-        self.responder = responder
-        self.requests: list[Recorded] = []
-        self.faults_served = 0
-        self._lock = threading.Lock()
-        self._counter = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+    name = "fake-anthropic"
+    credential_headers = ("x-api-key", "authorization")
 
     @property
     def url(self) -> str:
         """Base URL for ANTHROPIC_BASE_URL."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "FakeAnthropic":
-        """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> "FakeAnthropic":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def push(self, *steps: Step) -> None:
-        """Append steps to the script."""
-        with self._lock:
-            self.script.extend(steps)
-
-    def assert_script_consumed(self) -> None:
-        """Fail when scripted steps were never requested: the test expected more calls than happened."""
-        with self._lock:
-            left = list(self.script)
-        assert not left, f"{len(left)} scripted step(s) never requested: {left}"
+        return self.address
 
     @property
     def input_tokens_charged(self) -> int:
         """Input tokens of every request that got a reply (what a real provider would bill)."""
         return sum(estimate_tokens(r.body.get("messages")) for r in self.requests if r.served == "reply")
 
-    def _next(self, body: dict[str, Any]) -> Step:
-        with self._lock:
-            if self.script:
-                return self.script.pop(0)
-        if self.responder is None:
-            return Fault(500, "fake server: script exhausted and no responder")
-        return self.responder(body)
+    def route(self, path: str) -> str | None:
+        return "messages" if path == "/v1/messages" else None
 
-    def _reply_body(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
-        with self._lock:
-            self._counter += 1
-            n = self._counter
+    def authorised(self, headers: Any) -> str | None:
+        return None if headers.get("x-api-key") or headers.get("authorization") else "x-api-key header is required"
+
+    def record(self, api: str, body: dict[str, Any], headers: dict[str, str]) -> Recorded:
+        return Recorded(body=body, headers=headers, at=time.time())
+
+    def invalid(self, api: str, body: dict[str, Any]) -> str | None:
+        return check_conversation(body)
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": message}}
+
+    def reply_body(self, api: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        n = self.next_number()
         content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
         for i, (name, args) in enumerate(reply.tool_calls):
             content.append({"type": "tool_use", "id": f"toolu_{n:04d}_{i}", "name": name, "input": args})
@@ -177,63 +117,3 @@ class FakeAnthropic:
             "stop_sequence": None,
             "usage": {"input_tokens": estimate_tokens(body.get("messages")), "output_tokens": out_tokens},
         }
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out in two sends; Nagle would hold the body ~40 ms
-
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
-
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.send_header("request-id", f"req_fake_{len(fake.requests)}")
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client went away (e.g. its worker was killed mid-call)
-
-            def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-                kind = _ERROR_TYPES.get(status, "api_error")
-                self._send(status, {"type": "error", "error": {"type": kind, "message": message}}, headers)
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length)
-                if self.path.split("?")[0] != "/v1/messages":
-                    return self._error(404, f"no route {self.path}")
-                if not self.headers.get("x-api-key") and not self.headers.get("authorization"):
-                    return self._error(401, "x-api-key header is required")
-                try:
-                    body = json.loads(raw)
-                except json.JSONDecodeError:
-                    return self._error(400, "request body is not JSON")
-                headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in ("x-api-key", "authorization")}
-                record = Recorded(body=body, headers=headers, at=time.time())
-                with fake._lock:
-                    fake.requests.append(record)
-                if problem := check_conversation(body):
-                    record.served = "invalid"
-                    return self._error(400, problem)
-                step = fake._next(body)
-                if step.delay:
-                    time.sleep(step.delay)
-                if isinstance(step, Fault):
-                    record.served = "fault"
-                    with fake._lock:
-                        fake.faults_served += 1
-                    extra = {"retry-after": f"{step.retry_after:g}"} if step.retry_after is not None else {}
-                    return self._error(step.status, step.message, extra)
-                record.served = "reply"
-                self._send(200, fake._reply_body(body, step))
-
-        return Handler

@@ -10,13 +10,11 @@ The response shapes follow the installed SDK's types (`openai.types.responses.Re
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from devstack.fake_anthropic import Fault, Reply, Responder, Step, estimate_tokens
+from devstack.scripted_http import Fault, Reply, ScriptedServer, estimate_tokens
 
 __all__ = ["FakeOpenAI", "Fault", "Reply", "OpenAIRecorded"]
 
@@ -59,68 +57,39 @@ class OpenAIRecorded:
         return [t.get("name") or t.get("function", {}).get("name") for t in self.body.get("tools", [])]
 
 
-class FakeOpenAI:
-    """The server; use as a context manager or call start()/stop()."""
+class FakeOpenAI(ScriptedServer):
+    """Responses and Chat Completions under `/v1`; use as a context manager or call start()/stop()."""
 
-    def __init__(self, script: list[Step] | None = None, responder: Responder | None = None, port: int = 0) -> None:
-        self.script: list[Step] = list(script or [])
-        self.responder = responder
-        self.requests: list[OpenAIRecorded] = []
-        self.faults_served = 0
-        self._lock = threading.Lock()
-        self._counter = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
+    name = "fake-openai"
 
     @property
     def url(self) -> str:
         """Base URL for OPENAI_BASE_URL (the SDK expects the `/v1` prefix in it)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"{self.address}/v1"
 
-    def start(self) -> "FakeOpenAI":
-        """Serve in a background thread."""
-        threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True).start()
-        return self
+    def route(self, path: str) -> str | None:
+        return ROUTES.get(path)
 
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
+    def authorised(self, headers: Any) -> str | None:
+        ok = (headers.get("authorization") or "").startswith("Bearer ")
+        return None if ok else "an Authorization: Bearer header is required"
 
-    def __enter__(self) -> "FakeOpenAI":
-        return self.start()
+    def record(self, api: str, body: dict[str, Any], headers: dict[str, str]) -> OpenAIRecorded:
+        return OpenAIRecorded(api=api, body=body, headers=headers, at=time.time())
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def invalid(self, api: str, body: dict[str, Any]) -> str | None:
+        return "fake server: streaming is not supported" if body.get("stream") else None
 
-    def push(self, *steps: Step) -> None:
-        """Append steps to the script."""
-        with self._lock:
-            self.script.extend(steps)
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        kind = _ERROR_TYPES.get(status, "server_error")
+        return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
 
-    def assert_script_consumed(self) -> None:
-        """Fail when scripted steps were never requested."""
-        with self._lock:
-            left = list(self.script)
-        assert not left, f"{len(left)} scripted step(s) never requested: {left}"
-
-    def _next(self, body: dict[str, Any]) -> Step:
-        with self._lock:
-            if self.script:
-                return self.script.pop(0)
-        if self.responder is None:
-            return Fault(500, "fake server: script exhausted and no responder")
-        return self.responder(body)
-
-    def _number(self) -> int:
-        with self._lock:
-            self._counter += 1
-            return self._counter
+    def reply_body(self, api: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        return self.responses_body(body, reply) if api == "responses" else self.chat_body(body, reply)
 
     def responses_body(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         """A `Response` object as the Responses API returns it."""
-        n = self._number()
+        n = self.next_number()
         output: list[dict[str, Any]] = []
         if reply.text:
             output.append(
@@ -166,7 +135,7 @@ class FakeOpenAI:
 
     def chat_body(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         """A `ChatCompletion` object as Chat Completions returns it."""
-        n = self._number()
+        n = self.next_number()
         calls = [
             {"id": f"call_{n:04d}_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
             for i, (name, args) in enumerate(reply.tool_calls)
@@ -184,63 +153,3 @@ class FakeOpenAI:
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}],
             "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
         }
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out in two sends; Nagle would hold the body ~40 ms
-
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
-
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.send_header("x-request-id", f"req_fake_{len(fake.requests)}")
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client went away (e.g. its worker was killed mid-call)
-
-            def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-                kind = _ERROR_TYPES.get(status, "server_error")
-                self._send(status, {"error": {"message": message, "type": kind, "param": None, "code": kind}}, headers)
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                api = ROUTES.get(self.path.split("?")[0])
-                if api is None:
-                    return self._error(404, f"no route {self.path}")
-                if not (self.headers.get("authorization") or "").startswith("Bearer "):
-                    return self._error(401, "an Authorization: Bearer header is required")
-                try:
-                    body = json.loads(raw)
-                except json.JSONDecodeError:
-                    return self._error(400, "request body is not JSON")
-                if body.get("stream"):
-                    return self._error(400, "fake server: streaming is not supported")
-                headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
-                record = OpenAIRecorded(api=api, body=body, headers=headers, at=time.time())
-                with fake._lock:
-                    fake.requests.append(record)
-                step = fake._next(body)
-                if step.delay:
-                    time.sleep(step.delay)
-                if isinstance(step, Fault):
-                    record.served = "fault"
-                    with fake._lock:
-                        fake.faults_served += 1
-                    extra = {"retry-after": f"{step.retry_after:g}"} if step.retry_after is not None else {}
-                    return self._error(step.status, step.message, extra)
-                record.served = "reply"
-                reply = fake.responses_body(body, step) if api == "responses" else fake.chat_body(body, step)
-                self._send(200, reply)
-
-        return Handler

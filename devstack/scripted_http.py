@@ -1,0 +1,192 @@
+"""What every scripted fake model server shares: the script, the recorder, the HTTP plumbing.
+
+A provider's fake (`FakeAnthropic`, `FakeOpenAI`) says only what differs: its routes, how it
+checks credentials and requests, and the shapes of its replies and errors.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+
+@dataclass
+class Reply:
+    """A model turn: text and/or tool calls (name, arguments)."""
+
+    text: str = ""
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    delay: float = 0.0
+    output_tokens: int | None = None
+
+
+@dataclass
+class Fault:
+    """An HTTP error the server returns instead of a reply."""
+
+    status: int
+    message: str = "injected fault"
+    retry_after: float | None = None
+    delay: float = 0.0
+
+
+Step = Reply | Fault
+Responder = Callable[[dict[str, Any]], Reply]
+
+
+def estimate_tokens(payload: Any) -> int:
+    """A deterministic stand-in for tokenisation: about four characters per token."""
+    return max(1, len(json.dumps(payload, sort_keys=True)) // 4)
+
+
+class ScriptedServer:
+    """Answers POSTs from a script, then from a responder; records every request. Subclasses fill the hooks."""
+
+    name = "fake"
+    credential_headers: tuple[str, ...] = ("authorization",)
+
+    def __init__(self, script: list[Step] | None = None, responder: Responder | None = None, port: int = 0) -> None:
+        self.script: list[Step] = list(script or [])
+        self.responder = responder
+        self.requests: list[Any] = []
+        self.faults_served = 0
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server.daemon_threads = True
+
+    # -- hooks -------------------------------------------------------------------------------
+    def route(self, path: str) -> str | None:
+        """The API a path belongs to, or None for 404."""
+        raise NotImplementedError
+
+    def authorised(self, headers: Any) -> str | None:
+        """None when the request carries credentials, else the 401 message."""
+        raise NotImplementedError
+
+    def record(self, api: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        """The object kept in `requests` (it must have a `served` attribute)."""
+        raise NotImplementedError
+
+    def invalid(self, api: str, body: dict[str, Any]) -> str | None:
+        """A 400 message when the provider would refuse the request."""
+        return None
+
+    def reply_body(self, api: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        """The provider's success payload for `reply`."""
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        """The provider's error payload."""
+        raise NotImplementedError
+
+    # -- lifecycle and script ------------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        """http://127.0.0.1:<port>"""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self):
+        """Serve in a background thread."""
+        threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def push(self, *steps: Step) -> None:
+        """Append steps to the script."""
+        with self._lock:
+            self.script.extend(steps)
+
+    def assert_script_consumed(self) -> None:
+        """Fail when scripted steps were never requested: the test expected more calls than happened."""
+        with self._lock:
+            left = list(self.script)
+        assert not left, f"{len(left)} scripted step(s) never requested: {left}"
+
+    def next_number(self) -> int:
+        """A fresh number for response and tool-call ids."""
+        with self._lock:
+            self._counter += 1
+            return self._counter
+
+    def _next(self, body: dict[str, Any]) -> Step:
+        with self._lock:
+            if self.script:
+                return self.script.pop(0)
+        if self.responder is None:
+            return Fault(500, f"{self.name}: script exhausted and no responder")
+        return self.responder(body)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two sends; Nagle would hold the body ~40 ms
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.send_header("request-id", f"req_fake_{len(fake.requests)}")
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (e.g. its worker was killed mid-call)
+
+            def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+                self._send(status, fake.error_body(status, message), headers)
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                api = fake.route(self.path.split("?")[0])
+                if api is None:
+                    return self._error(404, f"no route {self.path}")
+                if problem := fake.authorised(self.headers):
+                    return self._error(401, problem)
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError:
+                    return self._error(400, "request body is not JSON")
+                headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in fake.credential_headers}
+                record = fake.record(api, body, headers)
+                with fake._lock:
+                    fake.requests.append(record)
+                if problem := fake.invalid(api, body):
+                    record.served = "invalid"
+                    return self._error(400, problem)
+                step = fake._next(body)
+                if step.delay:
+                    time.sleep(step.delay)
+                if isinstance(step, Fault):
+                    record.served = "fault"
+                    with fake._lock:
+                        fake.faults_served += 1
+                    extra = {"retry-after": f"{step.retry_after:g}"} if step.retry_after is not None else {}
+                    return self._error(step.status, step.message, extra)
+                record.served = "reply"
+                self._send(200, fake.reply_body(api, body, step))
+
+        return Handler
