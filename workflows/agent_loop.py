@@ -7,7 +7,7 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.base import AgentWorkflowBase
-from workflows.common import current_trace_id, invalid_input, parse_input, publish_search_attributes
+from workflows.common import current_trace_id, publish_search_attributes
 from workflows.steered_loop import LlmCallFailed, SteeredLoop
 
 with workflow.unsafe.imports_passed_through():
@@ -27,13 +27,7 @@ class AgentLoopWorkflow(AgentWorkflowBase):
     async def run(self, raw: Any = None) -> AgentRunResult:
         """Validate the input, then loop until the model answers or a ceiling stops it."""
         trace_id = current_trace_id()
-        try:
-            request = parse_input(raw, AgentRunInput)
-            if request.agent not in REGISTRY.agents:
-                raise invalid_input(f"agent: unknown agent {request.agent!r} (known: {', '.join(sorted(REGISTRY.agents))})")
-        except Exception:
-            self._set_state(RunStatus.FAILED)
-            raise
+        request = self._accept_input(raw, AgentRunInput, lambda r: [("agent", r.agent)])
         self._agent = request.agent
         publish_search_attributes(agent=request.agent, pattern=self.PATTERN, customer_id=request.customer_id)
         self._set_state(RunStatus.RUNNING)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from temporalio import workflow
 
-from workflows.common import publish_search_attributes
+from workflows.common import invalid_input, parse_input, publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import Decision
     from models.run import ApprovalPolicy, RunStatus, Usage
     from models.status import StatusView
+    from tools.catalog import REGISTRY
     from workflows.approvals import ApprovalBook, proposal_markdown
     from workflows.ledger import RunLedger
+
+T = TypeVar("T")
 
 
 class AgentWorkflowBase:
@@ -81,6 +84,18 @@ class AgentWorkflowBase:
             pending_approvals=self._book.pending_views(),
             ignored_decisions=self._book.ignored,
         )
+
+    def _accept_input(self, raw: Any, model: type[T], agents: Callable[[T], list[tuple[str, str]]]) -> T:
+        """Validate the input and every agent it names (field path, name); a bad one fails the run at once."""
+        try:
+            request = parse_input(raw, model)
+            for where, name in agents(request):
+                if name not in REGISTRY.agents:
+                    raise invalid_input(f"{where}: unknown agent {name!r} (known: {', '.join(sorted(REGISTRY.agents))})")
+        except Exception:
+            self._set_state(RunStatus.FAILED)
+            raise
+        return request
 
     def _set_state(self, state: RunStatus) -> None:
         self._state = state

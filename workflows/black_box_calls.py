@@ -8,6 +8,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.common import failure_detail
+
 with workflow.unsafe.imports_passed_through():
     from activities.agent_runs import AgentActivities
     from models.blackbox import InvokeAgentRequest, InvokeAgentResult
@@ -37,5 +39,5 @@ async def invoke_black_box(request: InvokeAgentRequest, *, summary: str, where: 
             summary=summary,
         )
     except ActivityError as exc:
-        detail = str(exc.cause) if exc.cause is not None else str(exc)
+        detail = failure_detail(exc)
         raise AgentRunFailed(f"agent {request.agent} failed at {where}: {detail}", type="AgentRunFailed", non_retryable=True) from exc

@@ -17,12 +17,11 @@ from workflows.black_box_calls import (  # noqa: F401  (re-exported: pattern A's
     AgentRunFailed,
     invoke_black_box,
 )
-from workflows.common import current_trace_id, invalid_input, parse_input, publish_search_attributes
+from workflows.common import current_trace_id, publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
     from models.blackbox import AgentStep, BlackBoxInput, InvokeAgentRequest, InvokeAgentResult
     from models.run import AgentRunResult, RunStatus
-    from tools.catalog import REGISTRY
     from workflows.ledger import RunLedger
 
 @dataclass
@@ -57,16 +56,12 @@ class BlackBoxAgentWorkflow(AgentWorkflowBase):
     async def run(self, raw: Any = None) -> AgentRunResult:
         """Validate the input, then run the steps in sequence or in parallel and merge their outputs."""
         trace_id = current_trace_id()
-        try:
-            request = parse_input(raw, BlackBoxInput)
-            steps = request.planned_steps()
-            for i, step in enumerate(steps):
-                if step.agent not in REGISTRY.agents:
-                    where = f"steps.{i}.agent" if request.steps else "agent"
-                    raise invalid_input(f"{where}: unknown agent {step.agent!r} (known: {', '.join(sorted(REGISTRY.agents))})")
-        except Exception:
-            self._set_state(RunStatus.FAILED)
-            raise
+        request = self._accept_input(
+            raw,
+            BlackBoxInput,
+            lambda r: [(f"steps.{i}.agent" if r.steps else "agent", s.agent) for i, s in enumerate(r.planned_steps())],
+        )
+        steps = request.planned_steps()
         self._request = request
         self._agent = request.agent if not request.steps else ",".join(dict.fromkeys(s.agent for s in steps))
         publish_search_attributes(agent=self._agent, pattern=self.PATTERN, customer_id=request.customer_id)

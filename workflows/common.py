@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Pydantic models must be the very classes the data converter knows, so they pass through the sandbox.
@@ -20,6 +20,11 @@ T = TypeVar("T", bound=BaseModel)
 def invalid_input(message: str) -> ApplicationError:
     """The workflow fails at once (never a stuck workflow task), with a message naming the field."""
     return ApplicationError(f"invalid input: {message}", type="InvalidInput", non_retryable=True)
+
+
+def failure_detail(exc: ActivityError) -> str:
+    """What went wrong in an activity that failed after its retries: its cause's message."""
+    return str(exc.cause) if exc.cause is not None else str(exc)
 
 
 def parse_input(raw: Any, model: type[T]) -> T:

@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.base import AgentWorkflowBase
 from workflows.black_box_calls import DEFAULT_MAX_OUTPUT_TOKENS, DEFAULT_MAX_TURNS, AgentRunFailed, invoke_black_box
 from workflows.blackbox import step_keys
-from workflows.common import current_trace_id, invalid_input, parse_input, publish_search_attributes
+from workflows.common import current_trace_id, failure_detail, publish_search_attributes
 from workflows.steered_loop import LLM_HEARTBEAT_TIMEOUT, LLM_RETRY, LLM_TIMEOUT, LlmCallFailed, SteeredLoop
 
 with workflow.unsafe.imports_passed_through():
@@ -48,13 +48,7 @@ class HybridAgentWorkflow(AgentWorkflowBase):
     async def run(self, raw: Any = None) -> AgentRunResult:
         """Validate, run stages 1-4 (planning again after a rejection, within max_revisions), then notify."""
         trace_id = current_trace_id()
-        try:
-            request = parse_input(raw, HybridInput)
-            if request.agent not in REGISTRY.agents:
-                raise invalid_input(f"agent: unknown agent {request.agent!r} (known: {', '.join(sorted(REGISTRY.agents))})")
-        except Exception:
-            self._set_state(RunStatus.FAILED)
-            raise
+        request = self._accept_input(raw, HybridInput, lambda r: [("agent", r.agent)])
         self._request = request
         self._agent = request.agent
         self._output = HybridOutput()
@@ -145,7 +139,7 @@ class HybridAgentWorkflow(AgentWorkflowBase):
                 heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT, retry_policy=LLM_RETRY, summary=summary,
             )
         except ActivityError as exc:
-            detail = str(exc.cause) if exc.cause is not None else str(exc)
+            detail = failure_detail(exc)
             raise LlmCallFailed(f"call_llm failed while planning: {detail}", type="LlmCallFailed", non_retryable=True) from exc
 
     async def _consult(self, plan: HybridPlan) -> dict[str, Any] | None:
@@ -216,6 +210,6 @@ class HybridAgentWorkflow(AgentWorkflowBase):
             )
             self._output.notification = receipt.model_dump(mode="json")
         except ActivityError as exc:  # the run's work is done; a lost notification is reported, not fatal
-            detail = str(exc.cause) if exc.cause is not None else str(exc)
+            detail = failure_detail(exc)
             workflow.logger.warning("notification failed: %s", detail)
             self._output.notification = {"error": detail}

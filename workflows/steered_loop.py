@@ -10,6 +10,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.common import failure_detail
+
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LlmActivities
     from activities.tools import ToolActivities
@@ -112,8 +114,7 @@ class SteeredLoop:
                 summary=f"{self._label}step {step}: call_llm ({self._agent.name})",
             )
         except ActivityError as exc:
-            cause = exc.cause
-            detail = str(cause) if cause is not None else str(exc)
+            detail = failure_detail(exc)
             raise LlmCallFailed(
                 f"call_llm failed at step {step}: {detail}", type="LlmCallFailed", non_retryable=True
             ) from exc
@@ -151,8 +152,7 @@ class SteeredLoop:
                 summary=f"{self._label}step {step}: {describe_call(call, 80)}",
             )
         except ActivityError as exc:
-            cause = exc.cause
-            detail = str(cause) if cause is not None else str(exc)
+            detail = failure_detail(exc)
             attempts = tool.retry.maximum_attempts or "unlimited"
             return ToolOutcome(
                 tool_call_id=call.id,
