@@ -6,7 +6,7 @@ from temporalio import activity
 
 from activities.black_box import AgentEngine, AgentProgress, ToolRunner
 from activities.heartbeat import heartbeating
-from activities.providers.errors import config_error
+from activities.routing import route
 from config.settings import Settings
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from tools.registry import Registry
@@ -23,15 +23,10 @@ class AgentActivities:
     @activity.defn(name="invoke_agent")
     async def invoke_agent(self, request: InvokeAgentRequest) -> InvokeAgentResult:
         """Run the agent to its final output; a retry re-runs it whole, so its tools must be read-only or idempotent."""
-        model = request.model or self._settings.default_model
-        provider = model.split(":", 1)[0]
-        engine = self._engines.get(provider)
-        if engine is None:
-            raise config_error(f"no agent engine for provider {provider!r} on this worker (have: {', '.join(self._engines)})")
-        try:
-            agent = self._registry.agent(request.agent)
-        except KeyError as exc:
-            raise config_error(str(exc.args[0])) from None
+        model, engine, agent = route(
+            model=request.model, default_model=self._settings.default_model, by_provider=self._engines,
+            kind="agent engine", registry=self._registry, agent=request.agent,
+        )
         info = activity.info()
         max_turns = min(request.max_turns, agent.max_turns)
         progress = AgentProgress(agent=agent.name, model=model)

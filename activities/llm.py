@@ -6,7 +6,7 @@ from temporalio import activity
 
 from activities.heartbeat import heartbeating
 from activities.providers import LlmProvider
-from activities.providers.errors import config_error
+from activities.routing import route
 from config.settings import Settings
 from models.llm import LlmRequest, LlmResponse
 from tools.registry import Registry
@@ -23,15 +23,10 @@ class LlmActivities:
     @activity.defn(name="call_llm")
     async def call_llm(self, request: LlmRequest) -> LlmResponse:
         """Send the conversation to the model with the agent's instructions and tools."""
-        model = request.model or self._settings.default_model
-        provider_name = model.split(":", 1)[0]
-        provider = self._providers.get(provider_name)
-        if provider is None:
-            raise config_error(f"no provider {provider_name!r} on this worker (have: {', '.join(self._providers)})")
-        try:
-            agent = self._registry.agent(request.agent)
-        except KeyError as exc:
-            raise config_error(str(exc.args[0])) from None
+        model, provider, agent = route(
+            model=request.model, default_model=self._settings.default_model, by_provider=self._providers,
+            kind="provider", registry=self._registry, agent=request.agent,
+        )
         activity.logger.info("calling %s for agent %s (%d messages)", model, agent.name, len(request.conversation.messages))
         return await heartbeating(
             provider.complete(
