@@ -1,0 +1,1 @@
+"""Content-addressed storage for what must not live in workflow history: conversations, large outputs, archives."""

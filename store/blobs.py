@@ -1,0 +1,188 @@
+"""One small interface over where bytes live: a local directory (default) or an S3-compatible bucket.
+
+Blobs are content-addressed: the key of some bytes is `sha256:<hex>` of those bytes, so a write is
+idempotent (a retried activity stores nothing new) and a reference read back during replay always
+names the same bytes. Named objects (`put_object`) are for archives that people look up by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+DIGEST_PREFIX = "sha256:"
+
+
+class BlobNotFound(KeyError):
+    """A reference names bytes the store does not hold (wrong store configured, or data deleted)."""
+
+
+class BlobStore(Protocol):
+    """Where offloaded bytes live. Implementations are synchronous; async callers use `asyncio.to_thread`."""
+
+    def put(self, data: bytes) -> str:
+        """Store `data`; returns its key `sha256:<hex>`. Storing the same bytes twice is a no-op."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """The bytes stored under `key`; raises BlobNotFound."""
+        ...
+
+    def put_object(self, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> str:
+        """Store `data` under a chosen `name` (e.g. `archives/<workflow id>.json`); returns its URI."""
+        ...
+
+    def get_object(self, name: str) -> bytes:
+        """The bytes of a named object; raises BlobNotFound."""
+        ...
+
+    def list_objects(self, prefix: str) -> list[str]:
+        """Names of the named objects starting with `prefix`."""
+        ...
+
+
+def digest_key(data: bytes) -> str:
+    """The content address of `data`."""
+    return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
+
+
+def _check_key(key: str) -> str:
+    hexpart = key.removeprefix(DIGEST_PREFIX)
+    if not key.startswith(DIGEST_PREFIX) or len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise ValueError(f"not a blob key (expected 'sha256:' and 64 hex digits): {key[:80]!r}")
+    return hexpart
+
+
+def _check_name(name: str) -> str:
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"object name must be a relative path without '.' or '..' parts: {name!r}")
+    return name
+
+
+class LocalBlobStore:
+    """Blobs as files under one directory: `blobs/ab/cdef...`, named objects under `objects/`."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def _blob_path(self, key: str) -> Path:
+        hexpart = _check_key(key)
+        return self.root / "blobs" / hexpart[:2] / hexpart[2:]
+
+    def _write_atomically(self, path: Path, data: bytes) -> None:
+        # Write-then-rename: a reader never sees half a blob, even if this worker dies mid-write.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put(self, data: bytes) -> str:
+        """Store `data` by content; returns its key."""
+        key = digest_key(data)
+        path = self._blob_path(key)
+        if not path.exists():
+            self._write_atomically(path, data)
+        return key
+
+    def get(self, key: str) -> bytes:
+        """The bytes under `key`."""
+        try:
+            return self._blob_path(key).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {key} not found under {self.root}") from None
+
+    def put_object(self, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> str:
+        """Store a named object (metadata is kept by the S3 backend only)."""
+        path = self.root / "objects" / _check_name(name)
+        self._write_atomically(path, data)
+        return path.resolve().as_uri()
+
+    def get_object(self, name: str) -> bytes:
+        """The bytes of a named object."""
+        try:
+            return (self.root / "objects" / _check_name(name)).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(f"object {name!r} not found under {self.root}") from None
+
+    def list_objects(self, prefix: str) -> list[str]:
+        """Names of named objects starting with `prefix`, sorted."""
+        base = self.root / "objects"
+        if not base.exists():
+            return []
+        names = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-"))
+        return sorted(n for n in names if n.startswith(prefix))
+
+
+class S3BlobStore:
+    """Blobs in an S3-compatible bucket under `prefix` (boto3 reads credentials and AWS_ENDPOINT_URL itself)."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        if client is None:
+            import boto3  # only workers configured for S3 need boto3 loaded
+
+            client = boto3.client("s3")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = client
+
+    def _blob_name(self, key: str) -> str:
+        return f"{self.prefix}blobs/{_check_key(key)}"
+
+    def _missing(self, exc: Exception) -> bool:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        return code in ("404", "NoSuchKey", "NotFound")
+
+    def put(self, data: bytes) -> str:
+        """Store `data` by content; returns its key."""
+        key = digest_key(data)
+        self.client.put_object(Bucket=self.bucket, Key=self._blob_name(key), Body=data)
+        return key
+
+    def get(self, key: str) -> bytes:
+        """The bytes under `key`."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._blob_name(key))["Body"].read()
+        except Exception as exc:
+            if self._missing(exc):
+                raise BlobNotFound(f"blob {key} not found in s3://{self.bucket}/{self.prefix}") from None
+            raise
+
+    def put_object(self, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> str:
+        """Store a named object with optional user metadata."""
+        full = self.prefix + _check_name(name)
+        self.client.put_object(Bucket=self.bucket, Key=full, Body=data, Metadata=dict(metadata or {}))
+        return f"s3://{self.bucket}/{full}"
+
+    def get_object(self, name: str) -> bytes:
+        """The bytes of a named object."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + _check_name(name))["Body"].read()
+        except Exception as exc:
+            if self._missing(exc):
+                raise BlobNotFound(f"object {name!r} not found in s3://{self.bucket}/{self.prefix}") from None
+            raise
+
+    def list_objects(self, prefix: str) -> list[str]:
+        """Names of named objects starting with `prefix`, sorted."""
+        names: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            names += [item["Key"][len(self.prefix):] for item in page.get("Contents", [])]
+        return sorted(names)
+
+
+def blob_store_from_env(env: Mapping[str, str] | None = None) -> BlobStore:
+    """`BLOB_STORE_S3_BUCKET` (+ `BLOB_STORE_S3_PREFIX`) selects S3; otherwise a directory, `BLOB_STORE_DIR`."""
+    env = os.environ if env is None else env
+    bucket = env.get("BLOB_STORE_S3_BUCKET") or ""
+    if bucket:
+        return S3BlobStore(bucket, env.get("BLOB_STORE_S3_PREFIX") or "")
+    return LocalBlobStore(env.get("BLOB_STORE_DIR") or ".temporal/blobs")

@@ -1,0 +1,42 @@
+"""The blob store's local backend: content addressing, idempotent writes, named objects, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from store.blobs import BlobNotFound, LocalBlobStore, S3BlobStore, blob_store_from_env, digest_key
+
+
+def test_same_bytes_same_key_and_one_file(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    key = store.put(b"conversation")
+    assert key == digest_key(b"conversation") and key.startswith("sha256:")
+    assert store.put(b"conversation") == key
+    assert store.get(key) == b"conversation"
+    assert len([p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]) == 1
+
+
+def test_missing_and_malformed_keys_are_named(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    with pytest.raises(BlobNotFound, match="not found"):
+        store.get(digest_key(b"never stored"))
+    with pytest.raises(ValueError, match="not a blob key"):
+        store.get("../../etc/passwd")
+
+
+def test_named_objects_list_by_prefix_and_refuse_escapes(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    store.put_object("archives/run-1.json", b"{}")
+    store.put_object("archives/run-2.json", b"{}")
+    store.put_object("other/x", b"")
+    assert store.list_objects("archives/") == ["archives/run-1.json", "archives/run-2.json"]
+    assert store.get_object("archives/run-2.json") == b"{}"
+    with pytest.raises(ValueError, match="relative path"):
+        store.put_object("../escape", b"")
+
+
+def test_backend_chosen_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert isinstance(blob_store_from_env({"BLOB_STORE_DIR": str(tmp_path)}), LocalBlobStore)
+    s3 = blob_store_from_env({"BLOB_STORE_S3_BUCKET": "b", "BLOB_STORE_S3_PREFIX": "/runs/"})
+    assert isinstance(s3, S3BlobStore) and s3.bucket == "b" and s3.prefix == "runs/"
