@@ -29,8 +29,9 @@ from activities.openai_agent_engine import OpenAIAgentEngine
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.tools import ToolActivities
 from config.settings import ConfigError, Settings
-from config.temporal import connect
+from config.temporal import connect, metrics_runtime
 from models.search_attributes import ALL_KEYS
+from telemetry.tracing import shutdown_tracing
 from tools.catalog import REGISTRY
 from workflows.agent_loop import AgentLoopWorkflow
 from workflows.blackbox import BlackBoxAgentWorkflow
@@ -102,7 +103,7 @@ async def ensure_search_attributes(client: Client) -> None:
 async def serve(settings: Settings) -> None:
     """Connect, register search attributes, and run until SIGTERM/SIGINT."""
     try:
-        client = await connect()
+        client = await connect(runtime=metrics_runtime(settings.metrics_address))
     except RuntimeError as exc:  # the SDK raises RuntimeError when the first RPC fails
         raise ConfigError(f"cannot reach Temporal ({exc}); check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TLS settings") from None
     await ensure_search_attributes(client)
@@ -111,10 +112,15 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        log.info("worker polling task queue %r on %s (pid %d)", settings.task_queue, client.service_client.config.target_host, os.getpid())
-        await stop.wait()
-        log.info("shutting down: waiting up to %ss for in-flight activities", settings.graceful_shutdown_seconds)
+    try:
+        async with worker:
+            log.info("worker polling task queue %r on %s (pid %d)", settings.task_queue, client.service_client.config.target_host, os.getpid())
+            if settings.metrics_address:
+                log.info("metrics on http://%s/metrics", settings.metrics_address)
+            await stop.wait()
+            log.info("shutting down: waiting up to %ss for in-flight activities", settings.graceful_shutdown_seconds)
+    finally:
+        shutdown_tracing()
     log.info("worker stopped")
 
 

@@ -9,6 +9,7 @@ from activities.providers import LlmProvider
 from activities.routing import route
 from config.settings import Settings
 from models.llm import LlmRequest, LlmResponse
+from telemetry.metrics import record_llm_tokens
 from tools.registry import Registry
 
 
@@ -28,7 +29,7 @@ class LlmActivities:
             kind="provider", registry=self._registry, agent=request.agent,
         )
         activity.logger.info("calling %s for agent %s (%d messages)", model, agent.name, len(request.conversation.messages))
-        return await heartbeating(
+        response = await heartbeating(
             provider.complete(
                 model=model,
                 system=agent.instructions,
@@ -37,3 +38,8 @@ class LlmActivities:
                 max_tokens=request.max_tokens,
             )
         )
+        record_llm_tokens(
+            activity.metric_meter(), model=model, agent=agent.name,
+            input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
+        )
+        return response

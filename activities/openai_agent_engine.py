@@ -26,9 +26,31 @@ from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
 from activities.black_box import AgentProgress, ToolRunner
+from activities.pricing import cost_usd
 from activities.providers.errors import config_error, connection_error, http_error
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+from telemetry.observe import generation
 from tools.registry import AgentProfile, Registry, Tool
+
+
+class _ObservedResponsesModel(OpenAIResponsesModel):
+    """The Responses API model with each inference recorded as a Langfuse generation (SDK tracing stays off)."""
+
+    def __init__(self, *, model: str, openai_client: openai.AsyncOpenAI) -> None:
+        super().__init__(model=model.split(":", 1)[1], openai_client=openai_client)
+        self._full_model = model
+
+    async def get_response(self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any) -> Any:
+        observed_input = {"system": system_instructions, "input": input, "tools": [getattr(t, "name", str(t)) for t in tools]}
+        with generation(name="openai.responses", model=self._full_model, input=observed_input) as observed:
+            response = await super().get_response(system_instructions, input, model_settings, tools, *args, **kwargs)
+            tokens_in, tokens_out = response.usage.input_tokens, response.usage.output_tokens
+            observed.finish(
+                output=[item.model_dump(mode="json") if hasattr(item, "model_dump") else item for item in response.output],
+                input_tokens=tokens_in, output_tokens=tokens_out,
+                cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
+            )
+            return response
 
 
 class _ProgressHooks(RunHooks[Any]):
@@ -84,7 +106,7 @@ class OpenAIAgentEngine:
             name=agent.name,
             instructions=agent.instructions,
             tools=[_function_tool(t, tools) for t in self._registry.tools_of(agent)],
-            model=OpenAIResponsesModel(model=model.split(":", 1)[1], openai_client=self._client_or_raise()),
+            model=_ObservedResponsesModel(model=model, openai_client=self._client_or_raise()),
             output_type=output_model,
         )
         try:

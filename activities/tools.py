@@ -8,6 +8,8 @@ from temporalio.exceptions import ApplicationError
 from config.settings import Settings
 from models.conversation import ToolOutcome
 from models.tooling import ToolInvocation
+from telemetry.metrics import record_tool_call
+from telemetry.observe import tool_call
 from tools.registry import Registry, ToolContext, ToolInputError
 
 
@@ -27,10 +29,16 @@ class ToolActivities:
             raise ApplicationError(f"unknown tool {call.name!r}", type="UnknownTool", non_retryable=True)
         args = tool.args.model_validate(call.arguments)
         ctx = ToolContext(idempotency_key=invocation.idempotency_key, notes_db=self._settings.notes_db)
-        try:
-            content = await tool.handler(args, ctx)
-        except ToolInputError as exc:
-            return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True)
-        except Exception as exc:
-            raise ApplicationError(f"tool {call.name} failed: {type(exc).__name__}: {exc}", type="ToolFailed") from exc
-        return ToolOutcome(tool_call_id=call.id, name=call.name, content=content)
+        with tool_call(name=call.name, arguments=call.arguments, idempotency_key=invocation.idempotency_key) as observed:
+            try:
+                content = await tool.handler(args, ctx)
+            except ToolInputError as exc:
+                outcome = ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True)
+            except Exception as exc:
+                record_tool_call(activity.metric_meter(), tool=call.name, ok=False)
+                raise ApplicationError(f"tool {call.name} failed: {type(exc).__name__}: {exc}", type="ToolFailed") from exc
+            else:
+                outcome = ToolOutcome(tool_call_id=call.id, name=call.name, content=content)
+            observed.finish(outcome.content, outcome.is_error)
+        record_tool_call(activity.metric_meter(), tool=call.name, ok=not outcome.is_error)
+        return outcome

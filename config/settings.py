@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from models.run import check_model_name
+from telemetry.tracing import TracingConfigError, langfuse_config
 
 DEFAULT_MODEL = "anthropic:claude-sonnet-5-5"
 
@@ -50,6 +51,14 @@ class Settings:
     notify_outbox: str = "outbox.jsonl"
     notify_webhook_url: str | None = None
     """When set, `send_notification` POSTs here instead of appending to `notify_outbox`."""
+    metrics_port: int = 0
+    """Port of the Prometheus `/metrics` endpoint (SDK and agent metrics); 0 turns it off."""
+    metrics_host: str = "127.0.0.1"
+
+    @property
+    def metrics_address(self) -> str | None:
+        """`host:port` the Prometheus endpoint binds to, or None when off."""
+        return f"{self.metrics_host}:{self.metrics_port}" if self.metrics_port else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -60,6 +69,10 @@ class Settings:
             check_model_name(model)
         except ValueError as exc:
             raise ConfigError(f"AGENT_MODEL {exc}") from None
+        try:
+            langfuse_config(env)
+        except TracingConfigError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(
             task_queue=env.get("TEMPORAL_TASK_QUEUE") or "agents",
             default_model=model,
@@ -70,4 +83,6 @@ class Settings:
             graceful_shutdown_seconds=_int(env, "WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, 0),
             notify_outbox=env.get("NOTIFY_OUTBOX") or "outbox.jsonl",
             notify_webhook_url=_webhook_url(env),
+            metrics_port=_int(env, "WORKER_METRICS_PORT", 0, 0),
+            metrics_host=env.get("WORKER_METRICS_HOST") or "127.0.0.1",
         )

@@ -7,8 +7,18 @@ from typing import Mapping
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from telemetry import metrics
 from telemetry.tracing import temporal_plugins
+
+HISTOGRAM_BUCKETS = {
+    metrics.RUN_COST: [0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 20.0],
+    metrics.RUN_TOKENS: [1_000, 10_000, 50_000, 100_000, 200_000, 500_000, 1_000_000],
+    metrics.RUN_STEPS: [1, 2, 5, 10, 20, 50, 100, 300, 1_000],
+    metrics.APPROVAL_WAIT: [10, 60, 600, 3_600, 14_400, 86_400, 604_800],
+}
+"""The SDK's default buckets (50 ms to 10 s) suit latencies, not dollars, tokens, steps or days of waiting."""
 
 
 async def connect(env: Mapping[str, str] | None = None, **overrides) -> Client:
@@ -25,3 +35,15 @@ async def connect(env: Mapping[str, str] | None = None, **overrides) -> Client:
         data_converter=pydantic_data_converter,
         plugins=temporal_plugins(),
     )
+
+
+def metrics_runtime(bind_address: str | None) -> Runtime | None:
+    """A Temporal runtime serving Prometheus metrics on `bind_address` (`host:port`), or None for the default one.
+
+    Counters get the `_total` suffix Prometheus users expect; the product's own metrics
+    (telemetry/metrics.py) are served beside the SDK's on the same endpoint.
+    """
+    if not bind_address:
+        return None
+    prometheus = PrometheusConfig(bind_address=bind_address, counters_total_suffix=True, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))

@@ -24,6 +24,7 @@ from config.temporal import connect
 from devstack.dev_server import port_open, start_dev_server, temporal_cli
 from devstack.fake_anthropic import FakeAnthropic
 from devstack.scripted_model import respond
+from telemetry.tracing import langfuse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROMPTS = {
@@ -150,6 +151,11 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
         say(f"\nStages completed (from the event history): {', '.join(await stages_done(handle))}")
         say(f"Notification ({notification.get('channel', 'none')}): {notification.get('destination') or notification.get('error')}")
     say(f"\nSee every step in the Temporal UI: {link}")
+    say(f"Find this customer's runs: {cli_name()} workflow list --query 'CustomerId=\"C123\" AND AgentStatus=\"{result['status']}\"'")
+    if langfuse_config() is not None:
+        say(f"Its LLM calls in Langfuse: trace {result['trace_id']} (session {workflow_id}, user C123)")
+    else:
+        say(f"Trace id {result['trace_id']}; set LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY/LANGFUSE_BASE_URL to see it in Langfuse.")
     return result
 
 

@@ -56,6 +56,9 @@ class AgentRunInput(Strict):
     model: str | None = None
     """`provider:model`; when absent the worker's `AGENT_MODEL` decides."""
     customer_id: str | None = Field(None, min_length=1, max_length=200)
+    """Langfuse's user id for the run's trace, and the `CustomerId` search attribute."""
+    session_id: str | None = Field(None, min_length=1, max_length=200)
+    """Groups related runs in Langfuse (e.g. one conversation); defaults to the workflow id."""
     budget: Budget = Field(default_factory=Budget)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
 

@@ -113,19 +113,21 @@ class ToolCheck:
 
     tool: Tool | None
     error: str | None = None
+    reason: str | None = None
+    """Why it was refused, for metrics: `unknown_tool`, `read_only` or `invalid_arguments`."""
 
 
 def check_tool_call(registry: Registry, agent: AgentProfile, name: str, arguments: dict[str, Any]) -> ToolCheck:
     """Decide whether a call may run: known tool, allowed for this agent, valid arguments."""
     available = ", ".join(agent.tools)
     if name not in agent.tools:
-        return ToolCheck(None, f"Unknown tool {name!r}. Available tools: {available}.")
+        return ToolCheck(None, f"Unknown tool {name!r}. Available tools: {available}.", "unknown_tool")
     tool = registry.tools[name]
     if tool.effect == "write" and agent.read_only:
-        return ToolCheck(None, f"Tool {name!r} changes data and agent {agent.name!r} is read-only. Available tools: {available}.")
+        return ToolCheck(None, f"Tool {name!r} changes data and agent {agent.name!r} is read-only. Available tools: {available}.", "read_only")
     try:
         tool.args.model_validate(arguments)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
-        return ToolCheck(None, f"Invalid arguments for {name!r}: {problems}. Expected schema: {tool.input_schema()}")
+        return ToolCheck(None, f"Invalid arguments for {name!r}: {problems}. Expected schema: {tool.input_schema()}", "invalid_arguments")
     return ToolCheck(tool)

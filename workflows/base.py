@@ -8,17 +8,20 @@ from typing import Any, Callable, TypeVar
 
 from temporalio import workflow
 
-from workflows.common import invalid_input, parse_input, publish_search_attributes
+from workflows.common import invalid_input, parse_input, publish_search_attributes, tag_trace
 
 with workflow.unsafe.imports_passed_through():
-    from models.approval import Decision
-    from models.run import ApprovalPolicy, RunStatus, Usage
+    from models.approval import ApprovalRequest, Decision
+    from models.run import AgentRunInput, ApprovalPolicy, RunStatus, Usage
+    from telemetry.metrics import record_approval, record_guardrail_rejection, record_run_end
+    from telemetry.tracing import tracer
     from models.status import StatusView
     from tools.catalog import REGISTRY
     from workflows.approvals import ApprovalBook, proposal_markdown
     from workflows.ledger import RunLedger
 
-T = TypeVar("T")
+T = TypeVar("T", bound=AgentRunInput)
+FINAL_STATES = {RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.APPROVAL_TIMED_OUT, RunStatus.BUDGET_EXCEEDED, RunStatus.FAILED}
 
 
 class AgentWorkflowBase:
@@ -33,6 +36,7 @@ class AgentWorkflowBase:
         self._agent: str | None = None
         self._stage: str | None = None
         self._waiting_for: str | None = None
+        self._ended = False
 
     @workflow.signal(
         name="approve",
@@ -95,11 +99,26 @@ class AgentWorkflowBase:
         except Exception:
             self._set_state(RunStatus.FAILED)
             raise
+        tag_trace(user_id=request.customer_id, session_id=request.session_id or workflow.info().workflow_id)
         return request
 
     def _set_state(self, state: RunStatus) -> None:
         self._state = state
         publish_search_attributes(status=state.value)
+        if state in FINAL_STATES and not self._ended:
+            self._ended = True
+            self._record_end(state)
+
+    def _record_end(self, state: RunStatus) -> None:
+        """Per-run metrics; a run stopped by a ceiling also counts as a guardrail rejection."""
+        meter = workflow.metric_meter()
+        usage = self._ledger.usage if self._ledger else Usage()
+        record_run_end(
+            meter, workflow_type=workflow.info().workflow_type, agent=self._agent or "unknown", status=state.value,
+            tokens=usage.total_tokens, cost_usd=usage.cost_usd, steps=self._ledger.steps if self._ledger else 0,
+        )
+        if state == RunStatus.BUDGET_EXCEEDED:
+            record_guardrail_rejection(meter, reason="budget")
 
     async def _ask_approval(self, *, kind: str, summary: str, proposal: dict[str, Any], policy: ApprovalPolicy) -> Decision:
         """Open a request and wait for a decision on a durable timer: no worker slot or thread is held."""
@@ -115,21 +134,31 @@ class AgentWorkflowBase:
         self._set_state(RunStatus.WAITING_FOR_APPROVAL)
         workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
         waiting_since = workflow.now()
-        try:
-            await workflow.wait_condition(
-                lambda: request.decision is not None,
-                timeout=timedelta(seconds=policy.timeout_seconds),
-                timeout_summary=f"approval {request.request_id} expires",
-            )
-        except asyncio.TimeoutError:
-            if request.decision is None:  # a decision may land in the same activation as the timer
-                self._book.expire(request.request_id, workflow.now())
+        # A span in the run's trace for the wait (the signal's own span belongs to whoever sent it).
+        with tracer().start_as_current_span(f"approval {request.request_id}", attributes={"approval.kind": kind, "approval.summary": summary[:500]}) as span:
+            decision = await self._await_decision(request, policy.timeout_seconds)
+            outcome = "timeout" if decision.via == "timeout" else ("approved" if decision.approved else "rejected")
+            span.set_attributes({"approval.outcome": outcome, "approval.approver": decision.approver or ""})
+        waited = (workflow.now() - waiting_since).total_seconds()
         if self._ledger is not None:
-            self._ledger.waited_seconds += (workflow.now() - waiting_since).total_seconds()
-        decision = request.decision
-        assert decision is not None
+            self._ledger.waited_seconds += waited
+        record_approval(workflow.metric_meter(), kind=kind, outcome=outcome, waited_seconds=waited)
         verdict = "approved" if decision.approved else "rejected"
         workflow.set_current_details(f"{request.request_id} {verdict} by {decision.approver}: {summary}")
         self._waiting_for = None
         self._set_state(RunStatus.RUNNING)
         return decision
+
+    async def _await_decision(self, request: ApprovalRequest, timeout_seconds: int) -> Decision:
+        """A durable timer until a decision lands or the request expires (which then counts as a rejection)."""
+        try:
+            await workflow.wait_condition(
+                lambda: request.decision is not None,
+                timeout=timedelta(seconds=timeout_seconds),
+                timeout_summary=f"approval {request.request_id} expires",
+            )
+        except asyncio.TimeoutError:
+            if request.decision is None:  # a decision may land in the same activation as the timer
+                self._book.expire(request.request_id, workflow.now())
+        assert request.decision is not None
+        return request.decision

@@ -9,6 +9,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Pydantic models must be the very classes the data converter knows, so they pass through the sandbox.
+    import opentelemetry.baggage
+    import opentelemetry.context
     import opentelemetry.trace
     from pydantic import BaseModel, ValidationError
 
@@ -51,6 +53,27 @@ def current_trace_id() -> str:
         return format(context.trace_id, "032x")
     # Tracing plugin absent: a stable id still lets callers correlate logs.
     return workflow.uuid4().hex
+
+
+def tag_trace(*, user_id: str | None, session_id: str) -> None:
+    """Langfuse's user and session ids (and the trace name) on this run's trace.
+
+    Set on the workflow span, and as OpenTelemetry baggage in the run's context: the tracing plugin
+    copies baggage into every activity's headers, and Langfuse copies `langfuse_*` baggage onto each
+    span it sees start, so every generation and tool span of the run carries the same ids.
+    """
+    fields = {"session_id": session_id, "trace_name": workflow.info().workflow_type}
+    if user_id:
+        fields["user_id"] = user_id
+    span = opentelemetry.trace.get_current_span()
+    span.set_attribute("session.id", session_id)
+    span.set_attribute("langfuse.trace.name", fields["trace_name"])
+    if user_id:
+        span.set_attribute("user.id", user_id)
+    context = opentelemetry.context.get_current()
+    for key, value in fields.items():
+        context = opentelemetry.baggage.set_baggage(f"langfuse_{key}", value, context)
+    opentelemetry.context.attach(context)  # lives as long as the run's task; never detached on purpose
 
 
 def publish_search_attributes(

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from models.hybrid import HybridInput, HybridOutput, HybridPlan, NotificationRequest
     from models.llm import LlmRequest, LlmResponse
     from models.run import AgentRunResult, RunStatus
+    from telemetry.metrics import record_guardrail_rejection
     from tools.catalog import PLANNER, REGISTRY
     from workflows.ledger import RunLedger
     from workflows.planning import execution_prompt, parse_plan, plan_steps, rejection_feedback
@@ -127,6 +128,7 @@ class HybridAgentWorkflow(AgentWorkflowBase):
             plan, correction = parse_plan(response.text, REGISTRY)
             if plan is not None:
                 return plan
+            record_guardrail_rejection(workflow.metric_meter(), reason="invalid_plan")
             planning.add_user_text(correction or "")
         raise PlanInvalid(f"the planner gave no valid plan in {MAX_PLAN_ATTEMPTS} attempts; last problem: {correction}", type="PlanInvalid", non_retryable=True)
 

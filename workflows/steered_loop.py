@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from models.llm import LlmRequest, LlmResponse
     from models.run import ApprovalPolicy, RunStatus
     from models.tooling import ToolInvocation
+    from telemetry.metrics import record_guardrail_rejection
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
     from workflows.ledger import RunLedger, describe_call
 
@@ -122,6 +123,7 @@ class SteeredLoop:
     async def _run_tool(self, call: ToolCall) -> ToolOutcome:
         check = check_tool_call(self._registry, self._agent, call.name, call.arguments)
         if check.tool is None:
+            record_guardrail_rejection(workflow.metric_meter(), reason=check.reason or "refused")
             return ToolOutcome(tool_call_id=call.id, name=call.name, content=check.error or "", is_error=True)
         tool = check.tool
         if tool.requires_approval:

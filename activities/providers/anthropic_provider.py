@@ -12,6 +12,7 @@ from activities.providers.errors import config_error, connection_error, http_err
 from models.conversation import Conversation, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
 from models.llm import LlmResponse
 from models.run import Usage
+from telemetry.observe import generation
 from tools.registry import Tool
 
 
@@ -53,19 +54,28 @@ class AnthropicProvider:
         """One Messages API call, errors classified for Temporal's retry policy."""
         client = self._client_or_raise()
         provider_model = model.split(":", 1)[1]
-        try:
-            message = await client.messages.create(
-                model=provider_model,
-                system=system,
-                messages=to_wire_messages(conversation),
-                max_tokens=max_tokens,
-                **({"tools": to_wire_tools(tools)} if tools else {}),  # the API refuses an empty tools list
+        messages = to_wire_messages(conversation)
+        observed_input = {"system": system, "messages": messages, "tools": [t.name for t in tools]}
+        with generation(name="anthropic.messages", model=model, input=observed_input, model_parameters={"max_tokens": max_tokens}) as observed:
+            try:
+                message = await client.messages.create(
+                    model=provider_model,
+                    system=system,
+                    messages=messages,
+                    max_tokens=max_tokens,
+                    **({"tools": to_wire_tools(tools)} if tools else {}),  # the API refuses an empty tools list
+                )
+            except anthropic.APIStatusError as exc:
+                raise http_error("anthropic", exc.status_code, _error_message(exc), exc.response.headers) from None
+            except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
+                raise connection_error("anthropic", exc) from None
+            response = _to_response(model, message)
+            observed.finish(
+                output={"text": response.text, "tool_calls": [c.model_dump() for c in response.tool_calls], "stop_reason": response.stop_reason},
+                input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
+                cost_usd=response.usage.cost_usd,
             )
-        except anthropic.APIStatusError as exc:
-            raise http_error("anthropic", exc.status_code, _error_message(exc), exc.response.headers) from None
-        except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
-            raise connection_error("anthropic", exc) from None
-        return _to_response(model, message)
+        return response
 
 
 def _error_message(exc: anthropic.APIStatusError) -> str:

@@ -1,0 +1,125 @@
+"""A local stand-in for Langfuse's OTLP endpoint: decodes what the Langfuse SDK exports, for tests and demos.
+
+It listens on 127.0.0.1, accepts `POST /api/public/otel/v1/traces` (OTLP/HTTP protobuf, gzip or not)
+with the Basic auth the SDK sends, and keeps every span as a plain `SpanRecord`.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+TRACES_PATH = "/api/public/otel/v1/traces"
+
+
+def _value(v: AnyValue) -> Any:
+    kind = v.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(x) for x in v.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
+    return getattr(v, kind) if kind else None
+
+
+@dataclass
+class SpanRecord:
+    """One exported span, reduced to what tests look at."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    scope: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def observation_type(self) -> str | None:
+        """`generation`, `tool`, `span`... for Langfuse observations; None for Temporal's spans."""
+        return self.attributes.get("langfuse.observation.type")
+
+    def json_attribute(self, key: str) -> Any:
+        """An attribute Langfuse stores as JSON text (input, output, usage, cost)."""
+        raw = self.attributes.get(key)
+        return json.loads(raw) if isinstance(raw, str) else raw
+
+
+class FakeLangfuse:
+    """Collects spans; `spans` is every span received so far, `bodies` the raw (decompressed) requests."""
+
+    def __init__(self, public_key: str = "pk-lf-test", secret_key: str = "sk-lf-test") -> None:
+        self.public_key, self.secret_key = public_key, secret_key
+        self.spans: list[SpanRecord] = []
+        self.bodies: list[bytes] = []
+        self.rejected: list[str] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URL for LANGFUSE_BASE_URL."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def env(self) -> dict[str, str]:
+        """The LANGFUSE_* variables that point a process here."""
+        return {"LANGFUSE_PUBLIC_KEY": self.public_key, "LANGFUSE_SECRET_KEY": self.secret_key, "LANGFUSE_BASE_URL": self.url}
+
+    def __enter__(self) -> "FakeLangfuse":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def in_trace(self, trace_id: str) -> list[SpanRecord]:
+        """Spans of one trace."""
+        with self._lock:
+            return [s for s in self.spans if s.trace_id == trace_id]
+
+    def _accept(self, headers: Any, body: bytes) -> int:
+        expected = "Basic " + base64.b64encode(f"{self.public_key}:{self.secret_key}".encode()).decode()
+        if headers.get("Authorization") != expected:
+            self.rejected.append("bad credentials")
+            return 401
+        if headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportTraceServiceRequest.FromString(body)
+        with self._lock:
+            self.bodies.append(body)
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        self.spans.append(SpanRecord(
+                            trace_id=span.trace_id.hex(), span_id=span.span_id.hex(), parent_span_id=span.parent_span_id.hex(),
+                            name=span.name, scope=scope_spans.scope.name,
+                            attributes={kv.key: _value(kv.value) for kv in span.attributes},
+                        ))
+        return 200
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = sink._accept(self.headers, body) if self.path == TRACES_PATH else 404
+                reply = ExportTraceServiceResponse().SerializeToString() if status == 200 else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler

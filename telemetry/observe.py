@@ -1,0 +1,81 @@
+"""Langfuse observations for what happens inside activities: each LLM call a generation, each tool call a span.
+
+They are started inside the activity's own span (the Temporal plugin makes it current), so they land in
+the run's trace. With Langfuse off every helper here is a no-op that costs nothing.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from telemetry.tracing import langfuse_client
+
+
+class Generation:
+    """One LLM call as Langfuse sees it; `finish` once the reply (or the failure) is known."""
+
+    def __init__(self, observation: Any = None) -> None:
+        self._observation = observation
+
+    def finish(self, *, output: Any, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        """Record the reply, token usage and cost."""
+        if self._observation is not None:
+            self._observation.update(
+                output=output,
+                usage_details={"input": input_tokens, "output": output_tokens, "total": input_tokens + output_tokens},
+                cost_details={"total": cost_usd},
+            )
+
+    def fail(self, message: str) -> None:
+        """Mark the call failed with the provider's message (the exception still propagates)."""
+        if self._observation is not None:
+            self._observation.update(level="ERROR", status_message=message[:1000])
+
+
+class ToolObservation:
+    """One tool call as Langfuse sees it."""
+
+    def __init__(self, observation: Any = None) -> None:
+        self._observation = observation
+
+    def finish(self, output: str, is_error: bool) -> None:
+        """Record what the tool returned; an error result is a warning, the model is told and may go on."""
+        if self._observation is not None:
+            self._observation.update(output=output, **({"level": "WARNING", "status_message": output[:1000]} if is_error else {}))
+
+
+@contextmanager
+def generation(*, name: str, model: str, input: Any, model_parameters: dict[str, Any] | None = None) -> Iterator[Generation]:
+    """A Langfuse generation around one provider call (model is `provider:model`; Langfuse gets the bare name)."""
+    client = langfuse_client()
+    if client is None:
+        yield Generation()
+        return
+    with client.start_as_current_observation(
+        name=name, as_type="generation", model=model.split(":", 1)[-1], input=input,
+        model_parameters=model_parameters, metadata={"provider": model.split(":", 1)[0]},
+    ) as observation:
+        record = Generation(observation)
+        try:
+            yield record
+        except BaseException as exc:
+            record.fail(f"{type(exc).__name__}: {exc}")
+            raise
+
+
+@contextmanager
+def tool_call(*, name: str, arguments: dict[str, Any], idempotency_key: str | None = None) -> Iterator[ToolObservation]:
+    """A Langfuse tool span around one tool handler."""
+    client = langfuse_client()
+    if client is None:
+        yield ToolObservation()
+        return
+    metadata = {"idempotency_key": idempotency_key} if idempotency_key else None
+    with client.start_as_current_observation(name=f"tool {name}", as_type="tool", input=arguments, metadata=metadata) as observation:
+        record = ToolObservation(observation)
+        try:
+            yield record
+        except BaseException as exc:
+            observation.update(level="ERROR", status_message=f"{type(exc).__name__}: {exc}"[:1000])
+            raise
