@@ -27,6 +27,7 @@ from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
 from activities.openai_agent_engine import OpenAIAgentEngine
 from activities.providers.anthropic_provider import AnthropicProvider
+from activities.providers.openai_provider import OpenAIProvider
 from activities.tools import ToolActivities
 from config.settings import ConfigError, Settings
 from config.temporal import connect, metrics_runtime
@@ -45,13 +46,14 @@ log = logging.getLogger("worker")
 def build_worker(client: Client, settings: Settings) -> Worker:
     """A worker with every workflow and activity of the product registered."""
     anthropic = AnthropicProvider(settings.llm_timeout_seconds)
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic})
+    openai = OpenAIProvider(settings.llm_timeout_seconds)
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic, "openai": openai})
     tools = ToolActivities(settings, REGISTRY)
     notify = NotifyActivities(settings)
     agents = AgentActivities(
         settings,
         REGISTRY,
-        {"openai": OpenAIAgentEngine(REGISTRY, settings.llm_timeout_seconds), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
+        {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
     )
     return Worker(
         client,

@@ -7,7 +7,6 @@ model is built on our own `AsyncOpenAI(max_retries=0)` (which honours `OPENAI_BA
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import openai
@@ -27,7 +26,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.black_box import AgentProgress, ToolRunner
 from activities.pricing import cost_usd
-from activities.providers.errors import config_error, connection_error, http_error
+from activities.providers.errors import connection_error, http_error
+from activities.providers.openai_provider import OpenAIProvider
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from telemetry.observe import generation
 from tools.registry import AgentProfile, Registry, Tool
@@ -82,20 +82,12 @@ def _function_tool(tool: Tool, runner: ToolRunner) -> FunctionTool:
 
 
 class OpenAIAgentEngine:
-    """`AgentEngine` for `openai:` models; the client is built lazily so a worker without a key still starts."""
+    """`AgentEngine` for `openai:` models, on the worker's one OpenAI client."""
 
-    def __init__(self, registry: Registry, timeout_seconds: float = 120.0) -> None:
+    def __init__(self, provider: OpenAIProvider, registry: Registry) -> None:
         set_tracing_disabled(True)  # the SDK would otherwise export traces (with prompts) to OpenAI
+        self._provider = provider
         self._registry = registry
-        self._timeout = timeout_seconds
-        self._client: openai.AsyncOpenAI | None = None
-
-    def _client_or_raise(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            if not os.environ.get("OPENAI_API_KEY"):
-                raise config_error("OPENAI_API_KEY is not set in the worker's environment")
-            self._client = openai.AsyncOpenAI(max_retries=0, timeout=self._timeout)
-        return self._client
 
     async def run(
         self, *, agent: AgentProfile, request: InvokeAgentRequest, model: str, max_turns: int, progress: AgentProgress, tools: ToolRunner
@@ -106,7 +98,7 @@ class OpenAIAgentEngine:
             name=agent.name,
             instructions=agent.instructions,
             tools=[_function_tool(t, tools) for t in self._registry.tools_of(agent)],
-            model=_ObservedResponsesModel(model=model, openai_client=self._client_or_raise()),
+            model=_ObservedResponsesModel(model=model, openai_client=self._provider.client()),
             output_type=output_model,
         )
         try:

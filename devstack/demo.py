@@ -24,7 +24,7 @@ from config.temporal import connect
 from devstack.dev_server import port_open, start_dev_server, temporal_cli
 from devstack.fake_anthropic import FakeAnthropic
 from devstack.scripted_model import respond
-from telemetry.tracing import langfuse_config
+from telemetry.tracing import langfuse_config, shutdown_tracing
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROMPTS = {
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         worker.wait(30)
         if fake is not None:
             fake.stop()
+        shutdown_tracing()  # the starter's spans too; os._exit at the end skips atexit hooks
     if server is not None and not args.exit:
         say(f"\nThe dev server keeps running so you can explore the UI at {ui}. Press Ctrl-C to stop it.")
         try:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from models.run import AgentRunInput, Strict, Usage, check_model_name
+from models.run import AgentRunInput, Strict, Usage
 
-BLACK_BOX_PROVIDERS = ("anthropic", "openai")
-"""Engines `invoke_agent` has: `openai:` runs the OpenAI Agents SDK, `anthropic:` the Claude tool loop."""
 
 
 class AgentStep(Strict):
@@ -27,11 +25,6 @@ class BlackBoxInput(AgentRunInput):
     approval_between_steps: bool = False
     max_concurrency: int = Field(4, ge=1, le=50)
     """How many black boxes run at once when `parallel` is set."""
-
-    @field_validator("model")
-    @classmethod
-    def _model_names_a_supported_provider(cls, value: str | None) -> str | None:
-        return check_model_name(value, BLACK_BOX_PROVIDERS)
 
     def planned_steps(self) -> list[AgentStep]:
         """The steps to run: the given ones, or the single agent with the prompt."""

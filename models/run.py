@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SUPPORTED_PROVIDERS = ("anthropic",)
-"""Providers `call_llm` can reach; `provider:model` strings must name one of these."""
+SUPPORTED_PROVIDERS = ("anthropic", "openai")
+"""Providers `call_llm` and `invoke_agent` can reach; `provider:model` strings must name one of these."""
 
 SEVEN_DAYS = 7 * 24 * 3600
 

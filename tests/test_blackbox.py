@@ -8,6 +8,7 @@ import socket
 import pytest
 from temporalio.testing import ActivityEnvironment
 
+from activities.providers.openai_provider import OpenAIProvider
 from devstack.fake_anthropic import Reply
 from devstack.fake_openai import FakeOpenAI
 from tests.conftest import workflow_id
@@ -171,7 +172,7 @@ async def test_agents_sdk_reaches_no_host_but_the_fake(fake_openai, settings, mo
         return real_connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", recording_connect)
-    activities = AgentActivities(settings, REGISTRY, {"openai": OpenAIAgentEngine(REGISTRY)})
+    activities = AgentActivities(settings, REGISTRY, {"openai": OpenAIAgentEngine(OpenAIProvider(), REGISTRY)})
     env = ActivityEnvironment()
     heartbeats: list = []
     env.on_heartbeat = lambda *details: heartbeats.append(details)
@@ -185,13 +186,30 @@ async def test_agents_sdk_reaches_no_host_but_the_fake(fake_openai, settings, mo
     assert 1 in turns and 2 in turns  # a heartbeat per turn, with progress
 
 
-async def test_openai_model_is_still_refused_by_the_agent_loop(client, worker):
+async def test_unknown_provider_is_refused_naming_the_supported_ones(client, worker):
     from temporalio.client import WorkflowFailureError
 
     with pytest.raises(WorkflowFailureError) as info:
-        handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "hi", "model": OPENAI_MODEL}, id=workflow_id("loop-openai"), task_queue=worker.task_queue)
+        handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "hi", "model": "mistral:large"}, id=workflow_id("loop-mistral"), task_queue=worker.task_queue)
         await handle.result()
-    assert "provider 'openai' is not supported" in str(info.value.cause)
+    assert "model: Value error, provider 'mistral' is not supported (supported: anthropic, openai)" in str(info.value.cause)
+
+
+async def test_agent_loop_on_an_openai_model_steps_through_the_responses_api(client, worker, fake_openai):
+    fake_openai.push(Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]), Reply(text="6000 * 0.2 = 1200"))
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": "What is 6000 * 0.2?", "model": OPENAI_MODEL}, id=workflow_id("loop-openai"), task_queue=worker.task_queue
+    )
+    result = await handle.result()
+    assert result["status"] == "completed" and result["output"] == "6000 * 0.2 = 1200" and result["steps"] == 3
+    first, second = fake_openai.requests
+    assert first.body["model"] == "gpt-5" and {t["name"] for t in first.body["tools"]} == {"calculator", "search_notes", "write_note"}
+    # The tool call and its result went back as Responses API items, paired by call id.
+    call = next(i for i in second.body["input"] if i.get("type") == "function_call")
+    output = next(i for i in second.body["input"] if i.get("type") == "function_call_output")
+    assert call["name"] == "calculator" and output["call_id"] == call["call_id"] and output["output"] == "1200"
+    assert result["usage"]["llm_calls"] == 2 and result["usage"]["cost_usd"] > 0
+    fake_openai.assert_script_consumed()
 
 
 async def test_unknown_field_and_unknown_step_agent_fail_naming_the_field(client, worker):

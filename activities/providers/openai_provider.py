@@ -1,0 +1,103 @@
+"""OpenAI models through `AsyncOpenAI` and the Responses API: Temporal owns retries, so the SDK's are off."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import openai
+
+from activities.pricing import cost_usd
+from activities.providers.errors import config_error, connection_error, http_error
+from models.conversation import Conversation, TextBlock, ToolCall, ToolUseBlock
+from models.llm import LlmResponse
+from models.run import Usage
+from telemetry.observe import generation
+from tools.registry import Tool
+
+
+def to_input_items(conversation: Conversation) -> list[dict[str, Any]]:
+    """Provider-neutral messages as Responses API input items (tool calls and results are items of their own)."""
+    items: list[dict[str, Any]] = []
+    for message in conversation.messages:
+        for block in message.content:
+            if isinstance(block, TextBlock):
+                items.append({"role": message.role, "content": block.text})
+            elif isinstance(block, ToolUseBlock):
+                items.append({"type": "function_call", "call_id": block.id, "name": block.name, "arguments": json.dumps(block.arguments)})
+            else:
+                items.append({"type": "function_call_output", "call_id": block.tool_use_id, "output": block.content})
+    return items
+
+
+def to_function_tools(tools: list[Tool]) -> list[dict[str, Any]]:
+    """Tool declarations as Responses API function tools (not strict: the registry validates arguments)."""
+    return [{"type": "function", "name": t.name, "description": t.description, "parameters": t.input_schema(), "strict": False} for t in tools]
+
+
+class OpenAIProvider:
+    """`LlmProvider` for `openai:` models; the client is built lazily so a worker without a key still starts."""
+
+    def __init__(self, timeout_seconds: float = 120.0) -> None:
+        self._timeout = timeout_seconds
+        self._client: openai.AsyncOpenAI | None = None
+
+    def client(self) -> openai.AsyncOpenAI:
+        """The shared client (also used by the Agents SDK engine); a missing key is a configuration error."""
+        if self._client is None:
+            if not os.environ.get("OPENAI_API_KEY"):
+                raise config_error("OPENAI_API_KEY is not set in the worker's environment")
+            self._client = openai.AsyncOpenAI(max_retries=0, timeout=self._timeout)
+        return self._client
+
+    async def complete(
+        self, *, model: str, system: str, conversation: Conversation, tools: list[Tool], max_tokens: int
+    ) -> LlmResponse:
+        """One Responses API call, errors classified for Temporal's retry policy."""
+        client = self.client()
+        items = to_input_items(conversation)
+        observed_input = {"system": system, "input": items, "tools": [t.name for t in tools]}
+        with generation(name="openai.responses", model=model, input=observed_input, model_parameters={"max_output_tokens": max_tokens}) as observed:
+            try:
+                reply = await client.responses.create(
+                    model=model.split(":", 1)[1], instructions=system, input=items, max_output_tokens=max_tokens,
+                    **({"tools": to_function_tools(tools)} if tools else {}),
+                )
+            except openai.APIStatusError as exc:
+                raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
+            except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+                raise connection_error("openai", exc) from None
+            response = _to_response(model, reply)
+            observed.finish(
+                output={"text": response.text, "tool_calls": [c.model_dump() for c in response.tool_calls], "stop_reason": response.stop_reason},
+                input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens, cost_usd=response.usage.cost_usd,
+            )
+        return response
+
+
+def _to_response(model: str, reply: Any) -> LlmResponse:
+    calls = [
+        ToolCall(id=item.call_id, name=item.name, arguments=_arguments(item.arguments))
+        for item in reply.output if item.type == "function_call"
+    ]
+    tokens_in = reply.usage.input_tokens if reply.usage else 0
+    tokens_out = reply.usage.output_tokens if reply.usage else 0
+    incomplete = getattr(reply, "incomplete_details", None)
+    stop = "tool_use" if calls else ("max_tokens" if incomplete is not None else "end_turn")
+    return LlmResponse(
+        model=model,
+        text=reply.output_text or "",
+        tool_calls=calls,
+        stop_reason=stop,
+        usage=Usage(llm_calls=1, input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost_usd(model, tokens_in, tokens_out)),
+    )
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    # A model may send malformed JSON; an empty dict lets the registry's check tell it what is expected.
+    try:
+        parsed = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
