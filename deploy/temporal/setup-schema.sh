@@ -1,0 +1,25 @@
+#!/bin/sh
+# Runs once in the admin-tools image before the server starts: creates Temporal's two PostgreSQL
+# databases on first start, and on later starts upgrades their schema to the image's version
+# (update-schema is a no-op when it is current). Connection settings come from SQL_* variables.
+set -eu
+
+schemas=/etc/temporal/schema/postgresql/v12
+
+prepare() {
+  db=$1
+  dir=$schemas/$2/versioned
+  # An existing database just moves to the latest schema version...
+  if temporal-sql-tool --db "$db" update-schema -d "$dir"; then
+    echo "database $db is at the latest schema"
+    return
+  fi
+  # ...a missing one (update-schema fails: no database or no version table) is created from scratch.
+  echo "creating database $db"
+  temporal-sql-tool --db "$db" create-database
+  temporal-sql-tool --db "$db" setup-schema -v 0.0
+  temporal-sql-tool --db "$db" update-schema -d "$dir"
+}
+
+prepare "${TEMPORAL_DB:-temporal}" temporal
+prepare "${TEMPORAL_VISIBILITY_DB:-temporal_visibility}" visibility
