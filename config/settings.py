@@ -81,8 +81,7 @@ class Settings:
             max_concurrent_activities=_int(env, "WORKER_MAX_CONCURRENT_ACTIVITIES", 100, 1),
             max_cached_workflows=_int(env, "WORKER_MAX_CACHED_WORKFLOWS", 25, 0),
             graceful_shutdown_seconds=_int(env, "WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, 0),
-            # Two at least: the SDK polls the sticky and the normal queue, one slot each.
-            max_concurrent_workflow_tasks=_int(env, "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 100, 2),
+            max_concurrent_workflow_tasks=_int(env, "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 100, 1),
             identity=env.get("WORKER_IDENTITY") or None,
             health_host=env.get("WORKER_HEALTH_HOST") or "127.0.0.1",
             health_port=_port(env, "WORKER_HEALTH_PORT"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Mapping
 
 from temporalio.client import Client
@@ -18,8 +19,11 @@ def connect_config(env: Mapping[str, str] | None = None) -> dict:
     Read by `temporalio.envconfig`, so the worker reaches a local server, a self-hosted mTLS
     cluster or Temporal Cloud with no code change: an API key turns TLS on by itself.
     """
+    source = os.environ if env is None else env
+    # Compose and Kubernetes often pass "" for "unset"; envconfig would take "" as a certificate path.
+    present = {name: value for name, value in source.items() if value != ""}
     try:
-        config = ClientConfig.load_client_connect_config(override_env_vars=env)
+        config = ClientConfig.load_client_connect_config(override_env_vars=present)
     except Exception as exc:  # a missing certificate file, an unknown TEMPORAL_PROFILE, a malformed config file
         raise ConfigError(f"Temporal connection settings (TEMPORAL_* variables or config file): {exc}") from None
     config.setdefault("target_host", "localhost:7233")
