@@ -7,9 +7,13 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
+# Dependencies first, in their own layer: a code change does not reinstall them. requirements.lock
+# pins every package; `-c` applies the pins to what pyproject.toml asks for (no dev extras).
+COPY pyproject.toml requirements.lock ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > deps.txt \
+    && /opt/venv/bin/pip install -c requirements.lock -r deps.txt
 COPY . .
-# requirements.lock pins every dependency; `-c` applies the pins to what pyproject.toml asks for.
-RUN /opt/venv/bin/pip install -c requirements.lock .
+RUN /opt/venv/bin/pip install --no-deps -c requirements.lock .
 
 # --- run: the venv and the source, as an unprivileged user --------------------------------------
 FROM python:3.11-slim
@@ -25,7 +29,7 @@ RUN groupadd --system --gid 10001 agent \
     && mkdir -p /data && chown agent:agent /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY --from=build /src /app
+COPY . .
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001
 VOLUME ["/data"]

@@ -16,7 +16,8 @@ prepare() {
   fi
   # ...a missing one (update-schema fails: no database or no version table) is created from scratch.
   echo "creating database $db"
-  temporal-sql-tool --db "$db" create-database
+  # Tolerate an existing database (a first run that stopped half-way); real errors surface in the next step.
+  temporal-sql-tool --db "$db" create-database || echo "database $db exists already"
   temporal-sql-tool --db "$db" setup-schema -v 0.0
   temporal-sql-tool --db "$db" update-schema -d "$dir"
 }
