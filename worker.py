@@ -32,6 +32,7 @@ from activities.tools import ToolActivities
 from config.settings import ConfigError, Settings
 from config.temporal import connect, metrics_runtime
 from models.search_attributes import ALL_KEYS
+from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing
 from tools.catalog import REGISTRY
 from workflows.agent_loop import AgentLoopWorkflow
@@ -61,8 +62,10 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         workflows=WORKFLOWS,
         activities=[llm.call_llm, tools.run_tool, agents.invoke_agent, notify.send_notification],
         max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        identity=settings.identity,
     )
 
 
@@ -103,7 +106,17 @@ async def ensure_search_attributes(client: Client) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Connect, register search attributes, and run until SIGTERM/SIGINT."""
+    """Serve /healthz (if configured), connect, register search attributes, and run until SIGTERM/SIGINT."""
+    health = Health()
+    health_server = await HealthServer(health, settings.health_host, settings.health_port).start()
+    try:
+        await run_worker(settings, health)
+    finally:
+        await health_server.stop()
+
+
+async def run_worker(settings: Settings, health: Health) -> None:
+    """The worker's life: starting (503), polling (200), draining in-flight activities (503)."""
     try:
         client = await connect(runtime=metrics_runtime(settings.metrics_address))
     except RuntimeError as exc:  # the SDK raises RuntimeError when the first RPC fails
@@ -116,10 +129,12 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with worker:
+            health.serving(lambda: worker.is_running)
             log.info("worker polling task queue %r on %s (pid %d)", settings.task_queue, client.service_client.config.target_host, os.getpid())
             if settings.metrics_address:
                 log.info("metrics on http://%s/metrics", settings.metrics_address)
             await stop.wait()
+            health.stopping()
             log.info("shutting down: waiting up to %ss for in-flight activities", settings.graceful_shutdown_seconds)
     finally:
         shutdown_tracing()

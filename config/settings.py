@@ -29,6 +29,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _port(env: Mapping[str, str], name: str) -> int:
+    port = _int(env, name, 0, 0)
+    if port > 65535:
+        raise ConfigError(f"{name} must be a TCP port (1-65535, or 0 for off), got {port}")
+    return port
+
+
 def _webhook_url(env: Mapping[str, str]) -> str | None:
     url = env.get("NOTIFY_WEBHOOK_URL") or None
     if url is not None and not url.startswith(("http://", "https://")):
@@ -48,6 +55,12 @@ class Settings:
     max_cached_workflows: int = 25
     """Runs kept in memory; waiting runs beyond it cost nothing until their signal (bench/waiting.py)."""
     graceful_shutdown_seconds: int = 30
+    max_concurrent_workflow_tasks: int = 100
+    identity: str | None = None
+    """Worker identity shown in event histories; None keeps the SDK's `pid@hostname`."""
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+    """Port of `GET /healthz`; 0 turns the endpoint off (the default outside containers)."""
     notify_outbox: str = "outbox.jsonl"
     notify_webhook_url: str | None = None
     """When set, `send_notification` POSTs here instead of appending to `notify_outbox`."""
@@ -81,8 +94,12 @@ class Settings:
             max_concurrent_activities=_int(env, "WORKER_MAX_CONCURRENT_ACTIVITIES", 100, 1),
             max_cached_workflows=_int(env, "WORKER_MAX_CACHED_WORKFLOWS", 25, 0),
             graceful_shutdown_seconds=_int(env, "WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, 0),
+            max_concurrent_workflow_tasks=_int(env, "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 100, 1),
+            identity=env.get("WORKER_IDENTITY") or None,
+            health_host=env.get("WORKER_HEALTH_HOST") or "127.0.0.1",
+            health_port=_port(env, "WORKER_HEALTH_PORT"),
             notify_outbox=env.get("NOTIFY_OUTBOX") or "outbox.jsonl",
             notify_webhook_url=_webhook_url(env),
-            metrics_port=_int(env, "WORKER_METRICS_PORT", 0, 0),
+            metrics_port=_port(env, "WORKER_METRICS_PORT"),
             metrics_host=env.get("WORKER_METRICS_HOST") or "127.0.0.1",
         )

@@ -1,0 +1,113 @@
+"""Deploy-time configuration without a server: tuning knobs, the cluster connection, /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.service import TLSConfig
+
+from config.settings import ConfigError, Settings
+from config.temporal import connect_config
+from devstack.dev_server import free_port
+from telemetry.health import Health, HealthServer, probe
+
+
+def test_tuning_knobs_have_sane_defaults():
+    s = Settings.from_env({})
+    assert (s.task_queue, s.max_concurrent_activities, s.max_concurrent_workflow_tasks, s.max_cached_workflows) == ("agents", 100, 100, 25)
+    assert s.identity is None and s.health_port == 0 and s.health_host == "127.0.0.1"
+
+
+def test_tuning_knobs_from_the_environment():
+    s = Settings.from_env({
+        "TEMPORAL_TASK_QUEUE": "agents-eu",
+        "WORKER_MAX_CONCURRENT_ACTIVITIES": "20",
+        "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS": "8",
+        "WORKER_MAX_CACHED_WORKFLOWS": "500",
+        "WORKER_IDENTITY": "worker-eu-1",
+        "WORKER_HEALTH_HOST": "0.0.0.0",
+        "WORKER_HEALTH_PORT": "8081",
+    })
+    assert (s.task_queue, s.max_concurrent_activities, s.max_concurrent_workflow_tasks, s.max_cached_workflows) == ("agents-eu", 20, 8, 500)
+    assert (s.identity, s.health_host, s.health_port) == ("worker-eu-1", "0.0.0.0", 8081)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", "0"),
+    ("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", "many"),
+    ("WORKER_HEALTH_PORT", "70000"),
+    ("WORKER_HEALTH_PORT", "-1"),
+])
+def test_a_malformed_knob_is_named(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_temporal_cloud_with_an_api_key_turns_tls_on():
+    config = connect_config({
+        "TEMPORAL_ADDRESS": "my-ns.a1b2c.tmprl.cloud:7233",
+        "TEMPORAL_NAMESPACE": "my-ns.a1b2c",
+        "TEMPORAL_API_KEY": "key-from-the-cloud-console",
+    })
+    assert config == {
+        "target_host": "my-ns.a1b2c.tmprl.cloud:7233",
+        "namespace": "my-ns.a1b2c",
+        "api_key": "key-from-the-cloud-console",
+        "tls": True,
+    }
+
+
+def test_mtls_cluster_reads_the_client_certificate(tmp_path):
+    (tmp_path / "client.pem").write_bytes(b"CERT")
+    (tmp_path / "client.key").write_bytes(b"KEY")
+    config = connect_config({
+        "TEMPORAL_ADDRESS": "temporal.internal:7233",
+        "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "client.pem"),
+        "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "client.key"),
+        "TEMPORAL_TLS_SERVER_NAME": "temporal.internal",
+    })
+    assert config["target_host"] == "temporal.internal:7233"
+    tls = config["tls"]
+    assert isinstance(tls, TLSConfig)
+    assert (tls.client_cert, tls.client_private_key, tls.domain) == (b"CERT", b"KEY", "temporal.internal")
+
+
+def test_local_default_and_empty_values_mean_unset():
+    # Compose and Kubernetes pass "" for an unset variable; it must not become a certificate path.
+    assert connect_config({"TEMPORAL_API_KEY": "", "TEMPORAL_TLS_CLIENT_CERT_PATH": ""}) == {"target_host": "localhost:7233"}
+
+
+def test_a_missing_certificate_is_a_config_error():
+    with pytest.raises(ConfigError, match="No such file"):
+        connect_config({"TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent/client.pem", "TEMPORAL_TLS_CLIENT_KEY_PATH": "/nonexistent/k"})
+
+
+async def test_healthz_follows_the_worker_state():
+    health, polling = Health(), [True]
+    server = await HealthServer(health, "127.0.0.1", free_port()).start()
+    port = server.port
+    status = lambda: asyncio.to_thread(probe, port)  # noqa: E731  (urllib blocks; keep the loop serving)
+    try:
+        assert await status() == 503  # starting
+        health.serving(lambda: polling[0])
+        assert await status() == 200
+        polling[0] = False  # a fatal worker error stops polling
+        assert await status() == 503
+        polling[0] = True
+        health.stopping()
+        assert await status() == 503
+    finally:
+        await server.stop()
+    assert await status() == 0  # closed
+
+
+async def test_health_port_zero_is_off_and_a_taken_port_is_a_config_error():
+    off = await HealthServer(Health(), "127.0.0.1", 0).start()
+    await off.stop()
+    taken = await HealthServer(Health(), "127.0.0.1", free_port()).start()
+    try:
+        with pytest.raises(ConfigError, match="WORKER_HEALTH_PORT"):
+            await HealthServer(Health(), "127.0.0.1", taken.port).start()
+    finally:
+        await taken.stop()
