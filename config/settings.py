@@ -28,6 +28,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {env.get(name)!r}")
+    return value
+
+
 def _webhook_url(env: Mapping[str, str]) -> str | None:
     url = env.get("NOTIFY_WEBHOOK_URL") or None
     if url is not None and not url.startswith(("http://", "https://")):
@@ -50,6 +57,10 @@ class Settings:
     notify_outbox: str = "outbox.jsonl"
     notify_webhook_url: str | None = None
     """When set, `send_notification` POSTs here instead of appending to `notify_outbox`."""
+    archive_runs: bool = True
+    """Write each finished run's archive to the blob store (`ARCHIVE_RUNS=0` turns it off)."""
+    archive_s3_annotations: str = "auto"
+    """S3 object annotations: `auto` (probe the bucket), `on`, or `off` (sidecar JSON objects)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -70,4 +81,6 @@ class Settings:
             graceful_shutdown_seconds=_int(env, "WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, 0),
             notify_outbox=env.get("NOTIFY_OUTBOX") or "outbox.jsonl",
             notify_webhook_url=_webhook_url(env),
+            archive_runs=_choice(env, "ARCHIVE_RUNS", "1", ("1", "0", "true", "false", "on", "off")) in ("1", "true", "on"),
+            archive_s3_annotations=_choice(env, "ARCHIVE_S3_ANNOTATIONS", "auto", ("auto", "on", "off")),
         )
