@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from workflows.common import failure_detail
 
@@ -72,6 +72,8 @@ async def archive_on_completion(
             ArchiveActivities.archive_run, request, start_to_close_timeout=ARCHIVE_TIMEOUT,
             retry_policy=ARCHIVE_RETRY, summary="archive_run",
         )
-    except ActivityError as exc:
-        workflow.logger.warning("archive of run %s failed: %s", info.workflow_id, failure_detail(exc))
+    # A local activity's failure may arrive as its cause itself (e.g. a non-retryable ApplicationError).
+    except (ActivityError, ApplicationError, TimeoutError) as exc:
+        detail = failure_detail(exc) if isinstance(exc, ActivityError) else str(exc)
+        workflow.logger.warning("archive of run %s failed: %s", info.workflow_id, detail)
         return None
