@@ -150,6 +150,7 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
         say(f"\nStages completed (from the event history): {', '.join(await stages_done(handle))}")
         say(f"Notification ({notification.get('channel', 'none')}): {notification.get('destination') or notification.get('error')}")
     say(f"\nSee every step in the Temporal UI: {link}")
+    say(f"Its archive (output, conversation, plan, answer): .venv/bin/python -m store.archive show {workflow_id}")
     return result
 
 
