@@ -22,6 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.agent_runs import AgentActivities
+from activities.archive import ArchiveActivities
 from activities.claude_agent_engine import ClaudeAgentEngine
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
@@ -32,6 +33,7 @@ from activities.tools import ToolActivities
 from config.settings import ConfigError, Settings
 from config.temporal import connect, metrics_runtime
 from models.search_attributes import ALL_KEYS
+from store.blobs import blob_store_from_env
 from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing
 from tools.catalog import REGISTRY
@@ -56,11 +58,12 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         REGISTRY,
         {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
     )
+    archive = ArchiveActivities(settings, blob_store_from_env(), client.data_converter.payload_codec)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[llm.call_llm, tools.run_tool, agents.invoke_agent, notify.send_notification],
+        activities=[llm.call_llm, tools.run_tool, agents.invoke_agent, notify.send_notification, archive.archive_run],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,

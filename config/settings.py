@@ -36,6 +36,13 @@ def _port(env: Mapping[str, str], name: str) -> int:
     return port
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {env.get(name)!r}")
+    return value
+
+
 def _webhook_url(env: Mapping[str, str]) -> str | None:
     url = env.get("NOTIFY_WEBHOOK_URL") or None
     if url is not None and not url.startswith(("http://", "https://")):
@@ -72,6 +79,10 @@ class Settings:
     def metrics_address(self) -> str | None:
         """`host:port` the Prometheus endpoint binds to, or None when off."""
         return f"{self.metrics_host}:{self.metrics_port}" if self.metrics_port else None
+    archive_runs: bool = True
+    """Write each finished run's archive to the blob store (`ARCHIVE_RUNS=0` turns it off)."""
+    archive_s3_annotations: str = "auto"
+    """S3 object annotations: `auto` (probe the bucket), `on`, or `off` (sidecar JSON objects)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -102,4 +113,6 @@ class Settings:
             notify_webhook_url=_webhook_url(env),
             metrics_port=_port(env, "WORKER_METRICS_PORT"),
             metrics_host=env.get("WORKER_METRICS_HOST") or "127.0.0.1",
+            archive_runs=_choice(env, "ARCHIVE_RUNS", "1", ("1", "0", "true", "false", "on", "off")) in ("1", "true", "on"),
+            archive_s3_annotations=_choice(env, "ARCHIVE_S3_ANNOTATIONS", "auto", ("auto", "on", "off")),
         )

@@ -1,4 +1,4 @@
-"""Connecting to Temporal the same way everywhere: envconfig, pydantic payloads, tracing plugin."""
+"""Connecting to Temporal the same way everywhere: envconfig, pydantic payloads + payload codec, tracing plugin."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import os
 from typing import Mapping
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from config.codec import data_converter_from_env
 from config.settings import ConfigError
 from telemetry import metrics
 from telemetry.tracing import temporal_plugins
@@ -44,13 +44,15 @@ async def connect(env: Mapping[str, str] | None = None, **overrides) -> Client:
     """A client for the cluster named by the environment (see `connect_config`).
 
     Defaults follow `temporalio.envconfig` (localhost:7233, namespace `default`); `overrides`
-    replace any connect argument (tests pass the address of their own server).
+    replace any connect argument (tests pass the address of their own server). Payloads go through
+    the codec configured by PAYLOAD_* and BLOB_STORE_* (config/codec.py), so workers and starters
+    built here all read each other's offloaded and encrypted payloads.
     """
     config = connect_config(env)
     config.update(overrides)
     return await Client.connect(
         **config,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter_from_env(os.environ if env is None else env),
         plugins=temporal_plugins(),
     )
 

@@ -156,6 +156,7 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
         say(f"Its LLM calls in Langfuse: trace {result['trace_id']} (session {workflow_id}, user C123)")
     else:
         say(f"Trace id {result['trace_id']}; set LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY/LANGFUSE_BASE_URL to see it in Langfuse.")
+    say(f"Its archive (output, conversation, plan, answer): .venv/bin/python -m store.archive show {workflow_id}")
     return result
 
 

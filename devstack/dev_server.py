@@ -56,6 +56,8 @@ class DevServer:
     ui_port: int | None
     db_file: str
     log_path: str
+    ui_codec_endpoint: str | None = field(default=None, repr=False)
+    """The codec server the UI asks to decode payloads (may hold its token: kept out of repr)."""
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -78,6 +80,8 @@ class DevServer:
             "--log-level", "warn",
         ]
         cmd += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"] if self.ui_port else ["--headless"]
+        if self.ui_port and self.ui_codec_endpoint:
+            cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         for value in FAST_DYNAMIC_CONFIG:
             cmd += ["--dynamic-config-value", value]
         for pragma in SQLITE_PRAGMAS:
@@ -135,8 +139,9 @@ class DevServer:
 
 
 def start_dev_server(
-    *, port: int = 7233, ui_port: int | None = 8233, db_file: str = ".temporal/dev.db", log_path: str | None = None
+    *, port: int = 7233, ui_port: int | None = 8233, db_file: str = ".temporal/dev.db", log_path: str | None = None,
+    ui_codec_endpoint: str | None = None,
 ) -> DevServer:
     """Start the embedded cluster; `ui_port=None` runs it headless."""
     log_path = log_path or os.path.join(os.path.dirname(db_file) or ".", "dev-server.log")
-    return DevServer(port=port, ui_port=ui_port, db_file=db_file, log_path=log_path).start()
+    return DevServer(port=port, ui_port=ui_port, db_file=db_file, log_path=log_path, ui_codec_endpoint=ui_codec_endpoint).start()

@@ -22,7 +22,8 @@ os.environ["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
 os.environ["ANTHROPIC_API_KEY"] = "test-key-not-real"
 os.environ["OPENAI_API_KEY"] = "test-key-not-real"
 os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
-for _var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "AGENT_MODEL", "TEMPORAL_API_KEY"):
+for _var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "AGENT_MODEL", "TEMPORAL_API_KEY", "BLOB_STORE_S3_BUCKET",
+             "PAYLOAD_ENCRYPTION_KEY", "PAYLOAD_ENCRYPTION_KEY_ID", "PAYLOAD_DECRYPTION_KEYS", "PAYLOAD_OFFLOAD_BYTES"):
     os.environ.pop(_var, None)
 
 
@@ -36,8 +37,16 @@ def dev_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-async def client(dev_server):
-    """A client configured like the worker's (pydantic converter, tracing plugin)."""
+def blob_dir(tmp_path_factory) -> Path:
+    """One blob store for the session: the client's codec, in-process workers and worker subprocesses share it."""
+    path = tmp_path_factory.mktemp("blobs")
+    os.environ["BLOB_STORE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+async def client(dev_server, blob_dir):
+    """A client configured like the worker's (pydantic converter, payload codec, tracing plugin)."""
     await dev_server.wait_serving()  # the port opens before the frontend is healthy
     return await connect(target_host=dev_server.address)
 
@@ -50,7 +59,7 @@ def fake_llm():
 
 
 @pytest.fixture
-def settings(fake_llm, tmp_path, monkeypatch) -> Settings:
+def settings(fake_llm, tmp_path, monkeypatch, blob_dir) -> Settings:
     """Worker settings with a task queue and notes file of this test's own; the SDK aimed at the fake."""
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_llm.url)
     monkeypatch.setenv("NOTES_DB", str(tmp_path / "notes.db"))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from config.codec import data_converter_from_env
 from devstack.fake_anthropic import Reply
 from telemetry.tracing import temporal_plugins
 from tests.conftest import workflow_id
@@ -26,8 +26,8 @@ HISTORIES = Path(__file__).parent / "histories"
 
 
 def replayer() -> Replayer:
-    """A replayer configured like the worker."""
-    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, plugins=temporal_plugins())
+    """A replayer configured like the worker (offloaded payloads are read back through the same codec)."""
+    return Replayer(workflows=WORKFLOWS, data_converter=data_converter_from_env(), plugins=temporal_plugins())
 
 
 async def _approval_run(client, settings, fake_llm):

@@ -6,6 +6,7 @@ from typing import Any
 
 from temporalio import workflow
 
+from workflows.archiving import archive_on_completion
 from workflows.base import AgentWorkflowBase
 from workflows.common import current_trace_id, publish_search_attributes
 from workflows.steered_loop import LlmCallFailed, SteeredLoop
@@ -40,16 +41,20 @@ class AgentLoopWorkflow(AgentWorkflowBase):
             approval_policy=request.approval,
             ask_approval=self._ask_approval,
         )
+        conversation = Conversation.start(request.prompt)
         try:
-            outcome = await loop.run(Conversation.start(request.prompt))
+            outcome = await loop.run(conversation)
         except LlmCallFailed:
             self._set_state(RunStatus.FAILED)
             raise
         self._set_state(outcome.status)
-        return AgentRunResult(
+        result = AgentRunResult(
             status=outcome.status,
             output=outcome.output,
             usage=self._ledger.usage,
             steps=self._ledger.steps,
             trace_id=trace_id,
         )
+        final = outcome.output if outcome.status == RunStatus.COMPLETED else None
+        await archive_on_completion(result, customer_id=request.customer_id, final_answer=final, conversations={"agent": conversation})
+        return result

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
+from workflows.archiving import archive_on_completion
 from workflows.base import AgentWorkflowBase
 from workflows.black_box_calls import (  # noqa: F401  (re-exported: pattern A's public knobs)
     AGENT_HEARTBEAT_TIMEOUT,
@@ -82,7 +83,10 @@ class BlackBoxAgentWorkflow(AgentWorkflowBase):
             status = RunStatus.COMPLETED
             output = progress.outputs if request.steps else progress.outputs[keys[0]]
         self._set_state(status)
-        return AgentRunResult(status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=trace_id)
+        result = AgentRunResult(status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=trace_id)
+        final = output if status == RunStatus.COMPLETED else None
+        await archive_on_completion(result, customer_id=request.customer_id, specialist_results=progress.outputs, final_answer=final)
+        return result
 
     async def _in_sequence(self, steps: list[AgentStep], keys: list[str]) -> Progress:
         progress = Progress()

@@ -10,6 +10,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.archiving import archive_on_completion
 from workflows.base import AgentWorkflowBase
 from workflows.black_box_calls import DEFAULT_MAX_OUTPUT_TOKENS, DEFAULT_MAX_TURNS, AgentRunFailed, invoke_black_box
 from workflows.blackbox import step_keys
@@ -53,6 +54,7 @@ class HybridAgentWorkflow(AgentWorkflowBase):
         self._request = request
         self._agent = request.agent
         self._output = HybridOutput()
+        self._conversations: dict[str, Conversation] = {}
         publish_search_attributes(agent=request.agent, pattern=self.PATTERN, customer_id=request.customer_id)
         self._set_state(RunStatus.RUNNING)
         self._ledger = RunLedger(budget=request.budget, started_at=workflow.now())
@@ -65,7 +67,12 @@ class HybridAgentWorkflow(AgentWorkflowBase):
         self._enter(None, None)
         self._set_state(status)
         output = self._output.model_dump(mode="json")
-        return AgentRunResult(status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=trace_id)
+        result = AgentRunResult(status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=trace_id)
+        await archive_on_completion(
+            result, customer_id=request.customer_id, plan=output["plan"], specialist_results=output["specialist_outputs"],
+            final_answer=output["answer"], conversations=self._conversations,
+        )
+        return result
 
     def _enter(self, stage: str | None, waiting_for: str | None) -> None:
         self._stage, self._waiting_for = stage, waiting_for
@@ -74,7 +81,7 @@ class HybridAgentWorkflow(AgentWorkflowBase):
 
     async def _stages(self) -> RunStatus:
         """Stages 1-4; returns how the run ended."""
-        planning = Conversation.start(self._request.prompt)
+        planning = self._conversations["planning"] = Conversation.start(self._request.prompt)
         while True:
             plan = await self._plan(planning)
             if plan is None:
@@ -184,7 +191,8 @@ class HybridAgentWorkflow(AgentWorkflowBase):
             registry=REGISTRY, agent=REGISTRY.agent(self._request.agent), model=self._request.model, ledger=self._ledger,
             approval_policy=self._request.approval, ask_approval=self._ask_approval, step_label="stage 4: ",
         )
-        outcome = await loop.run(Conversation.start(execution_prompt(self._request.prompt, plan, outputs)))
+        execution = self._conversations["execution"] = Conversation.start(execution_prompt(self._request.prompt, plan, outputs))
+        outcome = await loop.run(execution)
         if outcome.status == RunStatus.COMPLETED:
             self._output.answer = outcome.output
         else:

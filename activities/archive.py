@@ -1,0 +1,41 @@
+"""The `archive_run` activity: a finished run's self-contained archive, written once, with its annotations."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.converter import PayloadCodec
+from temporalio.exceptions import ApplicationError
+
+from config.settings import Settings
+from models.archive import ArchiveReceipt, ArchiveRequest
+from store.annotations import Annotator
+from store.archive import archive_name, write_archive
+from store.blobs import BlobStore
+
+
+class ArchiveActivities:
+    """Writes archives into the blob store; `codec` decodes offloaded payloads so archives embed them readable."""
+
+    def __init__(self, settings: Settings, store: BlobStore, codec: PayloadCodec | None = None) -> None:
+        self._settings = settings
+        self._store = store
+        self._codec = codec
+        self._annotator = Annotator(store, settings.archive_s3_annotations)  # type: ignore[arg-type]
+
+    @activity.defn(name="archive_run")
+    async def archive_run(self, request: ArchiveRequest) -> ArchiveReceipt:
+        """Idempotent: an archive that exists is left as it is; only missing annotations are added."""
+        if not self._settings.archive_runs:
+            return ArchiveReceipt(name=archive_name(request.workflow_id, request.first_run_id))
+        try:
+            name, how, written = await write_archive(self._store, self._annotator, self._codec, request)
+        except ValueError as exc:  # an unusable name: retrying cannot help
+            raise ApplicationError(f"cannot archive: {exc}", type="ArchiveInvalid", non_retryable=True) from None
+        activity.logger.info("archive %s %s (annotations: %s)", name, "written" if written else "already there", how)
+        return ArchiveReceipt(name=name, uri=self._uri(name), written=written, annotations=how)
+
+    def _uri(self, name: str) -> str:
+        bucket = getattr(self._store, "bucket", None)
+        if bucket is not None:
+            return f"s3://{bucket}/{getattr(self._store, 'prefix', '')}{name}"
+        return f"{getattr(self._store, 'root', '.')}/objects/{name}"

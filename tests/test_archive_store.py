@@ -1,0 +1,154 @@
+"""The archive activity against the stores: written once, offloaded items embedded, S3 annotations or sidecars.
+
+A real S3 HTTP endpoint on 127.0.0.1 is moto's server. moto 5.2 has no annotation API: it stores an
+annotation *as the object*, which is exactly what the probe in store/annotations.py guards against.
+The annotation calls themselves are checked against botocore's S3 model with a Stubber.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from datetime import datetime, timezone
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import ANY, Stubber
+from temporalio.api.common.v1 import Payload
+from temporalio.testing import ActivityEnvironment
+
+from activities.archive import ArchiveActivities
+from config.codec import PayloadSettings, build_codec
+from config.settings import Settings
+from devstack.dev_server import free_port
+from models.archive import ANNOTATION_NAMES, ArchiveRequest
+from store.annotations import _PROBE_BODY, PROBE_NAME, Annotator, sidecar_name
+from store.archive import _main, archive_name, write_archive
+from store.blobs import LocalBlobStore, S3BlobStore
+
+KEY = base64.b64encode(b"a" * 32).decode()
+BUCKET = "run-archives"
+
+
+def request(workflow_id: str = "wf/1", **extra) -> ArchiveRequest:
+    fields = dict(
+        workflow_id=workflow_id, first_run_id="run-1", run_id="run-2", workflow_type="AgentLoopWorkflow", status="completed",
+        output="Refund for customer C123 sent.",
+        annotations={"final_answer": "Refund for customer C123 sent.", "customer_id": "C123", "status": "completed"},
+    )
+    return ArchiveRequest(**{**fields, **extra})
+
+
+async def test_archive_is_written_once_and_embeds_offloaded_items_decoded(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    codec = build_codec(PayloadSettings.from_env({"PAYLOAD_ENCRYPTION_KEY": KEY, "PAYLOAD_OFFLOAD_BYTES": "64"}), store)
+    [ticket] = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=json.dumps({"rows": ["x" * 100]}).encode())])
+    offloaded = json.loads(ticket.data)["key"]
+    conversation_ref = store.put(b'{"messages": [{"role": "user", "content": "hi"}]}')
+    missing = "sha256:" + "0" * 64
+    activities = ArchiveActivities(Settings(), store, codec)
+
+    receipt = await ActivityEnvironment().run(activities.archive_run, request(blob_keys=[offloaded, conversation_ref, missing]))
+    assert receipt.written and receipt.annotations == "sidecar" and receipt.name == "archives/wf%2F1/run-1.json"
+    body = store.get_object(receipt.name)
+    items = json.loads(body)["items"]
+    assert items[offloaded] == {"payload_encoding": "json/plain", "content": {"rows": ["x" * 100]}}  # decrypted
+    assert items[conversation_ref] == {"json": {"messages": [{"role": "user", "content": "hi"}]}}
+    assert items[missing] == {"missing": True}
+    sidecar = json.loads(store.get_object(sidecar_name(receipt.name)))
+    assert set(sidecar) == set(ANNOTATION_NAMES) and sidecar["customer_id"] == "C123"
+
+    again = await ActivityEnvironment().run(activities.archive_run, request(output="something else"))
+    assert not again.written and store.get_object(receipt.name) == body
+
+    off = ArchiveActivities(Settings(archive_runs=False), store, codec)
+    skipped = await ActivityEnvironment().run(off.archive_run, request("wf-2"))
+    assert skipped.annotations == "off" and not skipped.written and store.list_objects("archives/wf-2") == []
+
+
+@pytest.fixture
+def moto_s3(monkeypatch):
+    """moto's S3 server on 127.0.0.1, with a bucket; the environment points boto3 at it."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    yield s3
+    server.stop()
+
+
+async def test_on_a_real_s3_endpoint_without_annotations_the_archive_gets_a_sidecar(moto_s3, monkeypatch, capsys):
+    store = S3BlobStore(BUCKET, "prod", client=moto_s3)
+    annotator = Annotator(store)
+    name, how, written = await write_archive(store, annotator, None, request())
+    assert (how, written) == ("sidecar", True) and not annotator.s3_supported()
+    # The archive itself is intact: the probe, not the archive, took moto's overwrite.
+    assert json.loads(store.get_object(name))["output"] == "Refund for customer C123 sent."
+    assert moto_s3.get_object(Bucket=BUCKET, Key=f"prod/{PROBE_NAME}")["Body"].read() != _PROBE_BODY
+    assert annotator.read(name, ["final_answer"]) == {"final_answer": "Refund for customer C123 sent."}
+    assert (await write_archive(store, annotator, None, request()))[2] is False
+
+    monkeypatch.setenv("BLOB_STORE_S3_BUCKET", BUCKET)
+    monkeypatch.setenv("BLOB_STORE_S3_PREFIX", "prod")
+    assert _main(["list", "--where", "final_answer~c123", "--where", "status=completed"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["wf/1\trun-1\tcompleted\tC123"]
+    assert _main(["show", "wf/1"]) == 0
+    assert json.loads(capsys.readouterr().out)["first_run_id"] == "run-1"
+
+
+def body(data: bytes) -> StreamingBody:
+    return StreamingBody(io.BytesIO(data), len(data))
+
+
+def entry(name: str) -> dict:
+    """One AnnotationEntry of a ListObjectAnnotations answer, with the fields botocore's model requires."""
+    return {"AnnotationName": name, "LastModified": datetime(2026, 11, 23, tzinfo=timezone.utc), "Size": 1}
+
+
+def test_s3_annotations_where_the_bucket_supports_them():
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    annotator = Annotator(S3BlobStore(BUCKET, client=s3))
+    name = archive_name("wf-1", "run-1")
+    labels = {"final_answer": "Refund for C123", "plan": {"summary": "refund"}, "status": "completed"}
+    with Stubber(s3) as stub:
+        # The probe: annotate a probe object, and find it intact afterwards.
+        stub.add_response("put_object", {}, {"Bucket": BUCKET, "Key": PROBE_NAME, "Body": _PROBE_BODY})
+        stub.add_response("put_object_annotation", {}, {"Bucket": BUCKET, "Key": PROBE_NAME, "AnnotationName": "probe", "AnnotationPayload": b"1"})
+        stub.add_response("get_object", {"Body": body(_PROBE_BODY)}, {"Bucket": BUCKET, "Key": PROBE_NAME})
+        # Writing: only the annotations not there yet (a retry adds nothing).
+        stub.add_response("list_object_annotations", {"Annotations": [entry("status")]}, {"Bucket": BUCKET, "Key": name})
+        for label in ("final_answer", "plan"):
+            stub.add_response("put_object_annotation", {"AnnotationName": label},
+                              {"Bucket": BUCKET, "Key": name, "AnnotationName": label, "AnnotationPayload": json.dumps(labels[label]).encode()})
+        assert annotator.write(name, labels) == "s3"
+        # Reading back: no sidecar, so the object's own annotations.
+        stub.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404,
+                              expected_params={"Bucket": BUCKET, "Key": sidecar_name(name)})
+        stub.add_response("list_object_annotations", {"Annotations": [entry(n) for n in labels]},
+                          {"Bucket": BUCKET, "Key": name})
+        for label in ("final_answer", "plan"):
+            stub.add_response("get_object_annotation", {"AnnotationPayload": body(json.dumps(labels[label]).encode())},
+                              {"Bucket": BUCKET, "Key": name, "AnnotationName": label})
+        assert annotator.read(name, ["final_answer", "plan"]) == {"final_answer": "Refund for C123", "plan": {"summary": "refund"}}
+        stub.assert_no_pending_responses()
+
+
+def test_a_bucket_that_refuses_annotations_gets_sidecars():
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    annotator = Annotator(S3BlobStore(BUCKET, client=s3))
+    with Stubber(s3) as stub:
+        stub.add_response("put_object", {}, {"Bucket": BUCKET, "Key": PROBE_NAME, "Body": ANY})
+        stub.add_client_error("put_object_annotation", service_error_code="NotImplemented", http_status_code=501)
+        assert annotator.s3_supported() is False
+        assert annotator.s3_supported() is False  # probed once per process
+        stub.assert_no_pending_responses()
+    assert Annotator(S3BlobStore(BUCKET, client=s3), "off").s3_supported() is False
+    assert Annotator(LocalBlobStore("/nonexistent"), "on").s3_supported() is False

@@ -1,0 +1,113 @@
+"""The payload codec on a real dev server: a 5 MB tool output, and encrypted runs read through the codec server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payloads
+
+from config.codec import payload_codec_from_env
+from config.temporal import connect
+from devstack.fake_anthropic import Reply
+from models.conversation import ToolOutcome
+from store.codec import CLAIM_CHECK_ENCODING, ENCRYPTED_ENCODING
+from store.codec_server import CodecServer
+from tests.conftest import workflow_id
+from tests.test_cli import temporal
+from tests.test_codec_units import big_text, post
+from tools.notes import NoteStore
+
+SECRET = "IBAN DE44 5001 0517 5407 3249 31"
+TOKEN = "codec-test-token"
+
+
+def activity_results(history, activity: str) -> list:
+    """Result payloads of every completed activity of type `activity`, in order."""
+    scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")}
+    return [e.activity_task_completed_event_attributes.result for e in history.events
+            if e.HasField("activity_task_completed_event_attributes")
+            and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id] == activity]
+
+
+async def test_five_megabyte_tool_output_round_trips_through_the_blob_store(client, worker, fake_llm):
+    ledger = big_text(5 * 1024 * 1024)
+    NoteStore(worker.notes_db).write("seeded-by-test", "Quarterly ledger", ledger)
+    fake_llm.push(Reply(tool_calls=[("search_notes", {"query": "Quarterly ledger"})]), Reply(text="The ledger is long."))
+    handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "Read my quarterly ledger."},
+                                         id=workflow_id("big-tool"), task_queue=worker.task_queue)
+    result = await handle.result()
+
+    assert result["status"] == "completed" and result["output"] == "The ledger is long."
+    history = await handle.fetch_history()
+    [tool_result] = activity_results(history, "run_tool")
+    [ticket] = tool_result.payloads
+    assert ticket.metadata["encoding"] == CLAIM_CHECK_ENCODING and ticket.ByteSize() < 300
+    [outcome] = await client.data_converter.decode(tool_result.payloads, [ToolOutcome])
+    assert outcome.content == f"#1 Quarterly ledger: {ledger}"
+    # However the conversation travels, nothing in history comes near Temporal's 2 MB payload limit.
+    assert max(e.ByteSize() for e in history.events) < 300 * 1024
+    assert sum(e.ByteSize() for e in history.events) < 1024 * 1024
+    fake_llm.assert_script_consumed()
+
+
+@pytest.fixture
+def encrypted_env() -> dict[str, str]:
+    """This process's environment plus a payload key: what an encrypting worker and starter would have."""
+    return {**os.environ, "PAYLOAD_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(), "PAYLOAD_ENCRYPTION_KEY_ID": "test-2026"}
+
+
+async def test_encrypted_run_is_unreadable_in_history_and_readable_through_the_codec_server(
+    client, dev_server, settings, fake_llm, encrypted_env
+):
+    from worker import build_worker
+
+    secure = await connect(encrypted_env, target_host=dev_server.address)
+    fake_llm.push(Reply(text=f"Noted: your account is {SECRET}."))
+    async with build_worker(secure, settings):
+        handle = await secure.start_workflow("AgentLoopWorkflow", {"prompt": f"Remember my account {SECRET}", "customer_id": "C77"},
+                                             id=workflow_id("encrypted"), task_queue=settings.task_queue)
+        result = await handle.result()
+    assert result["status"] == "completed" and SECRET in result["output"]
+
+    # The raw history, as the server stores it and any client without the key sees it: no plaintext anywhere.
+    history = await client.get_workflow_handle(handle.id).fetch_history()
+    raw = b"".join(e.SerializeToString() for e in history.events)
+    assert SECRET.encode() not in raw and b"Remember my account" not in raw
+    started = history.events[0].workflow_execution_started_event_attributes.input
+    assert [p.metadata["encoding"] for p in started.payloads] == [ENCRYPTED_ENCODING]
+    assert started.payloads[0].metadata["encryption-key-id"] == b"test-2026"
+    with pytest.raises(Exception, match="encoding"):  # a client without the codec cannot read the result
+        await client.get_workflow_handle(handle.id).result()
+
+    with CodecServer(payload_codec_from_env(encrypted_env), TOKEN) as server:
+        body = json.dumps(json_format.MessageToDict(started)).encode()
+        status, _, answer = post(f"{server.url}/decode", body, {"Authorization": f"Bearer {TOKEN}", "X-Namespace": "default"})
+        assert status == 200
+        [decoded] = json_format.Parse(answer, Payloads()).payloads
+        assert decoded.metadata["encoding"] == b"json/plain" and json.loads(decoded.data)["prompt"] == f"Remember my account {SECRET}"
+        assert post(f"{server.url}/decode", body)[0] == 401
+        assert post(f"{server.url}/decode", body, {"Authorization": "Bearer guess"})[0] == 403
+
+        # The temporal CLI speaks the same protocol: with the endpoint and token it shows the plaintext.
+        code, shown = await temporal(dev_server, "workflow", "show", "-w", handle.id, "-o", "json",
+                                     "--codec-endpoint", server.url, "--codec-auth", f"Bearer {TOKEN}")
+        assert code == 0, shown
+        assert SECRET in payload_texts(json.loads(shown))
+        code, shown = await temporal(dev_server, "workflow", "show", "-w", handle.id, "-o", "json")
+        assert code == 0 and SECRET not in payload_texts(json.loads(shown))
+
+
+def payload_texts(node) -> str:
+    """Every payload `data` in a `temporal workflow show -o json` document, base64-decoded and joined."""
+    if isinstance(node, dict):
+        own = node.get("data") if isinstance(node.get("data"), str) and "metadata" in node else None
+        decoded = base64.b64decode(own).decode(errors="replace") if own else ""
+        return decoded + "".join(payload_texts(v) for v in node.values())
+    if isinstance(node, list):
+        return "".join(payload_texts(v) for v in node)
+    return ""
