@@ -71,6 +71,7 @@ async def test_server_killed_mid_run_and_restarted_on_same_file(tmp_path, settin
     port, db_file = free_port(), str(tmp_path / "restart.db")
     server = start_dev_server(port=port, ui_port=None, db_file=db_file)
     try:
+        await server.wait_serving()  # the port opens before the frontend is healthy
         client = await connect(target_host=server.address)
         async with build_worker(client, settings):
             handle = await client.start_workflow(
