@@ -23,6 +23,8 @@ from temporalio.worker import Worker
 
 from activities.agent_runs import AgentActivities
 from activities.claude_agent_engine import ClaudeAgentEngine
+from activities.context import ConversationStore
+from activities.history import HistoryActivities
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
 from activities.openai_agent_engine import OpenAIAgentEngine
@@ -44,8 +46,10 @@ log = logging.getLogger("worker")
 def build_worker(client: Client, settings: Settings) -> Worker:
     """A worker with every workflow and activity of the product registered."""
     anthropic = AnthropicProvider(settings.llm_timeout_seconds)
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic})
-    tools = ToolActivities(settings, REGISTRY)
+    context = ConversationStore(settings.blob_store(), settings.tool_output_max_chars)  # one cache for both
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic}, context)
+    tools = ToolActivities(settings, REGISTRY, context)
+    history = HistoryActivities(settings)
     notify = NotifyActivities(settings)
     agents = AgentActivities(
         settings,
@@ -56,7 +60,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[llm.call_llm, tools.run_tool, agents.invoke_agent, notify.send_notification],
+        activities=[llm.call_llm, tools.run_tool, agents.invoke_agent, notify.send_notification, history.history_limits],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),

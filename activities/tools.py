@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.context import ConversationStore
 from config.settings import Settings
 from models.conversation import ToolOutcome
 from models.tooling import ToolInvocation
@@ -14,9 +15,10 @@ from tools.registry import Registry, ToolContext, ToolInputError
 class ToolActivities:
     """Runs tool handlers with the worker's settings."""
 
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    def __init__(self, settings: Settings, registry: Registry, context: ConversationStore | None = None) -> None:
         self._settings = settings
         self._registry = registry
+        self._context = context or ConversationStore(settings.blob_store(), settings.tool_output_max_chars)
 
     @activity.defn(name="run_tool")
     async def run_tool(self, invocation: ToolInvocation) -> ToolOutcome:
@@ -33,4 +35,7 @@ class ToolActivities:
             return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True)
         except Exception as exc:
             raise ApplicationError(f"tool {call.name} failed: {type(exc).__name__}: {exc}", type="ToolFailed") from exc
-        return ToolOutcome(tool_call_id=call.id, name=call.name, content=content)
+        if not invocation.offload:
+            return ToolOutcome(tool_call_id=call.id, name=call.name, content=content)
+        kept, ref = await self._context.offload_output(content)
+        return ToolOutcome(tool_call_id=call.id, name=call.name, content=kept, content_ref=ref)

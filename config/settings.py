@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping
 
+from models.history import HistoryLimits
 from models.run import check_model_name
+
+if TYPE_CHECKING:
+    from store.blobs import BlobStore
 
 DEFAULT_MODEL = "anthropic:claude-sonnet-5-5"
 
@@ -26,6 +30,26 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no), got {raw!r}")
+
+
+def _history_limits(env: Mapping[str, str]) -> HistoryLimits:
+    defaults = HistoryLimits()
+    return HistoryLimits(
+        offload=_bool(env, "HISTORY_OFFLOAD", defaults.offload),
+        max_events=_int(env, "HISTORY_MAX_EVENTS", defaults.max_events, 100),
+        context_summary_tokens=_int(env, "CONTEXT_SUMMARY_TOKENS", defaults.context_summary_tokens, 0),
+    )
 
 
 def _webhook_url(env: Mapping[str, str]) -> str | None:
@@ -50,6 +74,21 @@ class Settings:
     notify_outbox: str = "outbox.jsonl"
     notify_webhook_url: str | None = None
     """When set, `send_notification` POSTs here instead of appending to `notify_outbox`."""
+    history: HistoryLimits = field(default_factory=HistoryLimits)
+    """What keeps each run's history small (HISTORY_OFFLOAD, HISTORY_MAX_EVENTS, CONTEXT_SUMMARY_TOKENS)."""
+    tool_output_max_chars: int = 8000
+    """Characters of one tool output the model is shown; the full output stays in the blob store."""
+    blob_store_dir: str = ".temporal/blobs"
+    blob_store_s3_bucket: str = ""
+    blob_store_s3_prefix: str = ""
+
+    def blob_store(self) -> "BlobStore":
+        """The store offloaded conversations and outputs live in: S3 when a bucket is set, else the directory."""
+        from store.blobs import blob_store_from_env
+
+        return blob_store_from_env(
+            {"BLOB_STORE_DIR": self.blob_store_dir, "BLOB_STORE_S3_BUCKET": self.blob_store_s3_bucket, "BLOB_STORE_S3_PREFIX": self.blob_store_s3_prefix}
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -70,4 +109,9 @@ class Settings:
             graceful_shutdown_seconds=_int(env, "WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, 0),
             notify_outbox=env.get("NOTIFY_OUTBOX") or "outbox.jsonl",
             notify_webhook_url=_webhook_url(env),
+            history=_history_limits(env),
+            tool_output_max_chars=_int(env, "TOOL_OUTPUT_MAX_CHARS", 8000, 100),
+            blob_store_dir=env.get("BLOB_STORE_DIR") or ".temporal/blobs",
+            blob_store_s3_bucket=env.get("BLOB_STORE_S3_BUCKET") or "",
+            blob_store_s3_prefix=env.get("BLOB_STORE_S3_PREFIX") or "",
         )

@@ -55,6 +55,7 @@ def settings(fake_llm, tmp_path, monkeypatch) -> Settings:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_llm.url)
     monkeypatch.setenv("NOTES_DB", str(tmp_path / "notes.db"))
     monkeypatch.setenv("NOTIFY_OUTBOX", str(tmp_path / "outbox.jsonl"))
+    monkeypatch.setenv("BLOB_STORE_DIR", str(tmp_path / "blobs"))
     monkeypatch.setenv("TEMPORAL_TASK_QUEUE", f"agents-{uuid.uuid4().hex[:8]}")
     return Settings.from_env()
 
@@ -76,6 +77,7 @@ def worker_process_env(dev_server, settings) -> dict[str, str]:
         "TEMPORAL_TASK_QUEUE": settings.task_queue,
         "ANTHROPIC_BASE_URL": os.environ["ANTHROPIC_BASE_URL"],
         "NOTES_DB": settings.notes_db,
+        "BLOB_STORE_DIR": settings.blob_store_dir,
         "LOG_LEVEL": "INFO",
     }
 
