@@ -1,0 +1,71 @@
+"""Bounded history: a long loop keeps every generation's history small, and carries its totals and trace id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from activities.summarise import SUMMARY_INSTRUCTIONS
+from devstack.fake_anthropic import estimate_tokens
+from devstack.histories import generations, history_bytes
+from devstack.long_run import final_answer, log_reader, seed_log
+from tests.conftest import workflow_id
+
+BIG_BUDGET = {"max_steps": 10_000, "max_tokens": 10**9, "max_cost_usd": 100_000.0, "max_seconds": 3600}
+PROMPT = "Search the log note for each entry in turn, then tell me when you have read them all."
+
+
+def carried(history) -> dict:
+    """The RunCarry a continued generation started with (its second input)."""
+    payloads = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    return json.loads(payloads[1].data)
+
+
+async def watch_steps(handle, seen: list[int]) -> None:
+    """Record the `status` query's step while the run lasts (it answers across generations)."""
+    while True:
+        try:
+            seen.append((await handle.query("status"))["step"])
+        except Exception:  # between generations, or before the first workflow task
+            pass
+        await asyncio.sleep(0.5)
+
+
+async def test_300_step_loop_continues_as_new_with_small_histories(client, worker, fake_llm):
+    entries = 300
+    seed_log(worker.notes_db, entries)
+    fake_llm.responder = log_reader(entries)
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": PROMPT, "budget": BIG_BUDGET}, id=workflow_id("long"), task_queue=worker.task_queue
+    )
+    seen: list[int] = []
+    watcher = asyncio.create_task(watch_steps(handle, seen))
+    try:
+        result = await asyncio.wait_for(handle.result(), timeout=300)
+    finally:
+        watcher.cancel()
+
+    requests = fake_llm.requests
+    summaries = [r for r in requests if r.body.get("system") == SUMMARY_INSTRUCTIONS]
+    assert result["status"] == "completed"
+    assert result["output"] == final_answer(entries)
+    # Totals span every generation: each reply and each tool call counted once, tokens as the model billed them.
+    assert result["usage"]["tool_calls"] == entries
+    assert result["usage"]["llm_calls"] == len(requests) == entries + 1 + len(summaries)
+    assert result["steps"] == 2 * entries + 1 + len(summaries)
+    assert result["usage"]["input_tokens"] == sum(estimate_tokens(r.body["messages"]) for r in requests)
+    assert seen == sorted(seen) and seen[-1] > 0  # the status query never went back to step 0
+
+    histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)
+    sizes = [history_bytes(h) for h in histories]
+    print(f"\n{len(histories)} generations, history bytes {sizes}, {len(summaries)} summaries")
+    assert len(histories) >= 2, "the run never continued as new"
+    assert max(sizes) < 2_000_000
+    assert {carried(h)["trace_id"] for h in histories[1:]} == {result["trace_id"]}
+    assert [carried(h)["generation"] for h in histories[1:]] == list(range(2, len(histories) + 1))
+
+    # Context management: every 20 KB output reached the model truncated, and summaries kept requests bounded.
+    outputs = [b["content"] for r in requests[1:] if r.body.get("system") != SUMMARY_INSTRUCTIONS for b in r.tool_results()]
+    assert outputs and all(len(o) <= 8200 and "[output truncated: first 8000 of" in o for o in outputs)
+    assert summaries, "the context never passed CONTEXT_SUMMARY_TOKENS"
+    assert max(estimate_tokens(r.body["messages"]) for r in requests) < 100_000 + 5_000
