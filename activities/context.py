@@ -22,7 +22,7 @@ from store.blobs import BlobStore
 NODE_FORMAT = 1
 INLINE_OUTPUT_CHARS = 1000
 """Tool outputs up to this size stay in history as they are; larger ones are stored and previewed."""
-PREVIEW_CHARS = 300
+PREVIEW_CHARS = 200
 """What history keeps of a stored output: enough for the run's record of work and the UI."""
 
 K = TypeVar("K")
@@ -148,5 +148,5 @@ class ConversationStore:
         if len(content) <= INLINE_OUTPUT_CHARS:
             return content, None
         key = await asyncio.to_thread(self.blobs.put, content.encode())
-        preview = f"{content[:PREVIEW_CHARS]}... [{len(content)} characters, stored as {key}]"
+        preview = f"{content[:PREVIEW_CHARS]}... [{len(content)} characters; the whole output is in the blob store]"
         return preview, key

@@ -16,6 +16,7 @@ from devstack.fake_anthropic import Reply
 from tools.notes import NoteStore
 
 _ENTRY = re.compile(r"entry (\d+):")
+_TARGET = re.compile(r"entries 1 to (\d+)")
 _QUERY = re.compile(r"\"query\": \"entry (\d+):\"")
 
 
@@ -43,21 +44,24 @@ def _last_entry(messages: list[dict[str, Any]]) -> int:
     return 0
 
 
+def long_run_prompt(entries: int) -> str:
+    """The user's request: one `search_notes` per entry, so the run takes `entries` loop steps."""
+    return f"Search the log note for each of entries 1 to {entries}, one search each, then tell me when you have read them all."
+
+
 def final_answer(entries: int) -> str:
     """What the model answers once it has read every entry."""
     return f"Read all {entries} log entries."
 
 
-def log_reader(entries: int):
-    """A responder for `FakeAnthropic`: search `entry k:` for k = 1..entries, then answer; summaries on request."""
-
-    def respond(body: dict[str, Any]) -> Reply:
-        if _system(body) == SUMMARY_INSTRUCTIONS:
-            seen = [int(n) for n in _QUERY.findall(body["messages"][0]["content"][0]["text"])]
-            return Reply(text=f"The assistant has searched the log for entries 1 to {max(seen, default=0)}; each search returned the whole log.")
-        k = _last_entry(body["messages"]) + 1
-        if k > entries:
-            return Reply(text=final_answer(entries))
-        return Reply(text="", tool_calls=[("search_notes", {"query": f"entry {k}:"})])
-
-    return respond
+def log_reader(body: dict[str, Any]) -> Reply:
+    """A responder for `FakeAnthropic`: search `entry k:` for k = 1..N (N from the prompt), then answer; summaries on request."""
+    first = body["messages"][0]["content"][0]["text"]
+    if _system(body) == SUMMARY_INSTRUCTIONS:
+        seen = [int(n) for n in _QUERY.findall(first)]
+        return Reply(text=f"The assistant has searched the log for entries 1 to {max(seen, default=0)}; each search returned the whole log.")
+    entries = int(_TARGET.search(first).group(1))
+    k = _last_entry(body["messages"]) + 1
+    if k > entries:
+        return Reply(text=final_answer(entries))
+    return Reply(text="", tool_calls=[("search_notes", {"query": f"entry {k}:"})])

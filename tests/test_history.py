@@ -8,11 +8,10 @@ import json
 from activities.summarise import SUMMARY_INSTRUCTIONS
 from devstack.fake_anthropic import estimate_tokens
 from devstack.histories import generations, history_bytes
-from devstack.long_run import final_answer, log_reader, seed_log
+from devstack.long_run import final_answer, log_reader, long_run_prompt, seed_log
 from tests.conftest import workflow_id
 
 BIG_BUDGET = {"max_steps": 10_000, "max_tokens": 10**9, "max_cost_usd": 100_000.0, "max_seconds": 3600}
-PROMPT = "Search the log note for each entry in turn, then tell me when you have read them all."
 
 
 def carried(history) -> dict:
@@ -34,9 +33,9 @@ async def watch_steps(handle, seen: list[int]) -> None:
 async def test_300_step_loop_continues_as_new_with_small_histories(client, worker, fake_llm):
     entries = 300
     seed_log(worker.notes_db, entries)
-    fake_llm.responder = log_reader(entries)
+    fake_llm.responder = log_reader
     handle = await client.start_workflow(
-        "AgentLoopWorkflow", {"prompt": PROMPT, "budget": BIG_BUDGET}, id=workflow_id("long"), task_queue=worker.task_queue
+        "AgentLoopWorkflow", {"prompt": long_run_prompt(entries), "budget": BIG_BUDGET}, id=workflow_id("long"), task_queue=worker.task_queue
     )
     seen: list[int] = []
     watcher = asyncio.create_task(watch_steps(handle, seen))
