@@ -68,3 +68,48 @@ async def test_300_step_loop_continues_as_new_with_small_histories(client, worke
     assert outputs and all(len(o) <= 8200 and "[output truncated: first 8000 of" in o for o in outputs)
     assert summaries, "the context never passed CONTEXT_SUMMARY_TOKENS"
     assert max(estimate_tokens(r.body["messages"]) for r in requests) < 100_000 + 5_000
+
+
+async def test_worker_killed_mid_long_run_gives_the_clean_runs_result(client, fake_llm, settings, worker_processes, monkeypatch):
+    from config.settings import Settings
+    from devstack.fake_anthropic import Reply
+    from tests.helpers import eventually
+    from worker import build_worker
+
+    entries, limits = 40, {"HISTORY_MAX_EVENTS": "200", "CONTEXT_SUMMARY_TOKENS": "30000"}  # a few generations and summaries
+    seed_log(settings.notes_db, entries)
+    for name, value in limits.items():
+        monkeypatch.setenv(name, value)
+    payload = {"prompt": long_run_prompt(entries), "budget": BIG_BUDGET}
+    fake_llm.responder = log_reader
+    async with build_worker(client, Settings.from_env()):
+        clean = await client.execute_workflow("AgentLoopWorkflow", payload, id=workflow_id("clean"), task_queue=settings.task_queue)
+    per_run = len(fake_llm.requests)
+    assert any(r.body.get("system") == SUMMARY_INSTRUCTIONS for r in fake_llm.requests)
+
+    stall_at = per_run + 30  # in the run's second or third generation; this call is in flight when the worker dies
+    stalled: list[int] = []
+
+    def responder(body):
+        reply: Reply = log_reader(body)
+        if len(fake_llm.requests) == stall_at and not stalled:
+            stalled.append(stall_at)
+            reply.delay = 30
+        return reply
+
+    fake_llm.responder = responder
+    first = worker_processes(**limits)
+    handle = await client.start_workflow("AgentLoopWorkflow", payload, id=workflow_id("killed"), task_queue=settings.task_queue)
+    await eventually(lambda: stalled, timeout=60)
+    first.kill()
+    worker_processes(**limits)
+    crashed = await asyncio.wait_for(handle.result(), timeout=120)
+
+    assert clean["status"] == crashed["status"] == "completed"
+    assert crashed["output"] == clean["output"] == final_answer(entries)
+    assert crashed["steps"] == clean["steps"]
+    assert crashed["usage"] == clean["usage"]  # the call lost with the worker was re-sent, never counted twice
+    assert len(fake_llm.requests) == 2 * per_run + 1
+    histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)
+    assert len(histories) >= 3
+    assert {carried(h)["trace_id"] for h in histories[1:]} == {crashed["trace_id"]}
