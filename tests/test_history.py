@@ -113,3 +113,47 @@ async def test_worker_killed_mid_long_run_gives_the_clean_runs_result(client, fa
     histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)
     assert len(histories) >= 3
     assert {carried(h)["trace_id"] for h in histories[1:]} == {crashed["trace_id"]}
+
+
+async def test_hybrid_continues_stage_4_as_new_with_its_plan(client, settings, fake_llm, tmp_path):
+    import dataclasses
+
+    from devstack.scripted_model import respond
+    from models.history import HistoryLimits
+    from tests.helpers import pending_approvals
+    from worker import build_worker
+
+    fake_llm.responder = respond
+    outbox = tmp_path / "outbox.jsonl"
+    # Below the environment's minimum on purpose: the whole demo run is about 80 events.
+    tiny = dataclasses.replace(settings, notify_outbox=str(outbox), history=HistoryLimits(max_events=40))
+    async with build_worker(client, tiny):
+        handle = await client.start_workflow(
+            "HybridAgentWorkflow", {"prompt": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month."},
+            id=workflow_id("hybrid-can"), task_queue=settings.task_queue,
+        )
+        for expected in ("req-1", "req-2"):  # the plan, then write_note in stage 4 (in the next generation)
+            [pending] = await pending_approvals(handle, timeout=60)
+            assert pending["request_id"] == expected
+            await handle.signal("approve", {"approver": "alice", "request_id": expected})
+            await eventually_gone(handle, expected)
+        result = await handle.result()
+
+    histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)
+    assert len(histories) >= 2
+    assert carried(histories[1])["stage_output"]["plan"]["consultations"][0]["agent"] == "budget"
+    assert result["status"] == "completed"
+    assert "6000 * 0.2 - 500 = 700" in result["output"]["answer"]
+    assert result["output"]["specialist_outputs"]["budget"]["savings"] == 1200
+    assert result["usage"]["llm_calls"] == 1 + 4 + 3 and result["steps"] == 1 + 2 + 5
+    assert len(outbox.read_text().splitlines()) == 1
+
+
+async def eventually_gone(handle, request_id: str) -> None:
+    from tests.helpers import eventually
+
+    async def gone() -> bool:
+        status = await handle.query("status")
+        return all(p["request_id"] != request_id for p in status["pending_approvals"])
+
+    await eventually(gone, timeout=30)
