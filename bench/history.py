@@ -23,7 +23,10 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+
+from temporalio import activity, workflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,6 +43,44 @@ MODES = {
 NO_SUGGESTION = ("limit.historyCount.suggestContinueAsNew=1000000000", "limit.historySize.suggestContinueAsNew=100000000000")
 BUDGET = {"max_steps": 10_000, "max_tokens": 10**10, "max_cost_usd": 10.0**7, "max_seconds": 7200}
 REPLAY_TARGET_S = 2.0
+
+
+@activity.defn(name="bench_noop")
+async def bench_noop(value: int) -> int:
+    """The cheapest activity there is, for the replay floor."""
+    return value + 1
+
+
+@workflow.defn(name="BenchReplayFloor", sandboxed=False)
+class ReplayFloorWorkflow:
+    """N sequential no-op activities: what replaying N activities costs the SDK, whatever the workflow does."""
+
+    @workflow.run
+    async def run(self, count: int) -> int:
+        value = 0
+        for _ in range(count):
+            value = await workflow.execute_activity(bench_noop, value, start_to_close_timeout=timedelta(seconds=30))
+        return value
+
+
+async def replay_floor(client, counts: list[int]) -> list[tuple[int, int, float]]:
+    """(activities, events, seconds to replay unsandboxed without plugins) for trivial workflows."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
+
+    queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    out = []
+    async with Worker(client, task_queue=queue, workflows=[ReplayFloorWorkflow], activities=[bench_noop],
+                      workflow_runner=UnsandboxedWorkflowRunner()):
+        for count in counts:
+            handle = await client.start_workflow(ReplayFloorWorkflow.run, count, id=f"bench-floor-{count}-{uuid.uuid4().hex[:6]}", task_queue=queue)
+            await handle.result()
+            history = await handle.fetch_history()
+            replayer = Replayer(workflows=[ReplayFloorWorkflow], data_converter=pydantic_data_converter, workflow_runner=UnsandboxedWorkflowRunner())
+            started = time.perf_counter()
+            await replayer.replay_workflow(history)
+            out.append((count, len(history.events), time.perf_counter() - started))
+    return out
 
 
 class BenchServer(DevServer):
@@ -156,6 +197,8 @@ async def measure(args: argparse.Namespace, root: Path, log) -> list[Row]:
                         f"{len(row.sizes)} generation(s), replay {row.replay_s:.2f} s, run {row.wall_s:.1f} s")
                     if row.status != "completed":
                         failed_at = steps
+        if args.floor:
+            args.floor_rows = await replay_floor(client, [2 * s for s in args.steps])
     finally:
         server.stop()
     return rows
@@ -175,6 +218,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> bool:
     print("steps: loop steps (call_llm + run_tool; the result's `steps` is 2 x steps + 1). largest history: bytes of the biggest")
     print("generation (fetch_history, serialized). replay: that generation with the worker's replayer (sandbox, OpenTelemetry")
     print("plugin); lean: unsandboxed, no plugin. run: wall time of the whole run.")
+    for count, events, seconds in getattr(args, "floor_rows", []):
+        print(f"replay floor: a workflow of {count} no-op activities ({events} events) replays in {seconds:.2f} s (unsandboxed, no plugin)")
     offload = [r for r in rows if r.mode == "offload" and r.status == "completed"]
     ok = True
     if len(offload) >= 2:
@@ -252,6 +297,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", default="10,100,300,1000", help="comma-separated loop step counts (default 10,100,300,1000)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
     parser.add_argument("--output-kb", type=int, default=20, help="size of each tool output in KB (default 20)")
+    parser.add_argument("--floor", action="store_true", help="also replay trivial workflows of 2 x steps activities (the SDK's floor)")
     parser.add_argument("--keep", default="", help="directory to save each run's largest history as JSON (for profiling)")
     parser.add_argument("--plot", default="bench/out/history.png", help="PNG to write ('' for none)")
     args = parser.parse_args(argv)
