@@ -24,6 +24,8 @@ from temporalio.worker import Worker
 from activities.agent_runs import AgentActivities
 from activities.archive import ArchiveActivities
 from activities.claude_agent_engine import ClaudeAgentEngine
+from activities.context import ConversationStore
+from activities.history import HistoryActivities
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
 from activities.openai_agent_engine import OpenAIAgentEngine
@@ -33,7 +35,6 @@ from activities.tools import ToolActivities
 from config.settings import ConfigError, Settings
 from config.temporal import connect, metrics_runtime
 from models.search_attributes import ALL_KEYS
-from store.blobs import blob_store_from_env
 from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing
 from tools.catalog import REGISTRY
@@ -50,20 +51,24 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     """A worker with every workflow and activity of the product registered."""
     anthropic = AnthropicProvider(settings.llm_timeout_seconds)
     openai = OpenAIProvider(settings.llm_timeout_seconds)
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic, "openai": openai})
-    tools = ToolActivities(settings, REGISTRY)
+    context = ConversationStore(settings.blob_store(), settings.tool_output_max_chars)  # one cache for both
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic, "openai": openai}, context)
+    tools = ToolActivities(settings, REGISTRY, context)
+    history = HistoryActivities(settings)
     notify = NotifyActivities(settings)
     agents = AgentActivities(
         settings,
         REGISTRY,
         {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
     )
-    archive = ArchiveActivities(settings, blob_store_from_env(), client.data_converter.payload_codec)
+    archive = ArchiveActivities(settings, context.blobs, client.data_converter.payload_codec, context)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[llm.call_llm, tools.run_tool, agents.invoke_agent, notify.send_notification, archive.archive_run],
+        activities=[
+            llm.call_llm, tools.run_tool, agents.invoke_agent, notify.send_notification, archive.archive_run, history.history_limits,
+        ],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.context import ConversationStore
 from config.settings import Settings
 from models.conversation import ToolOutcome
 from models.tooling import ToolInvocation
@@ -16,9 +17,10 @@ from tools.registry import Registry, ToolContext, ToolInputError
 class ToolActivities:
     """Runs tool handlers with the worker's settings."""
 
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    def __init__(self, settings: Settings, registry: Registry, context: ConversationStore | None = None) -> None:
         self._settings = settings
         self._registry = registry
+        self._context = context or ConversationStore(settings.blob_store(), settings.tool_output_max_chars)
 
     @activity.defn(name="run_tool")
     async def run_tool(self, invocation: ToolInvocation) -> ToolOutcome:
@@ -41,4 +43,7 @@ class ToolActivities:
                 outcome = ToolOutcome(tool_call_id=call.id, name=call.name, content=content)
             observed.finish(outcome.content, outcome.is_error)
         record_tool_call(activity.metric_meter(), tool=call.name, ok=not outcome.is_error)
-        return outcome
+        if not invocation.offload or outcome.is_error:
+            return outcome
+        kept, ref = await self._context.offload_output(outcome.content)
+        return outcome.model_copy(update={"content": kept, "content_ref": ref})

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping
 
+from models.history import HistoryLimits
 from models.run import check_model_name
 from telemetry.tracing import TracingConfigError, langfuse_config
+
+if TYPE_CHECKING:
+    from store.blobs import BlobStore
 
 DEFAULT_MODEL = "anthropic:claude-sonnet-5-5"
 
@@ -41,6 +45,26 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {env.get(name)!r}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no), got {raw!r}")
+
+
+def _history_limits(env: Mapping[str, str]) -> HistoryLimits:
+    defaults = HistoryLimits()
+    return HistoryLimits(
+        offload=_bool(env, "HISTORY_OFFLOAD", defaults.offload),
+        max_events=_int(env, "HISTORY_MAX_EVENTS", defaults.max_events, 100),
+        context_summary_tokens=_int(env, "CONTEXT_SUMMARY_TOKENS", defaults.context_summary_tokens, 0),
+    )
 
 
 def _webhook_url(env: Mapping[str, str]) -> str | None:
@@ -83,6 +107,21 @@ class Settings:
     """Write each finished run's archive to the blob store (`ARCHIVE_RUNS=0` turns it off)."""
     archive_s3_annotations: str = "auto"
     """S3 object annotations: `auto` (probe the bucket), `on`, or `off` (sidecar JSON objects)."""
+    history: HistoryLimits = field(default_factory=HistoryLimits)
+    """What keeps each run's history small (HISTORY_OFFLOAD, HISTORY_MAX_EVENTS, CONTEXT_SUMMARY_TOKENS)."""
+    tool_output_max_chars: int = 8000
+    """Characters of one tool output the model is shown; the full output stays in the blob store."""
+    blob_store_dir: str = ".temporal/blobs"
+    blob_store_s3_bucket: str = ""
+    blob_store_s3_prefix: str = ""
+
+    def blob_store(self) -> "BlobStore":
+        """The store offloaded conversations and outputs live in: S3 when a bucket is set, else the directory."""
+        from store.blobs import blob_store_from_env
+
+        return blob_store_from_env(
+            {"BLOB_STORE_DIR": self.blob_store_dir, "BLOB_STORE_S3_BUCKET": self.blob_store_s3_bucket, "BLOB_STORE_S3_PREFIX": self.blob_store_s3_prefix}
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -115,4 +154,9 @@ class Settings:
             metrics_host=env.get("WORKER_METRICS_HOST") or "127.0.0.1",
             archive_runs=_choice(env, "ARCHIVE_RUNS", "1", ("1", "0", "true", "false", "on", "off")) in ("1", "true", "on"),
             archive_s3_annotations=_choice(env, "ARCHIVE_S3_ANNOTATIONS", "auto", ("auto", "on", "off")),
+            history=_history_limits(env),
+            tool_output_max_chars=_int(env, "TOOL_OUTPUT_MAX_CHARS", 8000, 100),
+            blob_store_dir=env.get("BLOB_STORE_DIR") or ".temporal/blobs",
+            blob_store_s3_bucket=env.get("BLOB_STORE_S3_BUCKET") or "",
+            blob_store_s3_prefix=env.get("BLOB_STORE_S3_PREFIX") or "",
         )

@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+from activities.summarise import SUMMARY_INSTRUCTIONS
 from devstack.fake_anthropic import Reply
 
 _EXPRESSION = re.compile(r"\(?\d[\d.,]*(?:\s*[-+*/%]\s*\(?\d[\d.,]*\)?)+")
@@ -41,6 +42,8 @@ def respond(body: dict[str, Any]) -> Reply:
     messages = body["messages"]
     prompt = _text_of(messages[0])
     tools = {t.get("name") for t in body.get("tools") or []}
+    if _system_of(body) == SUMMARY_INSTRUCTIONS:  # a long run's context passed CONTEXT_SUMMARY_TOKENS
+        return Reply(text="(scripted offline model) The earlier steps used tools and recorded their results.")
     if PLANNER_MARK in _system_of(body):
         return plan_reply(messages)
     if "calculate_budget" in tools:

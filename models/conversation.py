@@ -1,7 +1,9 @@
 """The conversation an agent loop carries from step to step.
 
-Workflows only touch it through `Conversation`'s methods, so it can later become a
-reference into a store without changing workflow logic (see DESIGN.md, "History stays bounded").
+Workflows only touch it through `Conversation`'s methods. A conversation started `by_reference`
+keeps its messages in the blob store (activities/context.py): the workflow holds only the key of
+the stored chain (`head`) and the few messages added since the last `call_llm` stored them, so
+history stays small however long the run (see DESIGN.md, "History stays bounded").
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class ToolResultBlock(BaseModel):
     tool_use_id: str
     content: str
     is_error: bool = False
+    content_ref: str | None = None
+    """When set, `content` is a preview and the full output is this blob; the model is shown it truncated."""
 
 
 Block = Annotated[Union[TextBlock, ToolUseBlock, ToolResultBlock], Field(discriminator="type")]
@@ -61,28 +65,61 @@ class ToolOutcome(BaseModel):
     name: str
     content: str
     is_error: bool = False
+    content_ref: str | None = None
+    """Blob key of the full output when `run_tool` stored it and `content` is only a preview."""
+
+
+def assistant_message(text: str, tool_calls: list[ToolCall]) -> Message:
+    """The model's reply as a message: its text, then the tool calls it asked for."""
+    blocks: list[Block] = [TextBlock(text=text)] if text else []
+    blocks += [ToolUseBlock(id=c.id, name=c.name, arguments=c.arguments) for c in tool_calls]
+    return Message(role="assistant", content=blocks)
+
+
+class StoredConversation(BaseModel):
+    """Where `call_llm` left the conversation in the blob store: the chain's head key and its message count."""
+
+    head: str
+    length: int = Field(ge=0)
 
 
 class Conversation(BaseModel):
-    """The messages of one agent run, in order."""
+    """The messages of one agent run, in order: stored ones behind `head`, then the unstored `messages`."""
 
     messages: list[Message] = Field(default_factory=list)
+    by_reference: bool = False
+    """Whether `call_llm` stores the conversation and returns a reference instead of the workflow keeping it."""
+    head: str | None = None
+    """Blob key of the stored chain of earlier messages (None: nothing stored yet)."""
+    stored: int = 0
+    """How many messages the stored chain holds."""
 
     @classmethod
-    def start(cls, prompt: str) -> "Conversation":
+    def start(cls, prompt: str, by_reference: bool = False) -> "Conversation":
         """A conversation holding only the user's prompt."""
-        return cls(messages=[Message(role="user", content=[TextBlock(text=prompt)])])
+        return cls(messages=[Message(role="user", content=[TextBlock(text=prompt)])], by_reference=by_reference)
 
-    def add_assistant_turn(self, text: str, tool_calls: list[ToolCall]) -> None:
-        """Record the model's reply: its text and the tool calls it asked for."""
-        blocks: list[Block] = [TextBlock(text=text)] if text else []
-        blocks += [ToolUseBlock(id=c.id, name=c.name, arguments=c.arguments) for c in tool_calls]
-        self.messages.append(Message(role="assistant", content=blocks))
+    @property
+    def length(self) -> int:
+        """Messages in the whole conversation, stored or not."""
+        return self.stored + len(self.messages)
+
+    def adopt(self, stored: StoredConversation) -> None:
+        """The store now holds every message (including the latest reply): keep only its reference."""
+        self.head, self.stored, self.messages = stored.head, stored.length, []
+
+    def add_assistant_turn(self, text: str, tool_calls: list[ToolCall], stored: StoredConversation | None = None) -> None:
+        """Record the model's reply: its text and the tool calls it asked for (or, if `call_llm` stored it, its reference)."""
+        if stored is not None:
+            self.adopt(stored)
+            return
+        self.messages.append(assistant_message(text, tool_calls))
 
     def add_tool_results(self, outcomes: list[ToolOutcome]) -> None:
         """Answer every tool call of the last assistant turn, in one user message."""
         blocks: list[Block] = [
-            ToolResultBlock(tool_use_id=o.tool_call_id, content=o.content, is_error=o.is_error) for o in outcomes
+            ToolResultBlock(tool_use_id=o.tool_call_id, content=o.content, is_error=o.is_error, content_ref=o.content_ref)
+            for o in outcomes
         ]
         self.messages.append(Message(role="user", content=blocks))
 

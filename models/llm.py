@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
-from models.conversation import Conversation, ToolCall
+from models.conversation import Conversation, StoredConversation, ToolCall
 from models.run import Usage
 
 
@@ -15,6 +17,8 @@ class LlmRequest(BaseModel):
     model: str | None = None
     conversation: Conversation
     max_tokens: int = Field(4096, ge=1)
+    task: Literal["reply", "summarise"] = "reply"
+    """`reply`: the agent's next turn. `summarise`: condense the older turns of a stored conversation into one."""
 
 
 class LlmResponse(BaseModel):
@@ -25,3 +29,7 @@ class LlmResponse(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     stop_reason: str
     usage: Usage
+    stored: StoredConversation | None = None
+    """For a conversation kept by reference: where it now ends (the reply included, or the summary in place)."""
+    summarised: int = 0
+    """Messages a `summarise` task folded into the summary (0: nothing old enough to condense; no model call)."""

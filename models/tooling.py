@@ -13,3 +13,5 @@ class ToolInvocation(BaseModel):
     agent: str
     call: ToolCall
     idempotency_key: str
+    offload: bool = False
+    """Store a large output in the blob store and return a preview plus its key, so history stays small."""

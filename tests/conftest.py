@@ -60,7 +60,10 @@ def fake_llm():
 
 @pytest.fixture
 def settings(fake_llm, tmp_path, monkeypatch, blob_dir) -> Settings:
-    """Worker settings with a task queue and notes file of this test's own; the SDK aimed at the fake."""
+    """Worker settings with a task queue and notes file of this test's own; the SDK aimed at the fake.
+
+    The blob store is the session's (`blob_dir`): the client's codec and every worker must read the same one.
+    """
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_llm.url)
     monkeypatch.setenv("NOTES_DB", str(tmp_path / "notes.db"))
     monkeypatch.setenv("NOTIFY_OUTBOX", str(tmp_path / "outbox.jsonl"))
@@ -85,6 +88,7 @@ def worker_process_env(dev_server, settings) -> dict[str, str]:
         "TEMPORAL_TASK_QUEUE": settings.task_queue,
         "ANTHROPIC_BASE_URL": os.environ["ANTHROPIC_BASE_URL"],
         "NOTES_DB": settings.notes_db,
+        "BLOB_STORE_DIR": settings.blob_store_dir,
         "LOG_LEVEL": "INFO",
     }
 

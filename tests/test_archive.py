@@ -24,9 +24,12 @@ def archived(blob_dir, handle) -> tuple[dict, dict]:
     return json.loads(store.get_object(name)), json.loads(store.get_object(sidecar_name(name)))
 
 
-def local_activities(history) -> list:
-    """Marker events of local activities (the patch marker is another kind)."""
-    return [e for e in history.events if e.marker_recorded_event_attributes.marker_name == "core_local_activity"]
+def local_activities(history, activity_type: str = "archive_run") -> list:
+    """Marker events of one local activity type (patch markers are another kind; `history_limits` is another type)."""
+    return [
+        e for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_local_activity" and activity_type.encode() in e.SerializeToString()
+    ]
 
 
 async def test_agent_loop_archives_once_with_conversation_and_annotations(client, worker, fake_llm, blob_dir):
@@ -103,7 +106,8 @@ async def test_a_failing_archive_does_not_fail_the_run(client, settings, fake_ll
         def list_objects(self, prefix: str) -> list[str]:
             raise ValueError("simulated: this store refuses every name")
 
-    monkeypatch.setattr(worker_module, "blob_store_from_env", lambda: Unwritable(tmp_path))
+    real = worker_module.ArchiveActivities
+    monkeypatch.setattr(worker_module, "ArchiveActivities", lambda settings, store, *rest: real(settings, Unwritable(tmp_path), *rest))
     fake_llm.push(Reply(text="done"))
     async with worker_module.build_worker(client, settings):
         handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "hi"}, id=workflow_id("archive-fails"),

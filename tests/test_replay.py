@@ -15,7 +15,10 @@ from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.worker import Replayer
 
 from config.codec import data_converter_from_env
+from config.settings import Settings
 from devstack.fake_anthropic import Reply
+from devstack.histories import generations
+from devstack.long_run import log_reader, long_run_prompt, seed_log
 from telemetry.tracing import temporal_plugins
 from tests.conftest import workflow_id
 from devstack.scripted_model import respond
@@ -133,9 +136,38 @@ async def test_fresh_history_replays(client, worker, fake_llm, scenario):
     await replayer().replay_workflow(history)
 
 
+LONG_RUN = "agent_loop_long"
+"""A 50-step loop with offloaded conversation, summaries and continue-as-new: one file per generation."""
+
+
+async def test_long_run_generations_replay(client, settings, fake_llm, monkeypatch):
+    monkeypatch.setenv("HISTORY_MAX_EVENTS", "400")  # about 30 loop steps per generation
+    monkeypatch.setenv("CONTEXT_SUMMARY_TOKENS", "8000")  # a summary every dozen steps
+    seed_log(settings.notes_db, 50, 2000)
+    fake_llm.responder = log_reader
+    from worker import build_worker
+
+    async with build_worker(client, Settings.from_env()):
+        handle = await client.start_workflow(
+            "AgentLoopWorkflow", {"prompt": long_run_prompt(50), "budget": {"max_steps": 200, "max_tokens": 10**8, "max_cost_usd": 1000.0}},
+            id=workflow_id("replay-long"), task_queue=settings.task_queue,
+        )
+        await handle.result()
+    histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)
+    assert len(histories) >= 2
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        for old in HISTORIES.glob(f"{LONG_RUN}_*.json"):
+            old.unlink()
+        for i, history in enumerate(histories, 1):  # compact JSON: these are the big ones
+            (HISTORIES / f"{LONG_RUN}_{i}.json").write_text(json.dumps(history.to_json_dict(), separators=(",", ":")))
+    for history in histories:
+        await replayer().replay_workflow(history)
+
+
 async def test_checked_in_histories_replay_without_nondeterminism():
     files = sorted(HISTORIES.glob("*.json"))
     assert {f.stem for f in files} >= set(HISTORY_NAMES.values()), "record histories first (see module docstring)"
+    assert any(f.stem.startswith(LONG_RUN) for f in files), "record the long run's histories first"
     histories = [WorkflowHistory.from_json(f.stem, json.loads(f.read_text())) for f in files]
     failures = {}
     for history in histories:

@@ -23,6 +23,8 @@ from models.approval import (
 )
 
 MAX_IGNORED = 100
+MAX_IGNORED_CARRIED = 20
+"""Ignored signals a run hands to its next generation (the audit trail of older ones stays in history)."""
 
 
 class DecisionRefused(ValueError):
@@ -38,6 +40,17 @@ class ApprovalBook(BaseModel):
 
     requests: list[ApprovalRequest] = Field(default_factory=list)
     ignored: list[IgnoredDecision] = Field(default_factory=list)
+    opened_before: int = 0
+    """Requests earlier generations of this run opened (continue-as-new), so ids never repeat."""
+
+    def for_next_generation(self) -> "ApprovalBook":
+        """What continue-as-new carries: numbering, undecided requests, the latest ignored signals."""
+        pending = self.pending()
+        return ApprovalBook(
+            requests=pending,
+            ignored=self.ignored[-MAX_IGNORED_CARRIED:],
+            opened_before=self.opened_before + len(self.requests) - len(pending),
+        )
 
     def open(
         self,
@@ -51,7 +64,7 @@ class ApprovalBook(BaseModel):
     ) -> ApprovalRequest:
         """Open a request; ids are `req-1`, `req-2`, ... in order."""
         request = ApprovalRequest(
-            request_id=f"req-{len(self.requests) + 1}",
+            request_id=f"req-{self.opened_before + len(self.requests) + 1}",
             kind=kind,
             summary=summary,
             proposal=proposal,

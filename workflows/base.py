@@ -11,17 +11,23 @@ from temporalio import workflow
 from workflows.common import invalid_input, parse_input, publish_search_attributes, tag_trace
 
 with workflow.unsafe.imports_passed_through():
+    from activities.history import HistoryActivities
     from models.approval import ApprovalRequest, Decision
+    from models.history import HistoryLimits
     from models.run import AgentRunInput, ApprovalPolicy, RunStatus, Usage
     from telemetry.metrics import record_approval, record_guardrail_rejection, record_run_end
     from telemetry.tracing import tracer
     from models.status import StatusView
     from tools.catalog import REGISTRY
     from workflows.approvals import ApprovalBook, proposal_markdown
+    from workflows.carry import RunCarry
     from workflows.ledger import RunLedger
 
 T = TypeVar("T", bound=AgentRunInput)
 FINAL_STATES = {RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.APPROVAL_TIMED_OUT, RunStatus.BUDGET_EXCEEDED, RunStatus.FAILED}
+
+BOUNDED_HISTORY_PATCH = "bounded-history"
+"""Runs recorded before offload and continue-as-new have no marker for this and replay as they ran."""
 
 
 class AgentWorkflowBase:
@@ -101,6 +107,36 @@ class AgentWorkflowBase:
             raise
         tag_trace(user_id=request.customer_id, session_id=request.session_id or workflow.info().workflow_id)
         return request
+
+    async def _history_limits(self) -> HistoryLimits:
+        """The worker's history limits, fetched by a local activity so the answer is recorded in history.
+
+        Workflows may not read the environment, and limits in the workflow input would let each caller
+        pick them; a marker costs a few milliseconds once per run, and a replay reads the same answer.
+        """
+        if not workflow.patched(BOUNDED_HISTORY_PATCH):
+            return HistoryLimits.legacy()
+        return await workflow.execute_local_activity_method(
+            HistoryActivities.history_limits, start_to_close_timeout=timedelta(seconds=10), summary="history limits"
+        )
+
+    def _resume(self, carry: Any) -> RunCarry | None:
+        """Restore totals and approvals handed over by the previous generation (None on a run's first)."""
+        if carry is None:
+            return None
+        resumed = parse_input(carry, RunCarry)
+        self._ledger = resumed.ledger
+        self._book = resumed.approvals
+        return resumed
+
+    def _may_continue_as_new(self) -> bool:
+        """Only between steps with nobody's decision outstanding and no handler mid-way."""
+        return not self._book.pending() and workflow.all_handlers_finished()
+
+    def _continue_as_new(self, raw: Any, carry: RunCarry) -> None:
+        """End this generation; the next starts with the same input and what `carry` holds."""
+        workflow.logger.info("continuing as new: generation %d, step %d", carry.generation, carry.ledger.steps)
+        workflow.continue_as_new(args=[raw, carry])
 
     def _set_state(self, state: RunStatus) -> None:
         self._state = state

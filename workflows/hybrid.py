@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from models.run import AgentRunResult, RunStatus
     from telemetry.metrics import record_guardrail_rejection
     from tools.catalog import PLANNER, REGISTRY
+    from workflows.carry import LoopState, RunCarry
     from workflows.ledger import RunLedger
     from workflows.planning import execution_prompt, parse_plan, plan_steps, rejection_feedback
 
@@ -47,19 +48,30 @@ class HybridAgentWorkflow(AgentWorkflowBase):
     PATTERN = "hybrid"
 
     @workflow.run
-    async def run(self, raw: Any = None) -> AgentRunResult:
-        """Validate, run stages 1-4 (planning again after a rejection, within max_revisions), then notify."""
+    async def run(self, raw: Any = None, carry: Any = None) -> AgentRunResult:
+        """Validate, run stages 1-4 (planning again after a rejection, within max_revisions), then notify.
+
+        A long stage 4 continues as new; the next generation resumes stage 4 with the plan and outputs carried.
+        """
         trace_id = current_trace_id()
         request = self._accept_input(raw, HybridInput, lambda r: [("agent", r.agent)])
-        self._request = request
+        self._request, self._raw = request, raw
         self._agent = request.agent
         self._output = HybridOutput()
         self._conversations: dict[str, Conversation] = {}
         publish_search_attributes(agent=request.agent, pattern=self.PATTERN, customer_id=request.customer_id)
         self._set_state(RunStatus.RUNNING)
-        self._ledger = RunLedger(budget=request.budget, started_at=workflow.now())
+        resumed = self._resume(carry)
+        self._limits = resumed.limits if resumed else await self._history_limits()
+        self._trace_id, self._generation = (resumed.trace_id, resumed.generation) if resumed else (trace_id, 1)
+        if resumed is None:
+            self._ledger = RunLedger(budget=request.budget, started_at=workflow.now())
         try:
-            status = await self._stages()
+            if resumed is not None:
+                self._output = HybridOutput.model_validate(resumed.stage_output or {})
+                status = await self._run_loop(resumed.loop)
+            else:
+                status = await self._stages()
         except (PlanInvalid, AgentRunFailed, LlmCallFailed):
             self._set_state(RunStatus.FAILED)
             raise
@@ -67,7 +79,8 @@ class HybridAgentWorkflow(AgentWorkflowBase):
         self._enter(None, None)
         self._set_state(status)
         output = self._output.model_dump(mode="json")
-        result = AgentRunResult(status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=trace_id)
+        assert self._ledger is not None
+        result = AgentRunResult(status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=self._trace_id)
         await archive_on_completion(
             result, customer_id=request.customer_id, plan=output["plan"], specialist_results=output["specialist_outputs"],
             final_answer=output["answer"], conversations=self._conversations,
@@ -185,14 +198,27 @@ class HybridAgentWorkflow(AgentWorkflowBase):
 
     async def _execute(self, plan: HybridPlan, outputs: dict[str, Any]) -> RunStatus:
         """Stage 4: the executing agent's own loop; every inference and tool call is an activity, write tools gated."""
+        return await self._run_loop(self._loop().start(execution_prompt(self._request.prompt, plan, outputs)))
+
+    def _loop(self) -> SteeredLoop:
         assert self._ledger is not None
-        self._enter("stage 4: execute", f"the executing agent {self._request.agent} (call_llm / run_tool)")
-        loop = SteeredLoop(
+        return SteeredLoop(
             registry=REGISTRY, agent=REGISTRY.agent(self._request.agent), model=self._request.model, ledger=self._ledger,
             approval_policy=self._request.approval, ask_approval=self._ask_approval, step_label="stage 4: ",
+            limits=self._limits, may_hand_over=self._may_continue_as_new,
         )
-        execution = self._conversations["execution"] = Conversation.start(execution_prompt(self._request.prompt, plan, outputs))
-        outcome = await loop.run(execution)
+
+    async def _run_loop(self, state: LoopState) -> RunStatus:
+        """Run (or resume) stage 4; a long one continues as new, carrying the earlier stages' output."""
+        self._enter("stage 4: execute", f"the executing agent {self._request.agent} (call_llm / run_tool)")
+        self._conversations["execution"] = state.conversation  # the loop extends it in place; archived at the end
+        outcome = await self._loop().run(state)
+        if outcome.handover is not None:
+            assert self._ledger is not None
+            self._continue_as_new(self._raw, RunCarry(
+                trace_id=self._trace_id, generation=self._generation + 1, limits=self._limits, ledger=self._ledger,
+                loop=outcome.handover, approvals=self._book.for_next_generation(), stage_output=self._output.model_dump(mode="json"),
+            ))
         if outcome.status == RunStatus.COMPLETED:
             self._output.answer = outcome.output
         else:

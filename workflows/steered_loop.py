@@ -17,11 +17,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.tools import ToolActivities
     from models.approval import Decision
     from models.conversation import Conversation, ToolCall, ToolOutcome
+    from models.history import RECENT_MESSAGES_KEPT, HistoryLimits
     from models.llm import LlmRequest, LlmResponse
     from models.run import ApprovalPolicy, RunStatus
     from models.tooling import ToolInvocation
     from telemetry.metrics import record_guardrail_rejection
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
+    from workflows.carry import LoopState
     from workflows.ledger import RunLedger, describe_call
 
 LLM_TIMEOUT = timedelta(minutes=3)
@@ -34,16 +36,18 @@ LLM_RETRY = RetryPolicy(
     maximum_attempts=8,
 )
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+SUMMARY_MAX_OUTPUT_TOKENS = 2048
 
 AskApproval = Callable[..., Awaitable[Decision]]
 
 
 @dataclass
 class LoopOutcome:
-    """How the loop ended and what it produced."""
+    """How the loop ended and what it produced; `handover` is set when it stopped to continue as new."""
 
     status: RunStatus
     output: Any
+    handover: LoopState | None = None
 
 
 class LlmCallFailed(ApplicationError):
@@ -63,6 +67,8 @@ class SteeredLoop:
         approval_policy: ApprovalPolicy,
         ask_approval: AskApproval,
         step_label: str = "",
+        limits: HistoryLimits | None = None,
+        may_hand_over: Callable[[], bool] | None = None,
     ) -> None:
         self._registry = registry
         self._agent = agent
@@ -71,40 +77,75 @@ class SteeredLoop:
         self._policy = approval_policy
         self._ask_approval = ask_approval
         self._label = step_label
+        self._limits = limits or HistoryLimits.legacy()
+        self._may_hand_over = may_hand_over
+        """The workflow's say on continuing as new (no approval pending, no handler running); None: never."""
 
-    async def run(self, conversation: Conversation) -> LoopOutcome:
-        """Alternate `call_llm` and `run_tool` until the model is done."""
-        last_text = ""
+    def start(self, prompt: str) -> LoopState:
+        """A fresh loop state: the prompt, kept by reference when the run offloads its conversation."""
+        return LoopState(conversation=Conversation.start(prompt, by_reference=self._limits.offload))
+
+    async def run(self, state: LoopState) -> LoopOutcome:
+        """Alternate `call_llm` and `run_tool` until the model is done, or hand over between steps."""
+        conversation = state.conversation
         while True:
             if reason := self._ledger.exceeded(workflow.now()):
-                return self._stopped(reason, ["the model had not given its final answer"], last_text)
+                return self._stopped(reason, ["the model had not given its final answer"], state.last_text)
+            if self._should_hand_over():
+                return LoopOutcome(RunStatus.RUNNING, None, handover=state)
+            if self._limits.summarises and state.context_tokens >= self._limits.context_summary_tokens:
+                await self._summarise(state)
+                continue  # a summary is a step: check the ceilings again
             response = await self._call_llm(conversation)
             self._ledger.record_llm(response)
-            last_text = response.text or last_text
-            conversation.add_assistant_turn(response.text, response.tool_calls)
+            state.last_text = response.text or state.last_text
+            state.context_tokens = response.usage.input_tokens + response.usage.output_tokens
+            conversation.add_assistant_turn(response.text, response.tool_calls, response.stored)
             if not response.tool_calls:
                 return LoopOutcome(RunStatus.COMPLETED, response.text)
             outcomes: list[ToolOutcome] = []
             for index, call in enumerate(response.tool_calls):
                 if reason := self._ledger.exceeded(workflow.now()):
                     not_done = [f"{describe_call(c)} (requested, not run)" for c in response.tool_calls[index:]]
-                    return self._stopped(reason, not_done + ["the model had not given its final answer"], last_text)
+                    return self._stopped(reason, not_done + ["the model had not given its final answer"], state.last_text)
                 outcome = await self._run_tool(call)
                 self._ledger.record_tool(call, outcome)
                 outcomes.append(outcome)
             conversation.add_tool_results(outcomes)
 
+    def _should_hand_over(self) -> bool:
+        """Between steps, once history is long (the server's suggestion or HISTORY_MAX_EVENTS), if the workflow agrees."""
+        if not self._limits.continues_as_new or self._may_hand_over is None:
+            return False
+        info = workflow.info()
+        long = info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._limits.max_events
+        return long and self._may_hand_over()
+
+    async def _summarise(self, state: LoopState) -> None:
+        """One `call_llm` step condenses the older turns; the conversation then points at the shorter chain."""
+        state.context_tokens = 0  # measured again by the next reply
+        if state.conversation.length <= RECENT_MESSAGES_KEPT + 2:
+            return  # too few turns to condense: the context is big because of the recent ones
+        response = await self._call_llm(state.conversation, task="summarise")
+        if response.stored is not None:
+            state.conversation.adopt(response.stored)
+        if response.summarised:
+            self._ledger.record_usage(response.usage, f"LLM summarised {response.summarised} earlier messages")
+
     def _stopped(self, reason: str, not_done: list[str], last_text: str) -> LoopOutcome:
         return LoopOutcome(RunStatus.BUDGET_EXCEEDED, self._ledger.stop_summary(reason, not_done, last_text))
 
-    async def _call_llm(self, conversation: Conversation) -> LlmResponse:
+    async def _call_llm(self, conversation: Conversation, task: str = "reply") -> LlmResponse:
+        summarising = task == "summarise"
         request = LlmRequest(
             agent=self._agent.name,
             model=self._model,
             conversation=conversation,
-            max_tokens=self._ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
+            max_tokens=self._ledger.output_allowance(SUMMARY_MAX_OUTPUT_TOKENS if summarising else DEFAULT_MAX_OUTPUT_TOKENS),
+            task=task,
         )
         step = self._ledger.steps + 1
+        what = "summarise earlier turns" if summarising else self._agent.name
         try:
             return await workflow.execute_activity_method(
                 LlmActivities.call_llm,
@@ -112,7 +153,7 @@ class SteeredLoop:
                 start_to_close_timeout=LLM_TIMEOUT,
                 heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
                 retry_policy=LLM_RETRY,
-                summary=f"{self._label}step {step}: call_llm ({self._agent.name})",
+                summary=f"{self._label}step {step}: call_llm ({what})",
             )
         except ActivityError as exc:
             detail = failure_detail(exc)
@@ -144,6 +185,7 @@ class SteeredLoop:
             agent=self._agent.name,
             call=call,
             idempotency_key=f"{workflow.info().workflow_id}:{self._label}step-{step}:{call.id}",
+            offload=self._limits.offload,
         )
         try:
             return await workflow.execute_activity_method(

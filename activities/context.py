@@ -1,0 +1,152 @@
+"""The conversation kept by reference: message batches chained in the blob store, assembled for the model.
+
+Each `call_llm` appends one node `{"prev": <key>, "length": n, "messages": [...]}` holding the messages
+added since the previous call and the model's reply; the workflow keeps only the new node's key. Keys
+are content addresses, so nodes never change: any worker may cache them, and a replay or a retry
+always reads the same bytes. Large tool outputs are blobs of their own, named from their tool_result
+block; the model is shown at most `tool_output_max_chars` of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from models.conversation import Conversation, Message, StoredConversation, ToolResultBlock
+from store.blobs import BlobStore
+
+NODE_FORMAT = 1
+INLINE_OUTPUT_CHARS = 1000
+"""Tool outputs up to this size stay in history as they are; larger ones are stored and previewed."""
+PREVIEW_CHARS = 200
+"""What history keeps of a stored output: enough for the run's record of work and the UI."""
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(Generic[K, V]):
+    """A small thread-safe LRU map: activities run on the event loop and in `to_thread` workers."""
+
+    def __init__(self, capacity: int) -> None:
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _Node:
+    prev: str | None
+    length: int
+    messages: tuple[Message, ...]
+
+
+def truncate_for_model(text: str, max_chars: int) -> str:
+    """The first `max_chars` characters and a note saying how much was left out."""
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}\n[output truncated: first {max_chars} of {len(text)} characters shown]"
+
+
+class ConversationStore:
+    """Reads and writes conversation chains and tool outputs; one per worker, shared by its activities."""
+
+    def __init__(self, blobs: BlobStore, tool_output_max_chars: int, cache_entries: int = 8192) -> None:
+        self.blobs = blobs
+        self.tool_output_max_chars = tool_output_max_chars
+        self._nodes: _Lru[str, _Node] = _Lru(cache_entries)
+        self._shown: _Lru[str, str] = _Lru(cache_entries)
+
+    # -- reading ---------------------------------------------------------------------------------
+    async def messages(self, conversation: Conversation) -> list[Message]:
+        """Every message: the stored chain (if any), then the unstored tail."""
+        return await asyncio.to_thread(self._messages, conversation)
+
+    async def for_model(self, conversation: Conversation) -> Conversation:
+        """The whole conversation inline, each tool output cut to what the model is shown."""
+        return await asyncio.to_thread(lambda: self._for_model(self._messages(conversation)))
+
+    def _messages(self, conversation: Conversation) -> list[Message]:
+        batches: list[tuple[Message, ...]] = []
+        key = conversation.head
+        while key is not None:  # the cache usually holds all but the newest node
+            node = self._node(key)
+            batches.append(node.messages)
+            key = node.prev
+        return [m for batch in reversed(batches) for m in batch] + list(conversation.messages)
+
+    def _node(self, key: str) -> _Node:
+        node = self._nodes.get(key)
+        if node is None:
+            raw = json.loads(self.blobs.get(key))
+            node = _Node(raw["prev"], raw["length"], tuple(Message.model_validate(m) for m in raw["messages"]))
+            self._nodes.put(key, node)
+        return node
+
+    def _for_model(self, messages: list[Message]) -> Conversation:
+        shown = [
+            Message(role=m.role, content=[self._shown_block(b) if isinstance(b, ToolResultBlock) else b for b in m.content])
+            if any(isinstance(b, ToolResultBlock) for b in m.content) else m
+            for m in messages
+        ]
+        return Conversation(messages=shown)
+
+    def _shown_block(self, block: ToolResultBlock) -> ToolResultBlock:
+        if block.content_ref is None:
+            content = truncate_for_model(block.content, self.tool_output_max_chars)
+        else:
+            cache_key = f"{block.content_ref}:{self.tool_output_max_chars}"
+            content = self._shown.get(cache_key)
+            if content is None:
+                content = truncate_for_model(self.blobs.get(block.content_ref).decode(), self.tool_output_max_chars)
+                self._shown.put(cache_key, content)
+        return ToolResultBlock(tool_use_id=block.tool_use_id, content=content, is_error=block.is_error)
+
+    # -- writing ---------------------------------------------------------------------------------
+    async def append(self, conversation: Conversation, added: list[Message]) -> StoredConversation:
+        """Store the unstored tail plus `added` as a node after the conversation's head."""
+        messages = [*conversation.messages, *added]
+        return await asyncio.to_thread(self._put_node, conversation.head, conversation.stored + len(messages), messages, None)
+
+    async def restart(self, messages: list[Message], summary_of: str | None) -> StoredConversation:
+        """A new chain holding `messages`; `summary_of` keeps the originals it condenses reachable."""
+        return await asyncio.to_thread(self._put_node, None, len(messages), messages, summary_of)
+
+    def _put_node(self, prev: str | None, length: int, messages: list[Message], summary_of: str | None) -> StoredConversation:
+        body: dict[str, Any] = {
+            "format": NODE_FORMAT,
+            "prev": prev,
+            "length": length,
+            "messages": [m.model_dump(mode="json") for m in messages],
+        }
+        if summary_of is not None:
+            body["summary_of"] = summary_of
+        key = self.blobs.put(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+        self._nodes.put(key, _Node(prev, length, tuple(messages)))
+        return StoredConversation(head=key, length=length)
+
+    async def offload_output(self, content: str) -> tuple[str, str | None]:
+        """(what history keeps, blob key): a large output is stored whole and previewed, a small one kept as is."""
+        if len(content) <= INLINE_OUTPUT_CHARS:
+            return content, None
+        key = await asyncio.to_thread(self.blobs.put, content.encode())
+        preview = f"{content[:PREVIEW_CHARS]}... [{len(content)} characters; the whole output is in the blob store]"
+        return preview, key

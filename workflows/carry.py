@@ -1,0 +1,38 @@
+"""What a run hands from one generation to the next when it continues as new: references and totals only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from models.conversation import Conversation
+from models.history import HistoryLimits
+from workflows.approvals import ApprovalBook
+from workflows.ledger import RunLedger
+
+
+class LoopState(BaseModel):
+    """Where a steered loop is: its conversation (a reference when offloaded) and what it measured last."""
+
+    conversation: Conversation
+    last_text: str = ""
+    """The model's latest text, for the stop summary if a ceiling ends the run."""
+    context_tokens: int = 0
+    """Input plus output tokens of the latest reply: how big the model's context has grown."""
+
+
+class RunCarry(BaseModel):
+    """The second argument of every generation after the first; small whatever the run's length."""
+
+    trace_id: str
+    """The first generation's trace id: the run's result names one trace however many generations it took."""
+    generation: int = Field(ge=2)
+    limits: HistoryLimits
+    """The limits the run started with, so a run never changes mode halfway."""
+    ledger: RunLedger
+    """Budget, totals, steps and record of work so far: ceilings span the whole run."""
+    loop: LoopState
+    approvals: ApprovalBook
+    stage_output: dict[str, Any] | None = None
+    """Workflow-specific results of earlier stages (the hybrid's plan and specialist outputs)."""
