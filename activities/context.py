@@ -11,46 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from models.conversation import Conversation, Message, StoredConversation, ToolResultBlock
 from store.blobs import BlobStore
+from store.lru import Lru
 
 NODE_FORMAT = 1
 INLINE_OUTPUT_CHARS = 1000
 """Tool outputs up to this size stay in history as they are; larger ones are stored and previewed."""
 PREVIEW_CHARS = 200
 """What history keeps of a stored output: enough for the run's record of work and the UI."""
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Lru(Generic[K, V]):
-    """A small thread-safe LRU map: activities run on the event loop and in `to_thread` workers."""
-
-    def __init__(self, capacity: int) -> None:
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
-
 
 @dataclass(frozen=True)
 class _Node:
@@ -72,8 +44,8 @@ class ConversationStore:
     def __init__(self, blobs: BlobStore, tool_output_max_chars: int, cache_entries: int = 8192) -> None:
         self.blobs = blobs
         self.tool_output_max_chars = tool_output_max_chars
-        self._nodes: _Lru[str, _Node] = _Lru(cache_entries)
-        self._shown: _Lru[str, str] = _Lru(cache_entries)
+        self._nodes: Lru[str, _Node] = Lru(cache_entries)
+        self._shown: Lru[str, str] = Lru(cache_entries)
 
     # -- reading ---------------------------------------------------------------------------------
     async def messages(self, conversation: Conversation) -> list[Message]:

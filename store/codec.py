@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
-from collections import OrderedDict
 from typing import Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
@@ -27,6 +25,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from store.blobs import BlobStore, digest_key
+from store.lru import Lru
 
 ENCODING = "encoding"
 CLAIM_CHECK_ENCODING = b"binary/claim-check"
@@ -49,10 +48,7 @@ class ClaimCheckCodec(PayloadCodec):
     def __init__(self, store: BlobStore, threshold: int, cache_bytes: int = 64 * 1024 * 1024) -> None:
         self.store = store
         self.threshold = threshold
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
-        self._cache_limit = cache_bytes
-        self._cached = 0
-        self._lock = threading.Lock()  # the codec server decodes from several threads
+        self._cache: Lru[str, bytes] = Lru(cache_bytes, weight=len)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Replace each payload over the threshold by a claim check."""
@@ -65,7 +61,7 @@ class ClaimCheckCodec(PayloadCodec):
     async def _check_in(self, payload: Payload) -> Payload:
         data = payload.SerializeToString()
         key = await asyncio.to_thread(self.store.put, data)
-        self._remember(key, data)
+        self._cache.put(key, data)
         ticket = json.dumps({"key": key, "size": len(data)}).encode()
         return Payload(metadata={ENCODING: CLAIM_CHECK_ENCODING}, data=ticket)
 
@@ -74,7 +70,7 @@ class ClaimCheckCodec(PayloadCodec):
             key = json.loads(payload.data)["key"]
         except (ValueError, KeyError, TypeError):
             raise PayloadCodecError("malformed claim-check payload (expected {\"key\": \"sha256:...\"})") from None
-        data = self._recall(key)
+        data = self._cache.get(key)
         if data is None:
             try:
                 data = await asyncio.to_thread(self.store.get, key)
@@ -83,28 +79,8 @@ class ClaimCheckCodec(PayloadCodec):
                                         "the same blob store (BLOB_STORE_DIR or BLOB_STORE_S3_BUCKET)") from None
             if digest_key(data) != key:  # a corrupted or swapped blob must never become a workflow's input
                 raise PayloadCodecError(f"blob {key} does not match its content address")
-            self._remember(key, data)
+            self._cache.put(key, data)
         return Payload.FromString(data)
-
-    def _remember(self, key: str, data: bytes) -> None:
-        if len(data) > self._cache_limit:
-            return
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return
-            self._cache[key] = data
-            self._cached += len(data)
-            while self._cached > self._cache_limit:
-                _, old = self._cache.popitem(last=False)
-                self._cached -= len(old)
-
-    def _recall(self, key: str) -> bytes | None:
-        with self._lock:
-            data = self._cache.get(key)
-            if data is not None:
-                self._cache.move_to_end(key)
-            return data
 
 
 class AesGcmCodec(PayloadCodec):

@@ -40,3 +40,16 @@ def test_backend_chosen_from_environment(tmp_path, monkeypatch):
     assert isinstance(blob_store_from_env({"BLOB_STORE_DIR": str(tmp_path)}), LocalBlobStore)
     s3 = blob_store_from_env({"BLOB_STORE_S3_BUCKET": "b", "BLOB_STORE_S3_PREFIX": "/runs/"})
     assert isinstance(s3, S3BlobStore) and s3.bucket == "b" and s3.prefix == "runs/"
+
+
+def test_lru_keeps_the_most_recent_within_its_weight():
+    from store.lru import Lru
+
+    cache: Lru[str, bytes] = Lru(10, weight=len)
+    cache.put("a", b"1234")
+    cache.put("b", b"5678")
+    assert cache.get("a") == b"1234"  # now the most recent
+    cache.put("c", b"90ab")  # 12 bytes > 10: the least recent ("b") goes
+    assert cache.get("b") is None and cache.get("a") == b"1234" and cache.get("c") == b"90ab"
+    cache.put("huge", b"x" * 11)  # heavier than the whole cache: not kept, nothing evicted
+    assert cache.get("huge") is None and cache.get("a") is not None

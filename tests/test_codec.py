@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 
@@ -34,25 +35,43 @@ def activity_results(history, activity: str) -> list:
             and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id] == activity]
 
 
-async def test_five_megabyte_tool_output_round_trips_through_the_blob_store(client, worker, fake_llm):
-    ledger = big_text(5 * 1024 * 1024)
-    NoteStore(worker.notes_db).write("seeded-by-test", "Quarterly ledger", ledger)
-    fake_llm.push(Reply(tool_calls=[("search_notes", {"query": "Quarterly ledger"})]), Reply(text="The ledger is long."))
-    handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "Read my quarterly ledger."},
-                                         id=workflow_id("big-tool"), task_queue=worker.task_queue)
-    result = await handle.result()
+async def run_big_tool(client, settings, fake_llm, *, offload: bool):
+    """A run whose one tool call returns a 5 MB note, on a worker with conversation offload on or off."""
+    from worker import build_worker
 
+    ledger = big_text(5 * 1024 * 1024)
+    NoteStore(settings.notes_db).write("seeded-by-test", "Quarterly ledger", ledger)
+    fake_llm.push(Reply(tool_calls=[("search_notes", {"query": "Quarterly ledger"})]), Reply(text="The ledger is long."))
+    limits = settings.history.model_copy(update={"offload": offload})
+    async with build_worker(client, dataclasses.replace(settings, history=limits)):
+        handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "Read my quarterly ledger."},
+                                             id=workflow_id("big-tool"), task_queue=settings.task_queue)
+        result = await handle.result()
     assert result["status"] == "completed" and result["output"] == "The ledger is long."
     history = await handle.fetch_history()
-    [tool_result] = activity_results(history, "run_tool")
-    [ticket] = tool_result.payloads
-    assert ticket.metadata["encoding"] == CLAIM_CHECK_ENCODING and ticket.ByteSize() < 300
-    [outcome] = await client.data_converter.decode(tool_result.payloads, [ToolOutcome])
-    assert outcome.content == f"#1 Quarterly ledger: {ledger}"
-    # However the conversation travels, nothing in history comes near Temporal's 2 MB payload limit.
+    # However the output travels, nothing in history comes near Temporal's 2 MB payload limit.
     assert max(e.ByteSize() for e in history.events) < 300 * 1024
     assert sum(e.ByteSize() for e in history.events) < 1024 * 1024
     fake_llm.assert_script_consumed()
+    [tool_result] = activity_results(history, "run_tool")
+    return f"#1 Quarterly ledger: {ledger}", tool_result
+
+
+async def test_five_megabyte_tool_output_round_trips_through_the_claim_check(client, settings, fake_llm):
+    # Conversation offload off: the whole output is run_tool's result, and the codec claim-checks it.
+    expected, tool_result = await run_big_tool(client, settings, fake_llm, offload=False)
+    [ticket] = tool_result.payloads
+    assert ticket.metadata["encoding"] == CLAIM_CHECK_ENCODING and ticket.ByteSize() < 300
+    [outcome] = await client.data_converter.decode(tool_result.payloads, [ToolOutcome])
+    assert outcome.content == expected
+
+
+async def test_five_megabyte_tool_output_is_kept_whole_in_the_store_with_offload(client, settings, fake_llm):
+    # Offload on (the default): run_tool stores the output itself and history keeps a preview and its key.
+    expected, tool_result = await run_big_tool(client, settings, fake_llm, offload=True)
+    [outcome] = await client.data_converter.decode(tool_result.payloads, [ToolOutcome])
+    assert outcome.content_ref is not None and len(outcome.content) < 1000 and expected.startswith(outcome.content.split("\n")[0][:100])
+    assert settings.blob_store().get(outcome.content_ref).decode() == expected
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from collections import Counter
 import pytest
 
 from devstack.dev_server import temporal_cli
-from devstack.fake_anthropic import Reply
 from devstack.fake_langfuse import FakeLangfuse, SpanRecord
 from devstack.fake_openai import FakeOpenAI
 from devstack.scripted_model import respond
