@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from store.blobs import LocalBlobStore
 from tests.conftest import workflow_id
 from tests.helpers import ROOT, eventually, pending_approvals
 from tests.test_replay import replayer
+from tools.notes import NoteStore
 
 
 def archived(blob_dir, handle) -> tuple[dict, dict]:
@@ -61,6 +63,28 @@ async def test_agent_loop_archives_once_with_conversation_and_annotations(client
     assert handle.id in [row["workflow_id"] for row in found]
     assert handle.id not in [r["workflow_id"] for r in list_archives(store, Annotator(store), [("status", "=", "failed")])]
     fake_llm.assert_script_consumed()
+
+
+async def test_archive_holds_the_whole_conversation_and_stored_tool_outputs(client, worker, fake_llm, blob_dir):
+    # The run keeps its conversation by reference and the long output as a stored blob with a preview;
+    # the archive is still self-contained: every message, and the full output embedded by its key.
+    body = "ledger line\n" * 400
+    NoteStore(worker.notes_db).write("seeded-by-test", "Ledger", body)
+    fake_llm.push(Reply(tool_calls=[("search_notes", {"query": "Ledger"})]), Reply(text="Read it."))
+    handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "Read my ledger."},
+                                         id=workflow_id("archive-refs"), task_queue=worker.task_queue)
+    assert (await handle.result())["status"] == "completed"
+
+    document, _ = archived(blob_dir, handle)
+    messages = document["conversations"]["agent"]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    [result_block] = messages[2]["content"]
+    key = result_block["content_ref"]
+    assert key and len(result_block["content"]) < len(body)
+    embedded = document["items"][key]
+    assert "missing" not in embedded
+    text = embedded.get("json") or base64.b64decode(embedded["base64"]).decode()
+    assert text == f"#1 Ledger: {body}"
 
 
 async def test_blackbox_and_hybrid_archive_their_structured_outputs(client, worker, fake_llm, blob_dir):
