@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from temporalio import activity
-from temporalio.common import MetricMeter
 
 from activities.pricing import cost_usd
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.run import Usage
-from telemetry.metrics import record_guardrail_rejection, record_llm_tokens, record_tool_call
+from telemetry.metrics import activity_meter, record_guardrail_rejection, record_llm_tokens, record_tool_call
 from telemetry.observe import tool_call
 from tools.registry import AgentProfile, Registry, Tool, ToolContext, ToolInputError, check_tool_call
-
-
-def _meter(record: Callable[[MetricMeter], None]) -> None:
-    """Record a metric when running inside an activity (engines also run in plain unit tests)."""
-    if activity.in_activity():
-        record(activity.metric_meter())
 
 
 @dataclass
@@ -36,7 +29,7 @@ class AgentProgress:
     def record_llm(self, input_tokens: int, output_tokens: int, what: str) -> None:
         """Count one inference (one turn) and heartbeat at once."""
         cost = cost_usd(self.model, input_tokens, output_tokens)
-        _meter(lambda m: record_llm_tokens(m, model=self.model, agent=self.agent, input_tokens=input_tokens, output_tokens=output_tokens))
+        record_llm_tokens(activity_meter(), model=self.model, agent=self.agent, input_tokens=input_tokens, output_tokens=output_tokens)
         self.usage = self.usage.add(Usage(llm_calls=1, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost))
         self.turns += 1
         self.last = what
@@ -93,16 +86,16 @@ class ToolRunner:
     async def _run(self, name: str, arguments: dict[str, Any], key: str) -> tuple[str, bool]:
         check = check_tool_call(self._registry, self._agent, name, arguments)
         if check.tool is None:
-            _meter(lambda m: record_guardrail_rejection(m, reason=check.reason or "refused"))
+            record_guardrail_rejection(activity_meter(), reason=check.reason or "refused")
             return f"Error: {check.error}", True
         tool = check.tool
         if tool.requires_approval:
             # Nobody can approve inside a black box, and a retry re-runs the whole agent.
-            _meter(lambda m: record_guardrail_rejection(m, reason="needs_approval"))
+            record_guardrail_rejection(activity_meter(), reason="needs_approval")
             return f"Error: tool {name!r} needs a person's approval and cannot run inside a black-box agent.", True
         ctx = ToolContext(idempotency_key=key, notes_db=self._notes_db)
         content, is_error = await self._execute(tool, name, arguments, ctx)
-        _meter(lambda m: record_tool_call(m, tool=name, ok=not is_error))
+        record_tool_call(activity_meter(), tool=name, ok=not is_error)
         return content, is_error
 
     async def _execute(self, tool: Tool, name: str, arguments: dict[str, Any], ctx: ToolContext) -> tuple[str, bool]:

@@ -13,7 +13,7 @@ from config.settings import Settings
 from models.conversation import Conversation, assistant_message
 from models.history import RECENT_MESSAGES_KEPT
 from models.llm import LlmRequest, LlmResponse
-from telemetry.metrics import record_llm_tokens
+from telemetry.metrics import activity_meter, record_llm_tokens
 from models.run import Usage
 from tools.registry import Registry
 
@@ -50,7 +50,7 @@ class LlmActivities:
             )
         )
         record_llm_tokens(
-            activity.metric_meter(), model=model, agent=agent.name,
+            activity_meter(), model=model, agent=agent.name,
             input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
         )
         if request.conversation.by_reference:

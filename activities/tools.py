@@ -9,7 +9,7 @@ from activities.context import ConversationStore
 from config.settings import Settings
 from models.conversation import ToolOutcome
 from models.tooling import ToolInvocation
-from telemetry.metrics import record_tool_call
+from telemetry.metrics import activity_meter, record_tool_call
 from telemetry.observe import tool_call
 from tools.registry import Registry, ToolContext, ToolInputError
 
@@ -37,12 +37,12 @@ class ToolActivities:
             except ToolInputError as exc:
                 outcome = ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True)
             except Exception as exc:
-                record_tool_call(activity.metric_meter(), tool=call.name, ok=False)
+                record_tool_call(activity_meter(), tool=call.name, ok=False)
                 raise ApplicationError(f"tool {call.name} failed: {type(exc).__name__}: {exc}", type="ToolFailed") from exc
             else:
                 outcome = ToolOutcome(tool_call_id=call.id, name=call.name, content=content)
             observed.finish(outcome.content, outcome.is_error)
-        record_tool_call(activity.metric_meter(), tool=call.name, ok=not outcome.is_error)
+        record_tool_call(activity_meter(), tool=call.name, ok=not outcome.is_error)
         if not invocation.offload or outcome.is_error:
             return outcome
         kept, ref = await self._context.offload_output(outcome.content)

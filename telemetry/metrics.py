@@ -7,6 +7,7 @@ boxes) records through `activity.metric_meter()`.
 
 from __future__ import annotations
 
+from temporalio import activity
 from temporalio.common import MetricMeter
 
 RUNS = "agent_runs"
@@ -18,6 +19,11 @@ TOOL_CALLS = "agent_tool_calls"
 APPROVALS = "agent_approvals"
 APPROVAL_WAIT = "agent_approval_wait_seconds"
 GUARDRAIL_REJECTIONS = "agent_guardrail_rejections"
+
+
+def activity_meter() -> MetricMeter:
+    """The running activity's meter; a no-op outside one (engines and activity code also run in plain tests and benches)."""
+    return activity.metric_meter() if activity.in_activity() else MetricMeter.noop
 
 
 def record_run_end(meter: MetricMeter, *, workflow_type: str, agent: str, status: str, tokens: int, cost_usd: float, steps: int) -> None:
