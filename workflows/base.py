@@ -15,9 +15,9 @@ with workflow.unsafe.imports_passed_through():
     from models.approval import ApprovalRequest, Decision
     from models.history import HistoryLimits
     from models.run import AgentRunInput, ApprovalPolicy, RunStatus, Usage
+    from models.status import StatusView
     from telemetry.metrics import record_approval, record_guardrail_rejection, record_run_end
     from telemetry.tracing import tracer
-    from models.status import StatusView
     from tools.catalog import REGISTRY
     from workflows.approvals import ApprovalBook, proposal_markdown
     from workflows.carry import RunCarry
