@@ -13,8 +13,8 @@ from config.settings import Settings
 from models.conversation import Conversation, assistant_message
 from models.history import RECENT_MESSAGES_KEPT
 from models.llm import LlmRequest, LlmResponse
-from telemetry.metrics import activity_meter, record_llm_tokens
 from models.run import Usage
+from telemetry.metrics import activity_meter, record_llm_tokens
 from tools.registry import Registry
 
 

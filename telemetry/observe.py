@@ -9,6 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from models.llm import LlmResponse
 from telemetry.tracing import langfuse_client
 
 
@@ -26,6 +27,13 @@ class Generation:
                 usage_details={"input": input_tokens, "output": output_tokens, "total": input_tokens + output_tokens},
                 cost_details={"total": cost_usd},
             )
+
+    def finish_response(self, response: LlmResponse) -> None:
+        """Record a provider adapter's reply: its text, tool calls and stop reason, usage and cost."""
+        self.finish(
+            output={"text": response.text, "tool_calls": [c.model_dump() for c in response.tool_calls], "stop_reason": response.stop_reason},
+            input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens, cost_usd=response.usage.cost_usd,
+        )
 
     def fail(self, message: str) -> None:
         """Mark the call failed with the provider's message (the exception still propagates)."""

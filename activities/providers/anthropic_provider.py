@@ -70,11 +70,7 @@ class AnthropicProvider:
             except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
                 raise connection_error("anthropic", exc) from None
             response = _to_response(model, message)
-            observed.finish(
-                output={"text": response.text, "tool_calls": [c.model_dump() for c in response.tool_calls], "stop_reason": response.stop_reason},
-                input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
-                cost_usd=response.usage.cost_usd,
-            )
+            observed.finish_response(response)
         return response
 
 

@@ -69,10 +69,7 @@ class OpenAIProvider:
             except (openai.APIConnectionError, openai.APITimeoutError) as exc:
                 raise connection_error("openai", exc) from None
             response = _to_response(model, reply)
-            observed.finish(
-                output={"text": response.text, "tool_calls": [c.model_dump() for c in response.tool_calls], "stop_reason": response.stop_reason},
-                input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens, cost_usd=response.usage.cost_usd,
-            )
+            observed.finish_response(response)
         return response
 
 
