@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from devstack.dev_server import temporal_cli
+from devstack.fake_anthropic import Reply
 from devstack.fake_langfuse import FakeLangfuse, SpanRecord
 from devstack.fake_openai import FakeOpenAI
 from devstack.scripted_model import respond
@@ -36,6 +37,19 @@ def traced_worker(worker_processes, sink, fake_llm):
         return worker_processes(**sink.env(), ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OPENAI_API_KEY=OPENAI_SECRET, **extra)
 
     return spawn
+
+
+def openai_responder():
+    """The assistant on the Responses API (calculator, then the answer); the finance specialists otherwise."""
+    specialists = specialist_responder()
+
+    def respond(body: dict) -> Reply:
+        if "calculator" not in {t.get("name") for t in body.get("tools", [])}:
+            return specialists(body)
+        answered = any(isinstance(i, dict) and i.get("type") == "function_call_output" for i in body["input"])
+        return Reply(text="6000 * 0.2 = 1200") if answered else Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})])
+
+    return respond
 
 
 def cli_start(dev_server, queue: str, workflow_type: str, payload: dict, wid: str) -> None:
@@ -96,10 +110,11 @@ def check_run_trace(spans: list[SpanRecord], result: dict, *, customer: str, ses
 async def test_each_run_is_one_langfuse_trace_with_generations_tool_spans_and_temporal_spans(
     client, dev_server, settings, traced_worker, sink, fake_llm, monkeypatch, tmp_path
 ):
-    with FakeOpenAI(responder=specialist_responder()) as fake_openai:
+    with FakeOpenAI(responder=openai_responder()) as fake_openai:
         worker = traced_worker(OPENAI_BASE_URL=fake_openai.url)
         runs = {
             "loop": ("AgentLoopWorkflow", {"prompt": "What is 6000 * 0.2?", "customer_id": "C-trace", "session_id": "chat-7"}),
+            "openai-loop": ("AgentLoopWorkflow", {"prompt": "What is 6000 * 0.2?", "model": "openai:gpt-5", "customer_id": "C-trace"}),
             "blackbox": ("BlackBoxAgentWorkflow", {
                 "prompt": "advise", "model": "openai:gpt-5", "customer_id": "C-trace", "parallel": True,
                 "steps": [{"agent": "budget", "prompt": "Income 5000"}, {"agent": "analysis", "prompt": "1000 a month, 10 years, 5%"}],
@@ -120,6 +135,11 @@ async def test_each_run_is_one_langfuse_trace_with_generations_tool_spans_and_te
     assert [t.name for t in tools] == ["tool calculator"] and tools[0].attributes["langfuse.observation.output"] == "1200"
     assert {s.name for s in loop} >= {"StartActivity:call_llm", "RunActivity:call_llm", "StartActivity:run_tool", "RunActivity:run_tool"}
 
+    openai_loop = sink.in_trace(results["openai-loop"]["trace_id"])
+    generations = check_run_trace(openai_loop, results["openai-loop"], customer="C-trace", session=ids["openai-loop"], activity="call_llm")
+    assert {g.name for g in generations} == {"openai.responses"}  # pattern B on the Responses API
+    assert [t.name for t in of_type(openai_loop, "tool")] == ["tool calculator"]
+
     blackbox = sink.in_trace(results["blackbox"]["trace_id"])
     generations = check_run_trace(blackbox, results["blackbox"], customer="C-trace", session=ids["blackbox"], activity="invoke_agent")
     assert {g.name for g in generations} == {"openai.responses"}  # inside the Agents SDK's black box
@@ -132,7 +152,7 @@ async def test_each_run_is_one_langfuse_trace_with_generations_tool_spans_and_te
     assert {g.parent_span_id for g in generations} <= {s.span_id for s in hybrid_llm}
     assert {s.name for s in hybrid_llm} == {"RunActivity:call_llm", "RunActivity:invoke_agent"}  # plan/execute and specialists
 
-    # Three runs, three traces; nothing exported outside them.
+    # Four runs, four traces; nothing exported outside them.
     assert {s.trace_id for s in sink.spans} == {r["trace_id"] for r in results.values()}, [(s.name, s.parent_span_id) for s in sink.spans if s.trace_id not in {r["trace_id"] for r in results.values()}]
     # Secrets stay in the worker's environment: not in any exported byte, log line or history.
     exported = b"".join(sink.bodies)
