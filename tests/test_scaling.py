@@ -116,12 +116,15 @@ async def test_three_workers_share_30_runs_and_survive_a_sigkill(client, fake_ll
     listed = await eventually(lambda: _list_runs(client, prefix), timeout=20)
     assert sorted(listed) == sorted(h.id for h in handles)
     # ... and a model call was sent again only when its activity's first attempt died with the worker
-    # (the reply may have been served, but the completion never reached Temporal): each call was sent
-    # exactly as often as Temporal attempted its activity, so no completed call was ever repeated.
+    # (the reply may have been served, but the completion never reached Temporal; or the attempt died
+    # before sending): no call was sent more often than Temporal attempted its activity, so no completed
+    # call was ever repeated.
     sent = Counter((prompt_of(r.body), len(r.messages)) for r in fake_llm.requests)
     assert len(sent) == 2 * RUNS and all(count <= 2 for count in sent.values())
     attempts = await llm_attempts(handles)
-    assert sent == attempts
+    assert set(sent) == set(attempts)
+    over = {key: (count, attempts[key]) for key, count in sent.items() if count > attempts[key]}
+    assert not over, f"calls sent more often than their activity was attempted: {over}"
 
     # The histories show the work spread over the workers, and the survivors finishing the victim's.
     activities, workflow_tasks = await history_identities(handles)
