@@ -67,7 +67,12 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=[
-            llm.call_llm, tools.run_tool, agents.invoke_agent, notify.send_notification, archive.archive_run, history.history_limits,
+            llm.call_llm,
+            tools.run_tool,
+            agents.invoke_agent,
+            notify.send_notification,
+            archive.archive_run,
+            history.history_limits,
         ],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
@@ -128,7 +133,9 @@ async def run_worker(settings: Settings, health: Health) -> None:
     try:
         client = await connect(runtime=metrics_runtime(settings.metrics_address))
     except RuntimeError as exc:  # the SDK raises RuntimeError when the first RPC fails
-        raise ConfigError(f"cannot reach Temporal ({exc}); check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TLS settings") from None
+        raise ConfigError(
+            f"cannot reach Temporal ({exc}); check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TLS settings"
+        ) from None
     await ensure_search_attributes(client)
     worker = build_worker(client, settings)
     stop = asyncio.Event()
@@ -138,7 +145,12 @@ async def run_worker(settings: Settings, health: Health) -> None:
     try:
         async with worker:
             health.serving(lambda: worker.is_running)
-            log.info("worker polling task queue %r on %s (pid %d)", settings.task_queue, client.service_client.config.target_host, os.getpid())
+            log.info(
+                "worker polling task queue %r on %s (pid %d)",
+                settings.task_queue,
+                client.service_client.config.target_host,
+                os.getpid(),
+            )
             if settings.metrics_address:
                 log.info("metrics on http://%s/metrics", settings.metrics_address)
             await stop.wait()
@@ -151,7 +163,9 @@ async def run_worker(settings: Settings, health: Health) -> None:
 
 def main() -> int:
     """Entry point; returns the process exit code."""
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings.from_env()
         asyncio.run(serve(settings))

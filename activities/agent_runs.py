@@ -24,15 +24,23 @@ class AgentActivities:
     async def invoke_agent(self, request: InvokeAgentRequest) -> InvokeAgentResult:
         """Run the agent to its final output; a retry re-runs it whole, so its tools must be read-only or idempotent."""
         model, engine, agent = route(
-            model=request.model, default_model=self._settings.default_model, by_provider=self._engines,
-            kind="agent engine", registry=self._registry, agent=request.agent,
+            model=request.model,
+            default_model=self._settings.default_model,
+            by_provider=self._engines,
+            kind="agent engine",
+            registry=self._registry,
+            agent=request.agent,
         )
         info = activity.info()
         max_turns = min(request.max_turns, agent.max_turns)
         progress = AgentProgress(agent=agent.name, model=model)
-        activity.logger.info("running agent %s on %s (attempt %d, at most %d turns)", agent.name, model, info.attempt, max_turns)
+        activity.logger.info(
+            "running agent %s on %s (attempt %d, at most %d turns)", agent.name, model, info.attempt, max_turns
+        )
         progress.heartbeat()
-        tools = ToolRunner(self._registry, agent, self._settings.notes_db, f"{info.workflow_id}:{request.label}", progress)
+        tools = ToolRunner(
+            self._registry, agent, self._settings.notes_db, f"{info.workflow_id}:{request.label}", progress
+        )
         return await heartbeating(
             engine.run(agent=agent, request=request, model=model, max_turns=max_turns, progress=progress, tools=tools),
             progress.heartbeat,

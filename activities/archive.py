@@ -19,7 +19,11 @@ class ArchiveActivities:
     """Writes archives into the blob store; `codec` decodes offloaded payloads so archives embed them readable."""
 
     def __init__(
-        self, settings: Settings, store: BlobStore, codec: PayloadCodec | None = None, context: ConversationStore | None = None
+        self,
+        settings: Settings,
+        store: BlobStore,
+        codec: PayloadCodec | None = None,
+        context: ConversationStore | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -33,7 +37,9 @@ class ArchiveActivities:
         if not self._settings.archive_runs:
             return ArchiveReceipt(name=archive_name(request.workflow_id, request.first_run_id))
         try:
-            name, how, written = await write_archive(self._store, self._annotator, self._codec, await self._inline(request))
+            name, how, written = await write_archive(
+                self._store, self._annotator, self._codec, await self._inline(request)
+            )
         except ValueError as exc:  # an unusable name: retrying cannot help
             raise ApplicationError(f"cannot archive: {exc}", type="ArchiveInvalid", non_retryable=True) from None
         activity.logger.info("archive %s %s (annotations: %s)", name, "written" if written else "already there", how)
@@ -47,7 +53,9 @@ class ArchiveActivities:
         for role, conversation in request.conversations.items():
             messages = await self._context.messages(conversation) if conversation.head else conversation.messages
             conversations[role] = Conversation(messages=messages)
-            keys += [b.content_ref for m in messages for b in m.content if isinstance(b, ToolResultBlock) and b.content_ref]
+            keys += [
+                b.content_ref for m in messages for b in m.content if isinstance(b, ToolResultBlock) and b.content_ref
+            ]
         return request.model_copy(update={"conversations": conversations, "blob_keys": keys})
 
     def _uri(self, name: str) -> str:

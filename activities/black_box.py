@@ -29,8 +29,12 @@ class AgentProgress:
     def record_llm(self, input_tokens: int, output_tokens: int, what: str) -> None:
         """Count one inference (one turn) and heartbeat at once."""
         cost = cost_usd(self.model, input_tokens, output_tokens)
-        record_llm_tokens(activity_meter(), model=self.model, agent=self.agent, input_tokens=input_tokens, output_tokens=output_tokens)
-        self.usage = self.usage.add(Usage(llm_calls=1, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost))
+        record_llm_tokens(
+            activity_meter(), model=self.model, agent=self.agent, input_tokens=input_tokens, output_tokens=output_tokens
+        )
+        self.usage = self.usage.add(
+            Usage(llm_calls=1, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost)
+        )
         self.turns += 1
         self.last = what
         self.heartbeat()
@@ -51,14 +55,23 @@ class AgentProgress:
 
     def result(self, output: Any, stopped: str | None = None) -> InvokeAgentResult:
         """The activity's result."""
-        return InvokeAgentResult(agent=self.agent, model=self.model, output=output, usage=self.usage, turns=self.turns, stopped=stopped)
+        return InvokeAgentResult(
+            agent=self.agent, model=self.model, output=output, usage=self.usage, turns=self.turns, stopped=stopped
+        )
 
 
 class AgentEngine(Protocol):
     """Runs one whole agent in-process: the OpenAI Agents SDK or the Claude tool loop."""
 
     async def run(
-        self, *, agent: AgentProfile, request: InvokeAgentRequest, model: str, max_turns: int, progress: AgentProgress, tools: "ToolRunner"
+        self,
+        *,
+        agent: AgentProfile,
+        request: InvokeAgentRequest,
+        model: str,
+        max_turns: int,
+        progress: AgentProgress,
+        tools: ToolRunner,
     ) -> InvokeAgentResult:
         """Run until the agent answers or reaches `max_turns`; raise `ApplicationError` on provider failure."""
         ...
@@ -67,7 +80,9 @@ class AgentEngine(Protocol):
 class ToolRunner:
     """Runs the agent's registry tools inside the black box, with the same checks as `run_tool`."""
 
-    def __init__(self, registry: Registry, agent: AgentProfile, notes_db: str, key_prefix: str, progress: AgentProgress) -> None:
+    def __init__(
+        self, registry: Registry, agent: AgentProfile, notes_db: str, key_prefix: str, progress: AgentProgress
+    ) -> None:
         self._registry = registry
         self._agent = agent
         self._notes_db = notes_db
@@ -100,10 +115,12 @@ class ToolRunner:
 
     async def _execute(self, tool: Tool, name: str, arguments: dict[str, Any], ctx: ToolContext) -> tuple[str, bool]:
         try:
-            return await asyncio.wait_for(tool.handler(tool.args.model_validate(arguments), ctx), tool.timeout.total_seconds()), False
+            return await asyncio.wait_for(
+                tool.handler(tool.args.model_validate(arguments), ctx), tool.timeout.total_seconds()
+            ), False
         except ToolInputError as exc:
             return f"Error: {exc}", True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return f"Error: tool {name} timed out after {tool.timeout.total_seconds():g}s", True
         except Exception as exc:
             return f"Error: tool {name} failed: {type(exc).__name__}: {exc}", True

@@ -27,7 +27,10 @@ def parse_structured(text: str, output: type[BaseModel]) -> tuple[dict[str, Any]
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors())
         schema = json.dumps(output.model_json_schema())
-        return None, f"Your answer is not valid {output.__name__} JSON ({problems}). Reply with JSON only, matching: {schema}"
+        return (
+            None,
+            f"Your answer is not valid {output.__name__} JSON ({problems}). Reply with JSON only, matching: {schema}",
+        )
 
 
 class ClaudeAgentEngine:
@@ -38,7 +41,14 @@ class ClaudeAgentEngine:
         self._registry = registry
 
     async def run(
-        self, *, agent: AgentProfile, request: InvokeAgentRequest, model: str, max_turns: int, progress: AgentProgress, tools: ToolRunner
+        self,
+        *,
+        agent: AgentProfile,
+        request: InvokeAgentRequest,
+        model: str,
+        max_turns: int,
+        progress: AgentProgress,
+        tools: ToolRunner,
     ) -> InvokeAgentResult:
         """Alternate inference and in-process tool calls until the agent answers or hits `max_turns`."""
         output_model: type[BaseModel] | None = agent.output
@@ -48,11 +58,16 @@ class ClaudeAgentEngine:
         conversation = Conversation.start(request.prompt)
         while progress.turns < max_turns:
             response = await self._provider.complete(
-                model=model, system=system, conversation=conversation,
-                tools=self._registry.tools_of(agent), max_tokens=request.max_output_tokens,
+                model=model,
+                system=system,
+                conversation=conversation,
+                tools=self._registry.tools_of(agent),
+                max_tokens=request.max_output_tokens,
             )
             asked = ", ".join(c.name for c in response.tool_calls)
-            progress.record_llm(response.usage.input_tokens, response.usage.output_tokens, f"asked for {asked}" if asked else "answered")
+            progress.record_llm(
+                response.usage.input_tokens, response.usage.output_tokens, f"asked for {asked}" if asked else "answered"
+            )
             conversation.add_assistant_turn(response.text, response.tool_calls)
             if not response.tool_calls:
                 if output_model is None:
@@ -67,6 +82,9 @@ class ClaudeAgentEngine:
                 content, is_error = await tools.run(call.name, call.arguments, call.id)
                 outcomes.append((call, content, is_error))
             conversation.add_tool_results(
-                [ToolOutcome(tool_call_id=c.id, name=c.name, content=content, is_error=err) for c, content, err in outcomes]
+                [
+                    ToolOutcome(tool_call_id=c.id, name=c.name, content=content, is_error=err)
+                    for c, content, err in outcomes
+                ]
             )
         return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")

@@ -24,6 +24,7 @@ INLINE_OUTPUT_CHARS = 1000
 PREVIEW_CHARS = 200
 """What history keeps of a stored output: enough for the run's record of work and the UI."""
 
+
 @dataclass(frozen=True)
 class _Node:
     prev: str | None
@@ -75,8 +76,11 @@ class ConversationStore:
 
     def _for_model(self, messages: list[Message]) -> Conversation:
         shown = [
-            Message(role=m.role, content=[self._shown_block(b) if isinstance(b, ToolResultBlock) else b for b in m.content])
-            if any(isinstance(b, ToolResultBlock) for b in m.content) else m
+            Message(
+                role=m.role, content=[self._shown_block(b) if isinstance(b, ToolResultBlock) else b for b in m.content]
+            )
+            if any(isinstance(b, ToolResultBlock) for b in m.content)
+            else m
             for m in messages
         ]
         return Conversation(messages=shown)
@@ -96,13 +100,17 @@ class ConversationStore:
     async def append(self, conversation: Conversation, added: list[Message]) -> StoredConversation:
         """Store the unstored tail plus `added` as a node after the conversation's head."""
         messages = [*conversation.messages, *added]
-        return await asyncio.to_thread(self._put_node, conversation.head, conversation.stored + len(messages), messages, None)
+        return await asyncio.to_thread(
+            self._put_node, conversation.head, conversation.stored + len(messages), messages, None
+        )
 
     async def restart(self, messages: list[Message], summary_of: str | None) -> StoredConversation:
         """A new chain holding `messages`; `summary_of` keeps the originals it condenses reachable."""
         return await asyncio.to_thread(self._put_node, None, len(messages), messages, summary_of)
 
-    def _put_node(self, prev: str | None, length: int, messages: list[Message], summary_of: str | None) -> StoredConversation:
+    def _put_node(
+        self, prev: str | None, length: int, messages: list[Message], summary_of: str | None
+    ) -> StoredConversation:
         body: dict[str, Any] = {
             "format": NODE_FORMAT,
             "prev": prev,

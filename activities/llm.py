@@ -22,7 +22,11 @@ class LlmActivities:
     """Holds the worker's provider clients so every call reuses their connection pools."""
 
     def __init__(
-        self, settings: Settings, registry: Registry, providers: dict[str, LlmProvider], context: ConversationStore | None = None
+        self,
+        settings: Settings,
+        registry: Registry,
+        providers: dict[str, LlmProvider],
+        context: ConversationStore | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
@@ -33,8 +37,12 @@ class LlmActivities:
     async def call_llm(self, request: LlmRequest) -> LlmResponse:
         """Send the conversation to the model with the agent's instructions and tools; store the reply if kept by reference."""
         model, provider, agent = route(
-            model=request.model, default_model=self._settings.default_model, by_provider=self._providers,
-            kind="provider", registry=self._registry, agent=request.agent,
+            model=request.model,
+            default_model=self._settings.default_model,
+            by_provider=self._providers,
+            kind="provider",
+            registry=self._registry,
+            agent=request.agent,
         )
         if request.task == "summarise":
             return await self._summarise(request, model, provider)
@@ -50,8 +58,11 @@ class LlmActivities:
             )
         )
         record_llm_tokens(
-            activity_meter(), model=model, agent=agent.name,
-            input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
+            activity_meter(),
+            model=model,
+            agent=agent.name,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
         )
         if request.conversation.by_reference:
             reply = assistant_message(response.text, response.tool_calls)
@@ -77,6 +88,10 @@ class LlmActivities:
         )
         originals = await self._context.append(request.conversation, []) if request.conversation.messages else None
         summary_of = originals.head if originals else request.conversation.head
-        stored = await self._context.restart([summarised_opening(messages[0], response.text), *messages[cut:]], summary_of)
+        stored = await self._context.restart(
+            [summarised_opening(messages[0], response.text), *messages[cut:]], summary_of
+        )
         # History keeps a preview only: the summary itself lives in the store, in the new first message.
-        return response.model_copy(update={"text": response.text[:200], "tool_calls": [], "stored": stored, "summarised": cut})
+        return response.model_copy(
+            update={"text": response.text[:200], "tool_calls": [], "stored": stored, "summarised": cut}
+        )

@@ -40,14 +40,23 @@ class _ObservedResponsesModel(OpenAIResponsesModel):
         super().__init__(model=model.split(":", 1)[1], openai_client=openai_client)
         self._full_model = model
 
-    async def get_response(self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any) -> Any:
-        observed_input = {"system": system_instructions, "input": input, "tools": [getattr(t, "name", str(t)) for t in tools]}
+    async def get_response(
+        self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        observed_input = {
+            "system": system_instructions,
+            "input": input,
+            "tools": [getattr(t, "name", str(t)) for t in tools],
+        }
         with generation(name="openai.responses", model=self._full_model, input=observed_input) as observed:
             response = await super().get_response(system_instructions, input, model_settings, tools, *args, **kwargs)
             tokens_in, tokens_out = response.usage.input_tokens, response.usage.output_tokens
             observed.finish(
-                output=[item.model_dump(mode="json") if hasattr(item, "model_dump") else item for item in response.output],
-                input_tokens=tokens_in, output_tokens=tokens_out,
+                output=[
+                    item.model_dump(mode="json") if hasattr(item, "model_dump") else item for item in response.output
+                ],
+                input_tokens=tokens_in,
+                output_tokens=tokens_out,
                 cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
             )
             return response
@@ -62,7 +71,9 @@ class _ProgressHooks(RunHooks[Any]):
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         usage = response.usage
         calls = [getattr(item, "name", "") for item in response.output if getattr(item, "type", "") == "function_call"]
-        self._progress.record_llm(usage.input_tokens, usage.output_tokens, f"asked for {', '.join(calls)}" if calls else "answered")
+        self._progress.record_llm(
+            usage.input_tokens, usage.output_tokens, f"asked for {', '.join(calls)}" if calls else "answered"
+        )
 
 
 def _function_tool(tool: Tool, runner: ToolRunner) -> FunctionTool:
@@ -71,13 +82,18 @@ def _function_tool(tool: Tool, runner: ToolRunner) -> FunctionTool:
             parsed = json.loads(arguments or "{}")
         except json.JSONDecodeError as exc:
             return f"Error: arguments are not JSON ({exc.msg})"
-        content, _ = await runner.run(tool.name, parsed if isinstance(parsed, dict) else {}, getattr(ctx, "tool_call_id", "call"))
+        content, _ = await runner.run(
+            tool.name, parsed if isinstance(parsed, dict) else {}, getattr(ctx, "tool_call_id", "call")
+        )
         return content
 
     # Not strict: the registry's pydantic models validate the arguments, with errors the model can act on.
     return FunctionTool(
-        name=tool.name, description=tool.description, params_json_schema=tool.input_schema(),
-        on_invoke_tool=invoke, strict_json_schema=False,
+        name=tool.name,
+        description=tool.description,
+        params_json_schema=tool.input_schema(),
+        on_invoke_tool=invoke,
+        strict_json_schema=False,
     )
 
 
@@ -90,7 +106,14 @@ class OpenAIAgentEngine:
         self._registry = registry
 
     async def run(
-        self, *, agent: AgentProfile, request: InvokeAgentRequest, model: str, max_turns: int, progress: AgentProgress, tools: ToolRunner
+        self,
+        *,
+        agent: AgentProfile,
+        request: InvokeAgentRequest,
+        model: str,
+        max_turns: int,
+        progress: AgentProgress,
+        tools: ToolRunner,
     ) -> InvokeAgentResult:
         """`Runner.run` until a final output or `max_turns`; provider errors classified for Temporal."""
         output_model: type[BaseModel] | None = agent.output
@@ -103,7 +126,10 @@ class OpenAIAgentEngine:
         )
         try:
             result = await Runner.run(
-                sdk_agent, request.prompt, max_turns=max_turns, hooks=_ProgressHooks(progress),
+                sdk_agent,
+                request.prompt,
+                max_turns=max_turns,
+                hooks=_ProgressHooks(progress),
                 run_config=RunConfig(tracing_disabled=True, trace_include_sensitive_data=False),
             )
         except MaxTurnsExceeded:

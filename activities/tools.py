@@ -31,14 +31,18 @@ class ToolActivities:
             raise ApplicationError(f"unknown tool {call.name!r}", type="UnknownTool", non_retryable=True)
         args = tool.args.model_validate(call.arguments)
         ctx = ToolContext(idempotency_key=invocation.idempotency_key, notes_db=self._settings.notes_db)
-        with tool_call(name=call.name, arguments=call.arguments, idempotency_key=invocation.idempotency_key) as observed:
+        with tool_call(
+            name=call.name, arguments=call.arguments, idempotency_key=invocation.idempotency_key
+        ) as observed:
             try:
                 content = await tool.handler(args, ctx)
             except ToolInputError as exc:
                 outcome = ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True)
             except Exception as exc:
                 record_tool_call(activity_meter(), tool=call.name, ok=False)
-                raise ApplicationError(f"tool {call.name} failed: {type(exc).__name__}: {exc}", type="ToolFailed") from exc
+                raise ApplicationError(
+                    f"tool {call.name} failed: {type(exc).__name__}: {exc}", type="ToolFailed"
+                ) from exc
             else:
                 outcome = ToolOutcome(tool_call_id=call.id, name=call.name, content=content)
             observed.finish(outcome.content, outcome.is_error)

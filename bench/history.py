@@ -30,17 +30,20 @@ from temporalio import activity, workflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devstack.dev_server import DevServer, free_port  # noqa: E402
-from devstack.fake_anthropic import FakeAnthropic  # noqa: E402
-from devstack.histories import generations, history_bytes  # noqa: E402
-from devstack.long_run import log_reader, long_run_prompt, seed_log  # noqa: E402
+from devstack.dev_server import DevServer, free_port
+from devstack.fake_anthropic import FakeAnthropic
+from devstack.histories import generations, history_bytes
+from devstack.long_run import log_reader, long_run_prompt, seed_log
 
 MODES = {
     "inline": ("conversation inline (HISTORY_OFFLOAD=0)", {"HISTORY_OFFLOAD": "0"}),
     "offload": ("offloaded, one generation", {"HISTORY_OFFLOAD": "1", "HISTORY_MAX_EVENTS": str(10**9)}),
     "product": ("offloaded + continue-as-new (defaults)", {"HISTORY_OFFLOAD": "1"}),
 }
-NO_SUGGESTION = ("limit.historyCount.suggestContinueAsNew=1000000000", "limit.historySize.suggestContinueAsNew=100000000000")
+NO_SUGGESTION = (
+    "limit.historyCount.suggestContinueAsNew=1000000000",
+    "limit.historySize.suggestContinueAsNew=100000000000",
+)
 BUDGET = {"max_steps": 10_000, "max_tokens": 10**10, "max_cost_usd": 10.0**7, "max_seconds": 7200}
 REPLAY_TARGET_S = 2.0
 
@@ -70,13 +73,24 @@ async def replay_floor(client, counts: list[int]) -> list[tuple[int, int, float]
 
     queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
     out = []
-    async with Worker(client, task_queue=queue, workflows=[ReplayFloorWorkflow], activities=[bench_noop],
-                      workflow_runner=UnsandboxedWorkflowRunner()):
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[ReplayFloorWorkflow],
+        activities=[bench_noop],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
         for count in counts:
-            handle = await client.start_workflow(ReplayFloorWorkflow.run, count, id=f"bench-floor-{count}-{uuid.uuid4().hex[:6]}", task_queue=queue)
+            handle = await client.start_workflow(
+                ReplayFloorWorkflow.run, count, id=f"bench-floor-{count}-{uuid.uuid4().hex[:6]}", task_queue=queue
+            )
             await handle.result()
             history = await handle.fetch_history()
-            replayer = Replayer(workflows=[ReplayFloorWorkflow], data_converter=pydantic_data_converter, workflow_runner=UnsandboxedWorkflowRunner())
+            replayer = Replayer(
+                workflows=[ReplayFloorWorkflow],
+                data_converter=pydantic_data_converter,
+                workflow_runner=UnsandboxedWorkflowRunner(),
+            )
             started = time.perf_counter()
             await replayer.replay_workflow(history)
             out.append((count, len(history.events), time.perf_counter() - started))
@@ -151,8 +165,10 @@ async def one_run(client, queue: str, mode: str, steps: int, keep_dir: str = "")
 
     started = time.perf_counter()
     handle = await client.start_workflow(
-        "AgentLoopWorkflow", {"prompt": long_run_prompt(steps), "budget": BUDGET},
-        id=f"bench-history-{mode}-{steps}-{uuid.uuid4().hex[:6]}", task_queue=queue,
+        "AgentLoopWorkflow",
+        {"prompt": long_run_prompt(steps), "budget": BUDGET},
+        id=f"bench-history-{mode}-{steps}-{uuid.uuid4().hex[:6]}",
+        task_queue=queue,
     )
     try:
         result = await handle.result()
@@ -177,7 +193,9 @@ async def measure(args: argparse.Namespace, root: Path, log) -> list[Row]:
     from config.temporal import connect
     from worker import build_worker
 
-    server = BenchServer(port=free_port(), ui_port=None, db_file=str(root / "dev.db"), log_path=str(root / "server.log")).start()
+    server = BenchServer(
+        port=free_port(), ui_port=None, db_file=str(root / "dev.db"), log_path=str(root / "server.log")
+    ).start()
     rows: list[Row] = []
     try:
         await server.wait_serving()
@@ -193,8 +211,10 @@ async def measure(args: argparse.Namespace, root: Path, log) -> list[Row]:
                         continue
                     row = await one_run(client, settings.task_queue, mode, steps, args.keep)
                     rows.append(row)
-                    log(f"  {mode:8} {steps:>5} steps: {row.status}, {row.steps_done} done, largest history {max(row.sizes):,} B, "
-                        f"{len(row.sizes)} generation(s), replay {row.replay_s:.2f} s, run {row.wall_s:.1f} s")
+                    log(
+                        f"  {mode:8} {steps:>5} steps: {row.status}, {row.steps_done} done, largest history {max(row.sizes):,} B, "
+                        f"{len(row.sizes)} generation(s), replay {row.replay_s:.2f} s, run {row.wall_s:.1f} s"
+                    )
                     if row.status != "completed":
                         failed_at = steps
         if args.floor:
@@ -206,31 +226,45 @@ async def measure(args: argparse.Namespace, root: Path, log) -> list[Row]:
 
 def report(rows: list[Row], args: argparse.Namespace) -> bool:
     """Print the table and the verdict; True when the offload targets are met."""
-    print(f"\nHistory per run: AgentLoopWorkflow, one loop step = call_llm + search_notes returning {args.output_kb} KB; "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"\nHistory per run: AgentLoopWorkflow, one loop step = call_llm + search_notes returning {args.output_kb} KB; "
+        f"{os.cpu_count()} CPUs"
+    )
     head = f"{'mode':<40}{'steps':>6}{'done':>6}{'gens':>5}{'largest history':>17}{'total':>14}{'B/step':>9}{'events':>8}{'replay s':>9}{'lean s':>8}{'run s':>7}  status"
     print(head)
     print("-" * len(head))
     for r in rows:
         per_step = r.total // max(1, r.steps_done)
-        print(f"{MODES[r.mode][0]:<40}{r.steps:>6}{r.steps_done:>6}{len(r.sizes):>5}{max(r.sizes):>17,}{r.total:>14,}"
-              f"{per_step:>9,}{r.events:>8}{r.replay_s:>9.2f}{r.lean_replay_s:>8.2f}{r.wall_s:>7.1f}  {r.status}")
-    print("steps: loop steps (call_llm + run_tool; the result's `steps` is 2 x steps + 1). largest history: bytes of the biggest")
-    print("generation (fetch_history, serialized). replay: that generation with the worker's replayer (sandbox, OpenTelemetry")
+        print(
+            f"{MODES[r.mode][0]:<40}{r.steps:>6}{r.steps_done:>6}{len(r.sizes):>5}{max(r.sizes):>17,}{r.total:>14,}"
+            f"{per_step:>9,}{r.events:>8}{r.replay_s:>9.2f}{r.lean_replay_s:>8.2f}{r.wall_s:>7.1f}  {r.status}"
+        )
+    print(
+        "steps: loop steps (call_llm + run_tool; the result's `steps` is 2 x steps + 1). largest history: bytes of the biggest"
+    )
+    print(
+        "generation (fetch_history, serialized). replay: that generation with the worker's replayer (sandbox, OpenTelemetry"
+    )
     print("plugin); lean: unsandboxed, no plugin. run: wall time of the whole run.")
     for count, events, seconds in getattr(args, "floor_rows", []):
-        print(f"replay floor: a workflow of {count} no-op activities ({events} events) replays in {seconds:.2f} s (unsandboxed, no plugin)")
+        print(
+            f"replay floor: a workflow of {count} no-op activities ({events} events) replays in {seconds:.2f} s (unsandboxed, no plugin)"
+        )
     offload = [r for r in rows if r.mode == "offload" and r.status == "completed"]
     ok = True
     if len(offload) >= 2:
         small, big = offload[0], offload[-1]
         growth = (big.total / big.steps) / (small.total / small.steps)
-        print(f"offload: bytes per step {small.total // small.steps:,} at {small.steps} steps, {big.total // big.steps:,} at "
-              f"{big.steps} steps ({growth:.2f}x; flat means linear total)")
+        print(
+            f"offload: bytes per step {small.total // small.steps:,} at {small.steps} steps, {big.total // big.steps:,} at "
+            f"{big.steps} steps ({growth:.2f}x; flat means linear total)"
+        )
         ok &= growth < 1.5
         slowest = max(offload, key=lambda r: r.steps)
-        print(f"offload: replay of a {slowest.steps}-step generation {slowest.replay_s:.2f} s (target < {REPLAY_TARGET_S:g} s): "
-              f"{'PASS' if slowest.replay_s < REPLAY_TARGET_S else 'FAIL'}")
+        print(
+            f"offload: replay of a {slowest.steps}-step generation {slowest.replay_s:.2f} s (target < {REPLAY_TARGET_S:g} s): "
+            f"{'PASS' if slowest.replay_s < REPLAY_TARGET_S else 'FAIL'}"
+        )
         ok &= slowest.replay_s < REPLAY_TARGET_S
     return ok
 
@@ -248,18 +282,33 @@ def plot(rows: list[Row], path: Path, output_kb: int) -> None:
         if not mine:
             continue
         longest = max(mine, key=lambda r: r.steps_done)
-        line, = left.plot([s for s, _ in longest.curve], [b for _, b in longest.curve], label=MODES[mode][0])
+        (line,) = left.plot([s for s, _ in longest.curve], [b for _, b in longest.curve], label=MODES[mode][0])
         if longest.status != "completed":
             step, size = longest.curve[-1]
             left.plot([step], [size], marker="x", markersize=10, color=line.get_color())
-            left.annotate(f"killed by the server after {step} steps", (step, size), textcoords="offset points", xytext=(-175, -16), fontsize=8)
+            left.annotate(
+                f"killed by the server after {step} steps",
+                (step, size),
+                textcoords="offset points",
+                xytext=(-175, -16),
+                fontsize=8,
+            )
         ok = [r for r in mine if r.status == "completed"]
-        right.plot([r.steps for r in ok], [r.replay_s for r in ok], marker="o", color=line.get_color(), label=MODES[mode][0])
+        right.plot(
+            [r.steps for r in ok], [r.replay_s for r in ok], marker="o", color=line.get_color(), label=MODES[mode][0]
+        )
     left.axhline(50 * 1024 * 1024, color="grey", linestyle="--", linewidth=0.8)
     left.text(1.2, 50 * 1024 * 1024 * 0.6, "Temporal's 50 MB limit", fontsize=8, color="grey")
-    left.set(xscale="log", yscale="log", xlabel="loop step", ylabel="history bytes of the current run",
-             title=f"History growth ({output_kb} KB tool output per step)")
-    right.set(xscale="log", xlabel="loop steps in the run", ylabel="replay of its largest history (s)", title="Replay time")
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="loop step",
+        ylabel="history bytes of the current run",
+        title=f"History growth ({output_kb} KB tool output per step)",
+    )
+    right.set(
+        xscale="log", xlabel="loop steps in the run", ylabel="replay of its largest history (s)", title="Replay time"
+    )
     right.axhline(REPLAY_TARGET_S, color="grey", linestyle="--", linewidth=0.8)
     for ax in (left, right):
         ax.grid(True, which="both", alpha=0.3)
@@ -273,11 +322,18 @@ def plot(rows: list[Row], path: Path, output_kb: int) -> None:
 async def main(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-history-"))
     fake = FakeAnthropic(responder=log_reader).start()
-    os.environ.update({
-        "ANTHROPIC_BASE_URL": fake.url, "ANTHROPIC_API_KEY": "bench-key-not-real", "OPENAI_API_KEY": "bench-key-not-real",
-        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_AGENTS_DISABLE_TRACING": "1", "NOTES_DB": str(root / "notes.db"),
-        "BLOB_STORE_DIR": str(root / "blobs"), "NOTIFY_OUTBOX": str(root / "outbox.jsonl"),
-    })
+    os.environ.update(
+        {
+            "ANTHROPIC_BASE_URL": fake.url,
+            "ANTHROPIC_API_KEY": "bench-key-not-real",
+            "OPENAI_API_KEY": "bench-key-not-real",
+            "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+            "OPENAI_AGENTS_DISABLE_TRACING": "1",
+            "NOTES_DB": str(root / "notes.db"),
+            "BLOB_STORE_DIR": str(root / "blobs"),
+            "NOTIFY_OUTBOX": str(root / "outbox.jsonl"),
+        }
+    )
     for var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "AGENT_MODEL", "TEMPORAL_API_KEY", "TEMPORAL_NAMESPACE"):
         os.environ.pop(var, None)
     seed_log(os.environ["NOTES_DB"], max(args.steps), args.output_kb * 1000)
@@ -294,11 +350,17 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--steps", default="10,100,300,1000", help="comma-separated loop step counts (default 10,100,300,1000)")
+    parser.add_argument(
+        "--steps", default="10,100,300,1000", help="comma-separated loop step counts (default 10,100,300,1000)"
+    )
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
     parser.add_argument("--output-kb", type=int, default=20, help="size of each tool output in KB (default 20)")
-    parser.add_argument("--floor", action="store_true", help="also replay trivial workflows of 2 x steps activities (the SDK's floor)")
-    parser.add_argument("--keep", default="", help="directory to save each run's largest history as JSON (for profiling)")
+    parser.add_argument(
+        "--floor", action="store_true", help="also replay trivial workflows of 2 x steps activities (the SDK's floor)"
+    )
+    parser.add_argument(
+        "--keep", default="", help="directory to save each run's largest history as JSON (for profiling)"
+    )
     parser.add_argument("--plot", default="bench/out/history.png", help="PNG to write ('' for none)")
     args = parser.parse_args(argv)
     args.steps = sorted(int(s) for s in args.steps.split(","))

@@ -30,25 +30,26 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 if __name__ == "__main__":  # runnable from anywhere: the repo root holds the packages
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from temporalio import workflow  # noqa: E402
-from temporalio.exceptions import ActivityError  # noqa: E402
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
-from activities.tools import ToolActivities  # noqa: E402
-from models.conversation import Conversation, ToolOutcome  # noqa: E402
-from models.run import AgentRunInput, AgentRunResult, RunStatus  # noqa: E402
-from models.tooling import ToolInvocation  # noqa: E402
-from tools.catalog import REGISTRY  # noqa: E402
-from workflows.agent_loop import AgentLoopWorkflow  # noqa: E402
-from workflows.common import current_trace_id, parse_input, publish_search_attributes  # noqa: E402
-from workflows.ledger import RunLedger  # noqa: E402
-from workflows.steered_loop import DEFAULT_MAX_OUTPUT_TOKENS, SteeredLoop  # noqa: E402
+from activities.tools import ToolActivities
+from models.conversation import Conversation, ToolOutcome
+from models.run import AgentRunInput, AgentRunResult, RunStatus
+from models.tooling import ToolInvocation
+from tools.catalog import REGISTRY
+from workflows.agent_loop import AgentLoopWorkflow
+from workflows.common import current_trace_id, parse_input, publish_search_attributes
+from workflows.ledger import RunLedger
+from workflows.steered_loop import DEFAULT_MAX_OUTPUT_TOKENS, SteeredLoop
 
 TARGET_MS = 15.0
 """The issue's target: orchestration overhead per loop step, on this machine."""
@@ -194,13 +195,16 @@ async def inprocess_run(call_llm, run_tool, steps: int) -> RunTiming:
     phases: dict[str, float] = defaultdict(float)
     clock = time.perf_counter
     meter, t0 = CpuMeter(), clock()
-    ledger = RunLedger(budget=Budget(**budget_for(steps)), started_at=datetime.now(timezone.utc))
+    ledger = RunLedger(budget=Budget(**budget_for(steps)), started_at=datetime.now(UTC))
     conversation = Conversation.start(prompt_for(steps))
     tool_steps = 0
     while True:
-        assert ledger.exceeded(datetime.now(timezone.utc)) is None
+        assert ledger.exceeded(datetime.now(UTC)) is None
         request = LlmRequest(
-            agent=agent.name, model=None, conversation=conversation, max_tokens=ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS)
+            agent=agent.name,
+            model=None,
+            conversation=conversation,
+            max_tokens=ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
         )
         t = clock()
         response = await call_llm(request)
@@ -213,7 +217,9 @@ async def inprocess_run(call_llm, run_tool, steps: int) -> RunTiming:
         for call in response.tool_calls:
             check = check_tool_call(REGISTRY, agent, call.name, call.arguments)
             assert check.tool is not None and not check.tool.requires_approval, check.error
-            invocation = ToolInvocation(agent=agent.name, call=call, idempotency_key=f"bench:step-{ledger.steps + 1}:{call.id}")
+            invocation = ToolInvocation(
+                agent=agent.name, call=call, idempotency_key=f"bench:step-{ledger.steps + 1}:{call.id}"
+            )
             t = clock()
             outcome = await run_tool(invocation)
             phases["run_tool body"] += clock() - t
@@ -250,7 +256,10 @@ def history_phases(events) -> tuple[dict[str, float], list[float], int, int]:
     for event in events:
         kind = event.event_type
         now = event.event_time.ToNanoseconds()
-        if kind == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and event.activity_task_scheduled_event_attributes.activity_type.name == "call_llm":
+        if (
+            kind == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and event.activity_task_scheduled_event_attributes.activity_type.name == "call_llm"
+        ):
             llm_scheduled.append(now)
         if previous is not None:
             gap = (now - previous) / 1e9
@@ -271,11 +280,15 @@ def history_phases(events) -> tuple[dict[str, float], list[float], int, int]:
     return dict(phases), steps_ms, wfts, activities
 
 
-async def temporal_run(client, task_queue: str, workflow_type: str, steps: int, server_pid: int, history: bool = True) -> RunTiming:
+async def temporal_run(
+    client, task_queue: str, workflow_type: str, steps: int, server_pid: int, history: bool = True
+) -> RunTiming:
     """Start a loop workflow, wait for its result, and cut its history into phases."""
     payload = {"prompt": prompt_for(steps), "budget": budget_for(steps)}
     meter, t0 = CpuMeter(server_pid), time.perf_counter()
-    handle = await client.start_workflow(workflow_type, payload, id=f"bench-{uuid.uuid4().hex[:12]}", task_queue=task_queue)
+    handle = await client.start_workflow(
+        workflow_type, payload, id=f"bench-{uuid.uuid4().hex[:12]}", task_queue=task_queue
+    )
     result = await handle.result()
     wall = time.perf_counter() - t0
     cpu, threads, server_cpu = meter.stop()
@@ -329,7 +342,9 @@ def start_server(root: Path, name: str, *, fast_config: bool, in_memory: bool):
 
     directory = root / name
     directory.mkdir(parents=True, exist_ok=True)
-    server = VariantServer(port=free_port(), ui_port=None, db_file=str(directory / "dev.db"), log_path=str(directory / "dev-server.log"))
+    server = VariantServer(
+        port=free_port(), ui_port=None, db_file=str(directory / "dev.db"), log_path=str(directory / "dev-server.log")
+    )
     return server.start()
 
 
@@ -359,14 +374,18 @@ class LocalToolLoop(SteeredLoop):
     async def _execute(self, tool, call) -> ToolOutcome:
         step = self._ledger.steps + 1
         invocation = ToolInvocation(
-            agent=self._agent.name, call=call, idempotency_key=f"{workflow.info().workflow_id}:{self._label}step-{step}:{call.id}"
+            agent=self._agent.name,
+            call=call,
+            idempotency_key=f"{workflow.info().workflow_id}:{self._label}step-{step}:{call.id}",
         )
         try:
             return await workflow.execute_local_activity_method(
                 ToolActivities.run_tool, invocation, start_to_close_timeout=tool.timeout, retry_policy=tool.retry
             )
         except ActivityError as exc:
-            return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Error: {exc.cause or exc}", is_error=True)
+            return ToolOutcome(
+                tool_call_id=call.id, name=call.name, content=f"Error: {exc.cause or exc}", is_error=True
+            )
 
 
 @workflow.defn(name="BenchLocalToolLoopWorkflow")
@@ -392,7 +411,11 @@ class BenchLocalToolLoopWorkflow(AgentLoopWorkflow):
         outcome = await loop.run(Conversation.start(request.prompt))
         self._set_state(outcome.status)
         return AgentRunResult(
-            status=outcome.status, output=outcome.output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=trace_id
+            status=outcome.status,
+            output=outcome.output,
+            usage=self._ledger.usage,
+            steps=self._ledger.steps,
+            trace_id=trace_id,
         )
 
 
@@ -468,7 +491,9 @@ def variants_for(args: argparse.Namespace) -> list[Variant]:
         Variant("no-otel", "  - without the OpenTelemetry plugin", client=plain_client),
         Variant("no-sandbox", "  - with UnsandboxedWorkflowRunner", sandboxed=False),
         Variant("local-tool", "  - no sandbox, run_tool as a local activity", sandboxed=False, local_tool=True),
-        Variant("lean", "  - no plugin, no sandbox, run_tool local", client=plain_client, sandboxed=False, local_tool=True),
+        Variant(
+            "lean", "  - no plugin, no sandbox, run_tool local", client=plain_client, sandboxed=False, local_tool=True
+        ),
         Variant("in-memory", "  - dev server in memory instead of SQLite", server="memory"),
         Variant(
             "default-cfg",
@@ -487,7 +512,11 @@ def scheduled_rounds(variant: Variant, rounds: int) -> set[int]:
 
 
 async def measure(
-    variants: list[Variant], root: Path, args: argparse.Namespace, results: dict[str, list[RunTiming]], log: Callable[[str], None]
+    variants: list[Variant],
+    root: Path,
+    args: argparse.Namespace,
+    results: dict[str, list[RunTiming]],
+    log: Callable[[str], None],
 ) -> None:
     """Every server and worker up at once (idle ones cost ~0 CPU), then runs round-robin: the baseline and each
     variant in turn, so the drift of a shared machine hits all of them alike."""
@@ -503,11 +532,15 @@ async def measure(
             for variant in variants:
                 server = servers[variant.server]
                 client = await variant.client(server.address)
-                settings = Settings.from_env({**os.environ, "TEMPORAL_TASK_QUEUE": f"bench-{variant.key}-{uuid.uuid4().hex[:6]}"})
+                settings = Settings.from_env(
+                    {**os.environ, "TEMPORAL_TASK_QUEUE": f"bench-{variant.key}-{uuid.uuid4().hex[:6]}"}
+                )
                 await stack.enter_async_context(build_variant_worker(client, settings, variant))
                 queues[variant.key] = (client, settings.task_queue, server.process.pid)
             client, queue, _ = queues["product"]
-            call_llm, run_tool = product_activities(client, Settings.from_env({**os.environ, "TEMPORAL_TASK_QUEUE": queue}))
+            call_llm, run_tool = product_activities(
+                client, Settings.from_env({**os.environ, "TEMPORAL_TASK_QUEUE": queue})
+            )
             for _ in range(args.warmup):
                 await inprocess_run(call_llm, run_tool, min(args.steps, 3))
             for variant in variants:
@@ -515,14 +548,18 @@ async def measure(
                 for _ in range(args.warmup):
                     await temporal_run(client, queue, variant.workflow_type, min(args.steps, 3), pid, history=False)
             for i in range(args.runs):
-                results.setdefault("in-process", []).append(timing := await inprocess_run(call_llm, run_tool, args.steps))
+                results.setdefault("in-process", []).append(
+                    timing := await inprocess_run(call_llm, run_tool, args.steps)
+                )
                 log(f"  round {i + 1}: in-process {timing.per_step_ms:.2f} ms/step")
                 for variant in variants:
                     if i not in scheduled_rounds(variant, args.runs):
                         continue
                     client, queue, pid = queues[variant.key]
                     if variant.primed:
-                        await temporal_run(client, queue, variant.workflow_type, variant.steps or args.steps, pid, history=False)
+                        await temporal_run(
+                            client, queue, variant.workflow_type, variant.steps or args.steps, pid, history=False
+                        )
                     timing = await temporal_run(client, queue, variant.workflow_type, variant.steps or args.steps, pid)
                     results.setdefault(variant.key, []).append(timing)
                     log(f"  round {i + 1}: {variant.key} {timing.per_step_ms:.1f} ms/step")
@@ -554,7 +591,9 @@ def cpu_per_step(timings: list[RunTiming], what: Callable[[RunTiming], float]) -
     return med(1000 * what(t) / t.steps for t in timings)
 
 
-def report(variants: list[Variant], results: dict[str, list[RunTiming]], args: argparse.Namespace, elapsed: float) -> float:
+def report(
+    variants: list[Variant], results: dict[str, list[RunTiming]], args: argparse.Namespace, elapsed: float
+) -> float:
     import temporalio
 
     baseline = results["in-process"]
@@ -562,15 +601,21 @@ def report(variants: list[Variant], results: dict[str, list[RunTiming]], args: a
     base_cpu = cpu_per_step(baseline, lambda t: t.cpu_here_s)
     print()
     print("Orchestration overhead per agent-loop step (1 call_llm + 1 run_tool), zero-latency fake model")
-    print(f"{args.steps} loop steps per run ({args.steps + 1} LLM calls, {args.steps} tool calls), median of {args.runs} runs, "
-          f"round-robin; {os.cpu_count()} CPUs, load average at start {args.load_at_start:.2f}; temporalio {temporalio.__version__}")
+    print(
+        f"{args.steps} loop steps per run ({args.steps + 1} LLM calls, {args.steps} tool calls), median of {args.runs} runs, "
+        f"round-robin; {os.cpu_count()} CPUs, load average at start {args.load_at_start:.2f}; temporalio {temporalio.__version__}"
+    )
     print()
-    head = (f"{'variant':<56}{'ms/step':>8}{'min-max':>12}{'overhead':>9}{'x base':>7}"
-            f"{'CPU ms/step: here':>19}{'server':>7}{'extra':>7}")
+    head = (
+        f"{'variant':<56}{'ms/step':>8}{'min-max':>12}{'overhead':>9}{'x base':>7}"
+        f"{'CPU ms/step: here':>19}{'server':>7}{'extra':>7}"
+    )
     print(head)
     print("-" * len(head))
-    print(f"{'in-process, no Temporal (same activities, provider, fake)':<56}{base:>8.2f}{_spread(baseline):>12}{'':>9}{1.0:>7.1f}"
-          f"{base_cpu:>19.1f}{'-':>7}{'-':>7}")
+    print(
+        f"{'in-process, no Temporal (same activities, provider, fake)':<56}{base:>8.2f}{_spread(baseline):>12}{'':>9}{1.0:>7.1f}"
+        f"{base_cpu:>19.1f}{'-':>7}{'-':>7}"
+    )
     for variant in variants:
         timings = results[variant.key]
         value = per_step(timings)
@@ -579,9 +624,13 @@ def report(variants: list[Variant], results: dict[str, list[RunTiming]], args: a
             label += f" [{len(timings)} runs]"
         here = cpu_per_step(timings, lambda t: t.cpu_here_s)
         server = cpu_per_step(timings, lambda t: t.cpu_server_s)
-        print(f"{label:<56}{value:>8.1f}{_spread(timings):>12}{value - base:>9.1f}{value / base:>7.1f}"
-              f"{here:>19.1f}{server:>7.1f}{here - base_cpu + server:>7.1f}")
-    print("ms/step: wall clock from start_workflow to result, / steps. CPU: this process (worker, client, fake model; all")
+        print(
+            f"{label:<56}{value:>8.1f}{_spread(timings):>12}{value - base:>9.1f}{value / base:>7.1f}"
+            f"{here:>19.1f}{server:>7.1f}{here - base_cpu + server:>7.1f}"
+        )
+    print(
+        "ms/step: wall clock from start_workflow to result, / steps. CPU: this process (worker, client, fake model; all"
+    )
     print("threads), the dev server, and 'extra' = CPU beyond the in-process loop (here - baseline here + server).")
 
     print()
@@ -593,18 +642,35 @@ def report(variants: list[Variant], results: dict[str, list[RunTiming]], args: a
     for key, label in PHASES:
         print(f"{label:<78}" + "".join(f"{table[v.key].get(key, 0.0):>12.2f}" for v in variants))
     print(f"{'total':<78}" + "".join(f"{per_step(results[v.key]):>12.2f}" for v in variants))
-    print(f"{'workflow tasks + activities per loop step':<78}" + "".join(
-        f"{med(t.workflow_tasks / t.steps for t in results[v.key]):>7.2f} +{med(t.activities / t.steps for t in results[v.key]):<4.2f}"
-        for v in variants))
-    print(f"{'ms per workflow task, start-to-complete':<78}" + "".join(
-        f"{med(1000 * t.phases_s['wft_run'] / t.workflow_tasks for t in results[v.key]):>12.2f}" for v in variants))
-    print(f"{'ms per activity, start-to-complete':<78}" + "".join(
-        f"{med(1000 * t.phases_s['act_run'] / max(1, t.activities) for t in results[v.key]):>12.2f}" for v in variants))
+    print(
+        f"{'workflow tasks + activities per loop step':<78}"
+        + "".join(
+            f"{med(t.workflow_tasks / t.steps for t in results[v.key]):>7.2f} +{med(t.activities / t.steps for t in results[v.key]):<4.2f}"
+            for v in variants
+        )
+    )
+    print(
+        f"{'ms per workflow task, start-to-complete':<78}"
+        + "".join(
+            f"{med(1000 * t.phases_s['wft_run'] / t.workflow_tasks for t in results[v.key]):>12.2f}" for v in variants
+        )
+    )
+    print(
+        f"{'ms per activity, start-to-complete':<78}"
+        + "".join(
+            f"{med(1000 * t.phases_s['act_run'] / max(1, t.activities) for t in results[v.key]):>12.2f}"
+            for v in variants
+        )
+    )
     q = max(1, args.steps // 4)
-    print(f"{f'ms per loop step, first {q} steps':<78}" + "".join(
-        f"{med(x for t in results[v.key] for x in t.step_ms[:q]):>12.2f}" for v in variants))
-    print(f"{f'ms per loop step, last {q} steps (larger conversation in every call_llm input)':<78}" + "".join(
-        f"{med(x for t in results[v.key] for x in t.step_ms[-q:]):>12.2f}" for v in variants))
+    print(
+        f"{f'ms per loop step, first {q} steps':<78}"
+        + "".join(f"{med(x for t in results[v.key] for x in t.step_ms[:q]):>12.2f}" for v in variants)
+    )
+    print(
+        f"{f'ms per loop step, last {q} steps (larger conversation in every call_llm input)':<78}"
+        + "".join(f"{med(x for t in results[v.key] for x in t.step_ms[-q:]):>12.2f}" for v in variants)
+    )
     print("(local-tool, lean: the local activity runs inside a workflow task, so its time is in that row)")
 
     print()
@@ -620,9 +686,17 @@ def report(variants: list[Variant], results: dict[str, list[RunTiming]], args: a
         "other": "other threads: fake model server (same work in every column), exited threads",
     }
     for group in THREAD_GROUPS:
-        print(f"{labels[group]:<78}" + "".join(f"{cpu_per_step(t, lambda r: r.cpu_threads_s[group]):>12.2f}" for _, t in columns))
-    print(f"{'dev server process':<78}" + "".join(
-        f"{cpu_per_step(t, lambda r: r.cpu_server_s):>12.2f}" if key != "in-process" else f"{'-':>12}" for key, t in columns))
+        print(
+            f"{labels[group]:<78}"
+            + "".join(f"{cpu_per_step(t, lambda r, g=group: r.cpu_threads_s[g]):>12.2f}" for _, t in columns)
+        )
+    print(
+        f"{'dev server process':<78}"
+        + "".join(
+            f"{cpu_per_step(t, lambda r: r.cpu_server_s):>12.2f}" if key != "in-process" else f"{'-':>12}"
+            for key, t in columns
+        )
+    )
 
     base_phases = phases_per_step(baseline)
     print()
@@ -630,9 +704,13 @@ def report(variants: list[Variant], results: dict[str, list[RunTiming]], args: a
     print()
     product = per_step(results["product"])
     overhead = product - base
-    print(f"in-process: {base:.1f} ms/step; Temporal (product configuration): {product:.1f} ms/step; "
-          f"difference {overhead:.1f} ms ({product / base:.1f}x); bench took {elapsed:.0f} s")
-    print(f"overhead per step: {overhead:.1f} ms (target <= {TARGET_MS:g} ms): {'PASS' if overhead <= TARGET_MS else 'FAIL'}")
+    print(
+        f"in-process: {base:.1f} ms/step; Temporal (product configuration): {product:.1f} ms/step; "
+        f"difference {overhead:.1f} ms ({product / base:.1f}x); bench took {elapsed:.0f} s"
+    )
+    print(
+        f"overhead per step: {overhead:.1f} ms (target <= {TARGET_MS:g} ms): {'PASS' if overhead <= TARGET_MS else 'FAIL'}"
+    )
     return overhead
 
 
@@ -661,7 +739,15 @@ async def main(args: argparse.Namespace) -> int:
             "NOTIFY_OUTBOX": str(root / "outbox.jsonl"),
         }
     )
-    for var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_HOST", "LANGFUSE_BASE_URL", "AGENT_MODEL", "TEMPORAL_API_KEY", "TEMPORAL_NAMESPACE"):
+    for var in (
+        "LANGFUSE_PUBLIC_KEY",
+        "LANGFUSE_SECRET_KEY",
+        "LANGFUSE_HOST",
+        "LANGFUSE_BASE_URL",
+        "AGENT_MODEL",
+        "TEMPORAL_API_KEY",
+        "TEMPORAL_NAMESPACE",
+    ):
         os.environ.pop(var, None)
 
     variants = variants_for(args)
@@ -681,9 +767,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="loop steps (call_llm + run_tool) per run (default 20)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per variant, medians reported (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed 3-step runs per variant first (default 2)")
-    parser.add_argument("--default-config-runs", type=int, default=3, help="runs of the slow default-config variant (default 3)")
-    parser.add_argument("--quick", action="store_true", help="only the in-process baseline and the product configuration")
-    parser.add_argument("--nagle", action="store_true", help="turn Nagle's algorithm back on in the fake (adds up to 40 ms per LLM call)")
+    parser.add_argument(
+        "--default-config-runs", type=int, default=3, help="runs of the slow default-config variant (default 3)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="only the in-process baseline and the product configuration"
+    )
+    parser.add_argument(
+        "--nagle",
+        action="store_true",
+        help="turn Nagle's algorithm back on in the fake (adds up to 40 ms per LLM call)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print each run as it finishes")
     args = parser.parse_args(argv)
     if args.steps < 2 or args.runs < 1 or args.warmup < 0 or args.default_config_runs < 1:

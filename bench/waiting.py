@@ -88,10 +88,14 @@ class WorkerProc:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "WorkerProc":
+    def start(self, timeout: float = 60.0) -> WorkerProc:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, str(ROOT / "worker.py")],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while "worker polling" not in self.log_path.read_text(errors="replace"):
@@ -174,7 +178,9 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
     began = time.monotonic()
     started: dict[str, Any] = {}
     try:
-        server = start_dev_server(port=free_port(), ui_port=None, db_file=str(tmp / "dev.db"), log_path=str(tmp / "dev-server.log"))
+        server = start_dev_server(
+            port=free_port(), ui_port=None, db_file=str(tmp / "dev.db"), log_path=str(tmp / "dev-server.log")
+        )
         started["server"] = server
         fake = fake_model().start()
         started["fake"] = fake
@@ -257,7 +263,9 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
         print(f"  {'peak (VmHWM)':<28}{fmt_mib(peak)}{peak / idle:>8.2f}x")
         print()
         print(f"approve -> result, {len(lat_ms)} runs spread over all {len(handles)}, one at a time:")
-        print(f"  median {statistics.median(lat_ms):.0f} ms, p90 {p90:.0f} ms, min {lat_ms[0]:.0f} ms, max {lat_ms[-1]:.0f} ms")
+        print(
+            f"  median {statistics.median(lat_ms):.0f} ms, p90 {p90:.0f} ms, min {lat_ms[0]:.0f} ms, max {lat_ms[-1]:.0f} ms"
+        )
         print(f"  notes written: {notes} (one per approved run, warm-up included)")
         print()
         print(

@@ -12,8 +12,8 @@ import binascii
 import dataclasses
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
@@ -33,7 +33,9 @@ def _key(name: str, raw: str) -> bytes:
     try:
         key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError(f"{name} must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`); it is not valid base64") from None
+        raise ConfigError(
+            f"{name} must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`); it is not valid base64"
+        ) from None
     if len(key) != 32:
         raise ConfigError(f"{name} must be base64 of 32 bytes (AES-256); it decodes to {len(key)} bytes")
     return key
@@ -66,7 +68,7 @@ class PayloadSettings:
     """Every key this process can decrypt with, by id (the current one and retired ones)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "PayloadSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PayloadSettings:
         """Read PAYLOAD_OFFLOAD_BYTES, PAYLOAD_ENCRYPTION_KEY(_ID), PAYLOAD_DECRYPTION_KEYS; ConfigError names a bad one."""
         env = os.environ if env is None else env
         raw = env.get("PAYLOAD_OFFLOAD_BYTES") or ""

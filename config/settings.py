@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from models.history import HistoryLimits
 from models.run import check_model_name
@@ -103,6 +104,7 @@ class Settings:
     def metrics_address(self) -> str | None:
         """`host:port` the Prometheus endpoint binds to, or None when off."""
         return f"{self.metrics_host}:{self.metrics_port}" if self.metrics_port else None
+
     archive_runs: bool = True
     """Write each finished run's archive to the blob store (`ARCHIVE_RUNS=0` turns it off)."""
     archive_s3_annotations: str = "auto"
@@ -115,16 +117,20 @@ class Settings:
     blob_store_s3_bucket: str = ""
     blob_store_s3_prefix: str = ""
 
-    def blob_store(self) -> "BlobStore":
+    def blob_store(self) -> BlobStore:
         """The store offloaded conversations and outputs live in: S3 when a bucket is set, else the directory."""
         from store.blobs import blob_store_from_env
 
         return blob_store_from_env(
-            {"BLOB_STORE_DIR": self.blob_store_dir, "BLOB_STORE_S3_BUCKET": self.blob_store_s3_bucket, "BLOB_STORE_S3_PREFIX": self.blob_store_s3_prefix}
+            {
+                "BLOB_STORE_DIR": self.blob_store_dir,
+                "BLOB_STORE_S3_BUCKET": self.blob_store_s3_bucket,
+                "BLOB_STORE_S3_PREFIX": self.blob_store_s3_prefix,
+            }
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings; a malformed value raises ConfigError naming the variable."""
         env = os.environ if env is None else env
         model = env.get("AGENT_MODEL") or DEFAULT_MODEL
@@ -152,7 +158,8 @@ class Settings:
             notify_webhook_url=_webhook_url(env),
             metrics_port=_port(env, "WORKER_METRICS_PORT"),
             metrics_host=env.get("WORKER_METRICS_HOST") or "127.0.0.1",
-            archive_runs=_choice(env, "ARCHIVE_RUNS", "1", ("1", "0", "true", "false", "on", "off")) in ("1", "true", "on"),
+            archive_runs=_choice(env, "ARCHIVE_RUNS", "1", ("1", "0", "true", "false", "on", "off"))
+            in ("1", "true", "on"),
             archive_s3_annotations=_choice(env, "ARCHIVE_S3_ANNOTATIONS", "auto", ("auto", "on", "off")),
             history=_history_limits(env),
             tool_output_max_chars=_int(env, "TOOL_OUTPUT_MAX_CHARS", 8000, 100),

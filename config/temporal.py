@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
@@ -65,5 +65,7 @@ def metrics_runtime(bind_address: str | None) -> Runtime | None:
     """
     if not bind_address:
         return None
-    prometheus = PrometheusConfig(bind_address=bind_address, counters_total_suffix=True, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
+    prometheus = PrometheusConfig(
+        bind_address=bind_address, counters_total_suffix=True, histogram_bucket_overrides=HISTOGRAM_BUCKETS
+    )
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))

@@ -41,11 +41,17 @@ def say(text: str = "") -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workflow", choices=sorted(WORKFLOW_TYPES), default="hybrid",
-                        help="hybrid: plan, specialists, approval, execution, notification (default); loop: one agent loop")
+    parser.add_argument(
+        "--workflow",
+        choices=sorted(WORKFLOW_TYPES),
+        default="hybrid",
+        help="hybrid: plan, specialists, approval, execution, notification (default); loop: one agent loop",
+    )
     parser.add_argument("--prompt", default=None, help="what to ask (default depends on --workflow)")
     parser.add_argument("--auto-approve", action="store_true", help="approve as 'demo' with the CLI, without asking")
-    parser.add_argument("--exit", action="store_true", help="stop the dev server at the end instead of keeping the UI up")
+    parser.add_argument(
+        "--exit", action="store_true", help="stop the dev server at the end instead of keeping the UI up"
+    )
     args = parser.parse_args(argv)
     args.prompt = args.prompt or DEFAULT_PROMPTS[args.workflow]
     return args
@@ -70,7 +76,9 @@ def start_model_server() -> FakeAnthropic | None:
         say("Using Claude (ANTHROPIC_API_KEY is set).")
         return None
     fake = FakeAnthropic(responder=respond).start()
-    say(f"No ANTHROPIC_API_KEY set: running against the SCRIPTED LOCAL MODEL SERVER at {fake.url} (answers are canned, not Claude's).")
+    say(
+        f"No ANTHROPIC_API_KEY set: running against the SCRIPTED LOCAL MODEL SERVER at {fake.url} (answers are canned, not Claude's)."
+    )
     return fake
 
 
@@ -82,7 +90,13 @@ def start_worker(address: str, fake: FakeAnthropic | None) -> subprocess.Popen:
     env.setdefault("NOTIFY_OUTBOX", str(ROOT / "outbox.jsonl"))
     log_path = ROOT / ".temporal" / "worker.log"
     log_path.parent.mkdir(exist_ok=True)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+    )
     say(f"Started the worker (pid {proc.pid}, log .temporal/worker.log).")
     return proc
 
@@ -97,8 +111,21 @@ def approve_with_cli(address: str, workflow_id: str, approver: str) -> None:
     """Send `approve` exactly as a user would from a terminal."""
     payload = json.dumps({"approver": approver, "comment": "approved from the demo"})
     subprocess.run(
-        [temporal_cli(), "workflow", "signal", "--address", address, "--workflow-id", workflow_id, "--name", "approve", "--input", payload],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            temporal_cli(),
+            "workflow",
+            "signal",
+            "--address",
+            address,
+            "--workflow-id",
+            workflow_id,
+            "--name",
+            "approve",
+            "--input",
+            payload,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -108,7 +135,10 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
     workflow_id = f"demo-{uuid.uuid4().hex[:8]}"
     workflow_type = WORKFLOW_TYPES[workflow]
     handle = await client.start_workflow(
-        workflow_type, {"prompt": prompt, "customer_id": "C123"}, id=workflow_id, task_queue=os.environ.get("TEMPORAL_TASK_QUEUE", "agents")
+        workflow_type,
+        {"prompt": prompt, "customer_id": "C123"},
+        id=workflow_id,
+        task_queue=os.environ.get("TEMPORAL_TASK_QUEUE", "agents"),
     )
     link = f"{ui}/namespaces/{client.namespace}/workflows/{workflow_id}"
     say(f"\nStarted {workflow_type} {workflow_id}\n  prompt: {prompt}\n  watch it: {link}\n")
@@ -132,8 +162,10 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
             say(f"Waiting for approval ({pending['request_id']}): {pending['summary']}")
             if pending.get("kind") == "plan" or "plan" in pending["proposal"]:
                 say("  proposed plan and specialist findings:\n" + _indent(json.dumps(pending["proposal"], indent=2)))
-            say(f"  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {{\"approver\": \"you\"}}")
-            say(f"  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input '{{\"approver\": \"you\"}}'")
+            say(f'  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {{"approver": "you"}}')
+            say(
+                f'  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input \'{{"approver": "you"}}\''
+            )
             if auto_approve:
                 approve_with_cli(address, workflow_id, "demo")
                 say("  --auto-approve: approved as 'demo' with the temporal CLI.")
@@ -149,13 +181,19 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
     if workflow == "hybrid":
         notification = (result.get("output") or {}).get("notification") or {}
         say(f"\nStages completed (from the event history): {', '.join(await stages_done(handle))}")
-        say(f"Notification ({notification.get('channel', 'none')}): {notification.get('destination') or notification.get('error')}")
+        say(
+            f"Notification ({notification.get('channel', 'none')}): {notification.get('destination') or notification.get('error')}"
+        )
     say(f"\nSee every step in the Temporal UI: {link}")
-    say(f"Find this customer's runs: {cli_name()} workflow list --query 'CustomerId=\"C123\" AND AgentStatus=\"{result['status']}\"'")
+    say(
+        f'Find this customer\'s runs: {cli_name()} workflow list --query \'CustomerId="C123" AND AgentStatus="{result["status"]}"\''
+    )
     if langfuse_config() is not None:
         say(f"Its LLM calls in Langfuse: trace {result['trace_id']} (session {workflow_id}, user C123)")
     else:
-        say(f"Trace id {result['trace_id']}; set LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY/LANGFUSE_BASE_URL to see it in Langfuse.")
+        say(
+            f"Trace id {result['trace_id']}; set LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY/LANGFUSE_BASE_URL to see it in Langfuse."
+        )
     say(f"Its archive (output, conversation, plan, answer): .venv/bin/python -m store.archive show {workflow_id}")
     return result
 
@@ -167,7 +205,10 @@ async def stages_done(handle) -> list[str]:
     """The hybrid stages in the order their activities and approval timers appear in the history."""
     seen: list[int] = []
     async for event in handle.fetch_history_events():
-        if not (event.HasField("activity_task_scheduled_event_attributes") or event.HasField("timer_started_event_attributes")):
+        if not (
+            event.HasField("activity_task_scheduled_event_attributes")
+            or event.HasField("timer_started_event_attributes")
+        ):
             continue
         summary = json.loads(event.user_metadata.summary.data) if event.user_metadata.HasField("summary") else ""
         if summary.startswith("stage "):

@@ -73,11 +73,17 @@ class DevServer:
     def command(self) -> list[str]:
         """The full `temporal server start-dev` command line."""
         cmd = [
-            temporal_cli(), "server", "start-dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.port),
-            "--db-filename", self.db_file,
-            "--log-level", "warn",
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db-filename",
+            self.db_file,
+            "--log-level",
+            "warn",
         ]
         cmd += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"] if self.ui_port else ["--headless"]
         if self.ui_port and self.ui_codec_endpoint:
@@ -90,7 +96,7 @@ class DevServer:
             cmd += ["--search-attribute", f"{key.name}=Keyword"]
         return cmd
 
-    def start(self, timeout: float = 30.0) -> "DevServer":
+    def start(self, timeout: float = 30.0) -> DevServer:
         """Launch and wait until the frontend (and UI, if any) accept connections."""
         Path(self.db_file).parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
@@ -101,7 +107,9 @@ class DevServer:
                 raise RuntimeError(f"temporal dev server exited with {self.process.returncode}; see {self.log_path}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise TimeoutError(f"temporal dev server not ready on {self.address} after {timeout}s; see {self.log_path}")
+                raise TimeoutError(
+                    f"temporal dev server not ready on {self.address} after {timeout}s; see {self.log_path}"
+                )
             time.sleep(0.05)
         return self
 
@@ -139,9 +147,15 @@ class DevServer:
 
 
 def start_dev_server(
-    *, port: int = 7233, ui_port: int | None = 8233, db_file: str = ".temporal/dev.db", log_path: str | None = None,
+    *,
+    port: int = 7233,
+    ui_port: int | None = 8233,
+    db_file: str = ".temporal/dev.db",
+    log_path: str | None = None,
     ui_codec_endpoint: str | None = None,
 ) -> DevServer:
     """Start the embedded cluster; `ui_port=None` runs it headless."""
     log_path = log_path or os.path.join(os.path.dirname(db_file) or ".", "dev-server.log")
-    return DevServer(port=port, ui_port=ui_port, db_file=db_file, log_path=log_path, ui_codec_endpoint=ui_codec_endpoint).start()
+    return DevServer(
+        port=port, ui_port=ui_port, db_file=db_file, log_path=log_path, ui_codec_endpoint=ui_codec_endpoint
+    ).start()

@@ -63,7 +63,9 @@ def check_conversation(body: dict[str, Any]) -> str | None:
             if i + 1 >= len(messages):
                 return f"messages.{i}: tool_use ids {uses} have no tool_result after them"
             answered = {
-                b.get("tool_use_id") for b in messages[i + 1].get("content", []) if isinstance(b, dict) and b.get("type") == "tool_result"
+                b.get("tool_use_id")
+                for b in messages[i + 1].get("content", [])
+                if isinstance(b, dict) and b.get("type") == "tool_result"
             }
             if set(uses) - answered:
                 return f"messages.{i + 1}: tool_use ids {sorted(set(uses) - answered)} were not answered with tool_result blocks"

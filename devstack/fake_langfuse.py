@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 TRACES_PATH = "/api/public/otel/v1/traces"
@@ -70,9 +73,13 @@ class FakeLangfuse:
 
     def env(self) -> dict[str, str]:
         """The LANGFUSE_* variables that point a process here."""
-        return {"LANGFUSE_PUBLIC_KEY": self.public_key, "LANGFUSE_SECRET_KEY": self.secret_key, "LANGFUSE_BASE_URL": self.url}
+        return {
+            "LANGFUSE_PUBLIC_KEY": self.public_key,
+            "LANGFUSE_SECRET_KEY": self.secret_key,
+            "LANGFUSE_BASE_URL": self.url,
+        }
 
-    def __enter__(self) -> "FakeLangfuse":
+    def __enter__(self) -> FakeLangfuse:
         self._thread.start()
         return self
 
@@ -98,18 +105,23 @@ class FakeLangfuse:
             for resource_spans in request.resource_spans:
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
-                        self.spans.append(SpanRecord(
-                            trace_id=span.trace_id.hex(), span_id=span.span_id.hex(), parent_span_id=span.parent_span_id.hex(),
-                            name=span.name, scope=scope_spans.scope.name,
-                            attributes={kv.key: _value(kv.value) for kv in span.attributes},
-                        ))
+                        self.spans.append(
+                            SpanRecord(
+                                trace_id=span.trace_id.hex(),
+                                span_id=span.span_id.hex(),
+                                parent_span_id=span.parent_span_id.hex(),
+                                name=span.name,
+                                scope=scope_spans.scope.name,
+                                attributes={kv.key: _value(kv.value) for kv in span.attributes},
+                            )
+                        )
         return 200
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = sink._accept(self.headers, body) if self.path == TRACES_PATH else 404
                 reply = ExportTraceServiceResponse().SerializeToString() if status == 200 else b""

@@ -16,7 +16,7 @@ from typing import Any
 
 from devstack.scripted_http import Fault, Reply, ScriptedServer, estimate_tokens
 
-__all__ = ["FakeOpenAI", "Fault", "Reply", "OpenAIRecorded"]
+__all__ = ["FakeOpenAI", "Fault", "OpenAIRecorded", "Reply"]
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_api_key", 404: "not_found", 429: "rate_limit_exceeded"}
 ROUTES = {"/v1/responses": "responses", "/v1/chat/completions": "chat"}
@@ -44,7 +44,9 @@ class OpenAIRecorded:
     def tool_outputs(self) -> list[dict[str, str]]:
         """Every tool result sent back to the model, as `{"call_id", "output"}`."""
         if self.api == "chat":
-            return [{"call_id": m["tool_call_id"], "output": m["content"]} for m in self.items if m.get("role") == "tool"]
+            return [
+                {"call_id": m["tool_call_id"], "output": m["content"]} for m in self.items if m.get("role") == "tool"
+            ]
         return [
             {"call_id": i["call_id"], "output": i["output"]}
             for i in self.items
@@ -150,6 +152,12 @@ class FakeOpenAI(ScriptedServer):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "unknown"),
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}
+            ],
+            "usage": {
+                "prompt_tokens": tokens_in,
+                "completion_tokens": tokens_out,
+                "total_tokens": tokens_in + tokens_out,
+            },
         }

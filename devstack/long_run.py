@@ -59,7 +59,9 @@ def log_reader(body: dict[str, Any]) -> Reply:
     first = body["messages"][0]["content"][0]["text"]
     if _system(body) == SUMMARY_INSTRUCTIONS:
         seen = [int(n) for n in _QUERY.findall(first)]
-        return Reply(text=f"The assistant has searched the log for entries 1 to {max(seen, default=0)}; each search returned the whole log.")
+        return Reply(
+            text=f"The assistant has searched the log for entries 1 to {max(seen, default=0)}; each search returned the whole log."
+        )
     entries = int(_TARGET.search(first).group(1))
     k = _last_entry(body["messages"]) + 1
     if k > entries:

@@ -32,8 +32,11 @@ def _tool_uses(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _results(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {
-        b["tool_use_id"]: b for m in messages if m["role"] == "user" and isinstance(m["content"], list)
-        for b in m["content"] if b.get("type") == "tool_result"
+        b["tool_use_id"]: b
+        for m in messages
+        if m["role"] == "user" and isinstance(m["content"], list)
+        for b in m["content"]
+        if b.get("type") == "tool_result"
     }
 
 
@@ -58,14 +61,18 @@ def respond(body: dict[str, Any]) -> Reply:
     if calc is None:
         match = _EXPRESSION.search(prompt)
         if match is None:
-            return Reply(text="(scripted offline model) I can calculate and save notes. Try: "
-                              "'What is 6000 * 0.2? Then save a note with the answer.'")
+            return Reply(
+                text="(scripted offline model) I can calculate and save notes. Try: "
+                "'What is 6000 * 0.2? Then save a note with the answer.'"
+            )
         expression = match.group(0).replace(",", "")
         return Reply(text=f"Let me calculate {expression}.", tool_calls=[("calculator", {"expression": expression})])
     calc_result = results.get(calc["id"], {}).get("content", "?")
     answer = f"{calc['input']['expression']} = {calc_result}"
     if note is None and _WANTS_NOTE.search(prompt):
-        return Reply(text="I'll save that as a note.", tool_calls=[("write_note", {"title": "Calculation", "body": answer})])
+        return Reply(
+            text="I'll save that as a note.", tool_calls=[("write_note", {"title": "Calculation", "body": answer})]
+        )
     if note is not None:
         outcome = results.get(note["id"], {})
         if outcome.get("is_error"):
@@ -113,7 +120,10 @@ def plan_reply(messages: list[dict[str, Any]]) -> Reply:
         "summary": f"Split {_fmt(income)} a month 50/30/20 and check whether investing {_fmt(invest)} a month fits the savings share.{revised}",
         "consultations": [
             {"agent": "budget", "prompt": f"My net monthly income is {_fmt(income)}. Propose a monthly budget."},
-            {"agent": "analysis", "prompt": f"Project investing {_fmt(invest)} a month for 10 years at an annual rate of 0.05."},
+            {
+                "agent": "analysis",
+                "prompt": f"Project investing {_fmt(invest)} a month for 10 years at an annual rate of 0.05.",
+            },
         ],
         "execution": (
             f"Compute {_fmt(income)} * 0.2 - {_fmt(invest)} with the calculator (what stays in savings after investing), "
@@ -139,7 +149,11 @@ def analysis_reply(messages: list[dict[str, Any]]) -> Reply:
     uses, results = _tool_uses(messages), _results(messages)
     if not uses:
         numbers = _numbers(_text_of(messages[0])) + [10, 0.05]
-        args = {"monthly_amount": numbers[0] if numbers[0] > 0 else 500.0, "years": int(numbers[1]) or 10, "annual_rate": min(numbers[2], 1.0)}
+        args = {
+            "monthly_amount": numbers[0] if numbers[0] > 0 else 500.0,
+            "years": int(numbers[1]) or 10,
+            "annual_rate": min(numbers[2], 1.0),
+        }
         return Reply(tool_calls=[("project_savings", args)])
     projection = json.loads(results[uses[-1]["id"]]["content"])
     summary = f"{_fmt(projection['monthly_amount'])} a month grows to about {projection['projected_value']:.0f} in {projection['years']} years."
@@ -156,13 +170,22 @@ def execution_reply(messages: list[dict[str, Any]]) -> Reply:
         task = prompt.split("Task:", 1)[-1]
         match = _EXPRESSION.search(task)
         expression = match.group(0).strip() if match else "6000 * 0.2 - 500"
-        return Reply(text=f"First, what stays in savings: {expression}.", tool_calls=[("calculator", {"expression": expression})])
+        return Reply(
+            text=f"First, what stays in savings: {expression}.", tool_calls=[("calculator", {"expression": expression})]
+        )
     left = results.get(calc["id"], {}).get("content", "?")
     recommendation = _recommendation(prompt, calc["input"]["expression"], left)
     if note is None:
-        return Reply(text="I'll save the recommendation as a note.", tool_calls=[("write_note", {"title": "Budget and investment plan", "body": recommendation})])
+        return Reply(
+            text="I'll save the recommendation as a note.",
+            tool_calls=[("write_note", {"title": "Budget and investment plan", "body": recommendation})],
+        )
     outcome = results.get(note["id"], {})
-    saved = f"I did not save a note: {outcome.get('content')}" if outcome.get("is_error") else outcome.get("content", "Saved.")
+    saved = (
+        f"I did not save a note: {outcome.get('content')}"
+        if outcome.get("is_error")
+        else outcome.get("content", "Saved.")
+    )
     return Reply(text=f"{recommendation} {saved}")
 
 
@@ -178,9 +201,13 @@ def _recommendation(prompt: str, expression: str, left: str) -> str:
         fits = True
     parts = []
     if budget:
-        parts.append(f"Budget: needs {_fmt(budget['needs'])}, wants {_fmt(budget['wants'])}, savings {_fmt(budget['savings'])} a month.")
+        parts.append(
+            f"Budget: needs {_fmt(budget['needs'])}, wants {_fmt(budget['wants'])}, savings {_fmt(budget['savings'])} a month."
+        )
     verdict = "Invest" if fits else "Do not invest"
     parts.append(f"{verdict}: {expression} = {left} stays in savings each month.")
     if analysis:
-        parts.append(f"Invested for {analysis['years']} years at {analysis['annual_rate']:.0%}, it grows to about {analysis['projected_value']:.0f}.")
+        parts.append(
+            f"Invested for {analysis['years']} years at {analysis['annual_rate']:.0%}, it grows to about {analysis['projected_value']:.0f}."
+        )
     return " ".join(parts)

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 from models.run import AgentRunInput, Strict, Usage
 
 
-
 class AgentStep(Strict):
     """One black-box agent run within a sequence or fan-out."""
 

@@ -8,7 +8,7 @@ history stays small however long the run (see DESIGN.md, "History stays bounded"
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -40,7 +40,7 @@ class ToolResultBlock(BaseModel):
     """When set, `content` is a preview and the full output is this blob; the model is shown it truncated."""
 
 
-Block = Annotated[Union[TextBlock, ToolUseBlock, ToolResultBlock], Field(discriminator="type")]
+Block = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
 
 
 class Message(BaseModel):
@@ -95,7 +95,7 @@ class Conversation(BaseModel):
     """How many messages the stored chain holds."""
 
     @classmethod
-    def start(cls, prompt: str, by_reference: bool = False) -> "Conversation":
+    def start(cls, prompt: str, by_reference: bool = False) -> Conversation:
         """A conversation holding only the user's prompt."""
         return cls(messages=[Message(role="user", content=[TextBlock(text=prompt)])], by_reference=by_reference)
 
@@ -108,7 +108,9 @@ class Conversation(BaseModel):
         """The store now holds every message (including the latest reply): keep only its reference."""
         self.head, self.stored, self.messages = stored.head, stored.length, []
 
-    def add_assistant_turn(self, text: str, tool_calls: list[ToolCall], stored: StoredConversation | None = None) -> None:
+    def add_assistant_turn(
+        self, text: str, tool_calls: list[ToolCall], stored: StoredConversation | None = None
+    ) -> None:
         """Record the model's reply: its text and the tool calls it asked for (or, if `call_llm` stored it, its reference)."""
         if stored is not None:
             self.adopt(stored)
@@ -118,7 +120,9 @@ class Conversation(BaseModel):
     def add_tool_results(self, outcomes: list[ToolOutcome]) -> None:
         """Answer every tool call of the last assistant turn, in one user message."""
         blocks: list[Block] = [
-            ToolResultBlock(tool_use_id=o.tool_call_id, content=o.content, is_error=o.is_error, content_ref=o.content_ref)
+            ToolResultBlock(
+                tool_use_id=o.tool_call_id, content=o.content, is_error=o.is_error, content_ref=o.content_ref
+            )
             for o in outcomes
         ]
         self.messages.append(Message(role="user", content=blocks))

@@ -16,7 +16,7 @@ class HistoryLimits(BaseModel):
     """Summarise older turns once a `call_llm` input passed this many tokens (0: never)."""
 
     @classmethod
-    def legacy(cls) -> "HistoryLimits":
+    def legacy(cls) -> HistoryLimits:
         """How runs started before bounded history behave: everything inline, one generation, no summaries."""
         return cls(offload=False, max_events=10**9, context_summary_tokens=0)
 

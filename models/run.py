@@ -94,7 +94,7 @@ class Usage(BaseModel):
         """Input plus output tokens, the figure `max_tokens` limits."""
         return self.input_tokens + self.output_tokens
 
-    def add(self, other: "Usage") -> "Usage":
+    def add(self, other: Usage) -> Usage:
         """Sum of two usages (cost rounded to avoid float dust in results)."""
         return Usage(
             llm_calls=self.llm_calls + other.llm_calls,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from store.blobs import BlobNotFound, BlobStore, S3BlobStore
 
@@ -57,7 +58,11 @@ class Annotator:
         with self._lock:
             if self._supported is None:
                 self._supported = self._probe(self.store)
-                log.info("S3 object annotations %s in bucket %s", "supported" if self._supported else "unsupported: using sidecars", self.store.bucket)
+                log.info(
+                    "S3 object annotations %s in bucket %s",
+                    "supported" if self._supported else "unsupported: using sidecars",
+                    self.store.bucket,
+                )
             return self._supported
 
     @staticmethod
@@ -83,7 +88,12 @@ class Annotator:
             present = set(self._s3_names(key))
             for label, value in annotations.items():
                 if label not in present:
-                    s3.put_object_annotation(Bucket=self.store.bucket, Key=key, AnnotationName=label, AnnotationPayload=annotation_bytes(value))
+                    s3.put_object_annotation(
+                        Bucket=self.store.bucket,
+                        Key=key,
+                        AnnotationName=label,
+                        AnnotationPayload=annotation_bytes(value),
+                    )
             return "s3"
         sidecar = sidecar_name(name)
         if sidecar not in self.store.list_objects(sidecar):
@@ -106,7 +116,9 @@ class Annotator:
         out = {}
         for label in self._s3_names(key):
             if wanted is None or label in wanted:
-                payload = s3.get_object_annotation(Bucket=self.store.bucket, Key=key, AnnotationName=label)["AnnotationPayload"]
+                payload = s3.get_object_annotation(Bucket=self.store.bucket, Key=key, AnnotationName=label)[
+                    "AnnotationPayload"
+                ]
                 out[label] = json.loads(payload.read())
         return out
 

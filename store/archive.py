@@ -15,15 +15,16 @@ import asyncio
 import base64
 import json
 import sys
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, unquote
 
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from models.archive import ANNOTATION_NAMES, ArchiveRequest
-from store.annotations import SIDECAR_SUFFIX, PROBE_NAME, Annotator
+from store.annotations import PROBE_NAME, SIDECAR_SUFFIX, Annotator
 from store.blobs import BlobNotFound, BlobStore
 
 PREFIX = "archives/"
@@ -44,7 +45,7 @@ def parse_name(name: str) -> tuple[str, str] | None:
     """(workflow id, first run id) of an archive object name; None for sidecars and anything else."""
     if not name.startswith(PREFIX) or not name.endswith(".json") or name.endswith(SIDECAR_SUFFIX) or name == PROBE_NAME:
         return None
-    parts = name[len(PREFIX):-len(".json")].split("/")
+    parts = name[len(PREFIX) : -len(".json")].split("/")
     return (unquote(parts[0]), unquote(parts[1])) if len(parts) == 2 else None
 
 
@@ -74,20 +75,24 @@ def build_archive(request: ArchiveRequest, items: dict[str, Any]) -> bytes:
     """The archive document."""
     document = {
         "format": FORMAT,
-        "archived_at": datetime.now(timezone.utc).isoformat(),
+        "archived_at": datetime.now(UTC).isoformat(),
         **request.model_dump(mode="json", exclude={"blob_keys"}),
         "items": items,
     }
     return json.dumps(document, ensure_ascii=False, indent=1).encode()
 
 
-async def write_archive(store: BlobStore, annotator: Annotator, codec: PayloadCodec | None, request: ArchiveRequest) -> tuple[str, str, bool]:
+async def write_archive(
+    store: BlobStore, annotator: Annotator, codec: PayloadCodec | None, request: ArchiveRequest
+) -> tuple[str, str, bool]:
     """Write the archive unless it exists, then its annotations; returns (name, how annotated, written now)."""
     name = archive_name(request.workflow_id, request.first_run_id)
     exists = name in await asyncio.to_thread(store.list_objects, name)
     if not exists:
         items = {key: await embed_item(store, codec, key) for key in dict.fromkeys(request.blob_keys)}
-        await asyncio.to_thread(store.put_object, name, build_archive(request, items), {"workflow-id": quote(request.workflow_id)})
+        await asyncio.to_thread(
+            store.put_object, name, build_archive(request, items), {"workflow-id": quote(request.workflow_id)}
+        )
     labels = {label: request.annotations.get(label) for label in ANNOTATION_NAMES} | request.annotations
     how = await asyncio.to_thread(annotator.write, name, labels)
     return name, how, not exists
@@ -104,10 +109,12 @@ def parse_where(condition: str) -> tuple[str, str, str]:
     cut = min((i for i in (condition.find("="), condition.find("~")) if i > 0), default=-1)
     if cut < 0:
         raise ValueError(f"--where {condition!r}: expected FIELD=VALUE or FIELD~TEXT, e.g. final_answer~C123")
-    return condition[:cut], condition[cut], condition[cut + 1:]
+    return condition[:cut], condition[cut], condition[cut + 1 :]
 
 
-def list_archives(store: BlobStore, annotator: Annotator, where: Sequence[tuple[str, str, str]]) -> list[dict[str, Any]]:
+def list_archives(
+    store: BlobStore, annotator: Annotator, where: Sequence[tuple[str, str, str]]
+) -> list[dict[str, Any]]:
     """Archived runs whose annotations meet every condition, with their status and customer."""
     rows = []
     for name in store.list_objects(PREFIX):
@@ -128,7 +135,9 @@ def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m store.archive", description="Find and read run archives.")
     commands = parser.add_subparsers(dest="command", required=True)
     lister = commands.add_parser("list", help="archived runs, filtered by annotation fields")
-    lister.add_argument("--where", action="append", default=[], help="FIELD=VALUE (equal) or FIELD~TEXT (contains); repeatable")
+    lister.add_argument(
+        "--where", action="append", default=[], help="FIELD=VALUE (equal) or FIELD~TEXT (contains); repeatable"
+    )
     lister.add_argument("--json", action="store_true", help="one JSON object per line")
     shower = commands.add_parser("show", help="print one run's archive")
     shower.add_argument("workflow_id")
@@ -140,16 +149,26 @@ def _main(argv: list[str] | None = None) -> int:
         annotator = Annotator(store, settings.archive_s3_annotations)
         if args.command == "list":
             for row in list_archives(store, annotator, [parse_where(w) for w in args.where]):
-                print(json.dumps(row, ensure_ascii=False) if args.json else f"{row['workflow_id']}\t{row['first_run_id']}\t{row.get('status')}\t{row.get('customer_id') or '-'}")
+                print(
+                    json.dumps(row, ensure_ascii=False)
+                    if args.json
+                    else f"{row['workflow_id']}\t{row['first_run_id']}\t{row.get('status')}\t{row.get('customer_id') or '-'}"
+                )
             return 0
         names = [n for n in store.list_objects(f"{PREFIX}{_segment(args.workflow_id)}/") if parse_name(n)]
         names = [n for n in names if args.run is None or parse_name(n) == (args.workflow_id, args.run)]
         if not names:
-            print(f"no archive for workflow {args.workflow_id!r}" + (f" run {args.run!r}" if args.run else ""), file=sys.stderr)
+            print(
+                f"no archive for workflow {args.workflow_id!r}" + (f" run {args.run!r}" if args.run else ""),
+                file=sys.stderr,
+            )
             return 1
         documents = sorted((json.loads(store.get_object(n)) for n in names), key=lambda d: d.get("archived_at", ""))
         if len(documents) > 1:
-            print(f"{len(documents)} archives for this workflow id; showing the newest (pick one with --run)", file=sys.stderr)
+            print(
+                f"{len(documents)} archives for this workflow id; showing the newest (pick one with --run)",
+                file=sys.stderr,
+            )
         print(json.dumps(documents[-1], ensure_ascii=False, indent=1))
         return 0
     except (ConfigError, ValueError) as exc:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 DIGEST_PREFIX = "sha256:"
 
@@ -118,7 +119,9 @@ class LocalBlobStore:
         base = self.root / "objects"
         if not base.exists():
             return []
-        names = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-"))
+        names = (
+            p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
+        )
         return sorted(n for n in names if n.startswith(prefix))
 
 
@@ -174,8 +177,10 @@ class S3BlobStore:
     def list_objects(self, prefix: str) -> list[str]:
         """Names of named objects starting with `prefix`, sorted."""
         names: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
-            names += [item["Key"][len(self.prefix):] for item in page.get("Contents", [])]
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        ):
+            names += [item["Key"][len(self.prefix) :] for item in page.get("Contents", [])]
         return sorted(names)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -69,14 +69,16 @@ class ClaimCheckCodec(PayloadCodec):
         try:
             key = json.loads(payload.data)["key"]
         except (ValueError, KeyError, TypeError):
-            raise PayloadCodecError("malformed claim-check payload (expected {\"key\": \"sha256:...\"})") from None
+            raise PayloadCodecError('malformed claim-check payload (expected {"key": "sha256:..."})') from None
         data = self._cache.get(key)
         if data is None:
             try:
                 data = await asyncio.to_thread(self.store.get, key)
             except KeyError as exc:
-                raise PayloadCodecError(f"{exc.args[0] if exc.args else exc}; every process that decodes payloads needs "
-                                        "the same blob store (BLOB_STORE_DIR or BLOB_STORE_S3_BUCKET)") from None
+                raise PayloadCodecError(
+                    f"{exc.args[0] if exc.args else exc}; every process that decodes payloads needs "
+                    "the same blob store (BLOB_STORE_DIR or BLOB_STORE_S3_BUCKET)"
+                ) from None
             if digest_key(data) != key:  # a corrupted or swapped blob must never become a workflow's input
                 raise PayloadCodecError(f"blob {key} does not match its content address")
             self._cache.put(key, data)
@@ -106,7 +108,9 @@ class AesGcmCodec(PayloadCodec):
         for p in payloads:
             nonce = os.urandom(NONCE_BYTES)
             sealed = cipher.encrypt(nonce, p.SerializeToString(), self.key_id.encode())
-            out.append(Payload(metadata={ENCODING: ENCRYPTED_ENCODING, KEY_ID: self.key_id.encode()}, data=nonce + sealed))
+            out.append(
+                Payload(metadata={ENCODING: ENCRYPTED_ENCODING, KEY_ID: self.key_id.encode()}, data=nonce + sealed)
+            )
         return out
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
@@ -124,7 +128,9 @@ class AesGcmCodec(PayloadCodec):
         try:
             plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], key_id.encode())
         except InvalidTag:
-            raise PayloadCodecError(f"payload under key id {key_id!r} failed authentication (wrong key or tampered)") from None
+            raise PayloadCodecError(
+                f"payload under key id {key_id!r} failed authentication (wrong key or tampered)"
+            ) from None
         return Payload.FromString(plain)
 
 

@@ -21,8 +21,9 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Mapping
+from typing import Any
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
@@ -40,8 +41,16 @@ log = logging.getLogger("codec_server")
 class CodecServer:
     """A threaded HTTP server running `codec` for authorised callers; async codec calls run on one event loop."""
 
-    def __init__(self, codec: PayloadCodec | None, token: str, *, host: str = "127.0.0.1", port: int = 0,
-                 origins: tuple[str, ...] = DEFAULT_ORIGINS, namespaces: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        codec: PayloadCodec | None,
+        token: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        origins: tuple[str, ...] = DEFAULT_ORIGINS,
+        namespaces: tuple[str, ...] = (),
+    ) -> None:
         if not token:
             raise ConfigError("CODEC_SERVER_TOKEN must be set: the codec server decrypts payloads for whoever calls it")
         self.codec = codec
@@ -58,7 +67,7 @@ class CodecServer:
         host, port = self._http.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "CodecServer":
+    def start(self) -> CodecServer:
         """Serve in background threads."""
         threading.Thread(target=self._loop.run_forever, name="codec-loop", daemon=True).start()
         threading.Thread(target=self._http.serve_forever, name="codec-http", daemon=True).start()
@@ -70,7 +79,7 @@ class CodecServer:
         self._http.server_close()
         self._loop.call_soon_threadsafe(self._loop.stop)
 
-    def __enter__(self) -> "CodecServer":
+    def __enter__(self) -> CodecServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -107,7 +116,11 @@ def _handler(server: CodecServer) -> type[BaseHTTPRequestHandler]:
         def _cors(self) -> dict[str, str]:
             origin = self.headers.get("Origin")
             if origin and origin in server.origins:
-                return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}
+                return {
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Credentials": "true",
+                    "Vary": "Origin",
+                }
             return {}
 
         def _send(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
@@ -128,11 +141,14 @@ def _handler(server: CodecServer) -> type[BaseHTTPRequestHandler]:
             return route, parts[0] if len(parts) > 1 else None
 
         def do_OPTIONS(self) -> None:
-            self._send(204, headers={
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type, X-Namespace, Authorization",
-                "Access-Control-Max-Age": "600",
-            })
+            self._send(
+                204,
+                headers={
+                    "Access-Control-Allow-Methods": "POST, OPTIONS",
+                    "Access-Control-Allow-Headers": "Content-Type, X-Namespace, Authorization",
+                    "Access-Control-Max-Age": "600",
+                },
+            )
 
         def do_POST(self) -> None:
             route, path_token = self._route()
@@ -144,7 +160,9 @@ def _handler(server: CodecServer) -> type[BaseHTTPRequestHandler]:
             namespace = self.headers.get("X-Namespace") or ""
             if (denied := server.authorise(self.headers.get("Authorization"), path_token)) is not None:
                 log.warning("%s %s refused (%d)", route or "?", namespace, denied)
-                return self._error(denied, "a valid codec server token is required" if denied == 401 else "wrong codec server token")
+                return self._error(
+                    denied, "a valid codec server token is required" if denied == 401 else "wrong codec server token"
+                )
             if route is None:
                 return self._error(404, "the last path segment must be encode or decode")
             if server.namespaces and namespace not in server.namespaces:
@@ -166,7 +184,9 @@ def _handler(server: CodecServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def server_from_env(env: Mapping[str, str] | None = None, host: str | None = None, port: int | None = None) -> CodecServer:
+def server_from_env(
+    env: Mapping[str, str] | None = None, host: str | None = None, port: int | None = None
+) -> CodecServer:
     """A CodecServer configured by CODEC_SERVER_* plus the payload codec's own variables."""
     env = os.environ if env is None else env
     split = lambda raw: tuple(s.strip().rstrip("/") for s in raw.split(",") if s.strip())  # noqa: E731
@@ -190,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="address to listen on (CODEC_SERVER_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (CODEC_SERVER_PORT, default 8081; 0 picks a free one)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         server = server_from_env(host=args.host, port=args.port)
     except ConfigError as exc:

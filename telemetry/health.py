@@ -15,7 +15,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from config.settings import ConfigError
 
@@ -56,13 +56,15 @@ class HealthServer:
         self.port = port
         self._server: asyncio.AbstractServer | None = None
 
-    async def start(self) -> "HealthServer":
+    async def start(self) -> HealthServer:
         """Listen, if a port was configured."""
         if self.port:
             try:
                 self._server = await asyncio.start_server(self._handle, self.host, self.port)
             except OSError as exc:
-                raise ConfigError(f"WORKER_HEALTH_PORT: cannot listen on {self.host}:{self.port} ({exc.strerror})") from None
+                raise ConfigError(
+                    f"WORKER_HEALTH_PORT: cannot listen on {self.host}:{self.port} ({exc.strerror})"
+                ) from None
             log.info("health endpoint on http://%s:%d/healthz", self.host, self.port)
         return self
 
@@ -91,7 +93,7 @@ class HealthServer:
                 + (payload if method != "HEAD" else b"")
             )
             await writer.drain()
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass  # a port scanner or a half-open probe: nothing to answer
         finally:
             writer.close()

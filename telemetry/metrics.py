@@ -26,7 +26,9 @@ def activity_meter() -> MetricMeter:
     return activity.metric_meter() if activity.in_activity() else MetricMeter.noop
 
 
-def record_run_end(meter: MetricMeter, *, workflow_type: str, agent: str, status: str, tokens: int, cost_usd: float, steps: int) -> None:
+def record_run_end(
+    meter: MetricMeter, *, workflow_type: str, agent: str, status: str, tokens: int, cost_usd: float, steps: int
+) -> None:
     """A finished run: one count by status, and its tokens, cost and steps as histograms."""
     labels = {"workflow_type": workflow_type, "agent": agent, "status": status}
     meter.create_counter(RUNS, "Agent runs finished, by status").add(1, labels)
@@ -44,14 +46,18 @@ def record_llm_tokens(meter: MetricMeter, *, model: str, agent: str, input_token
 
 def record_tool_call(meter: MetricMeter, *, tool: str, ok: bool) -> None:
     """One tool call that ran; `outcome` is `ok` or `error` (success rate = ok / all)."""
-    meter.create_counter(TOOL_CALLS, "Tool calls that ran, by outcome").add(1, {"tool": tool, "outcome": "ok" if ok else "error"})
+    meter.create_counter(TOOL_CALLS, "Tool calls that ran, by outcome").add(
+        1, {"tool": tool, "outcome": "ok" if ok else "error"}
+    )
 
 
 def record_approval(meter: MetricMeter, *, kind: str, outcome: str, waited_seconds: float) -> None:
     """One decided approval request (`approved`, `rejected` or `timeout`) and how long it waited."""
     labels = {"kind": kind, "outcome": outcome}
     meter.create_counter(APPROVALS, "Approval requests decided, by outcome").add(1, labels)
-    meter.create_histogram_float(APPROVAL_WAIT, "Time an approval request waited for a person", "s").record(waited_seconds, labels)
+    meter.create_histogram_float(APPROVAL_WAIT, "Time an approval request waited for a person", "s").record(
+        waited_seconds, labels
+    )
 
 
 def record_guardrail_rejection(meter: MetricMeter, *, reason: str) -> None:

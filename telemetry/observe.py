@@ -6,8 +6,9 @@ the run's trace. With Langfuse off every helper here is a no-op that costs nothi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from models.llm import LlmResponse
 from telemetry.tracing import langfuse_client
@@ -31,8 +32,14 @@ class Generation:
     def finish_response(self, response: LlmResponse) -> None:
         """Record a provider adapter's reply: its text, tool calls and stop reason, usage and cost."""
         self.finish(
-            output={"text": response.text, "tool_calls": [c.model_dump() for c in response.tool_calls], "stop_reason": response.stop_reason},
-            input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens, cost_usd=response.usage.cost_usd,
+            output={
+                "text": response.text,
+                "tool_calls": [c.model_dump() for c in response.tool_calls],
+                "stop_reason": response.stop_reason,
+            },
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            cost_usd=response.usage.cost_usd,
         )
 
     def fail(self, message: str) -> None:
@@ -50,19 +57,27 @@ class ToolObservation:
     def finish(self, output: str, is_error: bool) -> None:
         """Record what the tool returned; an error result is a warning, the model is told and may go on."""
         if self._observation is not None:
-            self._observation.update(output=output, **({"level": "WARNING", "status_message": output[:1000]} if is_error else {}))
+            self._observation.update(
+                output=output, **({"level": "WARNING", "status_message": output[:1000]} if is_error else {})
+            )
 
 
 @contextmanager
-def generation(*, name: str, model: str, input: Any, model_parameters: dict[str, Any] | None = None) -> Iterator[Generation]:
+def generation(
+    *, name: str, model: str, input: Any, model_parameters: dict[str, Any] | None = None
+) -> Iterator[Generation]:
     """A Langfuse generation around one provider call (model is `provider:model`; Langfuse gets the bare name)."""
     client = langfuse_client()
     if client is None:
         yield Generation()
         return
     with client.start_as_current_observation(
-        name=name, as_type="generation", model=model.split(":", 1)[-1], input=input,
-        model_parameters=model_parameters, metadata={"provider": model.split(":", 1)[0]},
+        name=name,
+        as_type="generation",
+        model=model.split(":", 1)[-1],
+        input=input,
+        model_parameters=model_parameters,
+        metadata={"provider": model.split(":", 1)[0]},
     ) as observation:
         record = Generation(observation)
         try:
@@ -80,7 +95,9 @@ def tool_call(*, name: str, arguments: dict[str, Any], idempotency_key: str | No
         yield ToolObservation()
         return
     metadata = {"idempotency_key": idempotency_key} if idempotency_key else None
-    with client.start_as_current_observation(name=f"tool {name}", as_type="tool", input=arguments, metadata=metadata) as observation:
+    with client.start_as_current_observation(
+        name=f"tool {name}", as_type="tool", input=arguments, metadata=metadata
+    ) as observation:
         record = ToolObservation(observation)
         try:
             yield record

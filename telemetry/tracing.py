@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import opentelemetry.trace
 from opentelemetry.sdk.trace import ReadableSpan
@@ -53,7 +54,9 @@ def langfuse_config(env: Mapping[str, str] | None = None) -> LangfuseConfig | No
         return None
     if not public or not secret:
         missing = "LANGFUSE_PUBLIC_KEY" if not public else "LANGFUSE_SECRET_KEY"
-        raise TracingConfigError(f"{missing} is not set but its pair is: set both Langfuse keys, or neither to turn export off")
+        raise TracingConfigError(
+            f"{missing} is not set but its pair is: set both Langfuse keys, or neither to turn export off"
+        )
     base_url = env.get("LANGFUSE_BASE_URL") or env.get("LANGFUSE_HOST") or "https://cloud.langfuse.com"
     if not base_url.startswith(("http://", "https://")):
         raise TracingConfigError(f"LANGFUSE_BASE_URL must be an http(s) URL, got {base_url!r}")

@@ -33,7 +33,8 @@ async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, fak
     fake_llm.push(Reply(text="hello", output_tokens=7))
     llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
     response = await ActivityEnvironment().run(
-        llm.call_llm, LlmRequest(agent="assistant", model="anthropic:claude-haiku-5-5", conversation=Conversation.start("hi"))
+        llm.call_llm,
+        LlmRequest(agent="assistant", model="anthropic:claude-haiku-5-5", conversation=Conversation.start("hi")),
     )
     assert response.text == "hello" and response.stop_reason == "end_turn"
     assert response.usage.output_tokens == 7 and response.usage.llm_calls == 1
@@ -46,7 +47,9 @@ async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, fak
 async def test_call_llm_uses_agent_model_when_the_input_names_none(settings, fake_llm, monkeypatch):
     fake_llm.push(Reply(text="ok"))
     llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
-    response = await ActivityEnvironment().run(llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi")))
+    response = await ActivityEnvironment().run(
+        llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
+    )
     assert response.model == settings.default_model == "anthropic:claude-sonnet-5-5"
 
 
@@ -66,5 +69,7 @@ async def test_missing_api_key_is_a_non_retryable_configuration_error(settings, 
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
     with pytest.raises(ApplicationError, match="ANTHROPIC_API_KEY is not set") as err:
-        await ActivityEnvironment().run(llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi")))
+        await ActivityEnvironment().run(
+            llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
+        )
     assert err.value.non_retryable

@@ -12,7 +12,9 @@ from tools.notes import NoteStore
 
 
 async def run(client, settings, payload, prefix="loop"):
-    handle = await client.start_workflow("AgentLoopWorkflow", payload, id=workflow_id(prefix), task_queue=settings.task_queue)
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow", payload, id=workflow_id(prefix), task_queue=settings.task_queue
+    )
     return handle, await handle.result()
 
 
@@ -30,7 +32,9 @@ async def test_tool_use_then_final_answer(client, worker, fake_llm):
     first, second = fake_llm.requests
     assert [t["name"] for t in first.body["tools"]] == ["calculator", "search_notes", "write_note"]
     tool_use = second.messages[-2]["content"][0]
-    assert second.tool_results() == [{"type": "tool_result", "tool_use_id": tool_use["id"], "content": "1200", "is_error": False}]
+    assert second.tool_results() == [
+        {"type": "tool_result", "tool_use_id": tool_use["id"], "content": "1200", "is_error": False}
+    ]
     fake_llm.assert_script_consumed()
 
 
@@ -81,7 +85,10 @@ async def test_step_ceiling_ends_gracefully_with_what_was_done(client, worker, f
     assert "max_steps 3" in output["reason"]
     assert output["done"][0].startswith("step 1: LLM asked for calculator")
     assert "calculator(expression='0 + 1') -> ok: 1" in output["done"][1]
-    assert output["not_done"] == ["calculator(expression='1 + 1') (requested, not run)", "the model had not given its final answer"]
+    assert output["not_done"] == [
+        "calculator(expression='1 + 1') (requested, not run)",
+        "the model had not given its final answer",
+    ]
     fake_llm.assert_script_consumed()
 
 
@@ -108,7 +115,11 @@ async def test_transient_429_and_529_are_retried_by_temporal(client, worker, fak
     assert result["status"] == "completed" and result["output"] == "fine"
     assert fake_llm.faults_served == 3
     history = await handle.fetch_history()
-    attempts = [e.activity_task_started_event_attributes.attempt for e in history.events if e.HasField("activity_task_started_event_attributes")]
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
     assert attempts == [4]  # one activity, its fourth attempt succeeded; every retry is Temporal's
 
 
@@ -133,7 +144,11 @@ async def test_tool_that_keeps_failing_becomes_an_error_result(client, worker, f
     [error] = fake_llm.requests[1].tool_results()
     assert error["is_error"] and "tool search_notes failed after 3 attempts" in error["content"]
     history = await handle.fetch_history()
-    attempts = [e.activity_task_started_event_attributes.attempt for e in history.events if e.HasField("activity_task_started_event_attributes")]
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
     assert attempts == [1, 3, 1]
 
 

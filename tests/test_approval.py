@@ -32,7 +32,10 @@ async def cli(*args: str) -> str:
 
 async def start(client, settings, payload=None, prefix="approval"):
     return await client.start_workflow(
-        "AgentLoopWorkflow", payload or {"prompt": "save 1200 as a note"}, id=workflow_id(prefix), task_queue=settings.task_queue
+        "AgentLoopWorkflow",
+        payload or {"prompt": "save 1200 as a note"},
+        id=workflow_id(prefix),
+        task_queue=settings.task_queue,
     )
 
 
@@ -53,8 +56,16 @@ async def test_cli_approve_signal_runs_the_write_and_completes(client, worker, f
     assert notes(worker) == []
 
     out = await cli(
-        "workflow", "signal", "--address", dev_server.address, "--workflow-id", handle.id,
-        "--name", "approve", "--input", '{"approver": "alice"}',
+        "workflow",
+        "signal",
+        "--address",
+        dev_server.address,
+        "--workflow-id",
+        handle.id,
+        "--name",
+        "approve",
+        "--input",
+        '{"approver": "alice"}',
     )
     assert "succeeded" in out.lower()
 
@@ -74,15 +85,28 @@ async def test_cli_reject_signal_tells_the_model_and_writes_nothing(client, work
     await pending_approvals(handle)
 
     await cli(
-        "workflow", "signal", "--address", dev_server.address, "--workflow-id", handle.id,
-        "--name", "reject", "--input", '{"approver":"bob","reason":"too risky"}',
+        "workflow",
+        "signal",
+        "--address",
+        dev_server.address,
+        "--workflow-id",
+        handle.id,
+        "--name",
+        "reject",
+        "--input",
+        '{"approver":"bob","reason":"too risky"}',
     )
 
     result = await asyncio.wait_for(handle.result(), 20)
     assert result["status"] == "completed" and result["output"] == "Understood, I did not save it."
     tool_use = fake_llm.requests[1].messages[-2]["content"][0]
     assert fake_llm.requests[1].tool_results() == [
-        {"type": "tool_result", "tool_use_id": tool_use["id"], "content": "Not run: rejected by bob: too risky", "is_error": True}
+        {
+            "type": "tool_result",
+            "tool_use_id": tool_use["id"],
+            "content": "Not run: rejected by bob: too risky",
+            "is_error": True,
+        }
     ]
     assert notes(worker) == []
     fake_llm.assert_script_consumed()
@@ -127,9 +151,15 @@ async def test_decide_update_refuses_wrong_decisions_and_returns_the_recorded_on
     assert await handle.query("status") == before
     assert notes(worker) == []
 
-    decision = await handle.execute_update("decide", {"request_id": "req-1", "approved": True, "approver": "alice", "comment": "go"})
+    decision = await handle.execute_update(
+        "decide", {"request_id": "req-1", "approved": True, "approver": "alice", "comment": "go"}
+    )
     assert {k: decision[k] for k in ("request_id", "approved", "approver", "comment", "via")} == {
-        "request_id": "req-1", "approved": True, "approver": "alice", "comment": "go", "via": "update",
+        "request_id": "req-1",
+        "approved": True,
+        "approver": "alice",
+        "comment": "go",
+        "via": "update",
     }
 
     # The first write runs, then the second request waits.
@@ -143,7 +173,9 @@ async def test_decide_update_refuses_wrong_decisions_and_returns_the_recorded_on
     assert await handle.query("status") == before
     assert notes(worker) == [("Answer", "1200")]
 
-    decision = await handle.execute_update("decide", {"request_id": "req-2", "approved": False, "approver": "alice", "comment": "not this"})
+    decision = await handle.execute_update(
+        "decide", {"request_id": "req-2", "approved": False, "approver": "alice", "comment": "not this"}
+    )
     assert (decision["request_id"], decision["approved"], decision["via"]) == ("req-2", False, "update")
 
     result = await asyncio.wait_for(handle.result(), 20)

@@ -78,7 +78,10 @@ async def test_approve_from_the_ui_signal_form(client, worker, fake_llm, dev_ser
 async def approve_in_the_ui(client, worker, fake_llm, dev_server, browser):
     fake_llm.push(Reply(tool_calls=[("write_note", NOTE)]), Reply(text="Saved the note."))
     handle = await client.start_workflow(
-        "AgentLoopWorkflow", {"prompt": "save 1200 as a note"}, id=workflow_id("ui-approve"), task_queue=worker.task_queue
+        "AgentLoopWorkflow",
+        {"prompt": "save 1200 as a note"},
+        id=workflow_id("ui-approve"),
+        task_queue=worker.task_queue,
     )
     await pending_approvals(handle)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -108,7 +111,7 @@ async def approve_in_the_ui(client, worker, fake_llm, dev_server, browser):
         # Blur so the UI reformats the JSON; the dialog grows then, so wait before clicking Submit.
         await modal.get_by_text("Single JSON payload supported.").click()
         await page.wait_for_function(
-            "el => el.innerText.includes('\\n  \"approver\": \"alice\"')", arg=await editor.element_handle()
+            'el => el.innerText.includes(\'\\n  "approver": "alice"\')', arg=await editor.element_handle()
         )
         await page.wait_for_timeout(300)
         await page.screenshot(path=str(ARTIFACTS / "approve-signal-form.png"))

@@ -81,7 +81,12 @@ async def test_unanswered_approval_times_out_after_seven_days_and_the_model_is_t
     tool_use = fake_llm.requests[1].messages[-2]["content"][0]
     assert tool_use["name"] == "write_note"
     assert fake_llm.requests[1].tool_results() == [
-        {"type": "tool_result", "tool_use_id": tool_use["id"], "content": "Not run: approval timed out", "is_error": True}
+        {
+            "type": "tool_result",
+            "tool_use_id": tool_use["id"],
+            "content": "Not run: approval timed out",
+            "is_error": True,
+        }
     ]
     assert NoteStore(ts_worker.notes_db).all() == []
     fake_llm.assert_script_consumed()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from workflows.approvals import MAX_IGNORED, ApprovalBook, DecisionRefused, proposal_markdown
 
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
 
 
@@ -173,11 +173,17 @@ def check_refused(book: ApprovalBook, payload, message: str) -> None:
 def test_update_for_unknown_request_is_refused_naming_the_pending_ones():
     book = book_with(["alice"], ["alice"])
     check_refused(
-        book, {"request_id": "req-9", "approved": True, "approver": "alice"}, "unknown request_id 'req-9' (pending: req-1, req-2)"
+        book,
+        {"request_id": "req-9", "approved": True, "approver": "alice"},
+        "unknown request_id 'req-9' (pending: req-1, req-2)",
     )
     book.apply_signal("approve", {"approver": "alice"}, T0)
     book.apply_signal("approve", {"approver": "alice"}, T0)
-    check_refused(book, {"request_id": "req-9", "approved": True, "approver": "alice"}, "unknown request_id 'req-9' (pending: none pending)")
+    check_refused(
+        book,
+        {"request_id": "req-9", "approved": True, "approver": "alice"},
+        "unknown request_id 'req-9' (pending: none pending)",
+    )
 
 
 def test_update_from_unlisted_approver_is_refused():
@@ -195,7 +201,9 @@ def test_update_on_an_already_decided_request_is_refused():
     book = book_with(["alice", "bob"])
     book.apply_signal("reject", {"approver": "bob", "reason": "no"}, T0)
     check_refused(
-        book, {"request_id": "req-1", "approved": True, "approver": "alice"}, "request req-1 was already rejected by bob"
+        book,
+        {"request_id": "req-1", "approved": True, "approver": "alice"},
+        "request req-1 was already rejected by bob",
     )
 
 
@@ -204,9 +212,15 @@ def test_update_on_an_already_decided_request_is_refused():
     [
         ("approve", "got str"),
         ({"request_id": "req-1", "approver": "alice"}, "invalid payload: approved: Field required"),
-        ({"request_id": "req-1", "approved": "yes", "approver": "alice"}, "invalid payload: approved: Input should be a valid boolean"),
+        (
+            {"request_id": "req-1", "approved": "yes", "approver": "alice"},
+            "invalid payload: approved: Input should be a valid boolean",
+        ),
         ({"approved": True, "approver": "alice"}, "invalid payload: request_id: Field required"),
-        ({"request_id": "req-1", "approved": True, "approver": "alice", "reason": "x"}, "invalid payload: reason: Extra inputs are not permitted"),
+        (
+            {"request_id": "req-1", "approved": True, "approver": "alice", "reason": "x"},
+            "invalid payload: reason: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_malformed_update_is_refused(payload, message):
@@ -219,7 +233,9 @@ def test_malformed_update_is_refused(payload, message):
 
 def test_valid_update_is_checked_then_recorded_and_returned():
     book = book_with(["alice"], ["alice"])
-    update = book.check_update({"request_id": "req-2", "approved": False, "approver": "alice", "comment": "not this one"})
+    update = book.check_update(
+        {"request_id": "req-2", "approved": False, "approver": "alice", "comment": "not this one"}
+    )
     assert book.get("req-2").decision is None, "checking alone must not decide"
 
     decision = book.apply_update(update, T0 + timedelta(hours=1))
@@ -241,12 +257,21 @@ def test_valid_update_is_checked_then_recorded_and_returned():
 def test_expire_counts_as_rejected_by_timeout():
     book = book_with(["alice"], ["alice"])
     decision = book.expire("req-1", T0 + WEEK)
-    assert (decision.approved, decision.approver, decision.comment, decision.via) == (False, "timeout", "approval timed out", "timeout")
+    assert (decision.approved, decision.approver, decision.comment, decision.via) == (
+        False,
+        "timeout",
+        "approval timed out",
+        "timeout",
+    )
     assert decision.decided_at == T0 + WEEK
     assert book.get("req-1").decision == decision
     assert [r.request_id for r in book.pending()] == ["req-2"]
     # A late decision on the expired request is refused / ignored; the oldest pending is now req-2.
-    check_refused(book, {"request_id": "req-1", "approved": True, "approver": "alice"}, "request req-1 was already rejected by timeout")
+    check_refused(
+        book,
+        {"request_id": "req-1", "approved": True, "approver": "alice"},
+        "request req-1 was already rejected by timeout",
+    )
     assert book.apply_signal("approve", {"approver": "alice"}, T0 + WEEK).request_id == "req-2"
 
 

@@ -29,15 +29,24 @@ def archived(blob_dir, handle) -> tuple[dict, dict]:
 def local_activities(history, activity_type: str = "archive_run") -> list:
     """Marker events of one local activity type (patch markers are another kind; `history_limits` is another type)."""
     return [
-        e for e in history.events
-        if e.marker_recorded_event_attributes.marker_name == "core_local_activity" and activity_type.encode() in e.SerializeToString()
+        e
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        and activity_type.encode() in e.SerializeToString()
     ]
 
 
 async def test_agent_loop_archives_once_with_conversation_and_annotations(client, worker, fake_llm, blob_dir):
-    fake_llm.push(Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]), Reply(text="Customer C123 keeps 1200 a month."))
-    handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "What is 6000 * 0.2?", "customer_id": "C123"},
-                                         id=workflow_id("archive-loop"), task_queue=worker.task_queue)
+    fake_llm.push(
+        Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]),
+        Reply(text="Customer C123 keeps 1200 a month."),
+    )
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow",
+        {"prompt": "What is 6000 * 0.2?", "customer_id": "C123"},
+        id=workflow_id("archive-loop"),
+        task_queue=worker.task_queue,
+    )
     result = await handle.result()
 
     document, annotations = archived(blob_dir, handle)
@@ -61,7 +70,9 @@ async def test_agent_loop_archives_once_with_conversation_and_annotations(client
 
     found = list_archives(store, Annotator(store), [("final_answer", "~", "c123"), ("status", "=", "completed")])
     assert handle.id in [row["workflow_id"] for row in found]
-    assert handle.id not in [r["workflow_id"] for r in list_archives(store, Annotator(store), [("status", "=", "failed")])]
+    assert handle.id not in [
+        r["workflow_id"] for r in list_archives(store, Annotator(store), [("status", "=", "failed")])
+    ]
     fake_llm.assert_script_consumed()
 
 
@@ -71,8 +82,9 @@ async def test_archive_holds_the_whole_conversation_and_stored_tool_outputs(clie
     body = "ledger line\n" * 400
     NoteStore(worker.notes_db).write("seeded-by-test", "Ledger", body)
     fake_llm.push(Reply(tool_calls=[("search_notes", {"query": "Ledger"})]), Reply(text="Read it."))
-    handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "Read my ledger."},
-                                         id=workflow_id("archive-refs"), task_queue=worker.task_queue)
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": "Read my ledger."}, id=workflow_id("archive-refs"), task_queue=worker.task_queue
+    )
     assert (await handle.result())["status"] == "completed"
 
     document, _ = archived(blob_dir, handle)
@@ -91,20 +103,31 @@ async def test_blackbox_and_hybrid_archive_their_structured_outputs(client, work
     fake_llm.responder = respond
     blackbox = await client.start_workflow(
         "BlackBoxAgentWorkflow",
-        {"prompt": "plan my money", "parallel": True, "customer_id": "C9",
-         "steps": [{"agent": "budget", "prompt": "My income is 6000 a month."},
-                   {"agent": "analysis", "prompt": "Invest 500 a month for 10 years at 5%."}]},
-        id=workflow_id("archive-blackbox"), task_queue=worker.task_queue,
+        {
+            "prompt": "plan my money",
+            "parallel": True,
+            "customer_id": "C9",
+            "steps": [
+                {"agent": "budget", "prompt": "My income is 6000 a month."},
+                {"agent": "analysis", "prompt": "Invest 500 a month for 10 years at 5%."},
+            ],
+        },
+        id=workflow_id("archive-blackbox"),
+        task_queue=worker.task_queue,
     )
     hybrid = await client.start_workflow(
-        "HybridAgentWorkflow", {"prompt": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month.",
-                                "customer_id": "C9"},
-        id=workflow_id("archive-hybrid"), task_queue=worker.task_queue,
+        "HybridAgentWorkflow",
+        {
+            "prompt": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month.",
+            "customer_id": "C9",
+        },
+        id=workflow_id("archive-hybrid"),
+        task_queue=worker.task_queue,
     )
     for _ in ("plan", "write_note"):
         [pending] = await pending_approvals(hybrid, timeout=60)
         await hybrid.signal("approve", {"approver": "alice", "request_id": pending["request_id"]})
-        await eventually(lambda: _decided(hybrid, pending["request_id"]), timeout=30)
+        await eventually(lambda rid=pending["request_id"]: _decided(hybrid, rid), timeout=30)
     boxed, planned = await blackbox.result(), await hybrid.result()
 
     document, annotations = archived(blob_dir, blackbox)
@@ -131,11 +154,14 @@ async def test_a_failing_archive_does_not_fail_the_run(client, settings, fake_ll
             raise ValueError("simulated: this store refuses every name")
 
     real = worker_module.ArchiveActivities
-    monkeypatch.setattr(worker_module, "ArchiveActivities", lambda settings, store, *rest: real(settings, Unwritable(tmp_path), *rest))
+    monkeypatch.setattr(
+        worker_module, "ArchiveActivities", lambda settings, store, *rest: real(settings, Unwritable(tmp_path), *rest)
+    )
     fake_llm.push(Reply(text="done"))
     async with worker_module.build_worker(client, settings):
-        handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "hi"}, id=workflow_id("archive-fails"),
-                                             task_queue=settings.task_queue)
+        handle = await client.start_workflow(
+            "AgentLoopWorkflow", {"prompt": "hi"}, id=workflow_id("archive-fails"), task_queue=settings.task_queue
+        )
         result = await handle.result()
     assert result["status"] == "completed" and result["output"] == "done"
     [marker] = local_activities(await handle.fetch_history())
@@ -144,15 +170,24 @@ async def test_a_failing_archive_does_not_fail_the_run(client, settings, fake_ll
 
 def test_archive_command_lists_by_annotation_and_shows_one(tmp_path):
     store = LocalBlobStore(tmp_path)
-    for wid, answer, status in (("run/a", "Refund for C123 sent", "completed"), ("run-b", "Nothing for C9", "completed"),
-                                ("run-c", None, "budget_exceeded")):
+    for wid, answer, status in (
+        ("run/a", "Refund for C123 sent", "completed"),
+        ("run-b", "Nothing for C9", "completed"),
+        ("run-c", None, "budget_exceeded"),
+    ):
         name = archive_name(wid, "r1")
         store.put_object(name, json.dumps({"workflow_id": wid, "output": answer, "archived_at": "2026"}).encode())
         Annotator(store).write(name, {"final_answer": answer, "status": status, "customer_id": "C123"})
 
     def archive(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "store.archive", *args], cwd=ROOT, capture_output=True, text=True,
-                              env={"PATH": "/usr/bin:/bin", "BLOB_STORE_DIR": str(tmp_path)}, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "store.archive", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "BLOB_STORE_DIR": str(tmp_path)},
+            timeout=60,
+        )
 
     listed = archive("list", "--where", "final_answer~c123")
     assert listed.returncode == 0 and listed.stdout.splitlines() == ["run/a\tr1\tcompleted\tC123"]

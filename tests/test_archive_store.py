@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -34,7 +34,11 @@ BUCKET = "run-archives"
 
 def request(workflow_id: str = "wf/1", **extra) -> ArchiveRequest:
     fields = dict(
-        workflow_id=workflow_id, first_run_id="run-1", run_id="run-2", workflow_type="AgentLoopWorkflow", status="completed",
+        workflow_id=workflow_id,
+        first_run_id="run-1",
+        run_id="run-2",
+        workflow_type="AgentLoopWorkflow",
+        status="completed",
         output="Refund for customer C123 sent.",
         annotations={"final_answer": "Refund for customer C123 sent.", "customer_id": "C123", "status": "completed"},
     )
@@ -44,13 +48,17 @@ def request(workflow_id: str = "wf/1", **extra) -> ArchiveRequest:
 async def test_archive_is_written_once_and_embeds_offloaded_items_decoded(tmp_path):
     store = LocalBlobStore(tmp_path)
     codec = build_codec(PayloadSettings.from_env({"PAYLOAD_ENCRYPTION_KEY": KEY, "PAYLOAD_OFFLOAD_BYTES": "64"}), store)
-    [ticket] = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=json.dumps({"rows": ["x" * 100]}).encode())])
+    [ticket] = await codec.encode(
+        [Payload(metadata={"encoding": b"json/plain"}, data=json.dumps({"rows": ["x" * 100]}).encode())]
+    )
     offloaded = json.loads(ticket.data)["key"]
     conversation_ref = store.put(b'{"messages": [{"role": "user", "content": "hi"}]}')
     missing = "sha256:" + "0" * 64
     activities = ArchiveActivities(Settings(), store, codec)
 
-    receipt = await ActivityEnvironment().run(activities.archive_run, request(blob_keys=[offloaded, conversation_ref, missing]))
+    receipt = await ActivityEnvironment().run(
+        activities.archive_run, request(blob_keys=[offloaded, conversation_ref, missing])
+    )
     assert receipt.written and receipt.annotations == "sidecar" and receipt.name == "archives/wf%2F1/run-1.json"
     body = store.get_object(receipt.name)
     items = json.loads(body)["items"]
@@ -76,8 +84,12 @@ def moto_s3(monkeypatch):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    for name, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
@@ -110,7 +122,7 @@ def body(data: bytes) -> StreamingBody:
 
 def entry(name: str) -> dict:
     """One AnnotationEntry of a ListObjectAnnotations answer, with the fields botocore's model requires."""
-    return {"AnnotationName": name, "LastModified": datetime(2026, 11, 23, tzinfo=timezone.utc), "Size": 1}
+    return {"AnnotationName": name, "LastModified": datetime(2026, 11, 23, tzinfo=UTC), "Size": 1}
 
 
 def test_s3_annotations_where_the_bucket_supports_them():
@@ -121,23 +133,48 @@ def test_s3_annotations_where_the_bucket_supports_them():
     with Stubber(s3) as stub:
         # The probe: annotate a probe object, and find it intact afterwards.
         stub.add_response("put_object", {}, {"Bucket": BUCKET, "Key": PROBE_NAME, "Body": _PROBE_BODY})
-        stub.add_response("put_object_annotation", {}, {"Bucket": BUCKET, "Key": PROBE_NAME, "AnnotationName": "probe", "AnnotationPayload": b"1"})
+        stub.add_response(
+            "put_object_annotation",
+            {},
+            {"Bucket": BUCKET, "Key": PROBE_NAME, "AnnotationName": "probe", "AnnotationPayload": b"1"},
+        )
         stub.add_response("get_object", {"Body": body(_PROBE_BODY)}, {"Bucket": BUCKET, "Key": PROBE_NAME})
         # Writing: only the annotations not there yet (a retry adds nothing).
-        stub.add_response("list_object_annotations", {"Annotations": [entry("status")]}, {"Bucket": BUCKET, "Key": name})
+        stub.add_response(
+            "list_object_annotations", {"Annotations": [entry("status")]}, {"Bucket": BUCKET, "Key": name}
+        )
         for label in ("final_answer", "plan"):
-            stub.add_response("put_object_annotation", {"AnnotationName": label},
-                              {"Bucket": BUCKET, "Key": name, "AnnotationName": label, "AnnotationPayload": json.dumps(labels[label]).encode()})
+            stub.add_response(
+                "put_object_annotation",
+                {"AnnotationName": label},
+                {
+                    "Bucket": BUCKET,
+                    "Key": name,
+                    "AnnotationName": label,
+                    "AnnotationPayload": json.dumps(labels[label]).encode(),
+                },
+            )
         assert annotator.write(name, labels) == "s3"
         # Reading back: no sidecar, so the object's own annotations.
-        stub.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404,
-                              expected_params={"Bucket": BUCKET, "Key": sidecar_name(name)})
-        stub.add_response("list_object_annotations", {"Annotations": [entry(n) for n in labels]},
-                          {"Bucket": BUCKET, "Key": name})
+        stub.add_client_error(
+            "get_object",
+            service_error_code="NoSuchKey",
+            http_status_code=404,
+            expected_params={"Bucket": BUCKET, "Key": sidecar_name(name)},
+        )
+        stub.add_response(
+            "list_object_annotations", {"Annotations": [entry(n) for n in labels]}, {"Bucket": BUCKET, "Key": name}
+        )
         for label in ("final_answer", "plan"):
-            stub.add_response("get_object_annotation", {"AnnotationPayload": body(json.dumps(labels[label]).encode())},
-                              {"Bucket": BUCKET, "Key": name, "AnnotationName": label})
-        assert annotator.read(name, ["final_answer", "plan"]) == {"final_answer": "Refund for C123", "plan": {"summary": "refund"}}
+            stub.add_response(
+                "get_object_annotation",
+                {"AnnotationPayload": body(json.dumps(labels[label]).encode())},
+                {"Bucket": BUCKET, "Key": name, "AnnotationName": label},
+            )
+        assert annotator.read(name, ["final_answer", "plan"]) == {
+            "final_answer": "Refund for C123",
+            "plan": {"summary": "refund"},
+        }
         stub.assert_no_pending_responses()
 
 

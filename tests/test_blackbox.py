@@ -35,11 +35,21 @@ def specialist_responder(delay: float = 0.0):
 
     def respond(body: dict) -> Reply:
         items = body.get("input") if "input" in body else body.get("messages")
-        answered = any(isinstance(i, dict) and (i.get("type") == "function_call_output" or i.get("role") == "tool") for i in items)
+        answered = any(
+            isinstance(i, dict) and (i.get("type") == "function_call_output" or i.get("role") == "tool") for i in items
+        )
         tools = [t.get("name") or t["function"]["name"] for t in body.get("tools", [])]
         if "calculate_budget" in tools:
-            return Reply(text=budget_answer(), delay=delay) if answered else Reply(tool_calls=[("calculate_budget", BUDGET_ARGS)], delay=delay)
-        return Reply(text=analysis_answer(), delay=delay) if answered else Reply(tool_calls=[("project_savings", SAVINGS_ARGS)], delay=delay)
+            return (
+                Reply(text=budget_answer(), delay=delay)
+                if answered
+                else Reply(tool_calls=[("calculate_budget", BUDGET_ARGS)], delay=delay)
+            )
+        return (
+            Reply(text=analysis_answer(), delay=delay)
+            if answered
+            else Reply(tool_calls=[("project_savings", SAVINGS_ARGS)], delay=delay)
+        )
 
     return respond
 
@@ -74,7 +84,9 @@ async def activity_spans(handle) -> list[tuple[float, float, int]]:
 
 async def test_openai_agents_sdk_end_to_end(client, worker, fake_openai):
     fake_openai.push(Reply(tool_calls=[("calculate_budget", BUDGET_ARGS)]), Reply(text=budget_answer()))
-    handle, result = await run(client, worker.task_queue, {"agent": "budget", "prompt": "I earn 5000 a month.", "model": OPENAI_MODEL})
+    handle, result = await run(
+        client, worker.task_queue, {"agent": "budget", "prompt": "I earn 5000 a month.", "model": OPENAI_MODEL}
+    )
 
     assert result["status"] == "completed", result
     assert result["output"] == json.loads(budget_answer())
@@ -93,8 +105,12 @@ async def test_openai_agents_sdk_end_to_end(client, worker, fake_openai):
 
 
 async def test_claude_tool_loop_end_to_end(client, worker, fake_llm):
-    fake_llm.push(Reply(tool_calls=[("project_savings", SAVINGS_ARGS)]), Reply(text=f"```json\n{analysis_answer()}\n```"))
-    _, result = await run(client, worker.task_queue, {"agent": "analysis", "prompt": "1000/month, 10y, 5%", "model": CLAUDE_MODEL})
+    fake_llm.push(
+        Reply(tool_calls=[("project_savings", SAVINGS_ARGS)]), Reply(text=f"```json\n{analysis_answer()}\n```")
+    )
+    _, result = await run(
+        client, worker.task_queue, {"agent": "analysis", "prompt": "1000/month, 10y, 5%", "model": CLAUDE_MODEL}
+    )
 
     assert result["status"] == "completed", result
     assert result["output"]["projected_value"] == future_value(1000, 10, 0.05)
@@ -110,7 +126,9 @@ async def test_claude_tool_loop_end_to_end(client, worker, fake_llm):
 async def test_two_specialists_in_parallel_overlap_and_merge(client, worker, fake_openai):
     fake_openai.responder = specialist_responder(delay=0.7)
     steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
-    handle, result = await run(client, worker.task_queue, {"prompt": "plan my money", "model": OPENAI_MODEL, "steps": steps, "parallel": True})
+    handle, result = await run(
+        client, worker.task_queue, {"prompt": "plan my money", "model": OPENAI_MODEL, "steps": steps, "parallel": True}
+    )
 
     assert result["status"] == "completed", result
     assert result["output"] == {"budget": json.loads(budget_answer()), "analysis": json.loads(analysis_answer())}
@@ -119,7 +137,9 @@ async def test_two_specialists_in_parallel_overlap_and_merge(client, worker, fak
     assert start_a < end_b and start_b < end_a, "the two invoke_agent activities did not overlap"
 
 
-async def test_worker_killed_mid_agent_retries_only_the_unfinished_agent(client, fake_openai, worker_processes, settings):
+async def test_worker_killed_mid_agent_retries_only_the_unfinished_agent(
+    client, fake_openai, worker_processes, settings
+):
     answer = specialist_responder()
     # The analysis agent's first call hangs long enough for the worker to be killed while it waits.
     hang = {"done": False}
@@ -136,8 +156,10 @@ async def test_worker_killed_mid_agent_retries_only_the_unfinished_agent(client,
     first = worker_processes(OPENAI_BASE_URL=fake_openai.url)
     steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
     handle = await client.start_workflow(
-        "BlackBoxAgentWorkflow", {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps},
-        id=workflow_id("blackbox-kill"), task_queue=settings.task_queue,
+        "BlackBoxAgentWorkflow",
+        {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps},
+        id=workflow_id("blackbox-kill"),
+        task_queue=settings.task_queue,
     )
     await eventually(lambda: hang["done"], timeout=30)
     first.kill()
@@ -156,9 +178,10 @@ async def test_worker_killed_mid_agent_retries_only_the_unfinished_agent(client,
 
 async def test_agents_sdk_reaches_no_host_but_the_fake(fake_openai, settings, monkeypatch):
     """Activity-level run with socket connects recorded; the SDK's own tracing must stay silent."""
+    from agents.tracing import flush_traces
+
     from activities.agent_runs import AgentActivities
     from activities.openai_agent_engine import OpenAIAgentEngine
-    from agents.tracing import flush_traces
     from models.blackbox import InvokeAgentRequest
     from tools.catalog import REGISTRY
 
@@ -176,7 +199,9 @@ async def test_agents_sdk_reaches_no_host_but_the_fake(fake_openai, settings, mo
     env = ActivityEnvironment()
     heartbeats: list = []
     env.on_heartbeat = lambda *details: heartbeats.append(details)
-    result = await env.run(activities.invoke_agent, InvokeAgentRequest(agent="budget", prompt="I earn 5000.", model=OPENAI_MODEL))
+    result = await env.run(
+        activities.invoke_agent, InvokeAgentRequest(agent="budget", prompt="I earn 5000.", model=OPENAI_MODEL)
+    )
     flush_traces()
 
     assert result.output == json.loads(budget_answer()) and result.turns == 2
@@ -190,20 +215,34 @@ async def test_unknown_provider_is_refused_naming_the_supported_ones(client, wor
     from temporalio.client import WorkflowFailureError
 
     with pytest.raises(WorkflowFailureError) as info:
-        handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "hi", "model": "mistral:large"}, id=workflow_id("loop-mistral"), task_queue=worker.task_queue)
+        handle = await client.start_workflow(
+            "AgentLoopWorkflow",
+            {"prompt": "hi", "model": "mistral:large"},
+            id=workflow_id("loop-mistral"),
+            task_queue=worker.task_queue,
+        )
         await handle.result()
-    assert "model: Value error, provider 'mistral' is not supported (supported: anthropic, openai)" in str(info.value.cause)
+    assert "model: Value error, provider 'mistral' is not supported (supported: anthropic, openai)" in str(
+        info.value.cause
+    )
 
 
 async def test_agent_loop_on_an_openai_model_steps_through_the_responses_api(client, worker, fake_openai):
     fake_openai.push(Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]), Reply(text="6000 * 0.2 = 1200"))
     handle = await client.start_workflow(
-        "AgentLoopWorkflow", {"prompt": "What is 6000 * 0.2?", "model": OPENAI_MODEL}, id=workflow_id("loop-openai"), task_queue=worker.task_queue
+        "AgentLoopWorkflow",
+        {"prompt": "What is 6000 * 0.2?", "model": OPENAI_MODEL},
+        id=workflow_id("loop-openai"),
+        task_queue=worker.task_queue,
     )
     result = await handle.result()
     assert result["status"] == "completed" and result["output"] == "6000 * 0.2 = 1200" and result["steps"] == 3
     first, second = fake_openai.requests
-    assert first.body["model"] == "gpt-5" and {t["name"] for t in first.body["tools"]} == {"calculator", "search_notes", "write_note"}
+    assert first.body["model"] == "gpt-5" and {t["name"] for t in first.body["tools"]} == {
+        "calculator",
+        "search_notes",
+        "write_note",
+    }
     # The tool call and its result went back as Responses API items, paired by call id.
     call = next(i for i in second.body["input"] if i.get("type") == "function_call")
     output = next(i for i in second.body["input"] if i.get("type") == "function_call_output")
@@ -231,8 +270,10 @@ async def test_approval_between_steps_rejection_ends_the_run(client, worker, fak
     fake_openai.responder = specialist_responder()
     steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
     handle = await client.start_workflow(
-        "BlackBoxAgentWorkflow", {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps, "approval_between_steps": True},
-        id=workflow_id("blackbox-gate"), task_queue=worker.task_queue,
+        "BlackBoxAgentWorkflow",
+        {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps, "approval_between_steps": True},
+        id=workflow_id("blackbox-gate"),
+        task_queue=worker.task_queue,
     )
     [pending] = await pending_approvals(handle)
     assert pending["kind"] == "plan" and "analysis" in json.dumps(pending)
@@ -247,7 +288,11 @@ async def test_approval_between_steps_rejection_ends_the_run(client, worker, fak
 async def test_budget_is_checked_before_each_step(client, worker, fake_openai):
     fake_openai.responder = specialist_responder()
     steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
-    _, result = await run(client, worker.task_queue, {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps, "budget": {"max_tokens": 50}})
+    _, result = await run(
+        client,
+        worker.task_queue,
+        {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps, "budget": {"max_tokens": 50}},
+    )
 
     assert result["status"] == "budget_exceeded"
     assert result["output"]["not_done"] == ["analysis"] and list(result["output"]["outputs"]) == ["budget"]

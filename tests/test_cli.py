@@ -17,8 +17,12 @@ from tests.conftest import workflow_id
 async def temporal(dev_server, *args: str) -> tuple[int, str]:
     """Run `temporal <args> --address <dev server>`; return exit code and combined output."""
     proc = await asyncio.create_subprocess_exec(
-        temporal_cli(), *args, "--address", dev_server.address,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        temporal_cli(),
+        *args,
+        "--address",
+        dev_server.address,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
     return proc.returncode, out.decode()
@@ -37,8 +41,17 @@ async def test_cli_start_then_result_gives_the_contract_result(dev_server, agent
     fake_llm.push(Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]), Reply(text="It is 1200."))
     wid = workflow_id("cli")
     code, out = await temporal(
-        dev_server, "workflow", "start", "--type", "AgentLoopWorkflow", "--task-queue", "agents",
-        "--workflow-id", wid, "--input", '{"prompt": "What is 6000 * 0.2?", "customer_id": "C123"}',
+        dev_server,
+        "workflow",
+        "start",
+        "--type",
+        "AgentLoopWorkflow",
+        "--task-queue",
+        "agents",
+        "--workflow-id",
+        wid,
+        "--input",
+        '{"prompt": "What is 6000 * 0.2?", "customer_id": "C123"}',
     )
     assert code == 0, out
     code, out = await temporal(dev_server, "workflow", "result", "--workflow-id", wid, "-o", "json")
@@ -57,18 +70,32 @@ async def test_cli_start_then_result_gives_the_contract_result(dev_server, agent
     [
         ('{"prompt": 5}', "prompt: Input should be a valid string"),
         ('{"prompt": "hi", "colour": "red"}', "colour: unknown field"),
-        ('{"prompt": "hi", "budget": {"max_steps": -1}}', "budget.max_steps: Input should be greater than or equal to 1"),
+        (
+            '{"prompt": "hi", "budget": {"max_steps": -1}}',
+            "budget.max_steps: Input should be greater than or equal to 1",
+        ),
         ('{"prompt": "hi", "model": "gpt-5"}', "model: Value error, must look like 'provider:model'"),
         ('{"prompt": "hi", "agent": "nobody"}', "agent: unknown agent 'nobody'"),
         ('"just a string"', "expected a JSON object"),
     ],
 )
-async def test_malformed_input_fails_the_workflow_at_once_naming_the_field(dev_server, client, agents_queue_worker, payload, names):
+async def test_malformed_input_fails_the_workflow_at_once_naming_the_field(
+    dev_server, client, agents_queue_worker, payload, names
+):
     wid = workflow_id("bad-input")
     started = time.monotonic()
     code, out = await temporal(
-        dev_server, "workflow", "start", "--type", "AgentLoopWorkflow", "--task-queue", "agents",
-        "--workflow-id", wid, "--input", payload,
+        dev_server,
+        "workflow",
+        "start",
+        "--type",
+        "AgentLoopWorkflow",
+        "--task-queue",
+        "agents",
+        "--workflow-id",
+        wid,
+        "--input",
+        payload,
     )
     assert code == 0, out
     code, out = await temporal(dev_server, "workflow", "result", "--workflow-id", wid)

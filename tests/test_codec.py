@@ -28,11 +28,17 @@ TOKEN = "codec-test-token"
 
 def activity_results(history, activity: str) -> list:
     """Result payloads of every completed activity of type `activity`, in order."""
-    scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
-                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")}
-    return [e.activity_task_completed_event_attributes.result for e in history.events
-            if e.HasField("activity_task_completed_event_attributes")
-            and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id] == activity]
+    scheduled = {
+        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+    return [
+        e.activity_task_completed_event_attributes.result
+        for e in history.events
+        if e.HasField("activity_task_completed_event_attributes")
+        and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id] == activity
+    ]
 
 
 async def run_big_tool(client, settings, fake_llm, *, offload: bool):
@@ -41,11 +47,17 @@ async def run_big_tool(client, settings, fake_llm, *, offload: bool):
 
     ledger = big_text(5 * 1024 * 1024)
     NoteStore(settings.notes_db).write("seeded-by-test", "Quarterly ledger", ledger)
-    fake_llm.push(Reply(tool_calls=[("search_notes", {"query": "Quarterly ledger"})]), Reply(text="The ledger is long."))
+    fake_llm.push(
+        Reply(tool_calls=[("search_notes", {"query": "Quarterly ledger"})]), Reply(text="The ledger is long.")
+    )
     limits = settings.history.model_copy(update={"offload": offload})
     async with build_worker(client, dataclasses.replace(settings, history=limits)):
-        handle = await client.start_workflow("AgentLoopWorkflow", {"prompt": "Read my quarterly ledger."},
-                                             id=workflow_id("big-tool"), task_queue=settings.task_queue)
+        handle = await client.start_workflow(
+            "AgentLoopWorkflow",
+            {"prompt": "Read my quarterly ledger."},
+            id=workflow_id("big-tool"),
+            task_queue=settings.task_queue,
+        )
         result = await handle.result()
     assert result["status"] == "completed" and result["output"] == "The ledger is long."
     history = await handle.fetch_history()
@@ -70,14 +82,22 @@ async def test_five_megabyte_tool_output_is_kept_whole_in_the_store_with_offload
     # Offload on (the default): run_tool stores the output itself and history keeps a preview and its key.
     expected, tool_result = await run_big_tool(client, settings, fake_llm, offload=True)
     [outcome] = await client.data_converter.decode(tool_result.payloads, [ToolOutcome])
-    assert outcome.content_ref is not None and len(outcome.content) < 1000 and expected.startswith(outcome.content.split("\n")[0][:100])
+    assert (
+        outcome.content_ref is not None
+        and len(outcome.content) < 1000
+        and expected.startswith(outcome.content.split("\n")[0][:100])
+    )
     assert settings.blob_store().get(outcome.content_ref).decode() == expected
 
 
 @pytest.fixture
 def encrypted_env() -> dict[str, str]:
     """This process's environment plus a payload key: what an encrypting worker and starter would have."""
-    return {**os.environ, "PAYLOAD_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(), "PAYLOAD_ENCRYPTION_KEY_ID": "test-2026"}
+    return {
+        **os.environ,
+        "PAYLOAD_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "PAYLOAD_ENCRYPTION_KEY_ID": "test-2026",
+    }
 
 
 async def test_encrypted_run_is_unreadable_in_history_and_readable_through_the_codec_server(
@@ -88,8 +108,12 @@ async def test_encrypted_run_is_unreadable_in_history_and_readable_through_the_c
     secure = await connect(encrypted_env, target_host=dev_server.address)
     fake_llm.push(Reply(text=f"Noted: your account is {SECRET}."))
     async with build_worker(secure, settings):
-        handle = await secure.start_workflow("AgentLoopWorkflow", {"prompt": f"Remember my account {SECRET}", "customer_id": "C77"},
-                                             id=workflow_id("encrypted"), task_queue=settings.task_queue)
+        handle = await secure.start_workflow(
+            "AgentLoopWorkflow",
+            {"prompt": f"Remember my account {SECRET}", "customer_id": "C77"},
+            id=workflow_id("encrypted"),
+            task_queue=settings.task_queue,
+        )
         result = await handle.result()
     assert result["status"] == "completed" and SECRET in result["output"]
 
@@ -105,16 +129,32 @@ async def test_encrypted_run_is_unreadable_in_history_and_readable_through_the_c
 
     with CodecServer(payload_codec_from_env(encrypted_env), TOKEN) as server:
         body = json.dumps(json_format.MessageToDict(started)).encode()
-        status, _, answer = post(f"{server.url}/decode", body, {"Authorization": f"Bearer {TOKEN}", "X-Namespace": "default"})
+        status, _, answer = post(
+            f"{server.url}/decode", body, {"Authorization": f"Bearer {TOKEN}", "X-Namespace": "default"}
+        )
         assert status == 200
         [decoded] = json_format.Parse(answer, Payloads()).payloads
-        assert decoded.metadata["encoding"] == b"json/plain" and json.loads(decoded.data)["prompt"] == f"Remember my account {SECRET}"
+        assert (
+            decoded.metadata["encoding"] == b"json/plain"
+            and json.loads(decoded.data)["prompt"] == f"Remember my account {SECRET}"
+        )
         assert post(f"{server.url}/decode", body)[0] == 401
         assert post(f"{server.url}/decode", body, {"Authorization": "Bearer guess"})[0] == 403
 
         # The temporal CLI speaks the same protocol: with the endpoint and token it shows the plaintext.
-        code, shown = await temporal(dev_server, "workflow", "show", "-w", handle.id, "-o", "json",
-                                     "--codec-endpoint", server.url, "--codec-auth", f"Bearer {TOKEN}")
+        code, shown = await temporal(
+            dev_server,
+            "workflow",
+            "show",
+            "-w",
+            handle.id,
+            "-o",
+            "json",
+            "--codec-endpoint",
+            server.url,
+            "--codec-auth",
+            f"Bearer {TOKEN}",
+        )
         assert code == 0, shown
         assert SECRET in payload_texts(json.loads(shown))
         code, shown = await temporal(dev_server, "workflow", "show", "-w", handle.id, "-o", "json")

@@ -31,15 +31,23 @@ async def test_the_ui_shows_decrypted_input_through_the_codec_server(settings, f
     env = {**os.environ, "PAYLOAD_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     ui_port = free_port()
     codec_server = CodecServer(payload_codec_from_env(env), TOKEN, origins=(f"http://localhost:{ui_port}",)).start()
-    server = start_dev_server(port=free_port(), ui_port=ui_port, db_file=str(tmp_path / "ui-codec.db"),
-                              ui_codec_endpoint=f"{codec_server.url}/{TOKEN}")
+    server = start_dev_server(
+        port=free_port(),
+        ui_port=ui_port,
+        db_file=str(tmp_path / "ui-codec.db"),
+        ui_codec_endpoint=f"{codec_server.url}/{TOKEN}",
+    )
     try:
         await server.wait_serving()
         secure = await connect(env, target_host=server.address)
         fake_llm.push(Reply(text="Stored."))
         async with build_worker(secure, settings):
-            handle = await secure.start_workflow("AgentLoopWorkflow", {"prompt": f"Keep {SECRET} on file"},
-                                                 id=workflow_id("ui-codec"), task_queue=settings.task_queue)
+            handle = await secure.start_workflow(
+                "AgentLoopWorkflow",
+                {"prompt": f"Keep {SECRET} on file"},
+                id=workflow_id("ui-codec"),
+                task_queue=settings.task_queue,
+            )
             await handle.result()
         history = await handle.fetch_history()
         assert SECRET.encode() not in b"".join(e.SerializeToString() for e in history.events)
@@ -48,7 +56,9 @@ async def test_the_ui_shows_decrypted_input_through_the_codec_server(settings, f
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(20_000)
             try:
-                await page.goto(f"{server.ui_url}/namespaces/default/workflows/{handle.id}", wait_until="domcontentloaded")
+                await page.goto(
+                    f"{server.ui_url}/namespaces/default/workflows/{handle.id}", wait_until="domcontentloaded"
+                )
                 await page.get_by_text(SECRET).locator("visible=true").first.wait_for()
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / "ui-codec-decoded.png"))

@@ -63,10 +63,15 @@ async def test_keys_rotate_and_wrong_or_missing_keys_are_named(tmp_path):
     old = codec_for(tmp_path, PAYLOAD_ENCRYPTION_KEY=KEY, PAYLOAD_ENCRYPTION_KEY_ID="2025")
     [sealed] = await old.encode([Payload(data=b"x")])
     assert sealed.metadata["encryption-key-id"] == b"2025"
-    rotated = codec_for(tmp_path, PAYLOAD_ENCRYPTION_KEY=OTHER_KEY, PAYLOAD_ENCRYPTION_KEY_ID="2026", PAYLOAD_DECRYPTION_KEYS=f"2025:{KEY}")
+    rotated = codec_for(
+        tmp_path,
+        PAYLOAD_ENCRYPTION_KEY=OTHER_KEY,
+        PAYLOAD_ENCRYPTION_KEY_ID="2026",
+        PAYLOAD_DECRYPTION_KEYS=f"2025:{KEY}",
+    )
     assert await rotated.decode([sealed]) == [Payload(data=b"x")]
     assert (await rotated.encode([Payload(data=b"x")]))[0].metadata["encryption-key-id"] == b"2026"
-    with pytest.raises(PayloadCodecError, match="key id '2025'.*does not have"):
+    with pytest.raises(PayloadCodecError, match=r"key id '2025'.*does not have"):
         await codec_for(tmp_path, PAYLOAD_ENCRYPTION_KEY=OTHER_KEY).decode([sealed])
     with pytest.raises(PayloadCodecError, match="failed authentication"):
         await codec_for(tmp_path, PAYLOAD_ENCRYPTION_KEY=OTHER_KEY, PAYLOAD_ENCRYPTION_KEY_ID="2025").decode([sealed])
@@ -90,7 +95,10 @@ async def test_a_claim_check_whose_blob_is_gone_or_corrupt_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"PAYLOAD_ENCRYPTION_KEY": base64.b64encode(b"short").decode()}, "PAYLOAD_ENCRYPTION_KEY must be base64 of 32 bytes.*5 bytes"),
+        (
+            {"PAYLOAD_ENCRYPTION_KEY": base64.b64encode(b"short").decode()},
+            "PAYLOAD_ENCRYPTION_KEY must be base64 of 32 bytes.*5 bytes",
+        ),
         ({"PAYLOAD_ENCRYPTION_KEY": "not base64 !"}, "PAYLOAD_ENCRYPTION_KEY .*not valid base64"),
         ({"PAYLOAD_OFFLOAD_BYTES": "lots"}, "PAYLOAD_OFFLOAD_BYTES must be an integer"),
         ({"PAYLOAD_OFFLOAD_BYTES": str(3 * 1024 * 1024)}, "PAYLOAD_OFFLOAD_BYTES must be between"),
@@ -106,7 +114,9 @@ def test_malformed_settings_name_the_variable_and_never_echo_keys(env, message):
 
 
 def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
@@ -138,7 +148,9 @@ async def test_codec_server_protocol_token_and_cors(tmp_path):
         assert post(f"{server.url}/tok-123/other", b"{}")[0] == 404
         assert post(f"{server.url}/decode", b"not json", ok)[0] == 400
         # A preflight from the UI's origin is answered without the token (browsers never send one there).
-        preflight = urllib.request.Request(f"{server.url}/decode", method="OPTIONS", headers={"Origin": "http://localhost:8233"})
+        preflight = urllib.request.Request(
+            f"{server.url}/decode", method="OPTIONS", headers={"Origin": "http://localhost:8233"}
+        )
         with urllib.request.urlopen(preflight, timeout=10) as response:
             assert response.status == 204 and "X-Namespace" in response.headers["Access-Control-Allow-Headers"]
         # A foreign origin gets no CORS grant.

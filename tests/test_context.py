@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.testing import ActivityEnvironment
@@ -24,7 +24,7 @@ from workflows.approvals import ApprovalBook
 from workflows.carry import LoopState, RunCarry
 from workflows.ledger import RunLedger
 
-NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 async def grow(store: ConversationStore, rounds: int, output: str = "x" * 5000) -> Conversation:
@@ -34,7 +34,9 @@ async def grow(store: ConversationStore, rounds: int, output: str = "x" * 5000) 
         call = ToolCall(id=f"t{i}", name="search_notes", arguments={"query": f"entry {i}:"})
         conversation.adopt(await store.append(conversation, [assistant_message("", [call])]))
         kept, ref = await store.offload_output(f"{i}:{output}")
-        conversation.add_tool_results([ToolOutcome(tool_call_id=call.id, name=call.name, content=kept, content_ref=ref)])
+        conversation.add_tool_results(
+            [ToolOutcome(tool_call_id=call.id, name=call.name, content=kept, content_ref=ref)]
+        )
     return conversation
 
 
@@ -57,7 +59,10 @@ async def test_large_outputs_are_stored_whole_and_shown_truncated(tmp_path):
     assert ref is not None and blobs.get(ref) == b"y" * 20_000 and len(kept) < INLINE_OUTPUT_CHARS
     shown = await store.for_model(await grow(store, 2))
     [result] = shown.messages[-1].content
-    assert result.content.startswith("1:xxx") and "[output truncated: first 100 of 5002 characters shown]" in result.content
+    assert (
+        result.content.startswith("1:xxx")
+        and "[output truncated: first 100 of 5002 characters shown]" in result.content
+    )
     assert result.content_ref is None  # the provider gets plain content
 
 
@@ -101,19 +106,27 @@ async def test_summarise_task_replaces_old_turns_and_keeps_originals(tmp_path, s
 def test_carry_stays_small_and_approval_ids_go_on():
     ledger = RunLedger(budget=Budget(), started_at=NOW)
     for i in range(500):
-        ledger.record_tool(ToolCall(id=f"t{i}", name="calculator", arguments={"expression": "1 + " * 40}), ToolOutcome(tool_call_id="t", name="c", content="z" * 500))
+        ledger.record_tool(
+            ToolCall(id=f"t{i}", name="calculator", arguments={"expression": "1 + " * 40}),
+            ToolOutcome(tool_call_id="t", name="c", content="z" * 500),
+        )
     book = ApprovalBook()
     for _ in range(3):
         book.open(kind="tool_call", summary="s", proposal={}, approvers=[], now=NOW, timeout=timedelta(days=1))
         book.expire(book.pending()[0].request_id, NOW)
     carry = RunCarry(
-        trace_id="0" * 32, generation=2, limits=HistoryLimits(), ledger=ledger,
+        trace_id="0" * 32,
+        generation=2,
+        limits=HistoryLimits(),
+        ledger=ledger,
         loop=LoopState(conversation=Conversation(by_reference=True, head="sha256:" + "0" * 64, stored=1000)),
         approvals=book.for_next_generation(),
     )
     assert len(carry.model_dump_json()) < 20_000
     resumed = RunCarry.model_validate_json(carry.model_dump_json())
-    request = resumed.approvals.open(kind="tool_call", summary="s", proposal={}, approvers=[], now=NOW, timeout=timedelta(days=1))
+    request = resumed.approvals.open(
+        kind="tool_call", summary="s", proposal={}, approvers=[], now=NOW, timeout=timedelta(days=1)
+    )
     assert request.request_id == "req-4"
 
 

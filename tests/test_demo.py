@@ -19,7 +19,11 @@ def run_demo(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict[st
     env["NOTIFY_OUTBOX"] = str(tmp_path / "outbox.jsonl")
     done = subprocess.run(
         [sys.executable, "-m", "devstack.demo", "--auto-approve", "--exit", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert not port_open(7233), "--exit must stop the dev server"
     return done, env
@@ -32,9 +36,12 @@ def test_hybrid_demo_runs_offline_end_to_end(tmp_path):
     assert "SCRIPTED LOCAL MODEL SERVER" in out
     assert "Started HybridAgentWorkflow demo-" in out
     assert "Waiting for approval (req-1): approve plan:" in out
-    assert "--name approve --input '{\"approver\": \"you\"}'" in out
+    assert '--name approve --input \'{"approver": "you"}\'' in out
     assert "http://localhost:8233/namespaces/default/workflows/demo-" in out
-    assert "Stages completed (from the event history): stage 1: plan, stage 2: specialists, stage 3: approval, stage 4: execute, stage 5: notify" in out
+    assert (
+        "Stages completed (from the event history): stage 1: plan, stage 2: specialists, stage 3: approval, stage 4: execute, stage 5: notify"
+        in out
+    )
     assert '"status": "completed"' in out and "6000 * 0.2 - 500 = 700" in out
     [line] = (tmp_path / "outbox.jsonl").read_text().splitlines()
     notification = json.loads(line)

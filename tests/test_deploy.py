@@ -21,7 +21,14 @@ from tests.helpers import ROOT
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 CORE = {"temporal-postgresql", "temporal-schema", "temporal", "temporal-admin-tools", "temporal-ui", "worker"}
-LANGFUSE = {"langfuse-web", "langfuse-worker", "langfuse-postgres", "langfuse-clickhouse", "langfuse-redis", "langfuse-minio"}
+LANGFUSE = {
+    "langfuse-web",
+    "langfuse-worker",
+    "langfuse-postgres",
+    "langfuse-clickhouse",
+    "langfuse-redis",
+    "langfuse-minio",
+}
 ONE_SHOT = {"temporal-schema", "temporal-admin-tools"}
 SECRET_KEY = re.compile(r"PASSWORD|PWD|SECRET|_KEY$|TOKEN|_AUTH$|SALT|DATABASE_URL", re.IGNORECASE)
 REFERENCE = re.compile(r"\$\{[A-Z0-9_]+(?::?[-?][^}]*)?\}")
@@ -34,7 +41,11 @@ def compose(*args: str, env_file: Path = ENV_EXAMPLE) -> subprocess.CompletedPro
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
     return subprocess.run(
         [str(binary), "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
@@ -55,7 +66,9 @@ def test_compose_file_is_valid_with_the_example_env():
 def test_compose_parser_rejects_a_broken_file(tmp_path):
     """The validator is real: a missing secret and an unknown key both fail."""
     env = tmp_path / "partial.env"
-    env.write_text("\n".join(l for l in ENV_EXAMPLE.read_text().splitlines() if not l.startswith("TEMPORAL_DB_PASSWORD=")))
+    env.write_text(
+        "\n".join(line for line in ENV_EXAMPLE.read_text().splitlines() if not line.startswith("TEMPORAL_DB_PASSWORD="))
+    )
     missing = compose("config", "-q", env_file=env)
     assert missing.returncode != 0 and "TEMPORAL_DB_PASSWORD" in missing.stderr
 
@@ -107,7 +120,13 @@ def test_worker_scales_and_drains():
     env = worker["environment"]
     assert env["TEMPORAL_ADDRESS"] == "temporal:7233" and env["TEMPORAL_TASK_QUEUE"] == "agents"
     assert env["WORKER_HEALTH_HOST"] == "0.0.0.0" and env["WORKER_HEALTH_PORT"] == "8081"
-    for var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_BASE_URL", "TEMPORAL_API_KEY", "ANTHROPIC_API_KEY"):
+    for var in (
+        "LANGFUSE_PUBLIC_KEY",
+        "LANGFUSE_SECRET_KEY",
+        "LANGFUSE_BASE_URL",
+        "TEMPORAL_API_KEY",
+        "ANTHROPIC_API_KEY",
+    ):
         assert var in env
     # Docker's default 10 s before SIGKILL would cut the 30 s graceful shutdown short.
     assert worker["stop_grace_period"] == "40s"
@@ -133,9 +152,9 @@ def inline_secrets(text: str) -> list[str]:
 
 
 def test_the_secret_scan_catches_literals():
-    bad = 'environment:\n  POSTGRES_PASSWORD: hunter2\n  - API_KEY=abc\n  DATABASE_URL: postgresql://u:pw@db/x\n'
+    bad = "environment:\n  POSTGRES_PASSWORD: hunter2\n  - API_KEY=abc\n  DATABASE_URL: postgresql://u:pw@db/x\n"
     bad += 'command: ["redis-server", "--requirepass", "hunter2"]\n'
-    good = 'environment:\n  POSTGRES_PASSWORD: ${PW:?set it}\n  - API_KEY\n  DATABASE_URL: postgresql://u:${PW}@db/x\n'
+    good = "environment:\n  POSTGRES_PASSWORD: ${PW:?set it}\n  - API_KEY\n  DATABASE_URL: postgresql://u:${PW}@db/x\n"
     assert len(inline_secrets(bad)) == 4
     assert inline_secrets(good) == []
 
@@ -159,8 +178,8 @@ def test_every_variable_the_compose_file_uses_is_in_the_env_example():
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined."""
     text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
-    lines = [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
-    return [(l.split(None, 1)[0].upper(), l.split(None, 1)[1]) for l in lines]
+    lines = [raw.strip() for raw in text.splitlines() if raw.strip() and not raw.strip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
 
 
 def test_dockerfile_is_slim_non_root_pinned_and_secret_free():
@@ -170,7 +189,7 @@ def test_dockerfile_is_slim_non_root_pinned_and_secret_free():
     installs = [args for op, args in steps if op == "RUN" and "pip install" in args]
     assert installs and all("-c requirements.lock" in args and "[dev]" not in args for args in installs)
     assert any(args.endswith(" .") for args in installs)  # the project itself
-    final_stage = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM"):]
+    final_stage = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
     users = [args for op, args in final_stage if op == "USER"]
     assert users and users[-1] not in ("root", "0")
     assert ("CMD", '["python", "worker.py"]') in steps
@@ -196,11 +215,31 @@ def test_admin_script_creates_namespace_and_search_attributes_idempotently(dev_s
         "TEMPORAL_NAMESPACE": namespace,
     }
     for _ in range(2):  # a second `docker compose up` runs it again
-        result = subprocess.run(["/bin/sh", "deploy/temporal/setup-namespace.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+        result = subprocess.run(
+            ["/bin/sh", "deploy/temporal/setup-namespace.sh"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
     listed = subprocess.run(
-        [str(Path(sys.executable).parent / "temporal"), "operator", "search-attribute", "list", "--address", dev_server.address, "--namespace", namespace, "-o", "json"],
-        capture_output=True, text=True, timeout=30,
+        [
+            str(Path(sys.executable).parent / "temporal"),
+            "operator",
+            "search-attribute",
+            "list",
+            "--address",
+            dev_server.address,
+            "--namespace",
+            namespace,
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert listed.returncode == 0, listed.stderr
     for key in ALL_KEYS:

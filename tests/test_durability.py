@@ -18,10 +18,14 @@ def turns(requests, n_messages):
     return [r for r in requests if len(r.messages) == n_messages]
 
 
-async def test_worker_killed_mid_step_resumes_without_repaying_completed_steps(client, fake_llm, settings, worker_processes):
+async def test_worker_killed_mid_step_resumes_without_repaying_completed_steps(
+    client, fake_llm, settings, worker_processes
+):
     fake_llm.push(
         Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]),  # step 1 (LLM), then step 2 (tool)
-        Reply(tool_calls=[("write_note", {"title": "Answer", "body": "1200"})], delay=60),  # step 3: the worker dies here
+        Reply(
+            tool_calls=[("write_note", {"title": "Answer", "body": "1200"})], delay=60
+        ),  # step 3: the worker dies here
         Reply(tool_calls=[("write_note", {"title": "Answer", "body": "1200"})]),  # step 3 retried on the new worker
         Reply(text="Saved: 6000 * 0.2 = 1200."),  # step 5, after step 4 (write_note)
     )

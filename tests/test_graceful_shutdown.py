@@ -42,8 +42,16 @@ async def test_sigterm_drains_the_in_flight_activity_then_exits_0(client, fake_l
 
     # The history: the call completed on its first attempt, by the worker that was shutting down.
     history = await handle.fetch_history()
-    started = [e.activity_task_started_event_attributes for e in history.events if e.HasField("activity_task_started_event_attributes")]
-    completed = [e.activity_task_completed_event_attributes for e in history.events if e.HasField("activity_task_completed_event_attributes")]
+    started = [
+        e.activity_task_started_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    completed = [
+        e.activity_task_completed_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_completed_event_attributes")
+    ]
     assert [(s.identity, s.attempt) for s in started] == [("draining-worker", 1)]
     assert [c.identity for c in completed] == ["draining-worker"]
     assert len(fake_llm.requests) == 1  # never sent again

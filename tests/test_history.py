@@ -35,7 +35,10 @@ async def test_300_step_loop_continues_as_new_with_small_histories(client, worke
     seed_log(worker.notes_db, entries)
     fake_llm.responder = log_reader
     handle = await client.start_workflow(
-        "AgentLoopWorkflow", {"prompt": long_run_prompt(entries), "budget": BIG_BUDGET}, id=workflow_id("long"), task_queue=worker.task_queue
+        "AgentLoopWorkflow",
+        {"prompt": long_run_prompt(entries), "budget": BIG_BUDGET},
+        id=workflow_id("long"),
+        task_queue=worker.task_queue,
     )
     seen: list[int] = []
     watcher = asyncio.create_task(watch_steps(handle, seen))
@@ -64,26 +67,35 @@ async def test_300_step_loop_continues_as_new_with_small_histories(client, worke
     assert [carried(h)["generation"] for h in histories[1:]] == list(range(2, len(histories) + 1))
 
     # Context management: every 20 KB output reached the model truncated, and summaries kept requests bounded.
-    outputs = [b["content"] for r in requests[1:] if r.body.get("system") != SUMMARY_INSTRUCTIONS for b in r.tool_results()]
+    outputs = [
+        b["content"] for r in requests[1:] if r.body.get("system") != SUMMARY_INSTRUCTIONS for b in r.tool_results()
+    ]
     assert outputs and all(len(o) <= 8200 and "[output truncated: first 8000 of" in o for o in outputs)
     assert summaries, "the context never passed CONTEXT_SUMMARY_TOKENS"
     assert max(estimate_tokens(r.body["messages"]) for r in requests) < 100_000 + 5_000
 
 
-async def test_worker_killed_mid_long_run_gives_the_clean_runs_result(client, fake_llm, settings, worker_processes, monkeypatch):
+async def test_worker_killed_mid_long_run_gives_the_clean_runs_result(
+    client, fake_llm, settings, worker_processes, monkeypatch
+):
     from config.settings import Settings
     from devstack.fake_anthropic import Reply
     from tests.helpers import eventually
     from worker import build_worker
 
-    entries, limits = 40, {"HISTORY_MAX_EVENTS": "200", "CONTEXT_SUMMARY_TOKENS": "30000"}  # a few generations and summaries
+    entries, limits = (
+        40,
+        {"HISTORY_MAX_EVENTS": "200", "CONTEXT_SUMMARY_TOKENS": "30000"},
+    )  # a few generations and summaries
     seed_log(settings.notes_db, entries)
     for name, value in limits.items():
         monkeypatch.setenv(name, value)
     payload = {"prompt": long_run_prompt(entries), "budget": BIG_BUDGET}
     fake_llm.responder = log_reader
     async with build_worker(client, Settings.from_env()):
-        clean = await client.execute_workflow("AgentLoopWorkflow", payload, id=workflow_id("clean"), task_queue=settings.task_queue)
+        clean = await client.execute_workflow(
+            "AgentLoopWorkflow", payload, id=workflow_id("clean"), task_queue=settings.task_queue
+        )
     per_run = len(fake_llm.requests)
     assert any(r.body.get("system") == SUMMARY_INSTRUCTIONS for r in fake_llm.requests)
 
@@ -99,7 +111,9 @@ async def test_worker_killed_mid_long_run_gives_the_clean_runs_result(client, fa
 
     fake_llm.responder = responder
     first = worker_processes(**limits)
-    handle = await client.start_workflow("AgentLoopWorkflow", payload, id=workflow_id("killed"), task_queue=settings.task_queue)
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow", payload, id=workflow_id("killed"), task_queue=settings.task_queue
+    )
     await eventually(lambda: stalled, timeout=60)
     first.kill()
     worker_processes(**limits)
@@ -129,8 +143,10 @@ async def test_hybrid_continues_stage_4_as_new_with_its_plan(client, settings, f
     tiny = dataclasses.replace(settings, notify_outbox=str(outbox), history=HistoryLimits(max_events=40))
     async with build_worker(client, tiny):
         handle = await client.start_workflow(
-            "HybridAgentWorkflow", {"prompt": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month."},
-            id=workflow_id("hybrid-can"), task_queue=settings.task_queue,
+            "HybridAgentWorkflow",
+            {"prompt": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month."},
+            id=workflow_id("hybrid-can"),
+            task_queue=settings.task_queue,
         )
         for expected in ("req-1", "req-2"):  # the plan, then write_note in stage 4 (in the next generation)
             [pending] = await pending_approvals(handle, timeout=60)

@@ -106,7 +106,10 @@ async def test_five_stages_in_order_and_one_notification(client, hybrid_worker, 
 
     trail = await stage_trail(handle)
     assert trail[0] == "stage 1: plan (call_llm)"
-    assert sorted(trail[1:3]) == ["stage 2: specialist analysis (invoke_agent)", "stage 2: specialist budget (invoke_agent)"]
+    assert sorted(trail[1:3]) == [
+        "stage 2: specialist analysis (invoke_agent)",
+        "stage 2: specialist budget (invoke_agent)",
+    ]
     assert trail[3] == "approval req-1 expires"
     assert trail[4].startswith("stage 4: step") and "call_llm (assistant)" in trail[4]
     assert trail[-1] == "stage 5: notify (send_notification)"
@@ -172,7 +175,10 @@ async def test_crash_in_stage_4_does_not_repeat_stages_1_to_3(client, fake_llm, 
     fake_llm.responder = responder
     first = worker_processes(NOTIFY_OUTBOX=str(outbox))
     handle = await client.start_workflow(
-        "HybridAgentWorkflow", {"prompt": PROMPT}, id=workflow_id("hybrid-crash"), task_queue=first.env["TEMPORAL_TASK_QUEUE"]
+        "HybridAgentWorkflow",
+        {"prompt": PROMPT},
+        id=workflow_id("hybrid-crash"),
+        task_queue=first.env["TEMPORAL_TASK_QUEUE"],
     )
     plan_request = await approve_next(handle, "approve plan")
     await eventually(lambda: executor_calls, timeout=20)

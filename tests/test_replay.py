@@ -19,9 +19,9 @@ from config.settings import Settings
 from devstack.fake_anthropic import Reply
 from devstack.histories import generations
 from devstack.long_run import log_reader, long_run_prompt, seed_log
+from devstack.scripted_model import respond
 from telemetry.tracing import temporal_plugins
 from tests.conftest import workflow_id
-from devstack.scripted_model import respond
 from tests.helpers import eventually, pending_approvals
 from worker import WORKFLOWS
 
@@ -50,7 +50,9 @@ async def _approval_run(client, settings, fake_llm):
     await handle.signal("approve", {"approver": "mallory"})  # not listed: recorded, ignored
     await handle.signal("approve", {"approver": "alice", "comment": "ok"})
     await pending_approvals(handle)
-    await handle.execute_update("decide", {"request_id": "req-2", "approved": False, "approver": "alice", "comment": "once is enough"})
+    await handle.execute_update(
+        "decide", {"request_id": "req-2", "approved": False, "approver": "alice", "comment": "once is enough"}
+    )
     await handle.result()
     return handle
 
@@ -58,7 +60,10 @@ async def _approval_run(client, settings, fake_llm):
 async def _budget_run(client, settings, fake_llm):
     fake_llm.push(*[Reply(tool_calls=[("calculator", {"expression": f"{i} * 2"})]) for i in range(2)])
     handle = await client.start_workflow(
-        "AgentLoopWorkflow", {"prompt": "loop", "budget": {"max_steps": 4}}, id=workflow_id("replay-budget"), task_queue=settings.task_queue
+        "AgentLoopWorkflow",
+        {"prompt": "loop", "budget": {"max_steps": 4}},
+        id=workflow_id("replay-budget"),
+        task_queue=settings.task_queue,
     )
     await handle.result()
     return handle
@@ -103,7 +108,7 @@ async def _hybrid_run(client, settings, fake_llm):
     for _ in ("plan", "write_note in stage 4"):
         [pending] = await pending_approvals(handle, timeout=60)
         await handle.signal("approve", {"approver": "alice", "request_id": pending["request_id"]})
-        await eventually(lambda: _no_longer_pending(handle, pending["request_id"]), timeout=30)
+        await eventually(lambda rid=pending["request_id"]: _no_longer_pending(handle, rid), timeout=30)
     await handle.result()
     return handle
 
@@ -122,9 +127,7 @@ SCENARIOS = {
 }
 
 
-HISTORY_NAMES = {
-    name: name if name in ("blackbox", "hybrid") else f"agent_loop_{name}" for name in SCENARIOS
-}
+HISTORY_NAMES = {name: name if name in ("blackbox", "hybrid") else f"agent_loop_{name}" for name in SCENARIOS}
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -149,8 +152,10 @@ async def test_long_run_generations_replay(client, settings, fake_llm, monkeypat
 
     async with build_worker(client, Settings.from_env()):
         handle = await client.start_workflow(
-            "AgentLoopWorkflow", {"prompt": long_run_prompt(50), "budget": {"max_steps": 200, "max_tokens": 10**8, "max_cost_usd": 1000.0}},
-            id=workflow_id("replay-long"), task_queue=settings.task_queue,
+            "AgentLoopWorkflow",
+            {"prompt": long_run_prompt(50), "budget": {"max_steps": 200, "max_tokens": 10**8, "max_cost_usd": 1000.0}},
+            id=workflow_id("replay-long"),
+            task_queue=settings.task_queue,
         )
         await handle.result()
     histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)

@@ -64,11 +64,17 @@ async def llm_attempts(handles) -> Counter:
     attempts: Counter = Counter()
     for handle, history in zip(handles, await asyncio.gather(*(h.fetch_history() for h in handles))):
         prompt = f"What is {handle.id.rsplit('-', 1)[1]} * 7?"
-        scheduled = [e.event_id for e in history.events
-                     if e.activity_task_scheduled_event_attributes.activity_type.name == "call_llm"]
+        scheduled = [
+            e.event_id
+            for e in history.events
+            if e.activity_task_scheduled_event_attributes.activity_type.name == "call_llm"
+        ]
         for step, event_id in enumerate(scheduled):
-            started = [e.activity_task_started_event_attributes.attempt for e in history.events
-                       if e.activity_task_started_event_attributes.scheduled_event_id == event_id]
+            started = [
+                e.activity_task_started_event_attributes.attempt
+                for e in history.events
+                if e.activity_task_started_event_attributes.scheduled_event_id == event_id
+            ]
             attempts[(prompt, 1 + 2 * step)] = max(started)  # messages sent: the prompt, then two per round
     return attempts
 
@@ -90,10 +96,14 @@ async def test_three_workers_share_30_runs_and_survive_a_sigkill(client, fake_ll
     fake_llm.responder = responder
     workers = {f"worker-{i}": worker_processes(WORKER_IDENTITY=f"worker-{i}") for i in range(WORKERS)}
     prefix = f"scale-{uuid.uuid4().hex[:6]}"
-    handles = await asyncio.gather(*(
-        client.start_workflow("AgentLoopWorkflow", {"prompt": f"What is {n} * 7?"}, id=f"{prefix}-{n}", task_queue=settings.task_queue)
-        for n in range(RUNS)
-    ))
+    handles = await asyncio.gather(
+        *(
+            client.start_workflow(
+                "AgentLoopWorkflow", {"prompt": f"What is {n} * 7?"}, id=f"{prefix}-{n}", task_queue=settings.task_queue
+            )
+            for n in range(RUNS)
+        )
+    )
 
     # Mid-way: every first model call has been answered and second calls are in flight.
     async def victim_with_work() -> str | None:

@@ -12,9 +12,14 @@ from telemetry.tracing import export_span, langfuse_config, redactor
 
 def test_langfuse_is_off_without_keys_and_configured_with_both():
     assert langfuse_config({}) is None
-    config = langfuse_config({"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk-secret-1234", "LANGFUSE_HOST": "http://lf:3000/"})
+    config = langfuse_config(
+        {"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk-secret-1234", "LANGFUSE_HOST": "http://lf:3000/"}
+    )
     assert config is not None and config.base_url == "http://lf:3000" and "sk-secret-1234" not in repr(config)
-    assert langfuse_config({"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk"}).base_url == "https://cloud.langfuse.com"
+    assert (
+        langfuse_config({"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk"}).base_url
+        == "https://cloud.langfuse.com"
+    )
 
 
 @pytest.mark.parametrize(
@@ -22,7 +27,10 @@ def test_langfuse_is_off_without_keys_and_configured_with_both():
     [
         ({"LANGFUSE_PUBLIC_KEY": "pk"}, "LANGFUSE_SECRET_KEY"),
         ({"LANGFUSE_SECRET_KEY": "sk"}, "LANGFUSE_PUBLIC_KEY"),
-        ({"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk", "LANGFUSE_BASE_URL": "lf:3000"}, "LANGFUSE_BASE_URL"),
+        (
+            {"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk", "LANGFUSE_BASE_URL": "lf:3000"},
+            "LANGFUSE_BASE_URL",
+        ),
     ],
 )
 def test_worker_refuses_half_configured_langfuse_naming_the_variable(env, named):

@@ -47,7 +47,11 @@ def openai_responder():
         if "calculator" not in {t.get("name") for t in body.get("tools", [])}:
             return specialists(body)
         answered = any(isinstance(i, dict) and i.get("type") == "function_call_output" for i in body["input"])
-        return Reply(text="6000 * 0.2 = 1200") if answered else Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})])
+        return (
+            Reply(text="6000 * 0.2 = 1200")
+            if answered
+            else Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})])
+        )
 
     return respond
 
@@ -55,9 +59,23 @@ def openai_responder():
 def cli_start(dev_server, queue: str, workflow_type: str, payload: dict, wid: str) -> None:
     """Start a run the way users do, with the `temporal` CLI (no client-side span: the workflow is the root)."""
     subprocess.run(
-        [temporal_cli(), "workflow", "start", "--address", dev_server.address, "--type", workflow_type,
-         "--task-queue", queue, "--workflow-id", wid, "--input", json.dumps(payload)],
-        check=True, capture_output=True,
+        [
+            temporal_cli(),
+            "workflow",
+            "start",
+            "--address",
+            dev_server.address,
+            "--type",
+            workflow_type,
+            "--task-queue",
+            queue,
+            "--workflow-id",
+            wid,
+            "--input",
+            json.dumps(payload),
+        ],
+        check=True,
+        capture_output=True,
     )
 
 
@@ -85,7 +103,9 @@ def named(spans: list[SpanRecord], prefix: str) -> list[SpanRecord]:
     return [s for s in spans if s.name.startswith(prefix)]
 
 
-def check_run_trace(spans: list[SpanRecord], result: dict, *, customer: str, session: str, activity: str) -> list[SpanRecord]:
+def check_run_trace(
+    spans: list[SpanRecord], result: dict, *, customer: str, session: str, activity: str
+) -> list[SpanRecord]:
     """What a user checks in Langfuse for one run; returns its generations."""
     assert len(result["trace_id"]) == 32 and all(s.trace_id == result["trace_id"] for s in spans)
     by_id = {s.span_id: s for s in spans}
@@ -102,8 +122,14 @@ def check_run_trace(spans: list[SpanRecord], result: dict, *, customer: str, ses
         assert g.attributes["user.id"] == customer and g.attributes["session.id"] == session
         # The generation sits under the activity that made the call: one click from the Temporal step.
         assert g.parent_span_id in runs_of_activity, (g.name, by_id.get(g.parent_span_id))
-    assert sum(g.json_attribute("langfuse.observation.usage_details")["input"] for g in generations) == result["usage"]["input_tokens"]
-    assert sum(g.json_attribute("langfuse.observation.usage_details")["output"] for g in generations) == result["usage"]["output_tokens"]
+    assert (
+        sum(g.json_attribute("langfuse.observation.usage_details")["input"] for g in generations)
+        == result["usage"]["input_tokens"]
+    )
+    assert (
+        sum(g.json_attribute("langfuse.observation.usage_details")["output"] for g in generations)
+        == result["usage"]["output_tokens"]
+    )
     return generations
 
 
@@ -113,13 +139,34 @@ async def test_each_run_is_one_langfuse_trace_with_generations_tool_spans_and_te
     with FakeOpenAI(responder=openai_responder()) as fake_openai:
         worker = traced_worker(OPENAI_BASE_URL=fake_openai.url)
         runs = {
-            "loop": ("AgentLoopWorkflow", {"prompt": "What is 6000 * 0.2?", "customer_id": "C-trace", "session_id": "chat-7"}),
-            "openai-loop": ("AgentLoopWorkflow", {"prompt": "What is 6000 * 0.2?", "model": "openai:gpt-5", "customer_id": "C-trace"}),
-            "blackbox": ("BlackBoxAgentWorkflow", {
-                "prompt": "advise", "model": "openai:gpt-5", "customer_id": "C-trace", "parallel": True,
-                "steps": [{"agent": "budget", "prompt": "Income 5000"}, {"agent": "analysis", "prompt": "1000 a month, 10 years, 5%"}],
-            }),
-            "hybrid": ("HybridAgentWorkflow", {"prompt": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month.", "customer_id": "C-trace"}),
+            "loop": (
+                "AgentLoopWorkflow",
+                {"prompt": "What is 6000 * 0.2?", "customer_id": "C-trace", "session_id": "chat-7"},
+            ),
+            "openai-loop": (
+                "AgentLoopWorkflow",
+                {"prompt": "What is 6000 * 0.2?", "model": "openai:gpt-5", "customer_id": "C-trace"},
+            ),
+            "blackbox": (
+                "BlackBoxAgentWorkflow",
+                {
+                    "prompt": "advise",
+                    "model": "openai:gpt-5",
+                    "customer_id": "C-trace",
+                    "parallel": True,
+                    "steps": [
+                        {"agent": "budget", "prompt": "Income 5000"},
+                        {"agent": "analysis", "prompt": "1000 a month, 10 years, 5%"},
+                    ],
+                },
+            ),
+            "hybrid": (
+                "HybridAgentWorkflow",
+                {
+                    "prompt": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month.",
+                    "customer_id": "C-trace",
+                },
+            ),
         }
         ids = {name: workflow_id(f"trace-{name}") for name in runs}
         for name, (workflow_type, payload) in runs.items():
@@ -132,16 +179,27 @@ async def test_each_run_is_one_langfuse_trace_with_generations_tool_spans_and_te
     loop = sink.in_trace(results["loop"]["trace_id"])
     check_run_trace(loop, results["loop"], customer="C-trace", session="chat-7", activity="call_llm")
     tools = of_type(loop, "tool")
-    assert [t.name for t in tools] == ["tool calculator"] and tools[0].attributes["langfuse.observation.output"] == "1200"
-    assert {s.name for s in loop} >= {"StartActivity:call_llm", "RunActivity:call_llm", "StartActivity:run_tool", "RunActivity:run_tool"}
+    assert [t.name for t in tools] == ["tool calculator"] and tools[0].attributes[
+        "langfuse.observation.output"
+    ] == "1200"
+    assert {s.name for s in loop} >= {
+        "StartActivity:call_llm",
+        "RunActivity:call_llm",
+        "StartActivity:run_tool",
+        "RunActivity:run_tool",
+    }
 
     openai_loop = sink.in_trace(results["openai-loop"]["trace_id"])
-    generations = check_run_trace(openai_loop, results["openai-loop"], customer="C-trace", session=ids["openai-loop"], activity="call_llm")
+    generations = check_run_trace(
+        openai_loop, results["openai-loop"], customer="C-trace", session=ids["openai-loop"], activity="call_llm"
+    )
     assert {g.name for g in generations} == {"openai.responses"}  # pattern B on the Responses API
     assert [t.name for t in of_type(openai_loop, "tool")] == ["tool calculator"]
 
     blackbox = sink.in_trace(results["blackbox"]["trace_id"])
-    generations = check_run_trace(blackbox, results["blackbox"], customer="C-trace", session=ids["blackbox"], activity="invoke_agent")
+    generations = check_run_trace(
+        blackbox, results["blackbox"], customer="C-trace", session=ids["blackbox"], activity="invoke_agent"
+    )
     assert {g.name for g in generations} == {"openai.responses"}  # inside the Agents SDK's black box
     assert sorted(t.name for t in of_type(blackbox, "tool")) == ["tool calculate_budget", "tool project_savings"]
 
@@ -150,10 +208,15 @@ async def test_each_run_is_one_langfuse_trace_with_generations_tool_spans_and_te
     generations = of_type(hybrid, "generation")
     assert len(generations) == results["hybrid"]["usage"]["llm_calls"]
     assert {g.parent_span_id for g in generations} <= {s.span_id for s in hybrid_llm}
-    assert {s.name for s in hybrid_llm} == {"RunActivity:call_llm", "RunActivity:invoke_agent"}  # plan/execute and specialists
+    assert {s.name for s in hybrid_llm} == {
+        "RunActivity:call_llm",
+        "RunActivity:invoke_agent",
+    }  # plan/execute and specialists
 
     # Four runs, four traces; nothing exported outside them.
-    assert {s.trace_id for s in sink.spans} == {r["trace_id"] for r in results.values()}, [(s.name, s.parent_span_id) for s in sink.spans if s.trace_id not in {r["trace_id"] for r in results.values()}]
+    assert {s.trace_id for s in sink.spans} == {r["trace_id"] for r in results.values()}, [
+        (s.name, s.parent_span_id) for s in sink.spans if s.trace_id not in {r["trace_id"] for r in results.values()}
+    ]
     # Secrets stay in the worker's environment: not in any exported byte, log line or history.
     exported = b"".join(sink.bodies)
     log = worker.log_path.read_bytes()
@@ -163,12 +226,19 @@ async def test_each_run_is_one_langfuse_trace_with_generations_tool_spans_and_te
         assert all(secret.encode() not in h for h in histories)
 
 
-async def test_replaying_every_workflow_task_exports_no_duplicate_spans(client, dev_server, settings, traced_worker, sink, fake_llm):
+async def test_replaying_every_workflow_task_exports_no_duplicate_spans(
+    client, dev_server, settings, traced_worker, sink, fake_llm
+):
     # Cache 0: the worker forgets the run after every workflow task and replays it from history for the next.
     worker = traced_worker(WORKER_MAX_CACHED_WORKFLOWS="0")
     wid = workflow_id("trace-replay")
-    cli_start(dev_server, settings.task_queue, "AgentLoopWorkflow",
-              {"prompt": "What is 6000 * 0.2? Then save a note with the answer.", "customer_id": "C-replay"}, wid)
+    cli_start(
+        dev_server,
+        settings.task_queue,
+        "AgentLoopWorkflow",
+        {"prompt": "What is 6000 * 0.2? Then save a note with the answer.", "customer_id": "C-replay"},
+        wid,
+    )
     result = await finish(client, wid)
     assert worker.terminate() == 0
     assert result["status"] == "completed" and result["usage"]["tool_calls"] == 2
@@ -179,13 +249,16 @@ async def test_replaying_every_workflow_task_exports_no_duplicate_spans(client, 
     history = await client.get_workflow_handle(wid).fetch_history()
     scheduled = Counter(
         e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
     )
     # history_limits and archive_run are local activities: markers in history rather than scheduled events.
     for local in ("history_limits", "archive_run"):
         scheduled[local] = sum(
-            1 for e in history.events
-            if e.marker_recorded_event_attributes.marker_name == "core_local_activity" and local.encode() in e.SerializeToString()
+            1
+            for e in history.events
+            if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            and local.encode() in e.SerializeToString()
         )
     started = Counter(s.name.removeprefix("StartActivity:") for s in named(spans, "StartActivity:"))
     assert started == scheduled  # one span per activity, though each workflow task replayed all before it

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,24 +18,46 @@ from tools.notes import NoteStore
 from tools.registry import ToolInputError, check_tool_call
 from workflows.ledger import RunLedger
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("expr, value", [("6000 * 0.2", "1200"), ("(3 + 4) ** 2", "49"), ("-7 // 2", "-4"), ("10 / 4", "2.5"), ("7 % 3", "1")])
+@pytest.mark.parametrize(
+    "expr, value",
+    [("6000 * 0.2", "1200"), ("(3 + 4) ** 2", "49"), ("-7 // 2", "-4"), ("10 / 4", "2.5"), ("7 % 3", "1")],
+)
 def test_calculator_evaluates_arithmetic(expr, value):
     assert format_number(evaluate(expr)) == value
 
 
 @pytest.mark.parametrize(
     "expr, problem",
-    [("__import__('os')", "unsupported element Call"), ("1/0", "division by zero"), ("2 ** 100000", "exponent"), ("1 +", "not an arithmetic"), ("'a' * 3", "unsupported")],
+    [
+        ("__import__('os')", "unsupported element Call"),
+        ("1/0", "division by zero"),
+        ("2 ** 100000", "exponent"),
+        ("1 +", "not an arithmetic"),
+        ("'a' * 3", "unsupported"),
+    ],
 )
 def test_calculator_refuses_anything_else(expr, problem):
     with pytest.raises(ToolInputError, match=problem):
         evaluate(expr)
 
 
-@pytest.mark.parametrize("status, retryable", [(400, False), (401, False), (404, False), (408, True), (409, True), (429, True), (500, True), (503, True), (529, True)])
+@pytest.mark.parametrize(
+    "status, retryable",
+    [
+        (400, False),
+        (401, False),
+        (404, False),
+        (408, True),
+        (409, True),
+        (429, True),
+        (500, True),
+        (503, True),
+        (529, True),
+    ],
+)
 def test_http_errors_are_classified_once(status, retryable):
     assert http_error("anthropic", status, "m", {}).non_retryable is not retryable
 
@@ -60,7 +82,11 @@ def test_ledger_stops_at_each_ceiling():
     ledger.waited_seconds = 3600  # an hour waiting for a person is not the agent's time
     assert ledger.exceeded(T0 + timedelta(seconds=3630)) is None
     ledger.waited_seconds = 0
-    ledger.record_llm(LlmResponse(model="m", text="hi", stop_reason="end_turn", usage=Usage(llm_calls=1, input_tokens=60, output_tokens=40)))
+    ledger.record_llm(
+        LlmResponse(
+            model="m", text="hi", stop_reason="end_turn", usage=Usage(llm_calls=1, input_tokens=60, output_tokens=40)
+        )
+    )
     assert "max_tokens 100" in ledger.exceeded(T0)
     ledger.usage = Usage(cost_usd=0.02)
     assert "max_cost_usd" in ledger.exceeded(T0)

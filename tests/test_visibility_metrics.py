@@ -17,7 +17,7 @@ from devstack.scripted_http import Fault
 from tests.conftest import workflow_id
 from tests.helpers import eventually, pending_approvals
 
-_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$')
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
 
 
 def by_prompt(body: dict):
@@ -26,14 +26,19 @@ def by_prompt(body: dict):
     return Fault(400, "prompt is too long") if prompt.startswith("fail") else Reply(text=f"done: {prompt}")
 
 
-async def test_visibility_query_by_customer_and_status_returns_exactly_the_matching_runs(client, dev_server, worker, fake_llm):
+async def test_visibility_query_by_customer_and_status_returns_exactly_the_matching_runs(
+    client, dev_server, worker, fake_llm
+):
     fake_llm.responder = by_prompt
     customer, other = f"C-{uuid.uuid4().hex[:8]}", f"C-{uuid.uuid4().hex[:8]}"
     plan = [("ok 1", customer), ("fail 1", customer), ("ok 2", customer), ("fail 2", other), ("ok 3", other)]
     handles = {}
     for prompt, who in plan:
         handles[prompt] = await client.start_workflow(
-            "AgentLoopWorkflow", {"prompt": prompt, "customer_id": who}, id=workflow_id("visibility"), task_queue=worker.task_queue
+            "AgentLoopWorkflow",
+            {"prompt": prompt, "customer_id": who},
+            id=workflow_id("visibility"),
+            task_queue=worker.task_queue,
         )
     for prompt, handle in handles.items():
         if prompt.startswith("fail"):
@@ -50,12 +55,16 @@ async def test_visibility_query_by_customer_and_status_returns_exactly_the_match
     await eventually(lambda: _equals(ids(failed_query), expected), timeout=20)  # visibility is eventually consistent
     assert await ids(f'CustomerId="{customer}"') == {handles[p].id for p in ("ok 1", "fail 1", "ok 2")}
     assert await ids(f'AgentStatus="completed" AND CustomerId="{other}"') == {handles["ok 3"].id}
-    assert await ids(f'AgentPattern="B" AND AgentName="assistant" AND CustomerId="{other}"') == {handles[p].id for p in ("fail 2", "ok 3")}
+    assert await ids(f'AgentPattern="B" AND AgentName="assistant" AND CustomerId="{other}"') == {
+        handles[p].id for p in ("fail 2", "ok 3")
+    }
 
     # The README's command, as a user types it.
     listed = subprocess.run(
         [temporal_cli(), "workflow", "list", "--address", dev_server.address, "--query", failed_query, "-o", "json"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     assert {row["execution"]["workflowId"] for row in map(json.loads, _json_rows(listed))} == expected
 
@@ -99,7 +108,10 @@ async def test_metrics_endpoint_serves_agent_metrics_after_a_run(client, setting
         Reply(text="Saved 1200."),
     )
     handle = await client.start_workflow(
-        "AgentLoopWorkflow", {"prompt": "6000 * 0.2, then save it"}, id=workflow_id("metrics"), task_queue=settings.task_queue
+        "AgentLoopWorkflow",
+        {"prompt": "6000 * 0.2, then save it"},
+        id=workflow_id("metrics"),
+        task_queue=settings.task_queue,
     )
     await pending_approvals(handle)
     await handle.signal("approve", {"approver": "alice"})

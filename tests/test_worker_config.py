@@ -15,41 +15,58 @@ from telemetry.health import Health, HealthServer, probe
 
 def test_tuning_knobs_have_sane_defaults():
     s = Settings.from_env({})
-    assert (s.task_queue, s.max_concurrent_activities, s.max_concurrent_workflow_tasks, s.max_cached_workflows) == ("agents", 100, 100, 25)
+    assert (s.task_queue, s.max_concurrent_activities, s.max_concurrent_workflow_tasks, s.max_cached_workflows) == (
+        "agents",
+        100,
+        100,
+        25,
+    )
     assert s.identity is None and s.health_port == 0 and s.health_host == "127.0.0.1"
 
 
 def test_tuning_knobs_from_the_environment():
-    s = Settings.from_env({
-        "TEMPORAL_TASK_QUEUE": "agents-eu",
-        "WORKER_MAX_CONCURRENT_ACTIVITIES": "20",
-        "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS": "8",
-        "WORKER_MAX_CACHED_WORKFLOWS": "500",
-        "WORKER_IDENTITY": "worker-eu-1",
-        "WORKER_HEALTH_HOST": "0.0.0.0",
-        "WORKER_HEALTH_PORT": "8081",
-    })
-    assert (s.task_queue, s.max_concurrent_activities, s.max_concurrent_workflow_tasks, s.max_cached_workflows) == ("agents-eu", 20, 8, 500)
+    s = Settings.from_env(
+        {
+            "TEMPORAL_TASK_QUEUE": "agents-eu",
+            "WORKER_MAX_CONCURRENT_ACTIVITIES": "20",
+            "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS": "8",
+            "WORKER_MAX_CACHED_WORKFLOWS": "500",
+            "WORKER_IDENTITY": "worker-eu-1",
+            "WORKER_HEALTH_HOST": "0.0.0.0",
+            "WORKER_HEALTH_PORT": "8081",
+        }
+    )
+    assert (s.task_queue, s.max_concurrent_activities, s.max_concurrent_workflow_tasks, s.max_cached_workflows) == (
+        "agents-eu",
+        20,
+        8,
+        500,
+    )
     assert (s.identity, s.health_host, s.health_port) == ("worker-eu-1", "0.0.0.0", 8081)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", "0"),
-    ("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", "many"),
-    ("WORKER_HEALTH_PORT", "70000"),
-    ("WORKER_HEALTH_PORT", "-1"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", "0"),
+        ("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", "many"),
+        ("WORKER_HEALTH_PORT", "70000"),
+        ("WORKER_HEALTH_PORT", "-1"),
+    ],
+)
 def test_a_malformed_knob_is_named(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
 
 
 def test_temporal_cloud_with_an_api_key_turns_tls_on():
-    config = connect_config({
-        "TEMPORAL_ADDRESS": "my-ns.a1b2c.tmprl.cloud:7233",
-        "TEMPORAL_NAMESPACE": "my-ns.a1b2c",
-        "TEMPORAL_API_KEY": "key-from-the-cloud-console",
-    })
+    config = connect_config(
+        {
+            "TEMPORAL_ADDRESS": "my-ns.a1b2c.tmprl.cloud:7233",
+            "TEMPORAL_NAMESPACE": "my-ns.a1b2c",
+            "TEMPORAL_API_KEY": "key-from-the-cloud-console",
+        }
+    )
     assert config == {
         "target_host": "my-ns.a1b2c.tmprl.cloud:7233",
         "namespace": "my-ns.a1b2c",
@@ -61,12 +78,14 @@ def test_temporal_cloud_with_an_api_key_turns_tls_on():
 def test_mtls_cluster_reads_the_client_certificate(tmp_path):
     (tmp_path / "client.pem").write_bytes(b"CERT")
     (tmp_path / "client.key").write_bytes(b"KEY")
-    config = connect_config({
-        "TEMPORAL_ADDRESS": "temporal.internal:7233",
-        "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "client.pem"),
-        "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "client.key"),
-        "TEMPORAL_TLS_SERVER_NAME": "temporal.internal",
-    })
+    config = connect_config(
+        {
+            "TEMPORAL_ADDRESS": "temporal.internal:7233",
+            "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "client.pem"),
+            "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "client.key"),
+            "TEMPORAL_TLS_SERVER_NAME": "temporal.internal",
+        }
+    )
     assert config["target_host"] == "temporal.internal:7233"
     tls = config["tls"]
     assert isinstance(tls, TLSConfig)
@@ -75,12 +94,19 @@ def test_mtls_cluster_reads_the_client_certificate(tmp_path):
 
 def test_local_default_and_empty_values_mean_unset():
     # Compose and Kubernetes pass "" for an unset variable; it must not become a certificate path.
-    assert connect_config({"TEMPORAL_API_KEY": "", "TEMPORAL_TLS_CLIENT_CERT_PATH": ""}) == {"target_host": "localhost:7233"}
+    assert connect_config({"TEMPORAL_API_KEY": "", "TEMPORAL_TLS_CLIENT_CERT_PATH": ""}) == {
+        "target_host": "localhost:7233"
+    }
 
 
 def test_a_missing_certificate_is_a_config_error():
     with pytest.raises(ConfigError, match="No such file"):
-        connect_config({"TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent/client.pem", "TEMPORAL_TLS_CLIENT_KEY_PATH": "/nonexistent/k"})
+        connect_config(
+            {
+                "TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent/client.pem",
+                "TEMPORAL_TLS_CLIENT_KEY_PATH": "/nonexistent/k",
+            }
+        )
 
 
 async def test_healthz_follows_the_worker_state():

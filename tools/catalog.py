@@ -44,9 +44,7 @@ PLANNER = "planner"
 
 def planner_agent(registry: Registry) -> AgentProfile:
     """The planner, told which specialists (agents with a structured output) it may consult."""
-    specialists = "\n".join(
-        f"- {a.name}: {a.instructions}" for a in registry.agents.values() if a.output is not None
-    )
+    specialists = "\n".join(f"- {a.name}: {a.instructions}" for a in registry.agents.values() if a.output is not None)
     return AgentProfile(
         name=PLANNER,
         instructions=(

@@ -52,7 +52,12 @@ class SavingsProjection(BaseModel):
 
 def split_budget(income: float) -> dict[str, float]:
     """50% needs, 30% wants, 20% savings, in cents."""
-    return {"monthly_income": income, "needs": round(income * NEEDS, 2), "wants": round(income * WANTS, 2), "savings": round(income * SAVINGS, 2)}
+    return {
+        "monthly_income": income,
+        "needs": round(income * NEEDS, 2),
+        "wants": round(income * WANTS, 2),
+        "savings": round(income * SAVINGS, 2),
+    }
 
 
 def future_value(monthly: float, years: int, annual_rate: float) -> float:
@@ -71,7 +76,14 @@ async def calculate_budget_handler(args: BudgetArgs, ctx: ToolContext) -> str:
 async def project_savings_handler(args: SavingsArgs, ctx: ToolContext) -> str:
     """Handler: the projection as JSON."""
     value = future_value(args.monthly_amount, args.years, args.annual_rate)
-    return json.dumps({"monthly_amount": args.monthly_amount, "years": args.years, "annual_rate": args.annual_rate, "projected_value": value})
+    return json.dumps(
+        {
+            "monthly_amount": args.monthly_amount,
+            "years": args.years,
+            "annual_rate": args.annual_rate,
+            "projected_value": value,
+        }
+    )
 
 
 calculate_budget = Tool(

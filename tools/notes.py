@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,7 +54,7 @@ class NoteStore:
             cur = conn.execute(
                 "INSERT INTO notes (idempotency_key, title, body, created_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(idempotency_key) DO NOTHING",
-                (idempotency_key, title, body, datetime.now(timezone.utc).isoformat()),
+                (idempotency_key, title, body, datetime.now(UTC).isoformat()),
             )
             created = cur.rowcount == 1
             row = conn.execute("SELECT * FROM notes WHERE idempotency_key = ?", (idempotency_key,)).fetchone()

@@ -7,10 +7,11 @@ inside the `run_tool` activity.
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import lru_cache
-from typing import Any, Awaitable, Callable, Literal
+from functools import cache
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from temporalio.common import RetryPolicy
@@ -31,7 +32,7 @@ class ToolContext:
 Handler = Callable[[Any, ToolContext], Awaitable[str]]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _schema_of(args: type[BaseModel]) -> dict[str, Any]:
     # Building a schema costs ~1.2 ms; every call_llm needs every tool's (bench/README.md).
     return args.model_json_schema()
@@ -124,10 +125,18 @@ def check_tool_call(registry: Registry, agent: AgentProfile, name: str, argument
         return ToolCheck(None, f"Unknown tool {name!r}. Available tools: {available}.", "unknown_tool")
     tool = registry.tools[name]
     if tool.effect == "write" and agent.read_only:
-        return ToolCheck(None, f"Tool {name!r} changes data and agent {agent.name!r} is read-only. Available tools: {available}.", "read_only")
+        return ToolCheck(
+            None,
+            f"Tool {name!r} changes data and agent {agent.name!r} is read-only. Available tools: {available}.",
+            "read_only",
+        )
     try:
         tool.args.model_validate(arguments)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
-        return ToolCheck(None, f"Invalid arguments for {name!r}: {problems}. Expected schema: {tool.input_schema()}", "invalid_arguments")
+        return ToolCheck(
+            None,
+            f"Invalid arguments for {name!r}: {problems}. Expected schema: {tool.input_schema()}",
+            "invalid_arguments",
+        )
     return ToolCheck(tool)

@@ -60,10 +60,17 @@ class AgentLoopWorkflow(AgentWorkflowBase):
             raise
         if outcome.handover is not None:
             generation = resumed.generation + 1 if resumed else 2
-            self._continue_as_new(raw, RunCarry(
-                trace_id=trace_id, generation=generation, limits=limits, ledger=self._ledger,
-                loop=outcome.handover, approvals=self._book.for_next_generation(),
-            ))
+            self._continue_as_new(
+                raw,
+                RunCarry(
+                    trace_id=trace_id,
+                    generation=generation,
+                    limits=limits,
+                    ledger=self._ledger,
+                    loop=outcome.handover,
+                    approvals=self._book.for_next_generation(),
+                ),
+            )
         self._set_state(outcome.status)
         result = AgentRunResult(
             status=outcome.status,
@@ -73,5 +80,7 @@ class AgentLoopWorkflow(AgentWorkflowBase):
             trace_id=trace_id,
         )
         final = outcome.output if outcome.status == RunStatus.COMPLETED else None
-        await archive_on_completion(result, customer_id=request.customer_id, final_answer=final, conversations={"agent": state.conversation})
+        await archive_on_completion(
+            result, customer_id=request.customer_id, final_answer=final, conversations={"agent": state.conversation}
+        )
         return result

@@ -7,16 +7,17 @@ is checked first (`check_update`) so a person is told why it was refused.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from models.approval import (
     ApprovalRequest,
     ApproveSignal,
-    Decision,
     DecideUpdate,
+    Decision,
     IgnoredDecision,
     PendingApproval,
     RejectSignal,
@@ -43,7 +44,7 @@ class ApprovalBook(BaseModel):
     opened_before: int = 0
     """Requests earlier generations of this run opened (continue-as-new), so ids never repeat."""
 
-    def for_next_generation(self) -> "ApprovalBook":
+    def for_next_generation(self) -> ApprovalBook:
         """What continue-as-new carries: numbering, undecided requests, the latest ignored signals."""
         pending = self.pending()
         return ApprovalBook(
@@ -97,7 +98,9 @@ class ApprovalBook(BaseModel):
             for r in self.pending()
         ]
 
-    def apply_signal(self, signal: Literal["approve", "reject"], payload: Any, now: datetime) -> Decision | IgnoredDecision:
+    def apply_signal(
+        self, signal: Literal["approve", "reject"], payload: Any, now: datetime
+    ) -> Decision | IgnoredDecision:
         """Apply an `approve`/`reject` signal, or record why it was ignored."""
         model = ApproveSignal if signal == "approve" else RejectSignal
         if not isinstance(payload, Mapping):
@@ -105,7 +108,9 @@ class ApprovalBook(BaseModel):
         try:
             parsed = model.model_validate(dict(payload))
         except ValidationError as exc:
-            return self._ignore(now, signal, payload.get("approver"), payload.get("request_id"), f"invalid payload: {_first_error(exc)}")
+            return self._ignore(
+                now, signal, payload.get("approver"), payload.get("request_id"), f"invalid payload: {_first_error(exc)}"
+            )
         comment = parsed.comment if isinstance(parsed, ApproveSignal) else parsed.reason
         try:
             request = self._target(parsed.request_id, parsed.approver)
@@ -116,7 +121,9 @@ class ApprovalBook(BaseModel):
     def check_update(self, payload: Any) -> DecideUpdate:
         """Validate an update `decide`; raises DecisionRefused with a clear message, changing nothing."""
         if not isinstance(payload, Mapping):
-            raise DecisionRefused(f"payload must be a JSON object like {{\"request_id\": \"req-1\", \"approved\": true, \"approver\": \"alice\"}}, got {type(payload).__name__}")
+            raise DecisionRefused(
+                f'payload must be a JSON object like {{"request_id": "req-1", "approved": true, "approver": "alice"}}, got {type(payload).__name__}'
+            )
         try:
             update = DecideUpdate.model_validate(dict(payload))
         except ValidationError as exc:
@@ -151,12 +158,21 @@ class ApprovalBook(BaseModel):
             verdict = "approved" if d.approved else "rejected"
             raise DecisionRefused(f"request {request.request_id} was already {verdict} by {d.approver}")
         if request.approvers and approver not in request.approvers:
-            raise DecisionRefused(f"approver {approver!r} is not allowed to decide (allowed: {', '.join(request.approvers)})")
+            raise DecisionRefused(
+                f"approver {approver!r} is not allowed to decide (allowed: {', '.join(request.approvers)})"
+            )
         return request
 
-    def _decide(self, request: ApprovalRequest, approved: bool, approver: str, comment: str, now: datetime, via: str) -> Decision:
+    def _decide(
+        self, request: ApprovalRequest, approved: bool, approver: str, comment: str, now: datetime, via: str
+    ) -> Decision:
         request.decision = Decision(
-            request_id=request.request_id, approved=approved, approver=approver, comment=comment, decided_at=now, via=via
+            request_id=request.request_id,
+            approved=approved,
+            approver=approver,
+            comment=comment,
+            decided_at=now,
+            via=via,
         )
         return request.decision
 
@@ -181,8 +197,8 @@ def proposal_markdown(workflow_id: str, request: ApprovalRequest) -> str:
         f"## Waiting for approval: {request.request_id}\n\n"
         f"**{request.summary}**\n\n```json\n{proposal}\n```\n\n"
         f"Expires {request.expires_at.isoformat()} (then counts as rejected). Approvers: {who}.\n\n"
-        f"Approve: signal `approve` with `{{\"approver\": \"<name>\", \"request_id\": \"{request.request_id}\"}}`; "
-        f"reject: signal `reject` with `{{\"approver\": \"<name>\", \"reason\": \"...\"}}`.\n\n"
+        f'Approve: signal `approve` with `{{"approver": "<name>", "request_id": "{request.request_id}"}}`; '
+        f'reject: signal `reject` with `{{"approver": "<name>", "reason": "..."}}`.\n\n'
         f"CLI: `temporal workflow signal --workflow-id {workflow_id} --name approve "
-        f"--input '{{\"approver\": \"<name>\", \"request_id\": \"{request.request_id}\"}}'`"
+        f'--input \'{{"approver": "<name>", "request_id": "{request.request_id}"}}\'`'
     )

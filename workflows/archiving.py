@@ -25,7 +25,9 @@ with workflow.unsafe.imports_passed_through():
 
 ARCHIVE_PATCH = "archive-on-completion"
 ARCHIVE_TIMEOUT = timedelta(minutes=2)
-ARCHIVE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=6)
+ARCHIVE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=6
+)
 
 
 async def archive_on_completion(
@@ -69,8 +71,11 @@ async def archive_on_completion(
     )
     try:
         return await workflow.execute_local_activity_method(
-            ArchiveActivities.archive_run, request, start_to_close_timeout=ARCHIVE_TIMEOUT,
-            retry_policy=ARCHIVE_RETRY, summary="archive_run",
+            ArchiveActivities.archive_run,
+            request,
+            start_to_close_timeout=ARCHIVE_TIMEOUT,
+            retry_policy=ARCHIVE_RETRY,
+            summary="archive_run",
         )
     # A local activity's failure may arrive as its cause itself (e.g. a non-retryable ApplicationError).
     except (ActivityError, ApplicationError, TimeoutError) as exc:

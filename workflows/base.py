@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 
@@ -24,7 +24,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ledger import RunLedger
 
 T = TypeVar("T", bound=AgentRunInput)
-FINAL_STATES = {RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.APPROVAL_TIMED_OUT, RunStatus.BUDGET_EXCEEDED, RunStatus.FAILED}
+FINAL_STATES = {
+    RunStatus.COMPLETED,
+    RunStatus.REJECTED,
+    RunStatus.APPROVAL_TIMED_OUT,
+    RunStatus.BUDGET_EXCEEDED,
+    RunStatus.FAILED,
+}
 
 BOUNDED_HISTORY_PATCH = "bounded-history"
 """Runs recorded before offload and continue-as-new have no marker for this and replay as they ran."""
@@ -101,7 +107,9 @@ class AgentWorkflowBase:
             request = parse_input(raw, model)
             for where, name in agents(request):
                 if name not in REGISTRY.agents:
-                    raise invalid_input(f"{where}: unknown agent {name!r} (known: {', '.join(sorted(REGISTRY.agents))})")
+                    raise invalid_input(
+                        f"{where}: unknown agent {name!r} (known: {', '.join(sorted(REGISTRY.agents))})"
+                    )
         except Exception:
             self._set_state(RunStatus.FAILED)
             raise
@@ -150,13 +158,20 @@ class AgentWorkflowBase:
         meter = workflow.metric_meter()
         usage = self._ledger.usage if self._ledger else Usage()
         record_run_end(
-            meter, workflow_type=workflow.info().workflow_type, agent=self._agent or "unknown", status=state.value,
-            tokens=usage.total_tokens, cost_usd=usage.cost_usd, steps=self._ledger.steps if self._ledger else 0,
+            meter,
+            workflow_type=workflow.info().workflow_type,
+            agent=self._agent or "unknown",
+            status=state.value,
+            tokens=usage.total_tokens,
+            cost_usd=usage.cost_usd,
+            steps=self._ledger.steps if self._ledger else 0,
         )
         if state == RunStatus.BUDGET_EXCEEDED:
             record_guardrail_rejection(meter, reason="budget")
 
-    async def _ask_approval(self, *, kind: str, summary: str, proposal: dict[str, Any], policy: ApprovalPolicy) -> Decision:
+    async def _ask_approval(
+        self, *, kind: str, summary: str, proposal: dict[str, Any], policy: ApprovalPolicy
+    ) -> Decision:
         """Open a request and wait for a decision on a durable timer: no worker slot or thread is held."""
         request = self._book.open(
             kind=kind,
@@ -171,7 +186,9 @@ class AgentWorkflowBase:
         workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
         waiting_since = workflow.now()
         # A span in the run's trace for the wait (the signal's own span belongs to whoever sent it).
-        with tracer().start_as_current_span(f"approval {request.request_id}", attributes={"approval.kind": kind, "approval.summary": summary[:500]}) as span:
+        with tracer().start_as_current_span(
+            f"approval {request.request_id}", attributes={"approval.kind": kind, "approval.summary": summary[:500]}
+        ) as span:
             decision = await self._await_decision(request, policy.timeout_seconds)
             outcome = "timeout" if decision.via == "timeout" else ("approved" if decision.approved else "rejected")
             span.set_attributes({"approval.outcome": outcome, "approval.approver": decision.approver or ""})
@@ -193,7 +210,7 @@ class AgentWorkflowBase:
                 timeout=timedelta(seconds=timeout_seconds),
                 timeout_summary=f"approval {request.request_id} expires",
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if request.decision is None:  # a decision may land in the same activation as the timer
                 self._book.expire(request.request_id, workflow.now())
         assert request.decision is not None

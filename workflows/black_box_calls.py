@@ -17,7 +17,9 @@ with workflow.unsafe.imports_passed_through():
 AGENT_TIMEOUT = timedelta(minutes=15)
 AGENT_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 """`invoke_agent` heartbeats every second, so a dead worker's agent is retried within ~10 s."""
-AGENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=3)
+AGENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=3
+)
 """Few attempts: each one re-runs (and re-pays) the whole agent."""
 DEFAULT_MAX_TURNS = 10
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
@@ -40,4 +42,6 @@ async def invoke_black_box(request: InvokeAgentRequest, *, summary: str, where: 
         )
     except ActivityError as exc:
         detail = failure_detail(exc)
-        raise AgentRunFailed(f"agent {request.agent} failed at {where}: {detail}", type="AgentRunFailed", non_retryable=True) from exc
+        raise AgentRunFailed(
+            f"agent {request.agent} failed at {where}: {detail}", type="AgentRunFailed", non_retryable=True
+        ) from exc

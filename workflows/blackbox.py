@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
+
 from workflows.archiving import archive_on_completion
 from workflows.base import AgentWorkflowBase
 from workflows.black_box_calls import (  # noqa: F401  (re-exported: pattern A's public knobs)
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from models.blackbox import AgentStep, BlackBoxInput, InvokeAgentRequest, InvokeAgentResult
     from models.run import AgentRunResult, RunStatus
     from workflows.ledger import RunLedger
+
 
 @dataclass
 class Stop:
@@ -83,18 +85,21 @@ class BlackBoxAgentWorkflow(AgentWorkflowBase):
             status = RunStatus.COMPLETED
             output = progress.outputs if request.steps else progress.outputs[keys[0]]
         self._set_state(status)
-        result = AgentRunResult(status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=trace_id)
+        result = AgentRunResult(
+            status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=trace_id
+        )
         final = output if status == RunStatus.COMPLETED else None
-        await archive_on_completion(result, customer_id=request.customer_id, specialist_results=progress.outputs, final_answer=final)
+        await archive_on_completion(
+            result, customer_id=request.customer_id, specialist_results=progress.outputs, final_answer=final
+        )
         return result
 
     async def _in_sequence(self, steps: list[AgentStep], keys: list[str]) -> Progress:
         progress = Progress()
         for i, (step, key) in enumerate(zip(steps, keys)):
-            if i > 0 and self._request.approval_between_steps:
-                if stop := await self._gate(steps, keys, i, progress):
-                    progress.stop = stop
-                    return progress
+            if i > 0 and self._request.approval_between_steps and (stop := await self._gate(steps, keys, i, progress)):
+                progress.stop = stop
+                return progress
             if stop := await self._run_step(step, key, i, steps, keys, progress):
                 progress.stop = stop
                 return progress
@@ -109,7 +114,9 @@ class BlackBoxAgentWorkflow(AgentWorkflowBase):
 
         async def branch(i: int) -> None:
             async with slots:
-                if progress.stop is None and (stop := await self._run_step(steps[i], keys[i], i, steps, keys, progress)):
+                if progress.stop is None and (
+                    stop := await self._run_step(steps[i], keys[i], i, steps, keys, progress)
+                ):
                     progress.stop = progress.stop or stop
 
         await asyncio.gather(*(branch(i) for i in range(len(steps))))
@@ -127,29 +134,50 @@ class BlackBoxAgentWorkflow(AgentWorkflowBase):
         if decision.approved:
             return None
         status = RunStatus.APPROVAL_TIMED_OUT if decision.via == "timeout" else RunStatus.REJECTED
-        return Stop(status, {"summary": f"stopped before {', '.join(keys[i:])}: {status.value} by {decision.approver}",
-                             "comment": decision.comment, "outputs": progress.outputs})
+        return Stop(
+            status,
+            {
+                "summary": f"stopped before {', '.join(keys[i:])}: {status.value} by {decision.approver}",
+                "comment": decision.comment,
+                "outputs": progress.outputs,
+            },
+        )
 
-    async def _run_step(self, step: AgentStep, key: str, i: int, steps: list[AgentStep], keys: list[str], progress: Progress) -> Stop | None:
+    async def _run_step(
+        self, step: AgentStep, key: str, i: int, steps: list[AgentStep], keys: list[str], progress: Progress
+    ) -> Stop | None:
         """Check the run's budget, run one black box, count its spending; a ceiling ends the run."""
         ledger = self._ledger
         assert ledger is not None
         if reason := ledger.exceeded(workflow.now()):
             not_done = [k for k in keys if k not in progress.outputs]
-            return Stop(RunStatus.BUDGET_EXCEEDED, {**ledger.stop_summary(reason, not_done), "outputs": progress.outputs})
+            return Stop(
+                RunStatus.BUDGET_EXCEEDED, {**ledger.stop_summary(reason, not_done), "outputs": progress.outputs}
+            )
         self._stage = f"step {i + 1}/{len(steps)}: {key}"
         result = await self._invoke(step, i, ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS))
-        note = f"agent {key} ({result.turns} turns)" + (f" stopped: {result.stopped}" if result.stopped else " answered")
+        note = f"agent {key} ({result.turns} turns)" + (
+            f" stopped: {result.stopped}" if result.stopped else " answered"
+        )
         ledger.record_usage(result.usage, note)
         if result.stopped:
             not_done = [k for k in keys if k not in progress.outputs]
-            return Stop(RunStatus.BUDGET_EXCEEDED, {**ledger.stop_summary(f"{key}: {result.stopped}", not_done), "outputs": progress.outputs})
+            return Stop(
+                RunStatus.BUDGET_EXCEEDED,
+                {**ledger.stop_summary(f"{key}: {result.stopped}", not_done), "outputs": progress.outputs},
+            )
         progress.outputs[key] = result.output
         return None
 
     async def _invoke(self, step: AgentStep, i: int, max_output_tokens: int) -> InvokeAgentResult:
         request = InvokeAgentRequest(
-            agent=step.agent, prompt=step.prompt, model=self._request.model,
-            max_turns=DEFAULT_MAX_TURNS, max_output_tokens=max_output_tokens, label=f"step-{i + 1}",
+            agent=step.agent,
+            prompt=step.prompt,
+            model=self._request.model,
+            max_turns=DEFAULT_MAX_TURNS,
+            max_output_tokens=max_output_tokens,
+            label=f"step-{i + 1}",
         )
-        return await invoke_black_box(request, summary=f"step {i + 1}: invoke_agent ({step.agent})", where=f"step {i + 1}")
+        return await invoke_black_box(
+            request, summary=f"step {i + 1}: invoke_agent ({step.agent})", where=f"step {i + 1}"
+        )

@@ -34,7 +34,9 @@ with workflow.unsafe.imports_passed_through():
 MAX_PLAN_ATTEMPTS = 3
 """Replies the planner gets per planning round to produce valid plan JSON before the run fails."""
 NOTIFY_TIMEOUT = timedelta(seconds=30)
-NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10)
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
+)
 
 
 class PlanInvalid(ApplicationError):
@@ -80,10 +82,16 @@ class HybridAgentWorkflow(AgentWorkflowBase):
         self._set_state(status)
         output = self._output.model_dump(mode="json")
         assert self._ledger is not None
-        result = AgentRunResult(status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=self._trace_id)
+        result = AgentRunResult(
+            status=status, output=output, usage=self._ledger.usage, steps=self._ledger.steps, trace_id=self._trace_id
+        )
         await archive_on_completion(
-            result, customer_id=request.customer_id, plan=output["plan"], specialist_results=output["specialist_outputs"],
-            final_answer=output["answer"], conversations=self._conversations,
+            result,
+            customer_id=request.customer_id,
+            plan=output["plan"],
+            specialist_results=output["specialist_outputs"],
+            final_answer=output["answer"],
+            conversations=self._conversations,
         )
         return result
 
@@ -108,7 +116,11 @@ class HybridAgentWorkflow(AgentWorkflowBase):
             decision = await self._ask_approval(
                 kind="plan",
                 summary=f"approve plan: {plan.summary[:200]}",
-                proposal={"plan": plan.model_dump(mode="json"), "specialist_outputs": outputs, "revision": len(self._output.revisions)},
+                proposal={
+                    "plan": plan.model_dump(mode="json"),
+                    "specialist_outputs": outputs,
+                    "revision": len(self._output.revisions),
+                },
                 policy=self._request.approval,
             )
             if decision.approved:
@@ -150,19 +162,34 @@ class HybridAgentWorkflow(AgentWorkflowBase):
                 return plan
             record_guardrail_rejection(workflow.metric_meter(), reason="invalid_plan")
             planning.add_user_text(correction or "")
-        raise PlanInvalid(f"the planner gave no valid plan in {MAX_PLAN_ATTEMPTS} attempts; last problem: {correction}", type="PlanInvalid", non_retryable=True)
+        raise PlanInvalid(
+            f"the planner gave no valid plan in {MAX_PLAN_ATTEMPTS} attempts; last problem: {correction}",
+            type="PlanInvalid",
+            non_retryable=True,
+        )
 
     async def _call_planner(self, planning: Conversation, summary: str) -> LlmResponse:
         assert self._ledger is not None
-        request = LlmRequest(agent=PLANNER, model=self._request.model, conversation=planning, max_tokens=self._ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS))
+        request = LlmRequest(
+            agent=PLANNER,
+            model=self._request.model,
+            conversation=planning,
+            max_tokens=self._ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
+        )
         try:
             return await workflow.execute_activity_method(
-                LlmActivities.call_llm, request, start_to_close_timeout=LLM_TIMEOUT,
-                heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT, retry_policy=LLM_RETRY, summary=summary,
+                LlmActivities.call_llm,
+                request,
+                start_to_close_timeout=LLM_TIMEOUT,
+                heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
+                retry_policy=LLM_RETRY,
+                summary=summary,
             )
         except ActivityError as exc:
             detail = failure_detail(exc)
-            raise LlmCallFailed(f"call_llm failed while planning: {detail}", type="LlmCallFailed", non_retryable=True) from exc
+            raise LlmCallFailed(
+                f"call_llm failed while planning: {detail}", type="LlmCallFailed", non_retryable=True
+            ) from exc
 
     async def _consult(self, plan: HybridPlan) -> dict[str, Any] | None:
         """Stage 2: every specialist in parallel (they are independent); None when the budget stopped them."""
@@ -177,15 +204,27 @@ class HybridAgentWorkflow(AgentWorkflowBase):
 
         async def consult(step: Any, key: str) -> None:
             assert self._ledger is not None
-            if stopped or self._budget_stop([f"specialist {k}" for k in keys if k not in outputs] + ["approval", "execution"]):
+            if stopped or self._budget_stop(
+                [f"specialist {k}" for k in keys if k not in outputs] + ["approval", "execution"]
+            ):
                 stopped.append(key)
                 return
             request = InvokeAgentRequest(
-                agent=step.agent, prompt=step.prompt, model=self._request.model, max_turns=DEFAULT_MAX_TURNS,
-                max_output_tokens=self._ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS), label=f"{round_label}-{key}",
+                agent=step.agent,
+                prompt=step.prompt,
+                model=self._request.model,
+                max_turns=DEFAULT_MAX_TURNS,
+                max_output_tokens=self._ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
+                label=f"{round_label}-{key}",
             )
-            result = await invoke_black_box(request, summary=f"stage 2: specialist {key} (invoke_agent)", where=f"stage 2 ({key})")
-            self._ledger.record_usage(result.usage, f"specialist {key} ({result.turns} turns)" + (f" stopped: {result.stopped}" if result.stopped else " answered"))
+            result = await invoke_black_box(
+                request, summary=f"stage 2: specialist {key} (invoke_agent)", where=f"stage 2 ({key})"
+            )
+            self._ledger.record_usage(
+                result.usage,
+                f"specialist {key} ({result.turns} turns)"
+                + (f" stopped: {result.stopped}" if result.stopped else " answered"),
+            )
             if result.stopped:
                 self._output.stopped = self._ledger.stop_summary(f"{key}: {result.stopped}", ["approval", "execution"])
                 stopped.append(key)
@@ -203,9 +242,15 @@ class HybridAgentWorkflow(AgentWorkflowBase):
     def _loop(self) -> SteeredLoop:
         assert self._ledger is not None
         return SteeredLoop(
-            registry=REGISTRY, agent=REGISTRY.agent(self._request.agent), model=self._request.model, ledger=self._ledger,
-            approval_policy=self._request.approval, ask_approval=self._ask_approval, step_label="stage 4: ",
-            limits=self._limits, may_hand_over=self._may_continue_as_new,
+            registry=REGISTRY,
+            agent=REGISTRY.agent(self._request.agent),
+            model=self._request.model,
+            ledger=self._ledger,
+            approval_policy=self._request.approval,
+            ask_approval=self._ask_approval,
+            step_label="stage 4: ",
+            limits=self._limits,
+            may_hand_over=self._may_continue_as_new,
         )
 
     async def _run_loop(self, state: LoopState) -> RunStatus:
@@ -215,10 +260,18 @@ class HybridAgentWorkflow(AgentWorkflowBase):
         outcome = await self._loop().run(state)
         if outcome.handover is not None:
             assert self._ledger is not None
-            self._continue_as_new(self._raw, RunCarry(
-                trace_id=self._trace_id, generation=self._generation + 1, limits=self._limits, ledger=self._ledger,
-                loop=outcome.handover, approvals=self._book.for_next_generation(), stage_output=self._output.model_dump(mode="json"),
-            ))
+            self._continue_as_new(
+                self._raw,
+                RunCarry(
+                    trace_id=self._trace_id,
+                    generation=self._generation + 1,
+                    limits=self._limits,
+                    ledger=self._ledger,
+                    loop=outcome.handover,
+                    approvals=self._book.for_next_generation(),
+                    stage_output=self._output.model_dump(mode="json"),
+                ),
+            )
         if outcome.status == RunStatus.COMPLETED:
             self._output.answer = outcome.output
         else:
@@ -231,18 +284,27 @@ class HybridAgentWorkflow(AgentWorkflowBase):
         info = workflow.info()
         prompt = self._request.prompt
         body = {
-            "status": status.value, "prompt": prompt, "answer": self._output.answer, "stopped": self._output.stopped,
+            "status": status.value,
+            "prompt": prompt,
+            "answer": self._output.answer,
+            "stopped": self._output.stopped,
             "plan_summary": self._output.plan.summary if self._output.plan else None,
             "usage": self._ledger.usage.model_dump(mode="json") if self._ledger else None,
         }
         request = NotificationRequest(
-            idempotency_key=info.workflow_id, workflow_id=info.workflow_id, status=status.value,
-            subject=f"{status.value}: {prompt[:80]}", body=body,
+            idempotency_key=info.workflow_id,
+            workflow_id=info.workflow_id,
+            status=status.value,
+            subject=f"{status.value}: {prompt[:80]}",
+            body=body,
         )
         try:
             receipt = await workflow.execute_activity_method(
-                NotifyActivities.send_notification, request, start_to_close_timeout=NOTIFY_TIMEOUT,
-                retry_policy=NOTIFY_RETRY, summary="stage 5: notify (send_notification)",
+                NotifyActivities.send_notification,
+                request,
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                retry_policy=NOTIFY_RETRY,
+                summary="stage 5: notify (send_notification)",
             )
             self._output.notification = receipt.model_dump(mode="json")
         except ActivityError as exc:  # the run's work is done; a lost notification is reported, not fatal

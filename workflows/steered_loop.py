@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -107,7 +108,9 @@ class SteeredLoop:
             for index, call in enumerate(response.tool_calls):
                 if reason := self._ledger.exceeded(workflow.now()):
                     not_done = [f"{describe_call(c)} (requested, not run)" for c in response.tool_calls[index:]]
-                    return self._stopped(reason, not_done + ["the model had not given its final answer"], state.last_text)
+                    return self._stopped(
+                        reason, not_done + ["the model had not given its final answer"], state.last_text
+                    )
                 outcome = await self._run_tool(call)
                 self._ledger.record_tool(call, outcome)
                 outcomes.append(outcome)
@@ -141,7 +144,9 @@ class SteeredLoop:
             agent=self._agent.name,
             model=self._model,
             conversation=conversation,
-            max_tokens=self._ledger.output_allowance(SUMMARY_MAX_OUTPUT_TOKENS if summarising else DEFAULT_MAX_OUTPUT_TOKENS),
+            max_tokens=self._ledger.output_allowance(
+                SUMMARY_MAX_OUTPUT_TOKENS if summarising else DEFAULT_MAX_OUTPUT_TOKENS
+            ),
             task=task,
         )
         step = self._ledger.steps + 1
@@ -175,7 +180,11 @@ class SteeredLoop:
                 policy=self._policy,
             )
             if not decision.approved:
-                why = "approval timed out" if decision.via == "timeout" else f"rejected by {decision.approver}: {decision.comment or 'no reason given'}"
+                why = (
+                    "approval timed out"
+                    if decision.via == "timeout"
+                    else f"rejected by {decision.approver}: {decision.comment or 'no reason given'}"
+                )
                 return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Not run: {why}", is_error=True)
         return await self._execute(tool, call)
 

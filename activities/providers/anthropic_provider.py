@@ -26,7 +26,12 @@ def _wire_block(block: TextBlock | ToolUseBlock | ToolResultBlock) -> dict[str, 
         return {"type": "text", "text": block.text}
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.arguments}
-    return {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": block.content, "is_error": block.is_error}
+    return {
+        "type": "tool_result",
+        "tool_use_id": block.tool_use_id,
+        "content": block.content,
+        "is_error": block.is_error,
+    }
 
 
 def to_wire_tools(tools: list[Tool]) -> list[dict[str, Any]]:
@@ -56,7 +61,9 @@ class AnthropicProvider:
         provider_model = model.split(":", 1)[1]
         messages = to_wire_messages(conversation)
         observed_input = {"system": system, "messages": messages, "tools": [t.name for t in tools]}
-        with generation(name="anthropic.messages", model=model, input=observed_input, model_parameters={"max_tokens": max_tokens}) as observed:
+        with generation(
+            name="anthropic.messages", model=model, input=observed_input, model_parameters={"max_tokens": max_tokens}
+        ) as observed:
             try:
                 message = await client.messages.create(
                     model=provider_model,
@@ -83,12 +90,19 @@ def _error_message(exc: anthropic.APIStatusError) -> str:
 
 def _to_response(model: str, message: Any) -> LlmResponse:
     text = "".join(b.text for b in message.content if b.type == "text")
-    calls = [ToolCall(id=b.id, name=b.name, arguments=dict(b.input or {})) for b in message.content if b.type == "tool_use"]
+    calls = [
+        ToolCall(id=b.id, name=b.name, arguments=dict(b.input or {})) for b in message.content if b.type == "tool_use"
+    ]
     tokens_in, tokens_out = message.usage.input_tokens, message.usage.output_tokens
     return LlmResponse(
         model=model,
         text=text,
         tool_calls=calls,
         stop_reason=message.stop_reason or "end_turn",
-        usage=Usage(llm_calls=1, input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost_usd(model, tokens_in, tokens_out)),
+        usage=Usage(
+            llm_calls=1,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=cost_usd(model, tokens_in, tokens_out),
+        ),
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Mapping
 
 from temporalio.exceptions import ApplicationError
 
@@ -36,7 +36,7 @@ def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
-    return max(timedelta(0), when - datetime.now(timezone.utc))
+    return max(timedelta(0), when - datetime.now(UTC))
 
 
 def http_error(provider: str, status: int, message: str, headers: Mapping[str, str] | None) -> ApplicationError:
@@ -53,7 +53,9 @@ def http_error(provider: str, status: int, message: str, headers: Mapping[str, s
 
 def connection_error(provider: str, exc: Exception) -> ApplicationError:
     """Network trouble or a client-side timeout: always worth another attempt."""
-    return ApplicationError(f"{provider} API unreachable: {type(exc).__name__}: {exc}", type=f"{provider.capitalize()}ConnectionError")
+    return ApplicationError(
+        f"{provider} API unreachable: {type(exc).__name__}: {exc}", type=f"{provider.capitalize()}ConnectionError"
+    )
 
 
 def config_error(message: str) -> ApplicationError:

@@ -25,7 +25,14 @@ def to_input_items(conversation: Conversation) -> list[dict[str, Any]]:
             if isinstance(block, TextBlock):
                 items.append({"role": message.role, "content": block.text})
             elif isinstance(block, ToolUseBlock):
-                items.append({"type": "function_call", "call_id": block.id, "name": block.name, "arguments": json.dumps(block.arguments)})
+                items.append(
+                    {
+                        "type": "function_call",
+                        "call_id": block.id,
+                        "name": block.name,
+                        "arguments": json.dumps(block.arguments),
+                    }
+                )
             else:
                 items.append({"type": "function_call_output", "call_id": block.tool_use_id, "output": block.content})
     return items
@@ -33,7 +40,16 @@ def to_input_items(conversation: Conversation) -> list[dict[str, Any]]:
 
 def to_function_tools(tools: list[Tool]) -> list[dict[str, Any]]:
     """Tool declarations as Responses API function tools (not strict: the registry validates arguments)."""
-    return [{"type": "function", "name": t.name, "description": t.description, "parameters": t.input_schema(), "strict": False} for t in tools]
+    return [
+        {
+            "type": "function",
+            "name": t.name,
+            "description": t.description,
+            "parameters": t.input_schema(),
+            "strict": False,
+        }
+        for t in tools
+    ]
 
 
 class OpenAIProvider:
@@ -58,10 +74,18 @@ class OpenAIProvider:
         client = self.client()
         items = to_input_items(conversation)
         observed_input = {"system": system, "input": items, "tools": [t.name for t in tools]}
-        with generation(name="openai.responses", model=model, input=observed_input, model_parameters={"max_output_tokens": max_tokens}) as observed:
+        with generation(
+            name="openai.responses",
+            model=model,
+            input=observed_input,
+            model_parameters={"max_output_tokens": max_tokens},
+        ) as observed:
             try:
                 reply = await client.responses.create(
-                    model=model.split(":", 1)[1], instructions=system, input=items, max_output_tokens=max_tokens,
+                    model=model.split(":", 1)[1],
+                    instructions=system,
+                    input=items,
+                    max_output_tokens=max_tokens,
                     **({"tools": to_function_tools(tools)} if tools else {}),
                 )
             except openai.APIStatusError as exc:
@@ -76,7 +100,8 @@ class OpenAIProvider:
 def _to_response(model: str, reply: Any) -> LlmResponse:
     calls = [
         ToolCall(id=item.call_id, name=item.name, arguments=_arguments(item.arguments))
-        for item in reply.output if item.type == "function_call"
+        for item in reply.output
+        if item.type == "function_call"
     ]
     tokens_in = reply.usage.input_tokens if reply.usage else 0
     tokens_out = reply.usage.output_tokens if reply.usage else 0
@@ -87,7 +112,12 @@ def _to_response(model: str, reply: Any) -> LlmResponse:
         text=reply.output_text or "",
         tool_calls=calls,
         stop_reason=stop,
-        usage=Usage(llm_calls=1, input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost_usd(model, tokens_in, tokens_out)),
+        usage=Usage(
+            llm_calls=1,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=cost_usd(model, tokens_in, tokens_out),
+        ),
     )
 
 
