@@ -32,8 +32,9 @@ from activities.openai_agent_engine import OpenAIAgentEngine
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.tools import ToolActivities
-from config.settings import ConfigError, Settings
+from config.settings import Settings
 from config.temporal import connect, metrics_runtime
+from models.errors import ConfigError
 from models.search_attributes import ALL_KEYS
 from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing

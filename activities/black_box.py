@@ -10,10 +10,11 @@ from temporalio import activity
 
 from activities.pricing import cost_usd
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+from models.errors import ToolInputError
 from models.run import Usage
 from telemetry.metrics import activity_meter, record_guardrail_rejection, record_llm_tokens, record_tool_call
 from telemetry.observe import tool_call
-from tools.registry import AgentProfile, Registry, Tool, ToolContext, ToolInputError, check_tool_call
+from tools.registry import AgentProfile, Registry, Tool, ToolContext, check_tool_call
 
 
 @dataclass

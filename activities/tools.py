@@ -8,10 +8,11 @@ from temporalio.exceptions import ApplicationError
 from activities.context import ConversationStore
 from config.settings import Settings
 from models.conversation import ToolOutcome
+from models.errors import ToolInputError
 from models.tooling import ToolInvocation
 from telemetry.metrics import activity_meter, record_tool_call
 from telemetry.observe import tool_call
-from tools.registry import Registry, ToolContext, ToolInputError
+from tools.registry import Registry, ToolContext
 
 
 class ToolActivities:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
-from config.settings import ConfigError
+from models.errors import ConfigError
 from store.blobs import BlobStore, blob_store_from_env
 from store.codec import AesGcmCodec, ClaimCheckCodec, CodecChain
 

@@ -7,18 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from models.errors import ConfigError
 from models.history import HistoryLimits
 from models.run import check_model_name
-from telemetry.tracing import TracingConfigError, langfuse_config
+from telemetry.tracing import langfuse_config
 
 if TYPE_CHECKING:
     from store.blobs import BlobStore
 
 DEFAULT_MODEL = "anthropic:claude-sonnet-5-5"
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -138,10 +135,7 @@ class Settings:
             check_model_name(model)
         except ValueError as exc:
             raise ConfigError(f"AGENT_MODEL {exc}") from None
-        try:
-            langfuse_config(env)
-        except TracingConfigError as exc:
-            raise ConfigError(str(exc)) from None
+        langfuse_config(env)
         return cls(
             task_queue=env.get("TEMPORAL_TASK_QUEUE") or "agents",
             default_model=model,

@@ -10,7 +10,7 @@ from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from config.codec import data_converter_from_env
-from config.settings import ConfigError
+from models.errors import ConfigError
 from telemetry import metrics
 from telemetry.tracing import temporal_plugins
 

@@ -14,7 +14,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from store.blobs import BlobNotFound, BlobStore, S3BlobStore
+from models.errors import BlobNotFound
+from store.blobs import BlobStore, S3BlobStore
 
 SIDECAR_SUFFIX = ".annotations.json"
 MAX_ANNOTATION_BYTES = 1024 * 1024

@@ -24,8 +24,9 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from models.archive import ANNOTATION_NAMES, ArchiveRequest
+from models.errors import BlobNotFound
 from store.annotations import PROBE_NAME, SIDECAR_SUFFIX, Annotator
-from store.blobs import BlobNotFound, BlobStore
+from store.blobs import BlobStore
 
 PREFIX = "archives/"
 FORMAT = "agent-run-archive/1"
@@ -129,7 +130,8 @@ def list_archives(
 
 
 def _main(argv: list[str] | None = None) -> int:
-    from config.settings import ConfigError, Settings
+    from config.settings import Settings
+    from models.errors import ConfigError
     from store.blobs import blob_store_from_env
 
     parser = argparse.ArgumentParser(prog="python -m store.archive", description="Find and read run archives.")

@@ -14,11 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from models.errors import BlobNotFound
+
 DIGEST_PREFIX = "sha256:"
-
-
-class BlobNotFound(KeyError):
-    """A reference names bytes the store does not hold (wrong store configured, or data deleted)."""
 
 
 class BlobStore(Protocol):

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from models.errors import PayloadCodecError
 from store.blobs import BlobStore, digest_key
 from store.lru import Lru
 
@@ -32,10 +33,6 @@ CLAIM_CHECK_ENCODING = b"binary/claim-check"
 ENCRYPTED_ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12  # 96 bits: what AES-GCM is specified for
-
-
-class PayloadCodecError(ValueError):
-    """A payload cannot be decoded here: missing key, tampered bytes, or a blob the store does not hold."""
 
 
 class ClaimCheckCodec(PayloadCodec):

@@ -30,7 +30,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
 from config.codec import payload_codec_from_env
-from config.settings import ConfigError
+from models.errors import ConfigError
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from config.settings import ConfigError
+from models.errors import ConfigError
 
 log = logging.getLogger("worker.health")
 

@@ -18,6 +18,8 @@ import opentelemetry.trace
 from opentelemetry.sdk.trace import ReadableSpan
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
 
+from models.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 TRACER_NAME = "durable_agents"
@@ -28,10 +30,6 @@ EXPORTED_SCOPE_PREFIXES = ("temporalio", TRACER_NAME, "langfuse")
 _provider = None
 _langfuse: Any = None
 _langfuse_ready = False
-
-
-class TracingConfigError(ValueError):
-    """LANGFUSE_* variables are half set or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -54,12 +52,12 @@ def langfuse_config(env: Mapping[str, str] | None = None) -> LangfuseConfig | No
         return None
     if not public or not secret:
         missing = "LANGFUSE_PUBLIC_KEY" if not public else "LANGFUSE_SECRET_KEY"
-        raise TracingConfigError(
+        raise ConfigError(
             f"{missing} is not set but its pair is: set both Langfuse keys, or neither to turn export off"
         )
     base_url = env.get("LANGFUSE_BASE_URL") or env.get("LANGFUSE_HOST") or "https://cloud.langfuse.com"
     if not base_url.startswith(("http://", "https://")):
-        raise TracingConfigError(f"LANGFUSE_BASE_URL must be an http(s) URL, got {base_url!r}")
+        raise ConfigError(f"LANGFUSE_BASE_URL must be an http(s) URL, got {base_url!r}")
     return LangfuseConfig(public_key=public, secret_key=secret, base_url=base_url.rstrip("/"))
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workflows.approvals import MAX_IGNORED, ApprovalBook, DecisionRefused, proposal_markdown
+from models.errors import DecisionRefused
+from workflows.approvals import MAX_IGNORED, ApprovalBook, proposal_markdown
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)

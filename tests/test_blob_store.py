@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from store.blobs import BlobNotFound, LocalBlobStore, S3BlobStore, blob_store_from_env, digest_key
+from models.errors import BlobNotFound
+from store.blobs import LocalBlobStore, S3BlobStore, blob_store_from_env, digest_key
 
 
 def test_same_bytes_same_key_and_one_file(tmp_path):

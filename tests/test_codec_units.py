@@ -12,9 +12,9 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from config.codec import PayloadSettings, build_codec, data_converter_from_env
-from config.settings import ConfigError
+from models.errors import ConfigError, PayloadCodecError
 from store.blobs import LocalBlobStore
-from store.codec import CLAIM_CHECK_ENCODING, ENCRYPTED_ENCODING, PayloadCodecError
+from store.codec import CLAIM_CHECK_ENCODING, ENCRYPTED_ENCODING
 from store.codec_server import CodecServer
 
 KEY = base64.b64encode(b"k" * 32).decode()

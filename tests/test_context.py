@@ -12,9 +12,10 @@ from activities.context import INLINE_OUTPUT_CHARS, ConversationStore
 from activities.llm import LlmActivities
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.summarise import SUMMARY_HEADING, SUMMARY_INSTRUCTIONS, split_point
-from config.settings import ConfigError, Settings
+from config.settings import Settings
 from devstack.fake_anthropic import Reply
 from models.conversation import Conversation, ToolCall, ToolOutcome, assistant_message
+from models.errors import ConfigError
 from models.history import HistoryLimits
 from models.llm import LlmRequest
 from models.run import Budget

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from config.settings import ConfigError, Settings
+from config.settings import Settings
+from models.errors import ConfigError
 from telemetry.tracing import export_span, langfuse_config, redactor
 
 

@@ -8,14 +8,15 @@ import pytest
 
 from activities.pricing import FALLBACK_PER_MTOK, cost_usd
 from activities.providers.errors import http_error, retry_after
-from config.settings import ConfigError, Settings
+from config.settings import Settings
 from models.conversation import ToolCall, ToolOutcome
+from models.errors import ConfigError, ToolInputError
 from models.llm import LlmResponse
 from models.run import Budget, Usage
 from tools.calculator import evaluate, format_number
 from tools.catalog import REGISTRY
 from tools.notes import NoteStore
-from tools.registry import ToolInputError, check_tool_call
+from tools.registry import check_tool_call
 from workflows.ledger import RunLedger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

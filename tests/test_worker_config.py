@@ -7,9 +7,10 @@ import asyncio
 import pytest
 from temporalio.service import TLSConfig
 
-from config.settings import ConfigError, Settings
+from config.settings import Settings
 from config.temporal import connect_config
 from devstack.dev_server import free_port
+from models.errors import ConfigError
 from telemetry.health import Health, HealthServer, probe
 
 

@@ -8,7 +8,8 @@ import operator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.registry import Tool, ToolContext, ToolInputError
+from models.errors import ToolInputError
+from tools.registry import Tool, ToolContext
 
 _BINARY = {
     ast.Add: operator.add,

@@ -17,10 +17,6 @@ from pydantic import BaseModel, ValidationError
 from temporalio.common import RetryPolicy
 
 
-class ToolInputError(Exception):
-    """A tool was used wrongly (bad expression, missing record): told to the model, never retried."""
-
-
 @dataclass(frozen=True)
 class ToolContext:
     """What a handler may know about the call besides its arguments."""

@@ -22,14 +22,11 @@ from models.approval import (
     PendingApproval,
     RejectSignal,
 )
+from models.errors import DecisionRefused
 
 MAX_IGNORED = 100
 MAX_IGNORED_CARRIED = 20
 """Ignored signals a run hands to its next generation (the audit trail of older ones stays in history)."""
-
-
-class DecisionRefused(ValueError):
-    """An update `decide` that cannot be applied; the message says why."""
 
 
 def _first_error(exc: ValidationError) -> str:

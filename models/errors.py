@@ -1,0 +1,63 @@
+"""The product's one exception hierarchy: every error it raises on purpose is an `AgentServiceError`.
+
+Each message says what is wrong and what to change, because the person reading it is a user
+(an operator reading a worker's exit, a caller reading a failed run), not the author.
+"""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+
+class AgentServiceError(Exception):
+    """Base of every error this product raises on purpose."""
+
+
+class ConfigError(AgentServiceError):
+    """A setting is missing or malformed; the message names the variable (or file) and what it must be."""
+
+
+class RunFailed(ApplicationError, AgentServiceError):
+    """A run cannot go on: it fails at once (never a retried workflow task), with the class name as its type.
+
+    Subclasses are listed in the worker's `workflow_failure_exception_types`, and are non-retryable
+    application errors besides, so a caller sees `type` and message in the run's failure.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=type(self).__name__, non_retryable=True)
+
+
+class InvalidInput(RunFailed):
+    """The workflow input (or an agent it names) is wrong; the message names the field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"invalid input: {message}")
+
+
+class LlmCallFailed(RunFailed):
+    """The model could not be reached after its retries, or refused the request."""
+
+
+class AgentRunFailed(RunFailed):
+    """A black-box agent failed after its retries."""
+
+
+class PlanInvalid(RunFailed):
+    """The hybrid's planner did not produce a valid plan within its attempts."""
+
+
+class ToolInputError(AgentServiceError):
+    """A tool was used wrongly (bad expression, missing record): told to the model, never retried."""
+
+
+class DecisionRefused(AgentServiceError, ValueError):
+    """An update `decide` that cannot be applied; the message says why."""
+
+
+class BlobNotFound(AgentServiceError, KeyError):
+    """A reference names bytes the store does not hold (wrong store configured, or data deleted)."""
+
+
+class PayloadCodecError(AgentServiceError, ValueError):
+    """A payload cannot be decoded here: missing key, tampered bytes, or a blob the store does not hold."""
