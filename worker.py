@@ -40,7 +40,7 @@ from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing
 from tools.catalog import REGISTRY
 from workflows.agent_loop import AgentLoopWorkflow
-from workflows.blackbox import BlackBoxAgentWorkflow
+from workflows.black_box import BlackBoxAgentWorkflow
 from workflows.hybrid import HybridAgentWorkflow
 
 WORKFLOWS = [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]

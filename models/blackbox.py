@@ -6,7 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
 from models.run import AgentRunInput, Strict, Usage
+
+DEFAULT_MAX_TURNS = 10
+"""Turns a black-box agent gets unless its own profile allows fewer."""
 
 
 class AgentStep(Strict):
@@ -36,8 +40,8 @@ class InvokeAgentRequest(BaseModel):
     agent: str
     prompt: str
     model: str | None = None
-    max_turns: int = Field(10, ge=1)
-    max_output_tokens: int = Field(4096, ge=1)
+    max_turns: int = Field(DEFAULT_MAX_TURNS, ge=1)
+    max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
     label: str = ""
     """Where this run sits in the workflow (e.g. `step 2`); part of tool idempotency keys."""
 

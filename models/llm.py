@@ -9,6 +9,11 @@ from pydantic import BaseModel, Field
 from models.conversation import Conversation, StoredConversation, ToolCall
 from models.run import Usage
 
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+"""Output tokens one model call may produce, unless the budget leaves fewer."""
+SUMMARY_MAX_OUTPUT_TOKENS = 2048
+"""Output tokens of a summary of earlier turns."""
+
 
 class LlmRequest(BaseModel):
     """One inference: the agent (whose system prompt and tools the activity looks up), model and conversation."""
@@ -16,7 +21,7 @@ class LlmRequest(BaseModel):
     agent: str
     model: str | None = None
     conversation: Conversation
-    max_tokens: int = Field(4096, ge=1)
+    max_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
     task: Literal["reply", "summarise"] = "reply"
     """`reply`: the agent's next turn. `summarise`: condense the older turns of a stored conversation into one."""
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.blackbox import AgentStep
 from models.hybrid import HybridPlan
 from tools.registry import Registry
 
@@ -42,11 +41,6 @@ def parse_plan(text: str, registry: Registry) -> tuple[HybridPlan | None, str | 
             f"Reply with the corrected plan as JSON only."
         )
     return plan, None
-
-
-def plan_steps(plan: HybridPlan) -> list[AgentStep]:
-    """The consultations as black-box agent steps."""
-    return [AgentStep(agent=c.agent, prompt=c.prompt) for c in plan.consultations]
 
 
 def rejection_feedback(approver: str, reason: str) -> str:

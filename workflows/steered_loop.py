@@ -4,40 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.common import failure_detail
+from workflows import calls
 
 with workflow.unsafe.imports_passed_through():
-    from activities.llm import LlmActivities
-    from activities.tools import ToolActivities
     from models.approval import Decision
     from models.conversation import Conversation, ToolCall, ToolOutcome
     from models.history import RECENT_MESSAGES_KEPT, HistoryLimits
-    from models.llm import LlmRequest, LlmResponse
+    from models.llm import DEFAULT_MAX_OUTPUT_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS, LlmRequest, LlmResponse
     from models.run import ApprovalPolicy, RunStatus
     from models.tooling import ToolInvocation
     from telemetry.metrics import record_guardrail_rejection
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
     from workflows.carry import LoopState
     from workflows.ledger import RunLedger, describe_call
-
-LLM_TIMEOUT = timedelta(minutes=3)
-LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-"""`call_llm` heartbeats every second, so a crashed worker's call is retried within ~10 s, not 3 min."""
-LLM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=8,
-)
-DEFAULT_MAX_OUTPUT_TOKENS = 4096
-SUMMARY_MAX_OUTPUT_TOKENS = 2048
 
 AskApproval = Callable[..., Awaitable[Decision]]
 
@@ -49,10 +32,6 @@ class LoopOutcome:
     status: RunStatus
     output: Any
     handover: LoopState | None = None
-
-
-class LlmCallFailed(ApplicationError):
-    """Raised when the model cannot be reached after its retries or refuses the request."""
 
 
 class SteeredLoop:
@@ -138,7 +117,7 @@ class SteeredLoop:
     def _stopped(self, reason: str, not_done: list[str], last_text: str) -> LoopOutcome:
         return LoopOutcome(RunStatus.BUDGET_EXCEEDED, self._ledger.stop_summary(reason, not_done, last_text))
 
-    async def _call_llm(self, conversation: Conversation, task: str = "reply") -> LlmResponse:
+    async def _call_llm(self, conversation: Conversation, task: Literal["reply", "summarise"] = "reply") -> LlmResponse:
         summarising = task == "summarise"
         request = LlmRequest(
             agent=self._agent.name,
@@ -151,20 +130,9 @@ class SteeredLoop:
         )
         step = self._ledger.steps + 1
         what = "summarise earlier turns" if summarising else self._agent.name
-        try:
-            return await workflow.execute_activity_method(
-                LlmActivities.call_llm,
-                request,
-                start_to_close_timeout=LLM_TIMEOUT,
-                heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
-                retry_policy=LLM_RETRY,
-                summary=f"{self._label}step {step}: call_llm ({what})",
-            )
-        except ActivityError as exc:
-            detail = failure_detail(exc)
-            raise LlmCallFailed(
-                f"call_llm failed at step {step}: {detail}", type="LlmCallFailed", non_retryable=True
-            ) from exc
+        return await calls.call_llm(
+            request, summary=f"{self._label}step {step}: call_llm ({what})", where=f"at step {step}"
+        )
 
     async def _run_tool(self, call: ToolCall) -> ToolOutcome:
         check = check_tool_call(self._registry, self._agent, call.name, call.arguments)
@@ -197,19 +165,10 @@ class SteeredLoop:
             offload=self._limits.offload,
         )
         try:
-            return await workflow.execute_activity_method(
-                ToolActivities.run_tool,
+            return await calls.run_tool(
                 invocation,
-                start_to_close_timeout=tool.timeout,
-                retry_policy=tool.retry,
+                calls.tool_options(tool.timeout, tool.retry),
                 summary=f"{self._label}step {step}: {describe_call(call, 80)}",
             )
-        except ActivityError as exc:
-            detail = failure_detail(exc)
-            attempts = tool.retry.maximum_attempts or "unlimited"
-            return ToolOutcome(
-                tool_call_id=call.id,
-                name=call.name,
-                content=f"Error: tool {call.name} failed after {attempts} attempts: {detail}",
-                is_error=True,
-            )
+        except calls.ToolCallFailed as exc:
+            return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True)

@@ -1,49 +1,16 @@
-"""Workflow-side helpers every agent workflow uses: input checks, trace id, search attributes."""
+"""What a run shows outside itself: its trace (id, Langfuse user and session) and its search attributes."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    # Pydantic models must be the very classes the data converter knows, so they pass through the sandbox.
+    # The run's trace context lives in OpenTelemetry's module state, which the tracing plugin shares.
     import opentelemetry.baggage
     import opentelemetry.context
     import opentelemetry.trace
-    from pydantic import BaseModel, ValidationError
 
     from models import search_attributes as sa
-
-T = TypeVar("T", bound=BaseModel)
-
-
-def invalid_input(message: str) -> ApplicationError:
-    """The workflow fails at once (never a stuck workflow task), with a message naming the field."""
-    return ApplicationError(f"invalid input: {message}", type="InvalidInput", non_retryable=True)
-
-
-def failure_detail(exc: ActivityError) -> str:
-    """What went wrong in an activity that failed after its retries: its cause's message."""
-    return str(exc.cause) if exc.cause is not None else str(exc)
-
-
-def parse_input(raw: Any, model: type[T]) -> T:
-    """Validate a workflow's raw JSON input; every problem is named by its field path."""
-    if raw is None:
-        raise invalid_input('an input object is required, e.g. {"prompt": "..."}')
-    if not isinstance(raw, dict):
-        raise invalid_input(f"expected a JSON object, got {type(raw).__name__}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            field = ".".join(map(str, err["loc"])) or "input"
-            msg = err["msg"].replace("Extra inputs are not permitted", "unknown field")
-            problems.append(f"{field}: {msg}")
-        raise invalid_input("; ".join(problems)) from None
 
 
 def current_trace_id() -> str:

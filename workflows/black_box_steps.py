@@ -1,0 +1,111 @@
+"""Black-box steps on the run's one ledger: pattern A's steps and the hybrid's specialists (stage 2) alike.
+
+Each step: check the run's ceilings, ask for one whole agent run (`invoke_agent`) within what the
+budget leaves, count what it spent, keep its output. A fan-out runs several at once, within a bound;
+the first step that cannot run or that stops early stops those not yet started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio import workflow
+
+from workflows import calls
+
+with workflow.unsafe.imports_passed_through():
+    from models.blackbox import DEFAULT_MAX_TURNS, InvokeAgentRequest
+    from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
+    from workflows.ledger import RunLedger
+
+
+def step_keys(agents: Sequence[str]) -> list[str]:
+    """Output keys: the agent's name, or `agent#n` where an agent appears more than once."""
+    names = list(agents)
+    return [a if names.count(a) == 1 else f"{a}#{i + 1}" for i, a in enumerate(names)]
+
+
+@dataclass(frozen=True)
+class BlackBoxStep:
+    """One agent to run whole, and how the run names it."""
+
+    key: str
+    """Its output's key (`step_keys`)."""
+    agent: str
+    prompt: str
+    label: str
+    """Its place in the run, part of its tools' idempotency keys (e.g. `step-2`)."""
+    summary: str
+    """The activity summary the Temporal UI shows."""
+    where: str
+    """Where it sits, for a failure message (e.g. `step 2`)."""
+    noun: str
+    """How the run's record of work names it (e.g. `agent budget`, `specialist budget`)."""
+
+
+class BlackBoxSteps:
+    """Runs black-box steps on one ledger, keeping their outputs and the first reason to stop."""
+
+    def __init__(
+        self,
+        ledger: RunLedger,
+        model: str | None,
+        keys: Sequence[str],
+        *,
+        pending_label: Callable[[str], str] = str,
+        later: Sequence[str] = (),
+        on_start: Callable[[BlackBoxStep], None] | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._model = model
+        self._keys = list(keys)
+        self._pending_label = pending_label
+        self._later = list(later)
+        """What comes after these steps, listed as not done when they stop the run (e.g. approval, execution)."""
+        self._on_start = on_start
+        self.outputs: dict[str, Any] = {}
+        self.stopped: dict[str, Any] | None = None
+        """The ledger's stop summary of the first step that could not run or stopped early; None while all answer."""
+
+    async def run(self, step: BlackBoxStep) -> bool:
+        """Run one step; False (and `stopped` set) when a ceiling forbade it or the agent stopped before answering."""
+        if reason := self._ledger.exceeded(workflow.now()):
+            return self._stop(reason)
+        if self._on_start is not None:
+            self._on_start(step)
+        request = InvokeAgentRequest(
+            agent=step.agent,
+            prompt=step.prompt,
+            model=self._model,
+            max_turns=DEFAULT_MAX_TURNS,
+            max_output_tokens=self._ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
+            label=step.label,
+        )
+        result = await calls.invoke_black_box(request, summary=step.summary, where=step.where)
+        ending = f" stopped: {result.stopped}" if result.stopped else " answered"
+        self._ledger.record_usage(result.usage, f"{step.noun} ({result.turns} turns){ending}")
+        if result.stopped:
+            return self._stop(f"{step.key}: {result.stopped}")
+        self.outputs[step.key] = result.output
+        return True
+
+    async def fan_out(self, steps: Sequence[BlackBoxStep], bound: int) -> bool:
+        """Run `steps` at most `bound` at a time; once one stops, those not yet started are skipped."""
+        slots = asyncio.Semaphore(bound)
+
+        async def branch(step: BlackBoxStep) -> None:
+            async with slots:
+                if self.stopped is None:
+                    await self.run(step)
+
+        await asyncio.gather(*(branch(s) for s in steps))
+        return self.stopped is None
+
+    def _stop(self, reason: str) -> bool:
+        if self.stopped is None:
+            pending = [self._pending_label(k) for k in self._keys if k not in self.outputs]
+            self.stopped = self._ledger.stop_summary(reason, pending + self._later)
+        return False

@@ -1,0 +1,181 @@
+"""Every activity a workflow calls, each through one small function here, with its options from one table.
+
+Activities are called by their registered name (never renamed once shipped: running workflows replay
+by name), so workflow code needs only the contracts in `models/`, never the activity code. Each
+function turns the `ActivityError` that Temporal raises after the last attempt into the product's
+typed error, in one place (`_failure`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from models.archive import ArchiveReceipt, ArchiveRequest
+    from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+    from models.conversation import ToolOutcome
+    from models.errors import AgentRunFailed, AgentServiceError, LlmCallFailed
+    from models.history import HistoryLimits
+    from models.hybrid import NotificationReceipt, NotificationRequest
+    from models.llm import LlmRequest, LlmResponse
+    from models.tooling import ToolInvocation
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    """How a workflow calls one activity (the fields the SDK's `ModelActivityParameters` has for its model calls)."""
+
+    name: str
+    """The activity's registered name (`@activity.defn(name=...)`)."""
+    start_to_close_timeout: timedelta
+    """Longest one attempt may take; a slower attempt is abandoned and retried."""
+    heartbeat_timeout: timedelta | None = None
+    """Longest silence between heartbeats before Temporal counts the worker as dead and retries elsewhere.
+    The activity heartbeats at a fraction of it (activities/heartbeat.py), so this alone sets both."""
+    retry_policy: RetryPolicy | None = None
+    """Attempts and backoff; None keeps Temporal's default (unlimited attempts)."""
+    local: bool = False
+    """Run inside the workflow task as a local activity: no server round trip, and its input never enters history."""
+
+
+class ToolCallFailed(AgentServiceError):
+    """A tool call failed after all its attempts; the loop tells the model and goes on."""
+
+
+class NotificationFailed(AgentServiceError):
+    """`send_notification` failed after its attempts; the run's work is done, so this is reported, not fatal."""
+
+
+class ArchiveFailed(AgentServiceError):
+    """`archive_run` failed after its attempts; the run still returns its result."""
+
+
+CALL_LLM = ActivityOptions(
+    name="call_llm",
+    start_to_close_timeout=timedelta(minutes=3),
+    heartbeat_timeout=timedelta(seconds=10),  # a crashed worker's call is retried within ~10 s, not 3 min
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=60),
+        maximum_attempts=8,
+    ),
+)
+RUN_TOOL = ActivityOptions(name="run_tool", start_to_close_timeout=timedelta(seconds=30))
+"""Defaults only: each call takes its timeout and retry policy from the tool's declaration (`tool_options`)."""
+INVOKE_BLACK_BOX = ActivityOptions(
+    name="invoke_agent",
+    start_to_close_timeout=timedelta(minutes=15),
+    heartbeat_timeout=timedelta(seconds=10),
+    # Few attempts: each one re-runs (and re-pays) the whole agent.
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=3
+    ),
+)
+SEND_NOTIFICATION = ActivityOptions(
+    name="send_notification",
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
+    ),
+)
+ARCHIVE_RUN = ActivityOptions(
+    name="archive_run",
+    start_to_close_timeout=timedelta(minutes=2),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=6
+    ),
+    local=True,  # its input (output, conversations) goes from workflow memory to the store, never into history
+)
+HISTORY_LIMITS = ActivityOptions(name="history_limits", start_to_close_timeout=timedelta(seconds=10), local=True)
+
+ACTIVITY_OPTIONS = (CALL_LLM, RUN_TOOL, INVOKE_BLACK_BOX, SEND_NOTIFICATION, ARCHIVE_RUN, HISTORY_LIMITS)
+"""The table: every activity a workflow calls, with how it is called."""
+
+
+def tool_options(timeout: timedelta, retry: RetryPolicy, *, local: bool = False) -> ActivityOptions:
+    """`run_tool` as one tool's declaration wants it called."""
+    return replace(RUN_TOOL, start_to_close_timeout=timeout, retry_policy=retry, local=local)
+
+
+async def call_llm(request: LlmRequest, *, summary: str, where: str) -> LlmResponse:
+    """One inference; failure after its retries is `LlmCallFailed` naming `where` (e.g. `at step 3`)."""
+    try:
+        return await _execute(CALL_LLM, request, LlmResponse, summary)
+    except ActivityError as exc:
+        raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}") from exc
+
+
+async def run_tool(invocation: ToolInvocation, options: ActivityOptions, *, summary: str) -> ToolOutcome:
+    """One validated tool call; failure after its retries is `ToolCallFailed` with the attempts made."""
+    try:
+        return await _execute(options, invocation, ToolOutcome, summary)
+    except ActivityError as exc:
+        policy = options.retry_policy
+        attempts = (policy.maximum_attempts if policy else 0) or "unlimited"
+        raise ToolCallFailed(f"tool {invocation.call.name} failed after {attempts} attempts: {_failure(exc)}") from exc
+
+
+async def invoke_black_box(request: InvokeAgentRequest, *, summary: str, where: str) -> InvokeAgentResult:
+    """One whole agent run; failure after its retries is `AgentRunFailed` naming `where`."""
+    try:
+        return await _execute(INVOKE_BLACK_BOX, request, InvokeAgentResult, summary)
+    except ActivityError as exc:
+        raise AgentRunFailed(f"agent {request.agent} failed at {where}: {_failure(exc)}") from exc
+
+
+async def send_notification(request: NotificationRequest, *, summary: str) -> NotificationReceipt:
+    """One notification, deduplicated by its idempotency key; failure is `NotificationFailed`."""
+    try:
+        return await _execute(SEND_NOTIFICATION, request, NotificationReceipt, summary)
+    except ActivityError as exc:
+        raise NotificationFailed(_failure(exc)) from exc
+
+
+async def archive_run(request: ArchiveRequest) -> ArchiveReceipt:
+    """Write the run's archive (a local activity); failure is `ArchiveFailed`."""
+    try:
+        return await _execute(ARCHIVE_RUN, request, ArchiveReceipt, "archive_run")
+    # A local activity's failure may arrive as its cause itself (e.g. a non-retryable ApplicationError).
+    except (ActivityError, ApplicationError, TimeoutError) as exc:
+        raise ArchiveFailed(_failure(exc) if isinstance(exc, ActivityError) else str(exc)) from exc
+
+
+async def history_limits() -> HistoryLimits:
+    """The worker's history settings (a local activity, so the answer is recorded and replays the same)."""
+    return await _execute(HISTORY_LIMITS, None, HistoryLimits, "history limits")
+
+
+async def _execute(options: ActivityOptions, arg: Any, result_type: type[R], summary: str) -> R:
+    args = [] if arg is None else [arg]
+    if options.local:
+        return await workflow.execute_local_activity(
+            options.name,
+            args=args,
+            result_type=result_type,
+            start_to_close_timeout=options.start_to_close_timeout,
+            retry_policy=options.retry_policy,
+            summary=summary,
+        )
+    return await workflow.execute_activity(
+        options.name,
+        args=args,
+        result_type=result_type,
+        start_to_close_timeout=options.start_to_close_timeout,
+        heartbeat_timeout=options.heartbeat_timeout,
+        retry_policy=options.retry_policy,
+        summary=summary,
+    )
+
+
+def _failure(exc: ActivityError) -> str:
+    """What went wrong in an activity that failed after its retries: its cause's message."""
+    return str(exc.cause) if exc.cause is not None else str(exc)
