@@ -140,6 +140,7 @@ class ApprovalBook(BaseModel):
         return self._decide(request, False, "timeout", "approval timed out", now, "timeout")
 
     def _target(self, request_id: str | None, approver: str) -> ApprovalRequest:
+        request: ApprovalRequest | None
         if request_id is None:
             pending = self.pending()
             if not pending:

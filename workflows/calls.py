@@ -156,8 +156,9 @@ async def history_limits() -> HistoryLimits:
 
 async def _execute(options: ActivityOptions, arg: Any, result_type: type[R], summary: str) -> R:
     args = [] if arg is None else [arg]
+    result: R
     if options.local:
-        return await workflow.execute_local_activity(
+        result = await workflow.execute_local_activity(
             options.name,
             args=args,
             result_type=result_type,
@@ -165,7 +166,8 @@ async def _execute(options: ActivityOptions, arg: Any, result_type: type[R], sum
             retry_policy=options.retry_policy,
             summary=summary,
         )
-    return await workflow.execute_activity(
+        return result
+    result = await workflow.execute_activity(
         options.name,
         args=args,
         result_type=result_type,
@@ -174,6 +176,7 @@ async def _execute(options: ActivityOptions, arg: Any, result_type: type[R], sum
         retry_policy=options.retry_policy,
         summary=summary,
     )
+    return result
 
 
 def _failure(exc: ActivityError) -> str:
