@@ -39,17 +39,17 @@ if __name__ == "__main__":  # runnable from anywhere: the repo root holds the pa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
-from activities.tools import ToolActivities
 from models.conversation import Conversation, ToolOutcome
-from models.run import AgentRunInput, AgentRunResult, RunStatus
+from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
+from models.run import AgentRunInput, AgentRunResult
 from models.tooling import ToolInvocation
 from tools.catalog import REGISTRY
+from tools.registry import Tool
+from workflows import calls
 from workflows.agent_loop import AgentLoopWorkflow
-from workflows.common import current_trace_id, parse_input, publish_search_attributes
 from workflows.ledger import RunLedger
-from workflows.steered_loop import DEFAULT_MAX_OUTPUT_TOKENS, SteeredLoop
+from workflows.steered_loop import SteeredLoop
 
 TARGET_MS = 15.0
 """The issue's target: orchestration overhead per loop step, on this machine."""
@@ -371,52 +371,19 @@ async def plain_client(address: str):
 class LocalToolLoop(SteeredLoop):
     """SteeredLoop with `run_tool` as a local activity: no extra workflow task or server round trip per tool."""
 
-    async def _execute(self, tool, call) -> ToolOutcome:
-        step = self._ledger.steps + 1
-        invocation = ToolInvocation(
-            agent=self._agent.name,
-            call=call,
-            idempotency_key=f"{workflow.info().workflow_id}:{self._label}step-{step}:{call.id}",
-        )
-        try:
-            return await workflow.execute_local_activity_method(
-                ToolActivities.run_tool, invocation, start_to_close_timeout=tool.timeout, retry_policy=tool.retry
-            )
-        except ActivityError as exc:
-            return ToolOutcome(
-                tool_call_id=call.id, name=call.name, content=f"Error: {exc.cause or exc}", is_error=True
-            )
+    def tool_options(self, tool: Tool) -> calls.ActivityOptions:
+        return calls.tool_options(tool.timeout, tool.retry, local=True)
 
 
 @workflow.defn(name="BenchLocalToolLoopWorkflow")
 class BenchLocalToolLoopWorkflow(AgentLoopWorkflow):
-    """AgentLoopWorkflow.run with LocalToolLoop (input checks trimmed: the bench sends valid input)."""
+    """AgentLoopWorkflow, lifecycle and all, running LocalToolLoop."""
+
+    LOOP = LocalToolLoop
 
     @workflow.run
-    async def run(self, raw: Any = None) -> AgentRunResult:
-        trace_id = current_trace_id()
-        request = parse_input(raw, AgentRunInput)
-        self._agent = request.agent
-        publish_search_attributes(agent=request.agent, pattern=self.PATTERN, customer_id=request.customer_id)
-        self._set_state(RunStatus.RUNNING)
-        self._ledger = RunLedger(budget=request.budget, started_at=workflow.now())
-        loop = LocalToolLoop(
-            registry=REGISTRY,
-            agent=REGISTRY.agent(request.agent),
-            model=request.model,
-            ledger=self._ledger,
-            approval_policy=request.approval,
-            ask_approval=self._ask_approval,
-        )
-        outcome = await loop.run(Conversation.start(request.prompt))
-        self._set_state(outcome.status)
-        return AgentRunResult(
-            status=outcome.status,
-            output=outcome.output,
-            usage=self._ledger.usage,
-            steps=self._ledger.steps,
-            trace_id=trace_id,
-        )
+    async def run(self, raw: Any = None, carry: Any = None) -> AgentRunResult:
+        return await self._lifecycle(raw, carry, AgentRunInput)
 
 
 @dataclasses.dataclass

@@ -24,6 +24,8 @@ class AgentLoopWorkflow(AgentWorkflow[AgentRunInput]):
     """
 
     PATTERN = "B"
+    LOOP: type[SteeredLoop] = SteeredLoop
+    """The loop this workflow runs (a bench swaps in a variant)."""
 
     @workflow.run
     async def run(self, raw: Any = None, carry: Any = None) -> AgentRunResult:
@@ -33,7 +35,7 @@ class AgentLoopWorkflow(AgentWorkflow[AgentRunInput]):
     async def _execute(self, start: RunStart[AgentRunInput]) -> RunEnd:
         request = start.request
         assert self._ledger is not None
-        loop = SteeredLoop(
+        loop = self.LOOP(
             registry=REGISTRY,
             agent=REGISTRY.agent(request.agent),
             model=request.model,

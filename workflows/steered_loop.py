@@ -156,6 +156,10 @@ class SteeredLoop:
                 return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Not run: {why}", is_error=True)
         return await self._execute(tool, call)
 
+    def tool_options(self, tool: Tool) -> calls.ActivityOptions:
+        """How `run_tool` is called for `tool`: its declared timeout and retry policy."""
+        return calls.tool_options(tool.timeout, tool.retry)
+
     async def _execute(self, tool: Tool, call: ToolCall) -> ToolOutcome:
         step = self._ledger.steps + 1
         invocation = ToolInvocation(
@@ -167,7 +171,7 @@ class SteeredLoop:
         try:
             return await calls.run_tool(
                 invocation,
-                calls.tool_options(tool.timeout, tool.retry),
+                self.tool_options(tool),
                 summary=f"{self._label}step {step}: {describe_call(call, 80)}",
             )
         except calls.ToolCallFailed as exc:
