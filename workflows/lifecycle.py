@@ -1,4 +1,4 @@
-"""The life of every agent run, written once: prelude, the workflow's own part, epilogue; plus approvals and status.
+"""The life of every agent run, written once: prelude, the workflow's own part, epilogue.
 
 A workflow class says only what is particular to it (`_execute`, and which agents its input names);
 `AgentWorkflow._lifecycle` does the rest in the same order for all three, so their histories keep
@@ -8,41 +8,28 @@ the same shape: search attributes, history limits, ledger, ..., final status, ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
 
 from workflows import calls
+from workflows.handlers import RunHandlers
 from workflows.visibility import current_trace_id, publish_search_attributes, tag_trace
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from models.approval import ApprovalRequest, Decision
     from models.archive import ArchiveRequest
     from models.conversation import Conversation
     from models.errors import InvalidInput, RunFailed
     from models.history import HistoryLimits
-    from models.run import AgentRunInput, AgentRunResult, ApprovalPolicy, RunStatus, Usage
-    from models.status import StatusView
-    from telemetry.metrics import record_approval, record_guardrail_rejection, record_run_end
-    from telemetry.tracing import tracer
+    from models.run import AgentRunInput, AgentRunResult, RunStatus
     from tools.catalog import REGISTRY
-    from workflows.approvals import ApprovalBook, proposal_markdown
     from workflows.carry import RunCarry
     from workflows.ledger import RunLedger
 
 I = TypeVar("I", bound=AgentRunInput)  # noqa: E741  (the workflow's input model)
 M = TypeVar("M", bound=BaseModel)
-FINAL_STATES = {
-    RunStatus.COMPLETED,
-    RunStatus.REJECTED,
-    RunStatus.APPROVAL_TIMED_OUT,
-    RunStatus.BUDGET_EXCEEDED,
-    RunStatus.FAILED,
-}
-
 BOUNDED_HISTORY_PATCH = "bounded-history"
 """Runs recorded before offload and continue-as-new have no marker for this and replay as they ran."""
 ARCHIVE_PATCH = "archive-on-completion"
@@ -95,23 +82,11 @@ class RunEnd:
     conversations: dict[str, Conversation] = field(default_factory=dict)
 
 
-class AgentWorkflow(Generic[I]):
-    """Approval handlers, the `status` query and the run's lifecycle, shared by all three agent workflows."""
+class AgentWorkflow(RunHandlers, Generic[I]):
+    """The run's lifecycle, shared by all three agent workflows (handlers and state: `RunHandlers`)."""
 
-    PATTERN = "?"
     BOUNDED_HISTORY = True
     """Whether the run fetches history limits (offload, continue-as-new); pattern A keeps nothing to offload."""
-
-    def __init__(self) -> None:
-        self._state = RunStatus.RUNNING
-        self._book = ApprovalBook()
-        self._ledger: RunLedger | None = None
-        self._agent: str | None = None
-        self._stage: str | None = None
-        self._waiting_for: str | None = None
-        self._ended = False
-
-    # --- the lifecycle -------------------------------------------------------------------------
 
     async def _lifecycle(self, raw: Any, carry: Any, model: type[I]) -> AgentRunResult:
         """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it."""
@@ -237,125 +212,3 @@ class AgentWorkflow(Generic[I]):
             await calls.archive_run(request)
         except calls.ArchiveFailed as exc:
             workflow.logger.warning("archive of run %s failed: %s", info.workflow_id, exc)
-
-    def _set_state(self, state: RunStatus) -> None:
-        self._state = state
-        publish_search_attributes(status=state.value)
-        if state in FINAL_STATES and not self._ended:
-            self._ended = True
-            self._record_end(state)
-
-    def _record_end(self, state: RunStatus) -> None:
-        """Per-run metrics; a run stopped by a ceiling also counts as a guardrail rejection."""
-        meter = workflow.metric_meter()
-        usage = self._ledger.usage if self._ledger else Usage()
-        record_run_end(
-            meter,
-            workflow_type=workflow.info().workflow_type,
-            agent=self._agent or "unknown",
-            status=state.value,
-            tokens=usage.total_tokens,
-            cost_usd=usage.cost_usd,
-            steps=self._ledger.steps if self._ledger else 0,
-        )
-        if state == RunStatus.BUDGET_EXCEEDED:
-            record_guardrail_rejection(meter, reason="budget")
-
-    # --- approvals and status ------------------------------------------------------------------
-
-    @workflow.signal(
-        name="approve",
-        description='Approve a pending request: {"approver": "alice", "comment": "ok", "request_id": "optional, oldest pending if absent"}',
-    )
-    def approve(self, payload: Any) -> None:
-        """Signal `approve`; a bad payload or unlisted approver is recorded and ignored."""
-        self._on_signal("approve", payload)
-
-    @workflow.signal(
-        name="reject",
-        description='Reject a pending request: {"approver": "alice", "reason": "too risky", "request_id": "optional"}',
-    )
-    def reject(self, payload: Any) -> None:
-        """Signal `reject`; a bad payload or unlisted approver is recorded and ignored."""
-        self._on_signal("reject", payload)
-
-    def _on_signal(self, name: Literal["approve", "reject"], payload: Any) -> None:
-        outcome = self._book.apply_signal(name, payload, workflow.now())
-        if isinstance(outcome, Decision):
-            workflow.logger.info("%s: %s decided by %s", name, outcome.request_id, outcome.approver)
-        else:
-            workflow.logger.warning("signal %s ignored: %s", name, outcome.reason)
-
-    @workflow.update(
-        name="decide",
-        description='Decide a request, refused with a reason if wrong: {"request_id": "req-1", "approved": true, "approver": "alice", "comment": ""}',
-    )
-    def decide(self, payload: Any) -> Decision:
-        """Update `decide`: returns the recorded decision."""
-        return self._book.apply_update(self._book.check_update(payload), workflow.now())
-
-    @decide.validator
-    def _validate_decide(self, payload: Any) -> None:
-        self._book.check_update(payload)
-
-    @workflow.query(name="status", description="State, stage, step, usage so far and pending approvals.")
-    def status(self) -> StatusView:
-        """Query `status`."""
-        ledger = self._ledger
-        return StatusView(
-            state=self._state,
-            agent=self._agent,
-            pattern=self.PATTERN,
-            stage=self._stage,
-            waiting_for=self._waiting_for,
-            step=ledger.steps if ledger else 0,
-            usage=ledger.usage if ledger else Usage(),
-            pending_approvals=self._book.pending_views(),
-            ignored_decisions=self._book.ignored,
-        )
-
-    async def _ask_approval(
-        self, *, kind: Literal["tool_call", "plan"], summary: str, proposal: dict[str, Any], policy: ApprovalPolicy
-    ) -> Decision:
-        """Open a request and wait for a decision on a durable timer: no worker slot or thread is held."""
-        request = self._book.open(
-            kind=kind,
-            summary=summary,
-            proposal=proposal,
-            approvers=policy.approvers,
-            now=workflow.now(),
-            timeout=timedelta(seconds=policy.timeout_seconds),
-        )
-        self._waiting_for = f"approval of {request.request_id}: {summary}"
-        self._set_state(RunStatus.WAITING_FOR_APPROVAL)
-        workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
-        waiting_since = workflow.now()
-        # A span in the run's trace for the wait (the signal's own span belongs to whoever sent it).
-        attributes = {"approval.kind": kind, "approval.summary": summary[:500]}
-        with tracer().start_as_current_span(f"approval {request.request_id}", attributes=attributes) as span:
-            decision = await self._await_decision(request, policy.timeout_seconds)
-            outcome = "timeout" if decision.via == "timeout" else ("approved" if decision.approved else "rejected")
-            span.set_attributes({"approval.outcome": outcome, "approval.approver": decision.approver or ""})
-        waited = (workflow.now() - waiting_since).total_seconds()
-        if self._ledger is not None:
-            self._ledger.waited_seconds += waited
-        record_approval(workflow.metric_meter(), kind=kind, outcome=outcome, waited_seconds=waited)
-        verdict = "approved" if decision.approved else "rejected"
-        workflow.set_current_details(f"{request.request_id} {verdict} by {decision.approver}: {summary}")
-        self._waiting_for = None
-        self._set_state(RunStatus.RUNNING)
-        return decision
-
-    async def _await_decision(self, request: ApprovalRequest, timeout_seconds: int) -> Decision:
-        """A durable timer until a decision lands or the request expires (which then counts as a rejection)."""
-        try:
-            await workflow.wait_condition(
-                lambda: request.decision is not None,
-                timeout=timedelta(seconds=timeout_seconds),
-                timeout_summary=f"approval {request.request_id} expires",
-            )
-        except TimeoutError:
-            if request.decision is None:  # a decision may land in the same activation as the timer
-                self._book.expire(request.request_id, workflow.now())
-        assert request.decision is not None
-        return request.decision
