@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 from activities.agent_runs import AgentActivities
 from activities.archive import ArchiveActivities
 from activities.claude_agent_engine import ClaudeAgentEngine
-from activities.context import ConversationStore
+from activities.conversation_store import ConversationStore
 from activities.history import HistoryActivities
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities

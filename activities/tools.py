@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.context import ConversationStore
+from activities.conversation_store import ConversationStore
 from config.settings import Settings
 from models.conversation import ToolOutcome
 from models.errors import ToolInputError
@@ -18,10 +18,10 @@ from tools.registry import Registry, ToolContext
 class ToolActivities:
     """Runs tool handlers with the worker's settings."""
 
-    def __init__(self, settings: Settings, registry: Registry, context: ConversationStore | None = None) -> None:
+    def __init__(self, settings: Settings, registry: Registry, conversations: ConversationStore) -> None:
         self._settings = settings
         self._registry = registry
-        self._context = context or ConversationStore(settings.blob_store(), settings.tool_output_max_chars)
+        self._conversations = conversations
 
     @activity.defn(name="run_tool")
     async def run_tool(self, invocation: ToolInvocation) -> ToolOutcome:
@@ -50,5 +50,5 @@ class ToolActivities:
         record_tool_call(activity_meter(), tool=call.name, ok=not outcome.is_error)
         if not invocation.offload or outcome.is_error:
             return outcome
-        kept, ref = await self._context.offload_output(outcome.content)
+        kept, ref = await self._conversations.offload_output(outcome.content)
         return outcome.model_copy(update={"content": kept, "content_ref": ref})
