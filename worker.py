@@ -21,14 +21,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.agent_runs import AgentActivities
 from activities.archive import ArchiveActivities
-from activities.claude_agent_engine import ClaudeAgentEngine
+from activities.black_box.claude_engine import ClaudeAgentEngine
+from activities.black_box.invoke_agent import BlackBoxActivities
+from activities.black_box.openai_engine import OpenAIAgentEngine
 from activities.conversation_store import ConversationStore
 from activities.history import HistoryActivities
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
-from activities.openai_agent_engine import OpenAIAgentEngine
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.tools import ToolActivities
@@ -57,7 +57,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     tools = ToolActivities(settings, REGISTRY, context)
     history = HistoryActivities(settings)
     notify = NotifyActivities(settings)
-    agents = AgentActivities(
+    agents = BlackBoxActivities(
         settings,
         REGISTRY,
         {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},

@@ -11,7 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.common import failure_detail
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agent_runs import AgentActivities
+    from activities.black_box.invoke_agent import BlackBoxActivities
     from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 
 AGENT_TIMEOUT = timedelta(minutes=15)
@@ -33,7 +33,7 @@ async def invoke_black_box(request: InvokeAgentRequest, *, summary: str, where: 
     """Run one whole agent as an activity; its final failure becomes a non-retryable `AgentRunFailed` naming `where`."""
     try:
         return await workflow.execute_activity_method(
-            AgentActivities.invoke_agent,
+            BlackBoxActivities.invoke_agent,
             request,
             start_to_close_timeout=AGENT_TIMEOUT,
             heartbeat_timeout=AGENT_HEARTBEAT_TIMEOUT,

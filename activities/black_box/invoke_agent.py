@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.black_box import AgentEngine, AgentProgress, ToolRunner
+from activities.black_box.engine import AgentEngine, ToolRunner
+from activities.black_box.progress import AgentProgress
 from activities.heartbeat import heartbeating
 from activities.routing import route
 from config.settings import Settings
@@ -12,7 +13,7 @@ from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from tools.registry import Registry
 
 
-class AgentActivities:
+class BlackBoxActivities:
     """Holds the worker's agent engines, keyed by provider (`openai`, `anthropic`)."""
 
     def __init__(self, settings: Settings, registry: Registry, engines: dict[str, AgentEngine]) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from activities.black_box import AgentProgress, ToolRunner
+from activities.black_box.engine import ToolRunner
+from activities.black_box.progress import AgentProgress
 from activities.providers.anthropic_provider import AnthropicProvider
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.conversation import Conversation, ToolOutcome

@@ -24,7 +24,8 @@ from agents import (
 from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
-from activities.black_box import AgentProgress, ToolRunner
+from activities.black_box.engine import ToolRunner
+from activities.black_box.progress import AgentProgress
 from activities.pricing import cost_usd
 from activities.providers.errors import connection_error, http_error
 from activities.providers.openai_provider import OpenAIProvider
