@@ -9,12 +9,14 @@ from temporalio.testing import ActivityEnvironment
 from activities.conversation_store import ConversationStore
 from activities.llm import LlmActivities
 from activities.providers.anthropic_provider import AnthropicProvider
+from activities.tool_executor import ToolExecutor
 from activities.tools import ToolActivities
 from devstack.fake_anthropic import Fault, Reply
 from models.conversation import Conversation, ToolCall
 from models.llm import LlmRequest
 from models.tooling import ToolInvocation
 from tools.catalog import REGISTRY
+from tools.deps import ToolDeps
 from tools.notes import NoteStore
 
 
@@ -25,7 +27,7 @@ def conversations(settings) -> ConversationStore:
 
 
 async def test_write_note_activity_twice_with_one_key_stores_one_note(settings, conversations):
-    tools = ToolActivities(settings, REGISTRY, conversations)
+    tools = ToolActivities(ToolExecutor(REGISTRY, ToolDeps.from_settings(settings)), conversations)
     call = ToolCall(id="toolu_1", name="write_note", arguments={"title": "Budget", "body": "500/month"})
     invocation = ToolInvocation(agent="assistant", call=call, idempotency_key="wf-1:step-4:toolu_1")
     env = ActivityEnvironment()
