@@ -21,16 +21,17 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.agent_runs import AgentActivities
 from activities.archive import ArchiveActivities
-from activities.claude_agent_engine import ClaudeAgentEngine
-from activities.context import ConversationStore
+from activities.black_box.claude_engine import ClaudeAgentEngine
+from activities.black_box.invoke_agent import BlackBoxActivities
+from activities.black_box.openai_engine import OpenAIAgentEngine
+from activities.conversation_store import ConversationStore
 from activities.history import HistoryActivities
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
-from activities.openai_agent_engine import OpenAIAgentEngine
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.providers.openai_provider import OpenAIProvider
+from activities.tool_executor import ToolExecutor
 from activities.tools import ToolActivities
 from config.settings import Settings
 from config.temporal import connect, metrics_runtime
@@ -39,6 +40,7 @@ from models.search_attributes import ALL_KEYS
 from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing
 from tools.catalog import REGISTRY
+from tools.deps import ToolDeps
 from workflows.agent_loop import AgentLoopWorkflow
 from workflows.black_box import BlackBoxAgentWorkflow
 from workflows.hybrid import HybridAgentWorkflow
@@ -54,13 +56,15 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     openai = OpenAIProvider(settings.llm_timeout_seconds)
     context = ConversationStore(settings.blob_store(), settings.tool_output_max_chars)  # one cache for both
     llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic, "openai": openai}, context)
-    tools = ToolActivities(settings, REGISTRY, context)
+    executor = ToolExecutor(REGISTRY, ToolDeps.from_settings(settings))  # one for run_tool and the black boxes
+    tools = ToolActivities(executor, context)
     history = HistoryActivities(settings)
     notify = NotifyActivities(settings)
-    agents = AgentActivities(
+    agents = BlackBoxActivities(
         settings,
         REGISTRY,
         {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
+        executor,
     )
     archive = ArchiveActivities(settings, context.blobs, client.data_converter.payload_codec, context)
     return Worker(

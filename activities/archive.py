@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.converter import PayloadCodec
 from temporalio.exceptions import ApplicationError
 
-from activities.context import ConversationStore
+from activities.conversation_store import ConversationStore
 from config.settings import Settings
 from models.archive import ArchiveReceipt, ArchiveRequest
 from models.conversation import Conversation, ToolResultBlock

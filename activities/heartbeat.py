@@ -10,16 +10,28 @@ from temporalio import activity
 
 T = TypeVar("T")
 
-HEARTBEAT_EVERY_SECONDS = 1.0
-"""Often enough that a dead worker's activity is retried soon after the workflow's heartbeat timeout."""
+DEFAULT_HEARTBEAT_SECONDS = 1.0
+"""How often to beat when the activity has no heartbeat timeout (or outside an activity)."""
+MIN_HEARTBEAT_SECONDS = 0.1
+MAX_HEARTBEAT_SECONDS = 10.0
+"""Bounds: a tiny timeout must not make a busy loop, and a long one must still let cancellation arrive soon."""
+
+
+def heartbeat_interval() -> float:
+    """A third of this activity's heartbeat timeout (so two beats may be lost before it expires), bounded."""
+    timeout = activity.info().heartbeat_timeout if activity.in_activity() else None
+    if not timeout:
+        return DEFAULT_HEARTBEAT_SECONDS
+    return min(max(timeout.total_seconds() / 3, MIN_HEARTBEAT_SECONDS), MAX_HEARTBEAT_SECONDS)
 
 
 async def heartbeating(call: Awaitable[T], beat: Callable[[], None] = activity.heartbeat) -> T:
-    """Await `call`, calling `beat` every second meanwhile; if Temporal cancels the activity, the call is cancelled too."""
+    """Await `call`, calling `beat` every `heartbeat_interval()` meanwhile; if Temporal cancels the activity, the call is cancelled too."""
+    every = heartbeat_interval()
     task = asyncio.ensure_future(call)
     try:
         while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
+            done, _ = await asyncio.wait({task}, timeout=every)
             if done:
                 return task.result()
             beat()

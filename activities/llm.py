@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.context import ConversationStore
+from activities.conversation_store import ConversationStore
 from activities.heartbeat import heartbeating
 from activities.providers import LlmProvider
 from activities.routing import route
@@ -26,12 +26,12 @@ class LlmActivities:
         settings: Settings,
         registry: Registry,
         providers: dict[str, LlmProvider],
-        context: ConversationStore | None = None,
+        conversations: ConversationStore,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._providers = providers
-        self._context = context or ConversationStore(settings.blob_store(), settings.tool_output_max_chars)
+        self._conversations = conversations
 
     @activity.defn(name="call_llm")
     async def call_llm(self, request: LlmRequest) -> LlmResponse:
@@ -46,7 +46,7 @@ class LlmActivities:
         )
         if request.task == "summarise":
             return await self._summarise(request, model, provider)
-        conversation = await self._context.for_model(request.conversation)
+        conversation = await self._conversations.for_model(request.conversation)
         activity.logger.info("calling %s for agent %s (%d messages)", model, agent.name, len(conversation.messages))
         response = await heartbeating(
             provider.complete(
@@ -66,16 +66,16 @@ class LlmActivities:
         )
         if request.conversation.by_reference:
             reply = assistant_message(response.text, response.tool_calls)
-            response.stored = await self._context.append(request.conversation, [reply])
+            response.stored = await self._conversations.append(request.conversation, [reply])
         return response
 
     async def _summarise(self, request: LlmRequest, model: str, provider: LlmProvider) -> LlmResponse:
         """Replace the older turns of a stored conversation by one summary; the originals stay in the store."""
-        messages = await self._context.messages(request.conversation)
+        messages = await self._conversations.messages(request.conversation)
         cut = split_point(messages, RECENT_MESSAGES_KEPT)
         if cut == 0 or not request.conversation.by_reference:
             return LlmResponse(model=model, stop_reason="nothing_to_summarise", usage=Usage())
-        shown = await self._context.for_model(request.conversation)
+        shown = await self._conversations.for_model(request.conversation)
         activity.logger.info("summarising %d of %d messages with %s", cut, len(messages), model)
         response = await heartbeating(
             provider.complete(
@@ -86,9 +86,11 @@ class LlmActivities:
                 max_tokens=request.max_tokens,
             )
         )
-        originals = await self._context.append(request.conversation, []) if request.conversation.messages else None
+        originals = (
+            await self._conversations.append(request.conversation, []) if request.conversation.messages else None
+        )
         summary_of = originals.head if originals else request.conversation.head
-        stored = await self._context.restart(
+        stored = await self._conversations.restart(
             [summarised_opening(messages[0], response.text), *messages[cut:]], summary_of
         )
         # History keeps a preview only: the summary itself lives in the store, in the new first message.

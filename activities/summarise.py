@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from activities.context import truncate_for_model
+from activities.conversation_store import truncate_for_model
 from models.conversation import Message, TextBlock, ToolResultBlock, ToolUseBlock
 
 SUMMARY_INSTRUCTIONS = (

@@ -1,7 +1,7 @@
 """The conversation an agent loop carries from step to step.
 
 Workflows only touch it through `Conversation`'s methods. A conversation started `by_reference`
-keeps its messages in the blob store (activities/context.py): the workflow holds only the key of
+keeps its messages in the blob store (activities/conversation_store.py): the workflow holds only the key of
 the stored chain (`head`) and the few messages added since the last `call_llm` stored them, so
 history stays small however long the run (README.md, "History stays bounded").
 """

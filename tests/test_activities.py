@@ -6,19 +6,28 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.conversation_store import ConversationStore
 from activities.llm import LlmActivities
 from activities.providers.anthropic_provider import AnthropicProvider
+from activities.tool_executor import ToolExecutor
 from activities.tools import ToolActivities
 from devstack.fake_anthropic import Fault, Reply
 from models.conversation import Conversation, ToolCall
 from models.llm import LlmRequest
 from models.tooling import ToolInvocation
 from tools.catalog import REGISTRY
+from tools.deps import ToolDeps
 from tools.notes import NoteStore
 
 
-async def test_write_note_activity_twice_with_one_key_stores_one_note(settings):
-    tools = ToolActivities(settings, REGISTRY)
+@pytest.fixture
+def conversations(settings) -> ConversationStore:
+    """The store the worker shares between call_llm and run_tool."""
+    return ConversationStore(settings.blob_store(), settings.tool_output_max_chars)
+
+
+async def test_write_note_activity_twice_with_one_key_stores_one_note(settings, conversations):
+    tools = ToolActivities(ToolExecutor(REGISTRY, ToolDeps.from_settings(settings)), conversations)
     call = ToolCall(id="toolu_1", name="write_note", arguments={"title": "Budget", "body": "500/month"})
     invocation = ToolInvocation(agent="assistant", call=call, idempotency_key="wf-1:step-4:toolu_1")
     env = ActivityEnvironment()
@@ -29,9 +38,9 @@ async def test_write_note_activity_twice_with_one_key_stores_one_note(settings):
     assert len(NoteStore(settings.notes_db).all()) == 1
 
 
-async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, fake_llm):
+async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, conversations, fake_llm):
     fake_llm.push(Reply(text="hello", output_tokens=7))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()}, conversations)
     response = await ActivityEnvironment().run(
         llm.call_llm,
         LlmRequest(agent="assistant", model="anthropic:claude-haiku-5-5", conversation=Conversation.start("hi")),
@@ -44,18 +53,18 @@ async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, fak
     assert "x-api-key" not in sent.headers  # the recorder never keeps credentials
 
 
-async def test_call_llm_uses_agent_model_when_the_input_names_none(settings, fake_llm, monkeypatch):
+async def test_call_llm_uses_agent_model_when_the_input_names_none(settings, conversations, fake_llm, monkeypatch):
     fake_llm.push(Reply(text="ok"))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()}, conversations)
     response = await ActivityEnvironment().run(
         llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
     )
     assert response.model == settings.default_model == "anthropic:claude-sonnet-5-5"
 
 
-async def test_call_llm_raises_classified_errors(settings, fake_llm):
+async def test_call_llm_raises_classified_errors(settings, conversations, fake_llm):
     fake_llm.push(Fault(429, "slow down", retry_after=3), Fault(403, "no access"))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()}, conversations)
     request = LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
     with pytest.raises(ApplicationError) as limited:
         await ActivityEnvironment().run(llm.call_llm, request)
@@ -65,9 +74,9 @@ async def test_call_llm_raises_classified_errors(settings, fake_llm):
     assert denied.value.non_retryable and "HTTP 403: no access" in str(denied.value)
 
 
-async def test_missing_api_key_is_a_non_retryable_configuration_error(settings, monkeypatch):
+async def test_missing_api_key_is_a_non_retryable_configuration_error(settings, conversations, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()}, conversations)
     with pytest.raises(ApplicationError, match="ANTHROPIC_API_KEY is not set") as err:
         await ActivityEnvironment().run(
             llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi"))

@@ -180,10 +180,12 @@ async def test_agents_sdk_reaches_no_host_but_the_fake(fake_openai, settings, mo
     """Activity-level run with socket connects recorded; the SDK's own tracing must stay silent."""
     from agents.tracing import flush_traces
 
-    from activities.agent_runs import AgentActivities
-    from activities.openai_agent_engine import OpenAIAgentEngine
+    from activities.black_box.invoke_agent import BlackBoxActivities
+    from activities.black_box.openai_engine import OpenAIAgentEngine
+    from activities.tool_executor import ToolExecutor
     from models.blackbox import InvokeAgentRequest
     from tools.catalog import REGISTRY
+    from tools.deps import ToolDeps
 
     monkeypatch.delenv("OPENAI_AGENTS_DISABLE_TRACING", raising=False)  # our code, not the test env, must disable it
     fake_openai.push(Reply(tool_calls=[("calculate_budget", BUDGET_ARGS)]), Reply(text=budget_answer()))
@@ -195,7 +197,10 @@ async def test_agents_sdk_reaches_no_host_but_the_fake(fake_openai, settings, mo
         return real_connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", recording_connect)
-    activities = AgentActivities(settings, REGISTRY, {"openai": OpenAIAgentEngine(OpenAIProvider(), REGISTRY)})
+    executor = ToolExecutor(REGISTRY, ToolDeps.from_settings(settings))
+    activities = BlackBoxActivities(
+        settings, REGISTRY, {"openai": OpenAIAgentEngine(OpenAIProvider(), REGISTRY)}, executor
+    )
     env = ActivityEnvironment()
     heartbeats: list = []
     env.on_heartbeat = lambda *details: heartbeats.append(details)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.context import INLINE_OUTPUT_CHARS, ConversationStore
+from activities.conversation_store import INLINE_OUTPUT_CHARS, ConversationStore
 from activities.llm import LlmActivities
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.summarise import SUMMARY_HEADING, SUMMARY_INSTRUCTIONS, split_point

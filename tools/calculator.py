@@ -5,11 +5,15 @@ from __future__ import annotations
 import ast
 import math
 import operator
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.errors import ToolInputError
-from tools.registry import Tool, ToolContext
+from tools.registry import CallInfo, Tool
+
+if TYPE_CHECKING:
+    from tools.deps import ToolDeps
 
 _BINARY = {
     ast.Add: operator.add,
@@ -67,7 +71,7 @@ def format_number(value: float | int) -> str:
     return f"{value:.10g}" if isinstance(value, float) else str(value)
 
 
-async def calculate(args: CalculatorArgs, ctx: ToolContext) -> str:
+async def calculate(args: CalculatorArgs, deps: ToolDeps, call: CallInfo) -> str:
     """Handler: the expression's value as text."""
     return format_number(evaluate(args.expression))
 

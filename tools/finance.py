@@ -6,10 +6,14 @@ Both are pure reads, so they are safe inside a black-box agent, which re-runs wh
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.registry import AgentProfile, Tool, ToolContext
+from tools.registry import AgentProfile, CallInfo, Tool
+
+if TYPE_CHECKING:
+    from tools.deps import ToolDeps
 
 NEEDS, WANTS, SAVINGS = 0.50, 0.30, 0.20
 
@@ -68,12 +72,12 @@ def future_value(monthly: float, years: int, annual_rate: float) -> float:
     return round(monthly * ((1 + rate) ** months - 1) / rate, 2)
 
 
-async def calculate_budget_handler(args: BudgetArgs, ctx: ToolContext) -> str:
+async def calculate_budget_handler(args: BudgetArgs, deps: ToolDeps, call: CallInfo) -> str:
     """Handler: the split as JSON."""
     return json.dumps(split_budget(args.monthly_income))
 
 
-async def project_savings_handler(args: SavingsArgs, ctx: ToolContext) -> str:
+async def project_savings_handler(args: SavingsArgs, deps: ToolDeps, call: CallInfo) -> str:
     """Handler: the projection as JSON."""
     value = future_value(args.monthly_amount, args.years, args.annual_rate)
     return json.dumps(

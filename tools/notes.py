@@ -10,10 +10,14 @@ import asyncio
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.registry import Tool, ToolContext
+from tools.registry import CallInfo, Tool
+
+if TYPE_CHECKING:
+    from tools.deps import ToolDeps
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
@@ -91,17 +95,17 @@ class WriteNoteArgs(BaseModel):
     body: str = Field(min_length=1, max_length=20_000)
 
 
-async def search_notes_handler(args: SearchNotesArgs, ctx: ToolContext) -> str:
+async def search_notes_handler(args: SearchNotesArgs, deps: ToolDeps, call: CallInfo) -> str:
     """Handler: matching notes, one per line, or a plain 'no notes' answer."""
-    notes = await asyncio.to_thread(NoteStore(ctx.notes_db).search, args.query)
+    notes = await asyncio.to_thread(deps.notes.search, args.query)
     if not notes:
         return f"No notes match {args.query!r}."
     return "\n".join(f"#{n.id} {n.title}: {n.body}" for n in notes)
 
 
-async def write_note_handler(args: WriteNoteArgs, ctx: ToolContext) -> str:
+async def write_note_handler(args: WriteNoteArgs, deps: ToolDeps, call: CallInfo) -> str:
     """Handler: store the note exactly once for this idempotency key."""
-    note, created = await asyncio.to_thread(NoteStore(ctx.notes_db).write, ctx.idempotency_key, args.title, args.body)
+    note, created = await asyncio.to_thread(deps.notes.write, call.idempotency_key, args.title, args.body)
     return f"Saved note #{note.id} {note.title!r}." if created else f"Note #{note.id} {note.title!r} was already saved."
 
 

@@ -1,7 +1,7 @@
 """Tool and agent declarations, plus the pure checks that run before any tool executes.
 
-Workflows import this module for metadata (schemas, policies); handlers only ever run
-inside the `run_tool` activity.
+Workflows import this module for metadata (schemas, policies); handlers only ever run inside
+activities, through `activities.tool_executor.ToolExecutor` (`run_tool`, and black-box agents).
 """
 
 from __future__ import annotations
@@ -11,21 +11,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from temporalio.common import RetryPolicy
 
+if TYPE_CHECKING:
+    from tools.deps import ToolDeps
+
 
 @dataclass(frozen=True)
-class ToolContext:
-    """What a handler may know about the call besides its arguments."""
+class CallInfo:
+    """What a handler knows about this one call besides its arguments."""
 
     idempotency_key: str
-    notes_db: str
+    """Workflow id + step + call id: the same on every retry, so a side effect happens once."""
 
 
-Handler = Callable[[Any, ToolContext], Awaitable[str]]
+Handler = Callable[[Any, "ToolDeps", CallInfo], Awaitable[str]]
+"""`handler(args, deps, call)`: the validated arguments, the worker's tool dependencies, this call's facts."""
 
 
 @cache
@@ -106,9 +110,10 @@ class Registry:
 
 @dataclass(frozen=True)
 class ToolCheck:
-    """The verdict on a tool call before it runs: the tool, or an error message for the model."""
+    """The verdict on a tool call before it runs: the tool and its validated arguments, or an error for the model."""
 
     tool: Tool | None
+    args: BaseModel | None = None
     error: str | None = None
     reason: str | None = None
     """Why it was refused, for metrics: `unknown_tool`, `read_only` or `invalid_arguments`."""
@@ -118,21 +123,21 @@ def check_tool_call(registry: Registry, agent: AgentProfile, name: str, argument
     """Decide whether a call may run: known tool, allowed for this agent, valid arguments."""
     available = ", ".join(agent.tools)
     if name not in agent.tools:
-        return ToolCheck(None, f"Unknown tool {name!r}. Available tools: {available}.", "unknown_tool")
+        return ToolCheck(None, error=f"Unknown tool {name!r}. Available tools: {available}.", reason="unknown_tool")
     tool = registry.tools[name]
     if tool.effect == "write" and agent.read_only:
         return ToolCheck(
             None,
-            f"Tool {name!r} changes data and agent {agent.name!r} is read-only. Available tools: {available}.",
-            "read_only",
+            error=f"Tool {name!r} changes data and agent {agent.name!r} is read-only. Available tools: {available}.",
+            reason="read_only",
         )
     try:
-        tool.args.model_validate(arguments)
+        args = tool.args.model_validate(arguments)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
         return ToolCheck(
             None,
-            f"Invalid arguments for {name!r}: {problems}. Expected schema: {tool.input_schema()}",
-            "invalid_arguments",
+            error=f"Invalid arguments for {name!r}: {problems}. Expected schema: {tool.input_schema()}",
+            reason="invalid_arguments",
         )
-    return ToolCheck(tool)
+    return ToolCheck(tool, args)

@@ -8,10 +8,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from activities.black_box import AgentProgress, ToolRunner
+from activities.black_box.engine import BlackBoxTools
+from activities.black_box.progress import AgentProgress
 from activities.providers.anthropic_provider import AnthropicProvider
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
-from models.conversation import Conversation, ToolOutcome
+from models.conversation import Conversation
 from tools.registry import AgentProfile, Registry
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
@@ -48,7 +49,7 @@ class ClaudeAgentEngine:
         model: str,
         max_turns: int,
         progress: AgentProgress,
-        tools: ToolRunner,
+        tools: BlackBoxTools,
     ) -> InvokeAgentResult:
         """Alternate inference and in-process tool calls until the agent answers or hits `max_turns`."""
         output_model: type[BaseModel] | None = agent.output
@@ -77,14 +78,5 @@ class ClaudeAgentEngine:
                     return progress.result(parsed)
                 conversation.add_user_text(correction or "")
                 continue
-            outcomes = []
-            for call in response.tool_calls:
-                content, is_error = await tools.run(call.name, call.arguments, call.id)
-                outcomes.append((call, content, is_error))
-            conversation.add_tool_results(
-                [
-                    ToolOutcome(tool_call_id=c.id, name=c.name, content=content, is_error=err)
-                    for c, content, err in outcomes
-                ]
-            )
+            conversation.add_tool_results([await tools.run(call) for call in response.tool_calls])
         return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")

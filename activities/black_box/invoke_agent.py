@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.black_box import AgentEngine, AgentProgress, ToolRunner
+from activities.black_box.engine import AgentEngine, BlackBoxTools
+from activities.black_box.progress import AgentProgress
 from activities.heartbeat import heartbeating
 from activities.routing import route
+from activities.tool_executor import ToolExecutor
 from config.settings import Settings
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from tools.registry import Registry
 
 
-class AgentActivities:
-    """Holds the worker's agent engines, keyed by provider (`openai`, `anthropic`)."""
+class BlackBoxActivities:
+    """Holds the worker's agent engines, keyed by provider (`openai`, `anthropic`), and its tool executor."""
 
-    def __init__(self, settings: Settings, registry: Registry, engines: dict[str, AgentEngine]) -> None:
+    def __init__(
+        self, settings: Settings, registry: Registry, engines: dict[str, AgentEngine], executor: ToolExecutor
+    ) -> None:
         self._settings = settings
         self._registry = registry
         self._engines = engines
+        self._executor = executor
 
     @activity.defn(name="invoke_agent")
     async def invoke_agent(self, request: InvokeAgentRequest) -> InvokeAgentResult:
@@ -38,9 +43,7 @@ class AgentActivities:
             "running agent %s on %s (attempt %d, at most %d turns)", agent.name, model, info.attempt, max_turns
         )
         progress.heartbeat()
-        tools = ToolRunner(
-            self._registry, agent, self._settings.notes_db, f"{info.workflow_id}:{request.label}", progress
-        )
+        tools = BlackBoxTools(self._executor, agent, f"{info.workflow_id}:{request.label}", progress)
         return await heartbeating(
             engine.run(agent=agent, request=request, model=model, max_turns=max_turns, progress=progress, tools=tools),
             progress.heartbeat,

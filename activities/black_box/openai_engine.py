@@ -24,11 +24,13 @@ from agents import (
 from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
-from activities.black_box import AgentProgress, ToolRunner
+from activities.black_box.engine import BlackBoxTools
+from activities.black_box.progress import AgentProgress
 from activities.pricing import cost_usd
 from activities.providers.errors import connection_error, http_error
 from activities.providers.openai_provider import OpenAIProvider
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+from models.conversation import ToolCall
 from telemetry.observe import generation
 from tools.registry import AgentProfile, Registry, Tool
 
@@ -76,16 +78,18 @@ class _ProgressHooks(RunHooks[Any]):
         )
 
 
-def _function_tool(tool: Tool, runner: ToolRunner) -> FunctionTool:
+def _function_tool(tool: Tool, tools: BlackBoxTools) -> FunctionTool:
     async def invoke(ctx: Any, arguments: str) -> str:
         try:
             parsed = json.loads(arguments or "{}")
         except json.JSONDecodeError as exc:
             return f"Error: arguments are not JSON ({exc.msg})"
-        content, _ = await runner.run(
-            tool.name, parsed if isinstance(parsed, dict) else {}, getattr(ctx, "tool_call_id", "call")
+        call = ToolCall(
+            id=getattr(ctx, "tool_call_id", "call"),
+            name=tool.name,
+            arguments=parsed if isinstance(parsed, dict) else {},
         )
-        return content
+        return (await tools.run(call)).content
 
     # Not strict: the registry's pydantic models validate the arguments, with errors the model can act on.
     return FunctionTool(
@@ -113,7 +117,7 @@ class OpenAIAgentEngine:
         model: str,
         max_turns: int,
         progress: AgentProgress,
-        tools: ToolRunner,
+        tools: BlackBoxTools,
     ) -> InvokeAgentResult:
         """`Runner.run` until a final output or `max_turns`; provider errors classified for Temporal."""
         output_model: type[BaseModel] | None = agent.output

@@ -1,0 +1,48 @@
+"""The engine protocol of pattern A, and the registry tools one black-box run may call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from activities.black_box.progress import AgentProgress
+from activities.tool_executor import ToolExecutor
+from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+from models.conversation import ToolCall, ToolOutcome
+from tools.registry import AgentProfile
+
+
+class AgentEngine(Protocol):
+    """Runs one whole agent in-process: the OpenAI Agents SDK or the Claude tool loop."""
+
+    async def run(
+        self,
+        *,
+        agent: AgentProfile,
+        request: InvokeAgentRequest,
+        model: str,
+        max_turns: int,
+        progress: AgentProgress,
+        tools: BlackBoxTools,
+    ) -> InvokeAgentResult:
+        """Run until the agent answers or reaches `max_turns`; raise `ApplicationError` on provider failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class BlackBoxTools:
+    """The worker's `ToolExecutor` bound to one agent run: its agent's policy, its idempotency keys, its progress."""
+
+    executor: ToolExecutor
+    agent: AgentProfile
+    key_prefix: str
+    """Workflow id and the run's label; each call's key adds the model's call id."""
+    progress: AgentProgress
+
+    async def run(self, call: ToolCall) -> ToolOutcome:
+        """Every refusal and failure is an error result for the model, as in pattern B; none raises."""
+        outcome = await self.executor.run(
+            call, idempotency_key=f"{self.key_prefix}:{call.id}", on_failure="report", agent=self.agent
+        )
+        self.progress.record_tool(call.name, outcome.is_error)
+        return outcome
