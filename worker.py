@@ -21,60 +21,26 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.agent_runs import AgentActivities
-from activities.archive import ArchiveActivities
-from activities.claude_agent_engine import ClaudeAgentEngine
-from activities.context import ConversationStore
-from activities.history import HistoryActivities
-from activities.llm import LlmActivities
-from activities.notify import NotifyActivities
-from activities.openai_agent_engine import OpenAIAgentEngine
-from activities.providers.anthropic_provider import AnthropicProvider
-from activities.providers.openai_provider import OpenAIProvider
-from activities.tools import ToolActivities
 from config.settings import Settings
-from config.temporal import connect, metrics_runtime
 from models.errors import ConfigError
 from models.search_attributes import ALL_KEYS
+from service.connect import connect, metrics_runtime
+from service.plugin import AgentServicePlugin, worker_client
 from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing
-from tools.catalog import REGISTRY
-from workflows.agent_loop import AgentLoopWorkflow
-from workflows.blackbox import BlackBoxAgentWorkflow
-from workflows.hybrid import HybridAgentWorkflow
-
-WORKFLOWS = [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
 
 log = logging.getLogger("worker")
 
 
 def build_worker(client: Client, settings: Settings) -> Worker:
-    """A worker with every workflow and activity of the product registered."""
-    anthropic = AnthropicProvider(settings.llm_timeout_seconds)
-    openai = OpenAIProvider(settings.llm_timeout_seconds)
-    context = ConversationStore(settings.blob_store(), settings.tool_output_max_chars)  # one cache for both
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic, "openai": openai}, context)
-    tools = ToolActivities(settings, REGISTRY, context)
-    history = HistoryActivities(settings)
-    notify = NotifyActivities(settings)
-    agents = AgentActivities(
-        settings,
-        REGISTRY,
-        {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
-    )
-    archive = ArchiveActivities(settings, context.blobs, client.data_converter.payload_codec, context)
+    """A worker for `settings`: its workflows and activities come from AgentServicePlugin(settings).
+
+    The payload codec stays `client`'s: a worker reads and writes payloads as the client it was given.
+    """
     return Worker(
-        client,
+        worker_client(client),
         task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=[
-            llm.call_llm,
-            tools.run_tool,
-            agents.invoke_agent,
-            notify.send_notification,
-            archive.archive_run,
-            history.history_limits,
-        ],
+        plugins=[AgentServicePlugin(settings)],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
@@ -122,7 +88,7 @@ async def ensure_search_attributes(client: Client) -> None:
 async def serve(settings: Settings) -> None:
     """Serve /healthz (if configured), connect, register search attributes, and run until SIGTERM/SIGINT."""
     health = Health()
-    health_server = await HealthServer(health, settings.health_host, settings.health_port).start()
+    health_server = await HealthServer(health, settings.health.host, settings.health.port).start()
     try:
         await run_worker(settings, health)
     finally:
@@ -132,7 +98,7 @@ async def serve(settings: Settings) -> None:
 async def run_worker(settings: Settings, health: Health) -> None:
     """The worker's life: starting (503), polling (200), draining in-flight activities (503)."""
     try:
-        client = await connect(runtime=metrics_runtime(settings.metrics_address))
+        client = await connect(settings, runtime=metrics_runtime(settings.metrics_address))
     except RuntimeError as exc:  # the SDK raises RuntimeError when the first RPC fails
         raise ConfigError(
             f"cannot reach Temporal ({exc}); check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TLS settings"
@@ -164,11 +130,9 @@ async def run_worker(settings: Settings, health: Health) -> None:
 
 def main() -> int:
     """Entry point; returns the process exit code."""
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = Settings.from_env()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         asyncio.run(serve(settings))
     except ConfigError as exc:
         print(f"worker: configuration error: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ from models.conversation import Conversation, assistant_message
 from models.history import RECENT_MESSAGES_KEPT
 from models.llm import LlmRequest, LlmResponse
 from models.run import Usage
+from payloads.blobs import blob_store
 from telemetry.metrics import activity_meter, record_llm_tokens
 from tools.registry import Registry
 
@@ -31,7 +32,7 @@ class LlmActivities:
         self._settings = settings
         self._registry = registry
         self._providers = providers
-        self._context = context or ConversationStore(settings.blob_store(), settings.tool_output_max_chars)
+        self._context = context or ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)
 
     @activity.defn(name="call_llm")
     async def call_llm(self, request: LlmRequest) -> LlmResponse:

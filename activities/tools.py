@@ -10,6 +10,7 @@ from config.settings import Settings
 from models.conversation import ToolOutcome
 from models.errors import ToolInputError
 from models.tooling import ToolInvocation
+from payloads.blobs import blob_store
 from telemetry.metrics import activity_meter, record_tool_call
 from telemetry.observe import tool_call
 from tools.registry import Registry, ToolContext
@@ -21,7 +22,7 @@ class ToolActivities:
     def __init__(self, settings: Settings, registry: Registry, context: ConversationStore | None = None) -> None:
         self._settings = settings
         self._registry = registry
-        self._context = context or ConversationStore(settings.blob_store(), settings.tool_output_max_chars)
+        self._context = context or ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)
 
     @activity.defn(name="run_tool")
     async def run_tool(self, invocation: ToolInvocation) -> ToolOutcome:

@@ -9,6 +9,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.llm import LlmActivities
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.tools import ToolActivities
+from config.settings import Settings
 from devstack.fake_anthropic import Fault, Reply
 from models.conversation import Conversation, ToolCall
 from models.llm import LlmRequest
@@ -31,7 +32,7 @@ async def test_write_note_activity_twice_with_one_key_stores_one_note(settings):
 
 async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, fake_llm):
     fake_llm.push(Reply(text="hello", output_tokens=7))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)})
     response = await ActivityEnvironment().run(
         llm.call_llm,
         LlmRequest(agent="assistant", model="anthropic:claude-haiku-5-5", conversation=Conversation.start("hi")),
@@ -46,7 +47,7 @@ async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, fak
 
 async def test_call_llm_uses_agent_model_when_the_input_names_none(settings, fake_llm, monkeypatch):
     fake_llm.push(Reply(text="ok"))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)})
     response = await ActivityEnvironment().run(
         llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
     )
@@ -55,7 +56,7 @@ async def test_call_llm_uses_agent_model_when_the_input_names_none(settings, fak
 
 async def test_call_llm_raises_classified_errors(settings, fake_llm):
     fake_llm.push(Fault(429, "slow down", retry_after=3), Fault(403, "no access"))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)})
     request = LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
     with pytest.raises(ApplicationError) as limited:
         await ActivityEnvironment().run(llm.call_llm, request)
@@ -67,7 +68,7 @@ async def test_call_llm_raises_classified_errors(settings, fake_llm):
 
 async def test_missing_api_key_is_a_non_retryable_configuration_error(settings, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()})
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(Settings.from_env().anthropic)})
     with pytest.raises(ApplicationError, match="ANTHROPIC_API_KEY is not set") as err:
         await ActivityEnvironment().run(
             llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi"))

@@ -18,8 +18,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 from workflows.common import failure_detail
 
 with workflow.unsafe.imports_passed_through():
-    from activities.archive import ArchiveActivities
-    from models.archive import ArchiveReceipt, ArchiveRequest
+    from archives.activity import ArchiveActivities
+    from archives.models import ArchiveReceipt, ArchiveRequest
     from models.conversation import Conversation
     from models.run import AgentRunResult
 
