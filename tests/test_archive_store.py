@@ -1,7 +1,7 @@
 """The archive activity against the stores: written once, offloaded items embedded, S3 annotations or sidecars.
 
 A real S3 HTTP endpoint on 127.0.0.1 is moto's server. moto 5.2 has no annotation API: it stores an
-annotation *as the object*, which is exactly what the probe in store/annotations.py guards against.
+annotation *as the object*, which is exactly what the probe in archives/annotations.py guards against.
 The annotation calls themselves are checked against botocore's S3 model with a Stubber.
 """
 
