@@ -147,15 +147,18 @@ async def _decided(handle, request_id: str) -> bool:
 
 
 async def test_a_failing_archive_does_not_fail_the_run(client, settings, fake_llm, tmp_path, monkeypatch):
+    import service.activities as activities_module
     import worker as worker_module
 
     class Unwritable(LocalBlobStore):
         def list_objects(self, prefix: str) -> list[str]:
             raise ValueError("simulated: this store refuses every name")
 
-    real = worker_module.ArchiveActivities
+    real = activities_module.ArchiveActivities
     monkeypatch.setattr(
-        worker_module, "ArchiveActivities", lambda settings, store, *rest: real(settings, Unwritable(tmp_path), *rest)
+        activities_module,
+        "ArchiveActivities",
+        lambda settings, store, *rest: real(settings, Unwritable(tmp_path), *rest),
     )
     fake_llm.push(Reply(text="done"))
     async with worker_module.build_worker(client, settings):
