@@ -76,7 +76,8 @@ def worker_client(client: Client) -> Client:
     installed stay: a worker reads and writes payloads exactly as the client that made it does.
     """
     config = client.config(active_config=True)
-    plugins = [p for p in config.get("plugins", []) if not isinstance(p, AgentServicePlugin)]
-    if len(plugins) == len(config.get("plugins", [])):
+    plugins = [p for p in config["plugins"] if not isinstance(p, AgentServicePlugin)]
+    if len(plugins) == len(config["plugins"]):
         return client
-    return Client(**{**config, "plugins": plugins})
+    config["plugins"] = plugins
+    return Client(**config)
