@@ -37,10 +37,6 @@ def _model_name(name: str, raw: str, default: Any) -> str:
     return raw
 
 
-def _optional(name: str, raw: str, default: Any) -> str | None:
-    return raw
-
-
 def _history_limits(env: Mapping[str, str]) -> HistoryLimits:
     defaults = HistoryLimits()
     return HistoryLimits(
@@ -63,7 +59,7 @@ class Settings:
     """Runs kept in memory; waiting runs beyond it cost nothing until their signal (bench/waiting.py)."""
     graceful_shutdown_seconds: int = var("WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, integer(0))
     max_concurrent_workflow_tasks: int = var("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 100, integer(1))
-    identity: str | None = var("WORKER_IDENTITY", None, _optional)
+    identity: str | None = var("WORKER_IDENTITY", None)
     """Worker identity shown in event histories; None keeps the SDK's `pid@hostname`."""
     notify_outbox: str = var("NOTIFY_OUTBOX", "outbox.jsonl")
     notify_webhook_url: str | None = var("NOTIFY_WEBHOOK_URL", None, http_url)
