@@ -21,64 +21,26 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.archive import ArchiveActivities
-from activities.black_box.claude_engine import ClaudeAgentEngine
-from activities.black_box.invoke_agent import BlackBoxActivities
-from activities.black_box.openai_engine import OpenAIAgentEngine
-from activities.conversation_store import ConversationStore
-from activities.history import HistoryActivities
-from activities.llm import LlmActivities
-from activities.notify import NotifyActivities
-from activities.providers.anthropic_provider import AnthropicProvider
-from activities.providers.openai_provider import OpenAIProvider
-from activities.tool_executor import ToolExecutor
-from activities.tools import ToolActivities
 from config.settings import Settings
-from config.temporal import connect, metrics_runtime
 from models.errors import ConfigError
 from models.search_attributes import ALL_KEYS
+from service.connect import connect, metrics_runtime
+from service.plugin import AgentServicePlugin, worker_client
 from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing
-from tools.catalog import REGISTRY
-from tools.deps import ToolDeps
-from workflows.agent_loop import AgentLoopWorkflow
-from workflows.black_box import BlackBoxAgentWorkflow
-from workflows.hybrid import HybridAgentWorkflow
-
-WORKFLOWS = [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
 
 log = logging.getLogger("worker")
 
 
 def build_worker(client: Client, settings: Settings) -> Worker:
-    """A worker with every workflow and activity of the product registered."""
-    anthropic = AnthropicProvider(settings.llm_timeout_seconds)
-    openai = OpenAIProvider(settings.llm_timeout_seconds)
-    context = ConversationStore(settings.blob_store(), settings.tool_output_max_chars)  # one cache for both
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic, "openai": openai}, context)
-    executor = ToolExecutor(REGISTRY, ToolDeps.from_settings(settings))  # one for run_tool and the black boxes
-    tools = ToolActivities(executor, context)
-    history = HistoryActivities(settings)
-    notify = NotifyActivities(settings)
-    agents = BlackBoxActivities(
-        settings,
-        REGISTRY,
-        {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
-        executor,
-    )
-    archive = ArchiveActivities(settings, context.blobs, client.data_converter.payload_codec, context)
+    """A worker for `settings`: its workflows and activities come from AgentServicePlugin(settings).
+
+    The payload codec stays `client`'s: a worker reads and writes payloads as the client it was given.
+    """
     return Worker(
-        client,
+        worker_client(client),
         task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=[
-            llm.call_llm,
-            tools.run_tool,
-            agents.invoke_agent,
-            notify.send_notification,
-            archive.archive_run,
-            history.history_limits,
-        ],
+        plugins=[AgentServicePlugin(settings)],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
@@ -126,7 +88,7 @@ async def ensure_search_attributes(client: Client) -> None:
 async def serve(settings: Settings) -> None:
     """Serve /healthz (if configured), connect, register search attributes, and run until SIGTERM/SIGINT."""
     health = Health()
-    health_server = await HealthServer(health, settings.health_host, settings.health_port).start()
+    health_server = await HealthServer(health, settings.health.host, settings.health.port).start()
     try:
         await run_worker(settings, health)
     finally:
@@ -136,7 +98,7 @@ async def serve(settings: Settings) -> None:
 async def run_worker(settings: Settings, health: Health) -> None:
     """The worker's life: starting (503), polling (200), draining in-flight activities (503)."""
     try:
-        client = await connect(runtime=metrics_runtime(settings.metrics_address))
+        client = await connect(settings, runtime=metrics_runtime(settings.metrics_address))
     except RuntimeError as exc:  # the SDK raises RuntimeError when the first RPC fails
         raise ConfigError(
             f"cannot reach Temporal ({exc}); check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TLS settings"
@@ -168,11 +130,9 @@ async def run_worker(settings: Settings, health: Health) -> None:
 
 def main() -> int:
     """Entry point; returns the process exit code."""
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = Settings.from_env()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         asyncio.run(serve(settings))
     except ConfigError as exc:
         print(f"worker: configuration error: {exc}", file=sys.stderr)

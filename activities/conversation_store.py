@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.conversation import Conversation, Message, StoredConversation, ToolResultBlock
-from store.blobs import BlobStore
-from store.lru import Lru
+from payloads.blobs import BlobStore
+from payloads.lru import Lru
 
 NODE_FORMAT = 1
 INLINE_OUTPUT_CHARS = 1000

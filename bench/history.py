@@ -133,11 +133,15 @@ async def replay_seconds(history, lean: bool = False) -> float:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
-    from telemetry.tracing import temporal_plugins
-    from worker import WORKFLOWS
+    from config.settings import Settings
+    from service.plugin import WORKFLOWS, AgentServicePlugin
 
-    options = {"workflow_runner": UnsandboxedWorkflowRunner()} if lean else {"plugins": temporal_plugins()}
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, **options)
+    if lean:
+        replayer = Replayer(
+            workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=UnsandboxedWorkflowRunner()
+        )
+    else:
+        replayer = Replayer(workflows=[], plugins=[AgentServicePlugin(Settings.from_env())])
     started = time.perf_counter()
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     elapsed = time.perf_counter() - started
@@ -190,7 +194,7 @@ async def one_run(client, queue: str, mode: str, steps: int, keep_dir: str = "")
 
 async def measure(args: argparse.Namespace, root: Path, log) -> list[Row]:
     from config.settings import Settings
-    from config.temporal import connect
+    from service.connect import connect
     from worker import build_worker
 
     server = BenchServer(
@@ -199,7 +203,7 @@ async def measure(args: argparse.Namespace, root: Path, log) -> list[Row]:
     rows: list[Row] = []
     try:
         await server.wait_serving()
-        client = await connect(target_host=server.address)
+        client = await connect(Settings.from_env(), target_host=server.address)
         for mode in args.modes:
             env = {**os.environ, **MODES[mode][1], "TEMPORAL_TASK_QUEUE": f"bench-{mode}-{uuid.uuid4().hex[:6]}"}
             settings = Settings.from_env(env)

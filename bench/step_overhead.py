@@ -349,10 +349,11 @@ def start_server(root: Path, name: str, *, fast_config: bool, in_memory: bool):
 
 
 async def product_client(address: str):
-    """The product's client: pydantic converter and the OpenTelemetry plugin (config.temporal.connect)."""
-    from config.temporal import connect
+    """The product's client: pydantic converter and the OpenTelemetry plugin (service.connect.connect)."""
+    from config.settings import Settings
+    from service.connect import connect
 
-    return await connect(target_host=address)
+    return await connect(Settings.from_env(), target_host=address)
 
 
 async def plain_client(address: str):

@@ -171,8 +171,8 @@ def fmt_mib(kib: int) -> str:
 
 
 async def bench(args: argparse.Namespace, tmp: Path) -> int:
-    from config.temporal import connect
     from devstack.dev_server import free_port, start_dev_server
+    from service.connect import connect
     from tools.notes import NoteStore
 
     began = time.monotonic()
@@ -200,9 +200,9 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
         worker = WorkerProc(env, tmp / "worker.log").start()
         started["worker"] = worker
         pid = worker.proc.pid
-        client = await connect(target_host=server.address)
         from config.settings import Settings
 
+        client = await connect(Settings.from_env(), target_host=server.address)
         cache = Settings.from_env({**os.environ, **env}).max_cached_workflows
         print(f"dev server {server.address}, worker pid {pid}, WORKER_MAX_CACHED_WORKFLOWS={cache}", flush=True)
 

@@ -20,11 +20,12 @@ import threading
 import uuid
 from pathlib import Path
 
-from config.temporal import connect
+from config.settings import Settings
 from devstack.dev_server import port_open, start_dev_server, temporal_cli
 from devstack.fake_anthropic import FakeAnthropic
 from devstack.scripted_model import respond
-from telemetry.tracing import langfuse_config, shutdown_tracing
+from service.connect import connect
+from telemetry.tracing import shutdown_tracing
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROMPTS = {
@@ -131,7 +132,7 @@ def approve_with_cli(address: str, workflow_id: str, approver: str) -> None:
 
 async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, workflow: str = "hybrid") -> dict:
     """Start the workflow, report its stages, handle approvals, return its result."""
-    client = await connect(target_host=address)
+    client = await connect(Settings.from_env(), target_host=address)
     workflow_id = f"demo-{uuid.uuid4().hex[:8]}"
     workflow_type = WORKFLOW_TYPES[workflow]
     handle = await client.start_workflow(
@@ -188,13 +189,13 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
     say(
         f'Find this customer\'s runs: {cli_name()} workflow list --query \'CustomerId="C123" AND AgentStatus="{result["status"]}"\''
     )
-    if langfuse_config() is not None:
+    if Settings.from_env().langfuse is not None:
         say(f"Its LLM calls in Langfuse: trace {result['trace_id']} (session {workflow_id}, user C123)")
     else:
         say(
             f"Trace id {result['trace_id']}; set LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY/LANGFUSE_BASE_URL to see it in Langfuse."
         )
-    say(f"Its archive (output, conversation, plan, answer): .venv/bin/python -m store.archive show {workflow_id}")
+    say(f"Its archive (output, conversation, plan, answer): .venv/bin/python -m archives show {workflow_id}")
     return result
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from config.settings import Settings
 from models.errors import ConfigError
 
 log = logging.getLogger("worker.health")
@@ -112,12 +112,15 @@ def probe(port: int, host: str = "127.0.0.1", timeout: float = 3.0) -> int:
 
 def main() -> int:
     """Container health probe: exit 0 on 200, 1 otherwise (and 1 when the endpoint is off)."""
-    port = int(os.environ.get("WORKER_HEALTH_PORT") or 0)
-    if not port:
+    try:
+        health = Settings.from_env().health
+    except ConfigError as exc:
+        print(f"health probe: configuration error: {exc}", file=sys.stderr)
+        return 1
+    if not health.port:
         print("WORKER_HEALTH_PORT is not set: the health endpoint is off", file=sys.stderr)
         return 1
-    host = os.environ.get("WORKER_HEALTH_HOST") or "127.0.0.1"
-    status = probe(port, "127.0.0.1" if host in ("0.0.0.0", "::") else host)
+    status = probe(health.port, "127.0.0.1" if health.host in ("0.0.0.0", "::") else health.host)
     print(f"/healthz: {status or 'no answer'}")
     return 0 if status == 200 else 1
 

@@ -1,4 +1,4 @@
-"""One OpenTelemetry tracer provider per process, the Temporal plugin that uses it, and Langfuse on top.
+"""One OpenTelemetry tracer provider per process, the Temporal interceptor that uses it, and Langfuse on top.
 
 Temporal's spans (workflow, activities, signals) and Langfuse's observations (generations, tool
 spans) come from the same replay-safe provider, so they share trace ids: the `trace_id` in a run's
@@ -8,17 +8,14 @@ result is the Langfuse trace that shows the whole run.
 from __future__ import annotations
 
 import logging
-import os
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import opentelemetry.trace
 from opentelemetry.sdk.trace import ReadableSpan
-from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
+from temporalio.contrib.opentelemetry import OpenTelemetryInterceptor, create_tracer_provider
 
-from models.errors import ConfigError
+from config.sections import LangfuseSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,41 +24,13 @@ TRACER_NAME = "durable_agents"
 EXPORTED_SCOPE_PREFIXES = ("temporalio", TRACER_NAME, "langfuse")
 """Spans Langfuse receives: Temporal's, ours and its own (its default filter would drop Temporal's)."""
 
-_provider = None
+_provider: Any = None
 _langfuse: Any = None
 _langfuse_ready = False
+_interceptor: OpenTelemetryInterceptor | None = None
 
 
-@dataclass(frozen=True)
-class LangfuseConfig:
-    """Where and as whom to send traces."""
-
-    public_key: str
-    secret_key: str
-    base_url: str
-
-    def __repr__(self) -> str:  # keep the secret out of any log line that prints the config
-        return f"LangfuseConfig(public_key={self.public_key!r}, base_url={self.base_url!r})"
-
-
-def langfuse_config(env: Mapping[str, str] | None = None) -> LangfuseConfig | None:
-    """Langfuse settings from the environment; None (tracing export off) when both keys are absent."""
-    env = os.environ if env is None else env
-    public, secret = env.get("LANGFUSE_PUBLIC_KEY") or "", env.get("LANGFUSE_SECRET_KEY") or ""
-    if not public and not secret:
-        return None
-    if not public or not secret:
-        missing = "LANGFUSE_PUBLIC_KEY" if not public else "LANGFUSE_SECRET_KEY"
-        raise ConfigError(
-            f"{missing} is not set but its pair is: set both Langfuse keys, or neither to turn export off"
-        )
-    base_url = env.get("LANGFUSE_BASE_URL") or env.get("LANGFUSE_HOST") or "https://cloud.langfuse.com"
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"LANGFUSE_BASE_URL must be an http(s) URL, got {base_url!r}")
-    return LangfuseConfig(public_key=public, secret_key=secret, base_url=base_url.rstrip("/"))
-
-
-def tracer_provider():
+def tracer_provider() -> Any:
     """The process's replay-safe tracer provider, created and installed on first use."""
     global _provider
     if _provider is None:
@@ -89,14 +58,8 @@ def export_span(span: ReadableSpan) -> bool:
     return scope.startswith(EXPORTED_SCOPE_PREFIXES) and not span.name.startswith(HANDLER_SPAN_PREFIXES)
 
 
-def _secret_values(env: Mapping[str, str]) -> list[str]:
-    names = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
-    return sorted({v for k, v in env.items() if names.search(k) and len(v) >= 8}, key=len, reverse=True)
-
-
-def redactor(env: Mapping[str, str] | None = None):
-    """A Langfuse `mask`: replaces any secret from the worker's environment found in inputs or outputs."""
-    secrets = _secret_values(os.environ if env is None else env)
+def redactor(secrets: Sequence[str]) -> Callable[..., Any]:
+    """A Langfuse `mask`: replaces any of `secrets` (longest first; `Settings.secrets`) found in inputs or outputs."""
 
     def mask(*, data: Any, **_: Any) -> Any:
         if isinstance(data, str):
@@ -113,31 +76,30 @@ def redactor(env: Mapping[str, str] | None = None):
 
 
 def langfuse_client() -> Any:
-    """The process's Langfuse client on the shared tracer provider, or None when LANGFUSE_* keys are absent."""
-    global _langfuse, _langfuse_ready
-    if not _langfuse_ready:
-        _langfuse_ready = True
-        config = langfuse_config()
-        if config is not None:
-            from langfuse import Langfuse  # only processes that export pay for the import
-
-            # The provider must exist first: Langfuse adds its exporting span processor to it.
-            _langfuse = Langfuse(
-                public_key=config.public_key,
-                secret_key=config.secret_key,
-                base_url=config.base_url,
-                tracer_provider=tracer_provider(),
-                should_export_span=export_span,
-                mask=redactor(),
-            )
-            log.info("tracing: exporting to Langfuse at %s", config.base_url)
+    """The process's Langfuse client on the shared tracer provider, or None when Langfuse is off or not set up."""
     return _langfuse
 
 
-def setup_tracing() -> None:
-    """Create the provider and, when configured, Langfuse; idempotent, called by every client."""
+def setup_tracing(langfuse: LangfuseSettings | None, secrets: Sequence[str] = ()) -> None:
+    """Create the provider and, when configured, Langfuse on it; idempotent (the first call of a process decides)."""
+    global _langfuse, _langfuse_ready
     tracer_provider()
-    langfuse_client()
+    if _langfuse_ready:
+        return
+    _langfuse_ready = True
+    if langfuse is not None:
+        from langfuse import Langfuse  # only processes that export pay for the import
+
+        # The provider must exist first: Langfuse adds its exporting span processor to it.
+        _langfuse = Langfuse(
+            public_key=langfuse.public_key,
+            secret_key=langfuse.secret_key,
+            base_url=langfuse.base_url,
+            tracer_provider=tracer_provider(),
+            should_export_span=export_span,
+            mask=redactor(secrets),
+        )
+        log.info("tracing: exporting to Langfuse at %s", langfuse.base_url)
 
 
 def shutdown_tracing() -> None:
@@ -148,7 +110,13 @@ def shutdown_tracing() -> None:
         _provider.force_flush()
 
 
-def temporal_plugins() -> list:
-    """Plugins every client gets: Temporal spans rooted at the workflow, so CLI-started runs have one trace."""
-    setup_tracing()
-    return [OpenTelemetryPlugin(add_temporal_spans=True)]
+def temporal_interceptor() -> OpenTelemetryInterceptor:
+    """The process's one Temporal tracing interceptor: spans rooted at the workflow, so CLI-started runs have one trace.
+
+    One instance, so a worker built on a client that has it does not add it twice (the SDK skips interceptors
+    the client already has).
+    """
+    global _interceptor
+    if _interceptor is None:
+        _interceptor = OpenTelemetryInterceptor(add_temporal_spans=True)
+    return _interceptor

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from config.temporal import connect
 from devstack.dev_server import free_port, start_dev_server
 from devstack.fake_anthropic import FakeAnthropic
+from service.connect import connect
 from tests.helpers import WorkerProcess
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -57,7 +57,7 @@ def blob_dir(tmp_path_factory) -> Path:
 async def client(dev_server, blob_dir):
     """A client configured like the worker's (pydantic converter, payload codec, tracing plugin)."""
     await dev_server.wait_serving()  # the port opens before the frontend is healthy
-    return await connect(target_host=dev_server.address)
+    return await connect(Settings.from_env(), target_host=dev_server.address)
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def worker_process_env(dev_server, settings) -> dict[str, str]:
         "TEMPORAL_TASK_QUEUE": settings.task_queue,
         "ANTHROPIC_BASE_URL": os.environ["ANTHROPIC_BASE_URL"],
         "NOTES_DB": settings.notes_db,
-        "BLOB_STORE_DIR": settings.blob_store_dir,
+        "BLOB_STORE_DIR": settings.blobs.dir,
         "LOG_LEVEL": "INFO",
     }
 

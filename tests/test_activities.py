@@ -11,10 +11,12 @@ from activities.llm import LlmActivities
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.tool_executor import ToolExecutor
 from activities.tools import ToolActivities
+from config.settings import Settings
 from devstack.fake_anthropic import Fault, Reply
 from models.conversation import Conversation, ToolCall
 from models.llm import LlmRequest
 from models.tooling import ToolInvocation
+from payloads.blobs import blob_store
 from tools.catalog import REGISTRY
 from tools.deps import ToolDeps
 from tools.notes import NoteStore
@@ -23,7 +25,7 @@ from tools.notes import NoteStore
 @pytest.fixture
 def conversations(settings) -> ConversationStore:
     """The store the worker shares between call_llm and run_tool."""
-    return ConversationStore(settings.blob_store(), settings.tool_output_max_chars)
+    return ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)
 
 
 async def test_write_note_activity_twice_with_one_key_stores_one_note(settings, conversations):
@@ -40,7 +42,7 @@ async def test_write_note_activity_twice_with_one_key_stores_one_note(settings, 
 
 async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, conversations, fake_llm):
     fake_llm.push(Reply(text="hello", output_tokens=7))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()}, conversations)
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)}, conversations)
     response = await ActivityEnvironment().run(
         llm.call_llm,
         LlmRequest(agent="assistant", model="anthropic:claude-haiku-5-5", conversation=Conversation.start("hi")),
@@ -55,7 +57,7 @@ async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, con
 
 async def test_call_llm_uses_agent_model_when_the_input_names_none(settings, conversations, fake_llm, monkeypatch):
     fake_llm.push(Reply(text="ok"))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()}, conversations)
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)}, conversations)
     response = await ActivityEnvironment().run(
         llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
     )
@@ -64,7 +66,7 @@ async def test_call_llm_uses_agent_model_when_the_input_names_none(settings, con
 
 async def test_call_llm_raises_classified_errors(settings, conversations, fake_llm):
     fake_llm.push(Fault(429, "slow down", retry_after=3), Fault(403, "no access"))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()}, conversations)
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)}, conversations)
     request = LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
     with pytest.raises(ApplicationError) as limited:
         await ActivityEnvironment().run(llm.call_llm, request)
@@ -76,7 +78,9 @@ async def test_call_llm_raises_classified_errors(settings, conversations, fake_l
 
 async def test_missing_api_key_is_a_non_retryable_configuration_error(settings, conversations, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider()}, conversations)
+    llm = LlmActivities(
+        settings, REGISTRY, {"anthropic": AnthropicProvider(Settings.from_env().anthropic)}, conversations
+    )
     with pytest.raises(ApplicationError, match="ANTHROPIC_API_KEY is not set") as err:
         await ActivityEnvironment().run(
             llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi"))

@@ -7,12 +7,12 @@ import json
 import subprocess
 import sys
 
+from archives.annotations import Annotator, sidecar_name
+from archives.models import ANNOTATION_NAMES
+from archives.store import archive_name, list_archives
 from devstack.fake_anthropic import Reply
 from devstack.scripted_model import respond
-from models.archive import ANNOTATION_NAMES
-from store.annotations import Annotator, sidecar_name
-from store.archive import archive_name, list_archives
-from store.blobs import LocalBlobStore
+from payloads.blobs import LocalBlobStore
 from tests.conftest import workflow_id
 from tests.helpers import ROOT, eventually, pending_approvals
 from tests.test_replay import replayer
@@ -147,15 +147,18 @@ async def _decided(handle, request_id: str) -> bool:
 
 
 async def test_a_failing_archive_does_not_fail_the_run(client, settings, fake_llm, tmp_path, monkeypatch):
+    import service.activities as activities_module
     import worker as worker_module
 
     class Unwritable(LocalBlobStore):
         def list_objects(self, prefix: str) -> list[str]:
             raise ValueError("simulated: this store refuses every name")
 
-    real = worker_module.ArchiveActivities
+    real = activities_module.ArchiveActivities
     monkeypatch.setattr(
-        worker_module, "ArchiveActivities", lambda settings, store, *rest: real(settings, Unwritable(tmp_path), *rest)
+        activities_module,
+        "ArchiveActivities",
+        lambda settings, store, *rest: real(settings, Unwritable(tmp_path), *rest),
     )
     fake_llm.push(Reply(text="done"))
     async with worker_module.build_worker(client, settings):
@@ -181,7 +184,7 @@ def test_archive_command_lists_by_annotation_and_shows_one(tmp_path):
 
     def archive(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "store.archive", *args],
+            [sys.executable, "-m", "archives", *args],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -1,7 +1,7 @@
 """The archive activity against the stores: written once, offloaded items embedded, S3 annotations or sidecars.
 
 A real S3 HTTP endpoint on 127.0.0.1 is moto's server. moto 5.2 has no annotation API: it stores an
-annotation *as the object*, which is exactly what the probe in store/annotations.py guards against.
+annotation *as the object*, which is exactly what the probe in archives/annotations.py guards against.
 The annotation calls themselves are checked against botocore's S3 model with a Stubber.
 """
 
@@ -19,14 +19,15 @@ from botocore.stub import ANY, Stubber
 from temporalio.api.common.v1 import Payload
 from temporalio.testing import ActivityEnvironment
 
-from activities.archive import ArchiveActivities
-from config.codec import PayloadSettings, build_codec
+from archives.activity import ArchiveActivities
+from archives.annotations import _PROBE_BODY, PROBE_NAME, Annotator, sidecar_name
+from archives.cli import main as _main
+from archives.models import ANNOTATION_NAMES, ArchiveRequest
+from archives.store import archive_name, write_archive
 from config.settings import Settings
 from devstack.dev_server import free_port
-from models.archive import ANNOTATION_NAMES, ArchiveRequest
-from store.annotations import _PROBE_BODY, PROBE_NAME, Annotator, sidecar_name
-from store.archive import _main, archive_name, write_archive
-from store.blobs import LocalBlobStore, S3BlobStore
+from payloads.blobs import LocalBlobStore, S3BlobStore
+from payloads.converter import build_codec
 
 KEY = base64.b64encode(b"a" * 32).decode()
 BUCKET = "run-archives"
@@ -47,7 +48,9 @@ def request(workflow_id: str = "wf/1", **extra) -> ArchiveRequest:
 
 async def test_archive_is_written_once_and_embeds_offloaded_items_decoded(tmp_path):
     store = LocalBlobStore(tmp_path)
-    codec = build_codec(PayloadSettings.from_env({"PAYLOAD_ENCRYPTION_KEY": KEY, "PAYLOAD_OFFLOAD_BYTES": "64"}), store)
+    codec = build_codec(
+        Settings.from_env({"PAYLOAD_ENCRYPTION_KEY": KEY, "PAYLOAD_OFFLOAD_BYTES": "64"}).payloads, store
+    )
     [ticket] = await codec.encode(
         [Payload(metadata={"encoding": b"json/plain"}, data=json.dumps({"rows": ["x" * 100]}).encode())]
     )

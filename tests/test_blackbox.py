@@ -82,7 +82,7 @@ async def activity_spans(handle) -> list[tuple[float, float, int]]:
     return spans
 
 
-async def test_openai_agents_sdk_end_to_end(client, worker, fake_openai):
+async def test_openai_agents_sdk_end_to_end(client, fake_openai, worker):
     fake_openai.push(Reply(tool_calls=[("calculate_budget", BUDGET_ARGS)]), Reply(text=budget_answer()))
     handle, result = await run(
         client, worker.task_queue, {"agent": "budget", "prompt": "I earn 5000 a month.", "model": OPENAI_MODEL}
@@ -123,7 +123,7 @@ async def test_claude_tool_loop_end_to_end(client, worker, fake_llm):
     fake_llm.assert_script_consumed()
 
 
-async def test_two_specialists_in_parallel_overlap_and_merge(client, worker, fake_openai):
+async def test_two_specialists_in_parallel_overlap_and_merge(client, fake_openai, worker):
     fake_openai.responder = specialist_responder(delay=0.7)
     steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
     handle, result = await run(
@@ -199,7 +199,7 @@ async def test_agents_sdk_reaches_no_host_but_the_fake(fake_openai, settings, mo
     monkeypatch.setattr(socket.socket, "connect", recording_connect)
     executor = ToolExecutor(REGISTRY, ToolDeps.from_settings(settings))
     activities = BlackBoxActivities(
-        settings, REGISTRY, {"openai": OpenAIAgentEngine(OpenAIProvider(), REGISTRY)}, executor
+        settings, REGISTRY, {"openai": OpenAIAgentEngine(OpenAIProvider(settings.openai), REGISTRY)}, executor
     )
     env = ActivityEnvironment()
     heartbeats: list = []
@@ -232,7 +232,7 @@ async def test_unknown_provider_is_refused_naming_the_supported_ones(client, wor
     )
 
 
-async def test_agent_loop_on_an_openai_model_steps_through_the_responses_api(client, worker, fake_openai):
+async def test_agent_loop_on_an_openai_model_steps_through_the_responses_api(client, fake_openai, worker):
     fake_openai.push(Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]), Reply(text="6000 * 0.2 = 1200"))
     handle = await client.start_workflow(
         "AgentLoopWorkflow",
@@ -269,7 +269,7 @@ async def test_unknown_field_and_unknown_step_agent_fail_naming_the_field(client
         assert names in str(info.value.cause) and "invalid input" in str(info.value.cause)
 
 
-async def test_approval_between_steps_rejection_ends_the_run(client, worker, fake_openai):
+async def test_approval_between_steps_rejection_ends_the_run(client, fake_openai, worker):
     from tests.helpers import pending_approvals
 
     fake_openai.responder = specialist_responder()
@@ -290,7 +290,7 @@ async def test_approval_between_steps_rejection_ends_the_run(client, worker, fak
     assert not [r for r in fake_openai.requests if "project_savings" in r.tool_names]
 
 
-async def test_budget_is_checked_before_each_step(client, worker, fake_openai):
+async def test_budget_is_checked_before_each_step(client, fake_openai, worker):
     fake_openai.responder = specialist_responder()
     steps = [{"agent": "budget", "prompt": "I earn 5000."}, {"agent": "analysis", "prompt": "1000/month, 10y, 5%"}]
     _, result = await run(

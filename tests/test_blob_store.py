@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from config.settings import Settings
 from models.errors import BlobNotFound
-from store.blobs import LocalBlobStore, S3BlobStore, blob_store_from_env, digest_key
+from payloads.blobs import LocalBlobStore, S3BlobStore, blob_store, digest_key
 
 
 def test_same_bytes_same_key_and_one_file(tmp_path):
@@ -38,13 +39,13 @@ def test_named_objects_list_by_prefix_and_refuse_escapes(tmp_path):
 
 def test_backend_chosen_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    assert isinstance(blob_store_from_env({"BLOB_STORE_DIR": str(tmp_path)}), LocalBlobStore)
-    s3 = blob_store_from_env({"BLOB_STORE_S3_BUCKET": "b", "BLOB_STORE_S3_PREFIX": "/runs/"})
+    assert isinstance(blob_store(Settings.from_env({"BLOB_STORE_DIR": str(tmp_path)}).blobs), LocalBlobStore)
+    s3 = blob_store(Settings.from_env({"BLOB_STORE_S3_BUCKET": "b", "BLOB_STORE_S3_PREFIX": "/runs/"}).blobs)
     assert isinstance(s3, S3BlobStore) and s3.bucket == "b" and s3.prefix == "runs/"
 
 
 def test_lru_keeps_the_most_recent_within_its_weight():
-    from store.lru import Lru
+    from payloads.lru import Lru
 
     cache: Lru[str, bytes] = Lru(10, weight=len)
     cache.put("a", b"1234")

@@ -11,12 +11,14 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from config.codec import payload_codec_from_env
-from config.temporal import connect
+from config.settings import Settings
 from devstack.fake_anthropic import Reply
 from models.conversation import ToolOutcome
-from store.codec import CLAIM_CHECK_ENCODING, ENCRYPTED_ENCODING
-from store.codec_server import CodecServer
+from payloads.blobs import blob_store
+from payloads.codec import CLAIM_CHECK_ENCODING, ENCRYPTED_ENCODING
+from payloads.codec_server import CodecServer
+from payloads.converter import payload_codec
+from service.connect import connect
 from tests.conftest import workflow_id
 from tests.test_cli import temporal
 from tests.test_codec_units import big_text, post
@@ -87,7 +89,7 @@ async def test_five_megabyte_tool_output_is_kept_whole_in_the_store_with_offload
         and len(outcome.content) < 1000
         and expected.startswith(outcome.content.split("\n")[0][:100])
     )
-    assert settings.blob_store().get(outcome.content_ref).decode() == expected
+    assert blob_store(settings.blobs).get(outcome.content_ref).decode() == expected
 
 
 @pytest.fixture
@@ -105,7 +107,7 @@ async def test_encrypted_run_is_unreadable_in_history_and_readable_through_the_c
 ):
     from worker import build_worker
 
-    secure = await connect(encrypted_env, target_host=dev_server.address)
+    secure = await connect(Settings.from_env(encrypted_env), target_host=dev_server.address)
     fake_llm.push(Reply(text=f"Noted: your account is {SECRET}."))
     async with build_worker(secure, settings):
         handle = await secure.start_workflow(
@@ -127,7 +129,7 @@ async def test_encrypted_run_is_unreadable_in_history_and_readable_through_the_c
     with pytest.raises(Exception, match="encoding"):  # a client without the codec cannot read the result
         await client.get_workflow_handle(handle.id).result()
 
-    with CodecServer(payload_codec_from_env(encrypted_env), TOKEN) as server:
+    with CodecServer(payload_codec(Settings.from_env(encrypted_env)), TOKEN) as server:
         body = json.dumps(json_format.MessageToDict(started)).encode()
         status, _, answer = post(
             f"{server.url}/decode", body, {"Authorization": f"Bearer {TOKEN}", "X-Namespace": "default"}

@@ -11,11 +11,12 @@ import os
 
 import pytest
 
-from config.codec import payload_codec_from_env
-from config.temporal import connect
+from config.settings import Settings
 from devstack.dev_server import free_port, start_dev_server
 from devstack.fake_anthropic import Reply
-from store.codec_server import CodecServer
+from payloads.codec_server import CodecServer
+from payloads.converter import payload_codec
+from service.connect import connect
 from tests.conftest import ARTIFACTS, workflow_id
 from tests.test_approval_browser import chromium
 
@@ -30,7 +31,9 @@ async def test_the_ui_shows_decrypted_input_through_the_codec_server(settings, f
 
     env = {**os.environ, "PAYLOAD_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     ui_port = free_port()
-    codec_server = CodecServer(payload_codec_from_env(env), TOKEN, origins=(f"http://localhost:{ui_port}",)).start()
+    codec_server = CodecServer(
+        payload_codec(Settings.from_env(env)), TOKEN, origins=(f"http://localhost:{ui_port}",)
+    ).start()
     server = start_dev_server(
         port=free_port(),
         ui_port=ui_port,
@@ -39,7 +42,7 @@ async def test_the_ui_shows_decrypted_input_through_the_codec_server(settings, f
     )
     try:
         await server.wait_serving()
-        secure = await connect(env, target_host=server.address)
+        secure = await connect(Settings.from_env(env), target_host=server.address)
         fake_llm.push(Reply(text="Stored."))
         async with build_worker(secure, settings):
             handle = await secure.start_workflow(

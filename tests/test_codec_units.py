@@ -11,11 +11,12 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from config.codec import PayloadSettings, build_codec, data_converter_from_env
+from config.settings import Settings
 from models.errors import ConfigError, PayloadCodecError
-from store.blobs import LocalBlobStore
-from store.codec import CLAIM_CHECK_ENCODING, ENCRYPTED_ENCODING
-from store.codec_server import CodecServer
+from payloads.blobs import LocalBlobStore
+from payloads.codec import CLAIM_CHECK_ENCODING, ENCRYPTED_ENCODING
+from payloads.codec_server import CodecServer
+from payloads.converter import build_codec, data_converter
 
 KEY = base64.b64encode(b"k" * 32).decode()
 OTHER_KEY = base64.b64encode(b"o" * 32).decode()
@@ -29,11 +30,11 @@ def big_text(size: int) -> str:
 
 
 def codec_for(tmp_path, **env: str):
-    return build_codec(PayloadSettings.from_env(env), LocalBlobStore(tmp_path))
+    return build_codec(Settings.from_env(env).payloads, LocalBlobStore(tmp_path))
 
 
 async def test_five_megabytes_become_a_claim_check_and_come_back(tmp_path):
-    converter = data_converter_from_env({"BLOB_STORE_DIR": str(tmp_path)})
+    converter = data_converter(Settings.from_env({"BLOB_STORE_DIR": str(tmp_path)}))
     value = {"content": big_text(5 * 1024 * 1024)}
     [encoded] = await converter.encode([value])
     assert encoded.metadata["encoding"] == CLAIM_CHECK_ENCODING and encoded.ByteSize() < 200
@@ -108,9 +109,9 @@ async def test_a_claim_check_whose_blob_is_gone_or_corrupt_is_refused(tmp_path):
 )
 def test_malformed_settings_name_the_variable_and_never_echo_keys(env, message):
     with pytest.raises(ConfigError, match=message) as failure:
-        PayloadSettings.from_env(env)
+        Settings.from_env(env)
     assert "not base64 !" not in str(failure.value)
-    assert KEY not in repr(PayloadSettings.from_env({"PAYLOAD_ENCRYPTION_KEY": KEY}))
+    assert KEY not in repr(Settings.from_env({"PAYLOAD_ENCRYPTION_KEY": KEY}).payloads)
 
 
 def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:

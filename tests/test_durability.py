@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from config.temporal import connect
+from config.settings import Settings
 from devstack.dev_server import free_port, start_dev_server
 from devstack.fake_anthropic import Reply
+from service.connect import connect
 from tests.conftest import workflow_id
 from tests.helpers import eventually, pending_approvals
 from tools.notes import NoteStore
@@ -76,7 +77,7 @@ async def test_server_killed_mid_run_and_restarted_on_same_file(tmp_path, settin
     server = start_dev_server(port=port, ui_port=None, db_file=db_file)
     try:
         await server.wait_serving()  # the port opens before the frontend is healthy
-        client = await connect(target_host=server.address)
+        client = await connect(Settings.from_env(), target_host=server.address)
         async with build_worker(client, settings):
             handle = await client.start_workflow(
                 "AgentLoopWorkflow", {"prompt": "19 * 21?"}, id=workflow_id("restart"), task_queue=settings.task_queue
@@ -85,7 +86,7 @@ async def test_server_killed_mid_run_and_restarted_on_same_file(tmp_path, settin
             server.kill()  # mid-call: the first call_llm has not completed
             server = start_dev_server(port=port, ui_port=None, db_file=db_file)
             await server.wait_serving()
-            fresh = await connect(target_host=server.address)
+            fresh = await connect(Settings.from_env(), target_host=server.address)
             result = await asyncio.wait_for(fresh.get_workflow_handle(handle.id).result(), timeout=90)
     finally:
         server.stop()

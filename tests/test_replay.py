@@ -14,23 +14,21 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.worker import Replayer
 
-from config.codec import data_converter_from_env
 from config.settings import Settings
 from devstack.fake_anthropic import Reply
 from devstack.histories import generations
 from devstack.long_run import log_reader, long_run_prompt, seed_log
 from devstack.scripted_model import respond
-from telemetry.tracing import temporal_plugins
+from service.plugin import AgentServicePlugin
 from tests.conftest import workflow_id
 from tests.helpers import eventually, pending_approvals
-from worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
 def replayer() -> Replayer:
     """A replayer configured like the worker (offloaded payloads are read back through the same codec)."""
-    return Replayer(workflows=WORKFLOWS, data_converter=data_converter_from_env(), plugins=temporal_plugins())
+    return Replayer(workflows=[], plugins=[AgentServicePlugin(Settings.from_env())])
 
 
 async def _approval_run(client, settings, fake_llm):

@@ -8,17 +8,17 @@ import pytest
 
 from config.settings import Settings
 from models.errors import ConfigError
-from telemetry.tracing import export_span, langfuse_config, redactor
+from telemetry.tracing import export_span, redactor
 
 
 def test_langfuse_is_off_without_keys_and_configured_with_both():
-    assert langfuse_config({}) is None
-    config = langfuse_config(
+    assert Settings.from_env({}).langfuse is None
+    config = Settings.from_env(
         {"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk-secret-1234", "LANGFUSE_HOST": "http://lf:3000/"}
-    )
+    ).langfuse
     assert config is not None and config.base_url == "http://lf:3000" and "sk-secret-1234" not in repr(config)
     assert (
-        langfuse_config({"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk"}).base_url
+        Settings.from_env({"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk"}).langfuse.base_url
         == "https://cloud.langfuse.com"
     )
 
@@ -67,6 +67,7 @@ def test_langfuse_receives_the_runs_spans_only(name, scope, exported):
 
 
 def test_secrets_from_the_environment_are_masked_in_observations():
-    mask = redactor({"ANTHROPIC_API_KEY": "sk-ant-abcdef123456", "NOTES_DB": "notes.db", "MY_TOKEN": "tok-98765432"})
+    env = {"ANTHROPIC_API_KEY": "sk-ant-abcdef123456", "NOTES_DB": "notes.db", "MY_TOKEN": "tok-98765432"}
+    mask = redactor(Settings.from_env(env).secrets)
     data = {"messages": [{"text": "key sk-ant-abcdef123456 and tok-98765432"}], "n": 3, "db": "notes.db"}
     assert mask(data=data) == {"messages": [{"text": "key [redacted] and [redacted]"}], "n": 3, "db": "notes.db"}

@@ -8,7 +8,6 @@ import pytest
 from temporalio.service import TLSConfig
 
 from config.settings import Settings
-from config.temporal import connect_config
 from devstack.dev_server import free_port
 from models.errors import ConfigError
 from telemetry.health import Health, HealthServer, probe
@@ -22,7 +21,7 @@ def test_tuning_knobs_have_sane_defaults():
         100,
         25,
     )
-    assert s.identity is None and s.health_port == 0 and s.health_host == "127.0.0.1"
+    assert s.identity is None and s.health.port == 0 and s.health.host == "127.0.0.1"
 
 
 def test_tuning_knobs_from_the_environment():
@@ -43,7 +42,7 @@ def test_tuning_knobs_from_the_environment():
         8,
         500,
     )
-    assert (s.identity, s.health_host, s.health_port) == ("worker-eu-1", "0.0.0.0", 8081)
+    assert (s.identity, s.health.host, s.health.port) == ("worker-eu-1", "0.0.0.0", 8081)
 
 
 @pytest.mark.parametrize(
@@ -61,13 +60,13 @@ def test_a_malformed_knob_is_named(name, value):
 
 
 def test_temporal_cloud_with_an_api_key_turns_tls_on():
-    config = connect_config(
+    config = Settings.from_env(
         {
             "TEMPORAL_ADDRESS": "my-ns.a1b2c.tmprl.cloud:7233",
             "TEMPORAL_NAMESPACE": "my-ns.a1b2c",
             "TEMPORAL_API_KEY": "key-from-the-cloud-console",
         }
-    )
+    ).temporal
     assert config == {
         "target_host": "my-ns.a1b2c.tmprl.cloud:7233",
         "namespace": "my-ns.a1b2c",
@@ -79,14 +78,14 @@ def test_temporal_cloud_with_an_api_key_turns_tls_on():
 def test_mtls_cluster_reads_the_client_certificate(tmp_path):
     (tmp_path / "client.pem").write_bytes(b"CERT")
     (tmp_path / "client.key").write_bytes(b"KEY")
-    config = connect_config(
+    config = Settings.from_env(
         {
             "TEMPORAL_ADDRESS": "temporal.internal:7233",
             "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "client.pem"),
             "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "client.key"),
             "TEMPORAL_TLS_SERVER_NAME": "temporal.internal",
         }
-    )
+    ).temporal
     assert config["target_host"] == "temporal.internal:7233"
     tls = config["tls"]
     assert isinstance(tls, TLSConfig)
@@ -95,14 +94,14 @@ def test_mtls_cluster_reads_the_client_certificate(tmp_path):
 
 def test_local_default_and_empty_values_mean_unset():
     # Compose and Kubernetes pass "" for an unset variable; it must not become a certificate path.
-    assert connect_config({"TEMPORAL_API_KEY": "", "TEMPORAL_TLS_CLIENT_CERT_PATH": ""}) == {
+    assert Settings.from_env({"TEMPORAL_API_KEY": "", "TEMPORAL_TLS_CLIENT_CERT_PATH": ""}).temporal == {
         "target_host": "localhost:7233"
     }
 
 
 def test_a_missing_certificate_is_a_config_error():
     with pytest.raises(ConfigError, match="No such file"):
-        connect_config(
+        Settings.from_env(
             {
                 "TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent/client.pem",
                 "TEMPORAL_TLS_CLIENT_KEY_PATH": "/nonexistent/k",

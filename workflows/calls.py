@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from models.archive import ArchiveReceipt, ArchiveRequest
+    from archives.models import ArchiveReceipt, ArchiveRequest
     from models.blackbox import InvokeAgentRequest, InvokeAgentResult
     from models.conversation import ToolOutcome
     from models.errors import AgentRunFailed, AgentServiceError, LlmCallFailed

@@ -19,7 +19,7 @@ from workflows.visibility import current_trace_id, publish_search_attributes, ta
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from models.archive import ArchiveRequest
+    from archives.models import ArchiveRequest
     from models.conversation import Conversation
     from models.errors import InvalidInput, RunFailed
     from models.history import HistoryLimits

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import anthropic
 
 from activities.pricing import cost_usd
 from activities.providers.errors import config_error, connection_error, http_error
+from config.sections import AnthropicSettings
 from models.conversation import Conversation, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
 from models.llm import LlmResponse
 from models.run import Usage
@@ -42,15 +42,22 @@ def to_wire_tools(tools: list[Tool]) -> list[dict[str, Any]]:
 class AnthropicProvider:
     """`LlmProvider` for Claude; the client is built lazily so a worker without a key still starts."""
 
-    def __init__(self, timeout_seconds: float = 120.0) -> None:
+    def __init__(self, config: AnthropicSettings, timeout_seconds: float = 120.0) -> None:
+        self._config = config
         self._timeout = timeout_seconds
         self._client: anthropic.AsyncAnthropic | None = None
 
     def _client_or_raise(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
-            if not os.environ.get("ANTHROPIC_API_KEY") and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+            if not self._config.configured:
                 raise config_error("ANTHROPIC_API_KEY is not set in the worker's environment")
-            self._client = anthropic.AsyncAnthropic(max_retries=0, timeout=self._timeout)
+            self._client = anthropic.AsyncAnthropic(
+                api_key=self._config.api_key,
+                auth_token=self._config.auth_token,
+                base_url=self._config.base_url,
+                max_retries=0,
+                timeout=self._timeout,
+            )
         return self._client
 
     async def complete(

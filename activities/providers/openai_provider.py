@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import openai
 
 from activities.pricing import cost_usd
 from activities.providers.errors import config_error, connection_error, http_error
+from config.sections import OpenAISettings
 from models.conversation import Conversation, TextBlock, ToolCall, ToolUseBlock
 from models.llm import LlmResponse
 from models.run import Usage
@@ -55,16 +55,19 @@ def to_function_tools(tools: list[Tool]) -> list[dict[str, Any]]:
 class OpenAIProvider:
     """`LlmProvider` for `openai:` models; the client is built lazily so a worker without a key still starts."""
 
-    def __init__(self, timeout_seconds: float = 120.0) -> None:
+    def __init__(self, config: OpenAISettings, timeout_seconds: float = 120.0) -> None:
+        self._config = config
         self._timeout = timeout_seconds
         self._client: openai.AsyncOpenAI | None = None
 
     def client(self) -> openai.AsyncOpenAI:
         """The shared client (also used by the Agents SDK engine); a missing key is a configuration error."""
         if self._client is None:
-            if not os.environ.get("OPENAI_API_KEY"):
+            if not self._config.configured:
                 raise config_error("OPENAI_API_KEY is not set in the worker's environment")
-            self._client = openai.AsyncOpenAI(max_retries=0, timeout=self._timeout)
+            self._client = openai.AsyncOpenAI(
+                api_key=self._config.api_key, base_url=self._config.base_url, max_retries=0, timeout=self._timeout
+            )
         return self._client
 
     async def complete(

@@ -1,6 +1,6 @@
 """The codec server: the Temporal UI and CLI send it encoded payloads and show what it sends back.
 
-    CODEC_SERVER_TOKEN=... python -m store.codec_server [--host 127.0.0.1] [--port 8081]
+    CODEC_SERVER_TOKEN=... python -m payloads.codec_server [--host 127.0.0.1] [--port 8081]
 
 Temporal's codec server protocol: `POST .../encode` and `POST .../decode` with a body of Payloads as
 proto3 JSON (`{"payloads": [{"metadata": {"encoding": "<base64>"}, "data": "<base64>"}]}`), answered
@@ -18,7 +18,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import sys
 import threading
 from collections.abc import Mapping
@@ -29,11 +28,12 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from config.codec import payload_codec_from_env
+from config.sections import DEFAULT_CODEC_ORIGINS
+from config.settings import Settings
 from models.errors import ConfigError
+from payloads.converter import payload_codec
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
-DEFAULT_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
 
 log = logging.getLogger("codec_server")
 
@@ -48,7 +48,7 @@ class CodecServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        origins: tuple[str, ...] = DEFAULT_ORIGINS,
+        origins: tuple[str, ...] = DEFAULT_CODEC_ORIGINS,
         namespaces: tuple[str, ...] = (),
     ) -> None:
         if not token:
@@ -184,37 +184,29 @@ def _handler(server: CodecServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def server_from_env(
-    env: Mapping[str, str] | None = None, host: str | None = None, port: int | None = None
-) -> CodecServer:
-    """A CodecServer configured by CODEC_SERVER_* plus the payload codec's own variables."""
-    env = os.environ if env is None else env
-    split = lambda raw: tuple(s.strip().rstrip("/") for s in raw.split(",") if s.strip())  # noqa: E731
-    try:
-        port = port if port is not None else int(env.get("CODEC_SERVER_PORT") or 8081)
-    except ValueError:
-        raise ConfigError(f"CODEC_SERVER_PORT must be an integer, got {env.get('CODEC_SERVER_PORT')!r}") from None
+def server_from_settings(settings: Settings, host: str | None = None, port: int | None = None) -> CodecServer:
+    """A CodecServer configured by CODEC_SERVER_* plus the payload codec's own settings."""
+    config = settings.codec_server
     return CodecServer(
-        payload_codec_from_env(env),
-        env.get("CODEC_SERVER_TOKEN") or "",
-        host=host or env.get("CODEC_SERVER_HOST") or "127.0.0.1",
-        port=port,
-        origins=split(env.get("CODEC_SERVER_CORS_ORIGINS") or ",".join(DEFAULT_ORIGINS)),
-        namespaces=split(env.get("CODEC_SERVER_NAMESPACES") or ""),
+        payload_codec(settings),
+        config.token,
+        host=host or config.host,
+        port=config.port if port is None else port,
+        origins=config.origins,
+        namespaces=config.namespaces,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run until interrupted; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m store.codec_server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m payloads.codec_server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", help="address to listen on (CODEC_SERVER_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (CODEC_SERVER_PORT, default 8081; 0 picks a free one)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
-        server = server_from_env(host=args.host, port=args.port)
+        settings = Settings.from_env()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        server = server_from_settings(settings, host=args.host, port=args.port)
     except ConfigError as exc:
         print(f"codec server: configuration error: {exc}", file=sys.stderr)
         return 2

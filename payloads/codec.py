@@ -25,8 +25,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from models.errors import PayloadCodecError
-from store.blobs import BlobStore, digest_key
-from store.lru import Lru
+from payloads.blobs import BlobStore, digest_key
+from payloads.lru import Lru
 
 ENCODING = "encoding"
 CLAIM_CHECK_ENCODING = b"binary/claim-check"
@@ -150,7 +150,3 @@ class CodecChain(PayloadCodec):
         for codec in reversed(self.codecs):
             out = await codec.decode(out)
         return out
-
-    def find(self, kind: type[PayloadCodec]) -> PayloadCodec | None:
-        """The first codec of type `kind` in the chain."""
-        return next((c for c in self.codecs if isinstance(c, kind)), None)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from models.errors import BlobNotFound
-from store.blobs import BlobStore, S3BlobStore
+from payloads.blobs import BlobStore, S3BlobStore
 
 SIDECAR_SUFFIX = ".annotations.json"
 MAX_ANNOTATION_BYTES = 1024 * 1024

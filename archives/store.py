@@ -1,20 +1,15 @@
-"""Run archives: one self-contained JSON object per run, its named annotations, and a command to find them.
-
-    python -m store.archive list [--where final_answer~C123] [--where status=completed] [--json]
-    python -m store.archive show <workflow id> [--run <first run id>]
+"""Run archives: one self-contained JSON object per run, written once, and finding them again (archives/cli.py).
 
 An archive is `archives/<workflow id>/<first run id>.json` in the blob store (BLOB_STORE_*): the
 final output, the conversations, and every offloaded item the run referenced, embedded and decoded,
-so it stays readable after blobs expire and keys rotate. Annotations: see store/annotations.py.
+so it stays readable after blobs expire and keys rotate. Annotations: see archives/annotations.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,23 +18,23 @@ from urllib.parse import quote, unquote
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from models.archive import ANNOTATION_NAMES, ArchiveRequest
+from archives.annotations import PROBE_NAME, SIDECAR_SUFFIX, Annotator
+from archives.models import ANNOTATION_NAMES, ArchiveRequest
 from models.errors import BlobNotFound
-from store.annotations import PROBE_NAME, SIDECAR_SUFFIX, Annotator
-from store.blobs import BlobStore
+from payloads.blobs import BlobStore
 
 PREFIX = "archives/"
 FORMAT = "agent-run-archive/1"
 
 
-def _segment(text: str) -> str:
+def segment(text: str) -> str:
     quoted = quote(text, safe="")
     return quoted.replace(".", "%2E") if set(quoted) == {"."} else quoted  # '.' and '..' are not path segments
 
 
 def archive_name(workflow_id: str, first_run_id: str) -> str:
     """Where a run's archive lives; workflow ids may hold '/', so both parts are quoted."""
-    return f"{PREFIX}{_segment(workflow_id)}/{_segment(first_run_id)}.json"
+    return f"{PREFIX}{segment(workflow_id)}/{segment(first_run_id)}.json"
 
 
 def parse_name(name: str) -> tuple[str, str] | None:
@@ -127,56 +122,3 @@ def list_archives(
         if all(field in labels and matches(labels[field], op, value) for field, op, value in where):
             rows.append({"workflow_id": ids[0], "first_run_id": ids[1], "name": name, **labels})
     return rows
-
-
-def _main(argv: list[str] | None = None) -> int:
-    from config.settings import Settings
-    from models.errors import ConfigError
-    from store.blobs import blob_store_from_env
-
-    parser = argparse.ArgumentParser(prog="python -m store.archive", description="Find and read run archives.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    lister = commands.add_parser("list", help="archived runs, filtered by annotation fields")
-    lister.add_argument(
-        "--where", action="append", default=[], help="FIELD=VALUE (equal) or FIELD~TEXT (contains); repeatable"
-    )
-    lister.add_argument("--json", action="store_true", help="one JSON object per line")
-    shower = commands.add_parser("show", help="print one run's archive")
-    shower.add_argument("workflow_id")
-    shower.add_argument("--run", help="first run id, when the workflow id was reused")
-    args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-        store = blob_store_from_env()
-        annotator = Annotator(store, settings.archive_s3_annotations)
-        if args.command == "list":
-            for row in list_archives(store, annotator, [parse_where(w) for w in args.where]):
-                print(
-                    json.dumps(row, ensure_ascii=False)
-                    if args.json
-                    else f"{row['workflow_id']}\t{row['first_run_id']}\t{row.get('status')}\t{row.get('customer_id') or '-'}"
-                )
-            return 0
-        names = [n for n in store.list_objects(f"{PREFIX}{_segment(args.workflow_id)}/") if parse_name(n)]
-        names = [n for n in names if args.run is None or parse_name(n) == (args.workflow_id, args.run)]
-        if not names:
-            print(
-                f"no archive for workflow {args.workflow_id!r}" + (f" run {args.run!r}" if args.run else ""),
-                file=sys.stderr,
-            )
-            return 1
-        documents = sorted((json.loads(store.get_object(n)) for n in names), key=lambda d: d.get("archived_at", ""))
-        if len(documents) > 1:
-            print(
-                f"{len(documents)} archives for this workflow id; showing the newest (pick one with --run)",
-                file=sys.stderr,
-            )
-        print(json.dumps(documents[-1], ensure_ascii=False, indent=1))
-        return 0
-    except (ConfigError, ValueError) as exc:
-        print(f"archive: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -7,12 +7,12 @@ from temporalio.converter import PayloadCodec
 from temporalio.exceptions import ApplicationError
 
 from activities.conversation_store import ConversationStore
+from archives.annotations import Annotator
+from archives.models import ArchiveReceipt, ArchiveRequest
+from archives.store import archive_name, write_archive
 from config.settings import Settings
-from models.archive import ArchiveReceipt, ArchiveRequest
 from models.conversation import Conversation, ToolResultBlock
-from store.annotations import Annotator
-from store.archive import archive_name, write_archive
-from store.blobs import BlobStore
+from payloads.blobs import BlobStore
 
 
 class ArchiveActivities:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from config.sections import BlobSettings
 from models.errors import BlobNotFound
 
 DIGEST_PREFIX = "sha256:"
@@ -182,10 +183,8 @@ class S3BlobStore:
         return sorted(names)
 
 
-def blob_store_from_env(env: Mapping[str, str] | None = None) -> BlobStore:
-    """`BLOB_STORE_S3_BUCKET` (+ `BLOB_STORE_S3_PREFIX`) selects S3; otherwise a directory, `BLOB_STORE_DIR`."""
-    env = os.environ if env is None else env
-    bucket = env.get("BLOB_STORE_S3_BUCKET") or ""
-    if bucket:
-        return S3BlobStore(bucket, env.get("BLOB_STORE_S3_PREFIX") or "")
-    return LocalBlobStore(env.get("BLOB_STORE_DIR") or ".temporal/blobs")
+def blob_store(settings: BlobSettings) -> BlobStore:
+    """S3 when a bucket is named (`BLOB_STORE_S3_BUCKET`, `BLOB_STORE_S3_PREFIX`); otherwise the directory `BLOB_STORE_DIR`."""
+    if settings.s3_bucket:
+        return S3BlobStore(settings.s3_bucket, settings.s3_prefix)
+    return LocalBlobStore(settings.dir)

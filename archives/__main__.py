@@ -1,0 +1,7 @@
+"""`python -m archives`: see archives/cli.py."""
+
+import sys
+
+from archives.cli import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""Find and read run archives in the blob store (BLOB_STORE_*).
+
+python -m archives list [--where final_answer~C123] [--where status=completed] [--json]
+python -m archives show <workflow id> [--run <first run id>]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from archives.annotations import Annotator
+from archives.store import PREFIX, list_archives, parse_name, parse_where, segment
+from config.settings import Settings
+from models.errors import ConfigError
+from payloads.blobs import blob_store
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`list` and `show`; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m archives", description="Find and read run archives.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    lister = commands.add_parser("list", help="archived runs, filtered by annotation fields")
+    lister.add_argument(
+        "--where", action="append", default=[], help="FIELD=VALUE (equal) or FIELD~TEXT (contains); repeatable"
+    )
+    lister.add_argument("--json", action="store_true", help="one JSON object per line")
+    shower = commands.add_parser("show", help="print one run's archive")
+    shower.add_argument("workflow_id")
+    shower.add_argument("--run", help="first run id, when the workflow id was reused")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        store = blob_store(settings.blobs)
+        annotator = Annotator(store, settings.archive_s3_annotations)  # type: ignore[arg-type]
+        if args.command == "list":
+            for row in list_archives(store, annotator, [parse_where(w) for w in args.where]):
+                print(
+                    json.dumps(row, ensure_ascii=False)
+                    if args.json
+                    else f"{row['workflow_id']}\t{row['first_run_id']}\t{row.get('status')}\t{row.get('customer_id') or '-'}"
+                )
+            return 0
+        names = [n for n in store.list_objects(f"{PREFIX}{segment(args.workflow_id)}/") if parse_name(n)]
+        names = [n for n in names if args.run is None or parse_name(n) == (args.workflow_id, args.run)]
+        if not names:
+            print(
+                f"no archive for workflow {args.workflow_id!r}" + (f" run {args.run!r}" if args.run else ""),
+                file=sys.stderr,
+            )
+            return 1
+        documents = sorted((json.loads(store.get_object(n)) for n in names), key=lambda d: d.get("archived_at", ""))
+        if len(documents) > 1:
+            print(
+                f"{len(documents)} archives for this workflow id; showing the newest (pick one with --run)",
+                file=sys.stderr,
+            )
+        print(json.dumps(documents[-1], ensure_ascii=False, indent=1))
+        return 0
+    except (ConfigError, ValueError) as exc:
+        print(f"archive: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Every activity of the product, built from the settings: the one place that wires providers, stores and engines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client
+
+from activities.black_box.claude_engine import ClaudeAgentEngine
+from activities.black_box.invoke_agent import BlackBoxActivities
+from activities.black_box.openai_engine import OpenAIAgentEngine
+from activities.conversation_store import ConversationStore
+from activities.history import HistoryActivities
+from activities.llm import LlmActivities
+from activities.notify import NotifyActivities
+from activities.providers.anthropic_provider import AnthropicProvider
+from activities.providers.openai_provider import OpenAIProvider
+from activities.tool_executor import ToolExecutor
+from activities.tools import ToolActivities
+from archives.activity import ArchiveActivities
+from config.settings import Settings
+from payloads.blobs import blob_store
+from tools.catalog import REGISTRY
+from tools.deps import ToolDeps
+
+
+def build_activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
+    """The activities a worker registers; `client`'s codec lets archives embed offloaded payloads decoded."""
+    anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds)
+    openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds)
+    context = ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)  # one cache for all
+    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic, "openai": openai}, context)
+    executor = ToolExecutor(REGISTRY, ToolDeps.from_settings(settings))  # one for run_tool and the black boxes
+    tools = ToolActivities(executor, context)
+    history = HistoryActivities(settings)
+    notify = NotifyActivities(settings)
+    agents = BlackBoxActivities(
+        settings,
+        REGISTRY,
+        {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
+        executor,
+    )
+    archive = ArchiveActivities(settings, context.blobs, client.data_converter.payload_codec, context)
+    return [
+        llm.call_llm,
+        tools.run_tool,
+        agents.invoke_agent,
+        notify.send_notification,
+        archive.archive_run,
+        history.history_limits,
+    ]

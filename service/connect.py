@@ -1,0 +1,46 @@
+"""Connecting to Temporal the same way everywhere: the settings' cluster, through AgentServicePlugin."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from config.settings import Settings
+from service.plugin import AgentServicePlugin
+from telemetry import metrics
+
+HISTOGRAM_BUCKETS: Mapping[str, Sequence[float]] = {
+    metrics.RUN_COST: [0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 20.0],
+    metrics.RUN_TOKENS: [1_000, 10_000, 50_000, 100_000, 200_000, 500_000, 1_000_000],
+    metrics.RUN_STEPS: [1, 2, 5, 10, 20, 50, 100, 300, 1_000],
+    metrics.APPROVAL_WAIT: [10, 60, 600, 3_600, 14_400, 86_400, 604_800],
+}
+"""The SDK's default buckets (50 ms to 10 s) suit latencies, not dollars, tokens, steps or days of waiting."""
+
+
+async def connect(settings: Settings, **overrides: Any) -> Client:
+    """A client for the cluster `settings.temporal` names (TEMPORAL_* read by `temporalio.envconfig`).
+
+    Defaults follow envconfig (localhost:7233, namespace `default`); `overrides` replace any connect
+    argument (tests pass the address of their own server). The plugin gives the client the pydantic
+    converter and the codec of PAYLOAD_* and BLOB_STORE_*, so workers and starters built here all read
+    each other's offloaded and encrypted payloads, and tracing.
+    """
+    return await Client.connect(**{**settings.temporal, **overrides}, plugins=[AgentServicePlugin(settings)])
+
+
+def metrics_runtime(bind_address: str | None) -> Runtime | None:
+    """A Temporal runtime serving Prometheus metrics on `bind_address` (`host:port`), or None for the default one.
+
+    Counters get the `_total` suffix Prometheus users expect; the product's own metrics
+    (telemetry/metrics.py) are served beside the SDK's on the same endpoint.
+    """
+    if not bind_address:
+        return None
+    prometheus = PrometheusConfig(
+        bind_address=bind_address, counters_total_suffix=True, histogram_bucket_overrides=HISTOGRAM_BUCKETS
+    )
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))

@@ -1,0 +1,83 @@
+"""AgentServicePlugin: what every client, worker and replayer of the product shares, configured in one place.
+
+Clients get the data converter (pydantic JSON + the payload codec) and tracing; workers and replayers
+get the three workflows, the sandbox passthrough, the tracing interceptor and RunFailed as a workflow
+failure; workers also get every activity (service/activities.py), built from the plugin's settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from temporalio.client import Client
+from temporalio.converter import DataConverter
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import WorkerConfig, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from config.settings import Settings
+from models.errors import RunFailed
+from payloads.converter import data_converter
+from service.activities import build_activities
+from telemetry.tracing import setup_tracing, temporal_interceptor
+from workflows.agent_loop import AgentLoopWorkflow
+from workflows.black_box import BlackBoxAgentWorkflow
+from workflows.hybrid import HybridAgentWorkflow
+
+WORKFLOWS = [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
+
+SANDBOX_PASSTHROUGH = (
+    "pydantic",  # the converter validates with pydantic outside the sandbox: workflows must share its classes
+    "models",  # the data converter must decode into the very contract classes the workflows use
+    "archives.models",  # the archive_run contract, for the same reason as models
+    "opentelemetry",  # one tracer provider inside and outside the sandbox (as OpenTelemetryPlugin passes it)
+)
+
+
+def _sandbox(runner: WorkflowRunner | None) -> WorkflowRunner:
+    if runner is None:
+        raise ValueError("AgentServicePlugin needs the worker's workflow runner")
+    if isinstance(runner, SandboxedWorkflowRunner):
+        return dataclasses.replace(
+            runner, restrictions=runner.restrictions.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+        )
+    return runner
+
+
+class AgentServicePlugin(SimplePlugin):
+    """The product's wiring for clients, workers and replayers, from one `Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        setup_tracing(settings.langfuse, settings.secrets)
+        super().__init__(
+            "durable_agents.AgentServicePlugin",
+            data_converter=self._data_converter,
+            interceptors=[temporal_interceptor()],
+            workflows=WORKFLOWS,
+            workflow_runner=_sandbox,
+            workflow_failure_exception_types=[RunFailed],
+        )
+
+    def _data_converter(self, existing: DataConverter | None) -> DataConverter:
+        return data_converter(self.settings)  # built when a client or replayer needs it, never for a worker
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """Workflows, interceptor and sandbox as SimplePlugin does, then the activities built from the settings."""
+        config = super().configure_worker(config)
+        config["activities"] = [*config.get("activities", []), *build_activities(self.settings, config["client"])]
+        return config
+
+
+def worker_client(client: Client) -> Client:
+    """`client` without its AgentServicePlugin, so a worker given its own plugin gets the plugin's part once.
+
+    The connection, namespace, data converter (its codec) and tracing interceptor the client's plugin
+    installed stay: a worker reads and writes payloads exactly as the client that made it does.
+    """
+    config = client.config(active_config=True)
+    plugins = [p for p in config["plugins"] if not isinstance(p, AgentServicePlugin)]
+    if len(plugins) == len(config["plugins"]):
+        return client
+    config["plugins"] = plugins
+    return Client(**config)

@@ -1,1 +1,0 @@
-"""Content-addressed storage for what must not live in workflow history: conversations, large outputs, archives."""
