@@ -90,10 +90,11 @@ class ConversationStore:
             content = truncate_for_model(block.content, self.tool_output_max_chars)
         else:
             cache_key = f"{block.content_ref}:{self.tool_output_max_chars}"
-            content = self._shown.get(cache_key)
-            if content is None:
-                content = truncate_for_model(self.blobs.get(block.content_ref).decode(), self.tool_output_max_chars)
-                self._shown.put(cache_key, content)
+            cached = self._shown.get(cache_key)
+            if cached is None:
+                cached = truncate_for_model(self.blobs.get(block.content_ref).decode(), self.tool_output_max_chars)
+                self._shown.put(cache_key, cached)
+            content = cached
         return ToolResultBlock(tool_use_id=block.tool_use_id, content=content, is_error=block.is_error)
 
     # -- writing ---------------------------------------------------------------------------------

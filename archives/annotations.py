@@ -79,7 +79,7 @@ class Annotator:
         except ClientError as exc:  # NotImplemented, MethodNotAllowed, AccessDenied...: any refusal means sidecars
             log.info("PutObjectAnnotation refused (%s)", exc.response.get("Error", {}).get("Code"))
             return False
-        return s3.get_object(Bucket=store.bucket, Key=key)["Body"].read() == _PROBE_BODY
+        return bool(s3.get_object(Bucket=store.bucket, Key=key)["Body"].read() == _PROBE_BODY)
 
     def write(self, name: str, annotations: dict[str, Any]) -> Literal["s3", "sidecar"]:
         """Attach `annotations` to the object `name`, writing only what is not there yet (retries add nothing)."""

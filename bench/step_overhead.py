@@ -428,9 +428,10 @@ def recorded_worker_args(client, settings) -> tuple[tuple, dict[str, Any]]:
 
 
 def product_activities(client, settings) -> tuple[Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]]:
-    """call_llm and run_tool exactly as build_worker builds them (provider, registry, settings), for the baseline."""
-    _, kwargs = recorded_worker_args(client, settings)
-    by_name = {getattr(fn, "__name__", ""): fn for fn in kwargs["activities"]}
+    """call_llm and run_tool exactly as the worker's plugin builds them (provider, registry, settings), for the baseline."""
+    from service.activities import build_activities
+
+    by_name = {getattr(fn, "__name__", ""): fn for fn in build_activities(settings, client)}
     return by_name["call_llm"], by_name["run_tool"]
 
 

@@ -152,7 +152,8 @@ class S3BlobStore:
     def get(self, key: str) -> bytes:
         """The bytes under `key`."""
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._blob_name(key))["Body"].read()
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=self._blob_name(key))["Body"].read()
+            return data
         except Exception as exc:
             if self._missing(exc):
                 raise BlobNotFound(f"blob {key} not found in s3://{self.bucket}/{self.prefix}") from None
@@ -167,7 +168,8 @@ class S3BlobStore:
     def get_object(self, name: str) -> bytes:
         """The bytes of a named object."""
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + _check_name(name))["Body"].read()
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=self.prefix + _check_name(name))["Body"].read()
+            return data
         except Exception as exc:
             if self._missing(exc):
                 raise BlobNotFound(f"object {name!r} not found in s3://{self.bucket}/{self.prefix}") from None

@@ -65,7 +65,7 @@ class CodecServer:
     def url(self) -> str:
         """http://host:port"""
         host, port = self._http.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def start(self) -> CodecServer:
         """Serve in background threads."""

@@ -103,7 +103,7 @@ def probe(port: int, host: str = "127.0.0.1", timeout: float = 3.0) -> int:
     """GET /healthz on the local worker; the HTTP status, or 0 when nothing answers."""
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=timeout) as response:
-            return response.status
+            return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
     except OSError:

@@ -41,7 +41,7 @@ def tracer_provider() -> Any:
 
 def tracer() -> opentelemetry.trace.Tracer:
     """Tracer for spans this product creates itself."""
-    return tracer_provider().get_tracer(TRACER_NAME)
+    return opentelemetry.trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider())
 
 
 HANDLER_SPAN_PREFIXES = ("HandleQuery:", "HandleSignal:", "ValidateUpdate:", "HandleUpdate:")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +16,7 @@ from tools.registry import CallInfo, Tool
 if TYPE_CHECKING:
     from tools.deps import ToolDeps
 
-_BINARY = {
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -24,7 +25,7 @@ _BINARY = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _MAX_EXPONENT = 1000
 _MAX_MAGNITUDE = 1e100
 
@@ -46,16 +47,17 @@ def evaluate(expression: str) -> float | int:
 
 
 def _eval(node: ast.AST) -> float | int:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval(node.operand))
+        result: float | int = _UNARY[type(node.op)](_eval(node.operand))
+        return result
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
             raise ToolInputError(f"exponent {right} is too large (limit {_MAX_EXPONENT})")
         try:
-            value = _BINARY[type(node.op)](left, right)
+            value: float | int | complex = _BINARY[type(node.op)](left, right)
         except ZeroDivisionError:
             raise ToolInputError("division by zero") from None
         if isinstance(value, complex) or abs(value) > _MAX_MAGNITUDE:

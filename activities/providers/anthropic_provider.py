@@ -72,13 +72,11 @@ class AnthropicProvider:
             name="anthropic.messages", model=model, input=observed_input, model_parameters={"max_tokens": max_tokens}
         ) as observed:
             try:
-                message = await client.messages.create(
-                    model=provider_model,
-                    system=system,
-                    messages=messages,
-                    max_tokens=max_tokens,
-                    **({"tools": to_wire_tools(tools)} if tools else {}),  # the API refuses an empty tools list
-                )
+                # Plain dicts in the wire shape: the SDK's TypedDict overloads cannot see that they match.
+                params: dict[str, Any] = {"model": provider_model, "system": system, "messages": messages}
+                if tools:  # the API refuses an empty tools list
+                    params["tools"] = to_wire_tools(tools)
+                message = await client.messages.create(max_tokens=max_tokens, **params)
             except anthropic.APIStatusError as exc:
                 raise http_error("anthropic", exc.status_code, _error_message(exc), exc.response.headers) from None
             except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:

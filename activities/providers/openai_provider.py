@@ -84,13 +84,11 @@ class OpenAIProvider:
             model_parameters={"max_output_tokens": max_tokens},
         ) as observed:
             try:
-                reply = await client.responses.create(
-                    model=model.split(":", 1)[1],
-                    instructions=system,
-                    input=items,
-                    max_output_tokens=max_tokens,
-                    **({"tools": to_function_tools(tools)} if tools else {}),
-                )
+                # Plain dicts in the wire shape: the SDK's TypedDict overloads cannot see that they match.
+                params: dict[str, Any] = {"model": model.split(":", 1)[1], "instructions": system, "input": items}
+                if tools:
+                    params["tools"] = to_function_tools(tools)
+                reply = await client.responses.create(max_output_tokens=max_tokens, **params)
             except openai.APIStatusError as exc:
                 raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
             except (openai.APIConnectionError, openai.APITimeoutError) as exc:
