@@ -441,13 +441,18 @@ def build_variant_worker(client, settings, variant: Variant):
 
     import worker as worker_module
 
-    if variant.sandboxed and not variant.local_tool:
+    traced = variant.client is not plain_client
+    if variant.sandboxed and not variant.local_tool and traced:
         return worker_module.build_worker(client, settings)
     args, kwargs = recorded_worker_args(client, settings)
+    if not traced:
+        # The worker's own plugin installs the tracing interceptor too; the untraced variants drop it there.
+        for plugin in kwargs["plugins"]:
+            plugin.interceptors = None
     if not variant.sandboxed:
         kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
     if variant.local_tool:
-        kwargs["workflows"] = [*kwargs["workflows"], BenchLocalToolLoopWorkflow]
+        kwargs["workflows"] = [BenchLocalToolLoopWorkflow]  # the plugin adds the product's three
     return Worker(*args, **kwargs)
 
 
