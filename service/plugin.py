@@ -31,6 +31,10 @@ SANDBOX_PASSTHROUGH = (
     "models",  # the data converter must decode into the very contract classes the workflows use
     "archives.models",  # the archive_run contract, for the same reason as models
     "opentelemetry",  # one tracer provider inside and outside the sandbox (as OpenTelemetryPlugin passes it)
+    # Workflow helpers that are stateless functions over the `workflow` API: loading them once, not once per
+    # run the sandbox loads, keeps each cached run smaller (bench/waiting.py).
+    "workflows.calls",
+    "workflows.visibility",
 )
 
 

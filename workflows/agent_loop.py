@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 @workflow.defn(name="AgentLoopWorkflow")
-class AgentLoopWorkflow(AgentWorkflow[AgentRunInput]):
+class AgentLoopWorkflow(AgentWorkflow):
     """One agent, every LLM call and tool call its own activity, within the run's budget.
 
     A long run continues as new between steps: each generation gets the same input plus a small
@@ -32,7 +32,7 @@ class AgentLoopWorkflow(AgentWorkflow[AgentRunInput]):
         """Validate the input, then loop until the model answers or a ceiling stops it."""
         return await self._lifecycle(raw, carry, AgentRunInput)
 
-    async def _execute(self, start: RunStart[AgentRunInput]) -> RunEnd:
+    async def _execute(self, start: RunStart) -> RunEnd:
         request = start.request
         assert self._ledger is not None
         loop = self.LOOP(

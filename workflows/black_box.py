@@ -12,11 +12,11 @@ from workflows.lifecycle import AgentWorkflow, RunEnd, RunStart
 
 with workflow.unsafe.imports_passed_through():
     from models.blackbox import AgentStep, BlackBoxInput
-    from models.run import AgentRunResult, RunStatus
+    from models.run import AgentRunInput, AgentRunResult, RunStatus
 
 
 @workflow.defn(name="BlackBoxAgentWorkflow")
-class BlackBoxAgentWorkflow(AgentWorkflow[BlackBoxInput]):
+class BlackBoxAgentWorkflow(AgentWorkflow):
     """Each agent is one `invoke_agent` activity; every one's spending counts against the run's one budget."""
 
     PATTERN = "A"
@@ -27,16 +27,18 @@ class BlackBoxAgentWorkflow(AgentWorkflow[BlackBoxInput]):
         """Validate the input, then run the steps in sequence or in parallel and merge their outputs."""
         return await self._lifecycle(raw, None, BlackBoxInput)
 
-    def _agents_named(self, request: BlackBoxInput) -> list[tuple[str, str]]:
+    def _agents_named(self, request: AgentRunInput) -> list[tuple[str, str]]:
+        assert isinstance(request, BlackBoxInput)
         where = "steps.{}.agent" if request.steps else "agent"
         return [(where.format(i), s.agent) for i, s in enumerate(request.planned_steps())]
 
-    def _agent_label(self, request: BlackBoxInput) -> str:
+    def _agent_label(self, request: AgentRunInput) -> str:
+        assert isinstance(request, BlackBoxInput)
         return request.agent if not request.steps else ",".join(dict.fromkeys(s.agent for s in request.steps))
 
-    async def _execute(self, start: RunStart[BlackBoxInput]) -> RunEnd:
+    async def _execute(self, start: RunStart) -> RunEnd:
         request = start.request
-        assert self._ledger is not None
+        assert isinstance(request, BlackBoxInput) and self._ledger is not None
         planned = request.planned_steps()
         keys = step_keys([s.agent for s in planned])
         steps = [self._step(s, key, i) for i, (s, key) in enumerate(zip(planned, keys))]

@@ -27,14 +27,14 @@ MAX_PLAN_ATTEMPTS = 3
 
 
 @workflow.defn(name="HybridAgentWorkflow")
-class HybridAgentWorkflow(AgentWorkflow[HybridInput]):
+class HybridAgentWorkflow(AgentWorkflow):
     """Five stages on one budget; each stage's activities carry a `stage N:` summary for the UI."""
 
     PATTERN = "hybrid"
 
     def __init__(self) -> None:
         super().__init__()
-        self._start: RunStart[HybridInput] | None = None
+        self._start: RunStart | None = None
         self._output = HybridOutput()
         self._conversations: dict[str, Conversation] = {}
         """Conversations by role (`planning`, `execution`), archived at the end."""
@@ -48,15 +48,17 @@ class HybridAgentWorkflow(AgentWorkflow[HybridInput]):
         return await self._lifecycle(raw, carry, HybridInput)
 
     @property
-    def _run(self) -> RunStart[HybridInput]:
+    def _run(self) -> RunStart:
         assert self._start is not None
         return self._start
 
     @property
     def _request(self) -> HybridInput:
-        return self._run.request
+        request = self._run.request
+        assert isinstance(request, HybridInput)
+        return request
 
-    async def _execute(self, start: RunStart[HybridInput]) -> RunEnd:
+    async def _execute(self, start: RunStart) -> RunEnd:
         self._start = start
         if start.resumed is not None:
             self._output = HybridOutput.model_validate(start.resumed.stage_output or {})

@@ -8,7 +8,7 @@ the same shape: search attributes, history limits, ledger, ..., final status, ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 
@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.carry import RunCarry
     from workflows.ledger import RunLedger
 
-I = TypeVar("I", bound=AgentRunInput)  # noqa: E741  (the workflow's input model)
 M = TypeVar("M", bound=BaseModel)
 BOUNDED_HISTORY_PATCH = "bounded-history"
 """Runs recorded before offload and continue-as-new have no marker for this and replay as they ran."""
@@ -54,12 +53,13 @@ def parse_input(raw: Any, model: type[M]) -> M:
 
 
 @dataclass
-class RunStart(Generic[I]):
+class RunStart:
     """What the prelude established: the checked input, the run's trace, its limits, what an earlier generation carried."""
 
     raw: Any
     """The input as given; continue-as-new hands it to the next generation unchanged."""
-    request: I
+    request: AgentRunInput
+    """The checked input, of the workflow's own input model."""
     trace_id: str
     limits: HistoryLimits
     resumed: RunCarry | None
@@ -82,13 +82,18 @@ class RunEnd:
     conversations: dict[str, Conversation] = field(default_factory=dict)
 
 
-class AgentWorkflow(RunHandlers, Generic[I]):
-    """The run's lifecycle, shared by all three agent workflows (handlers and state: `RunHandlers`)."""
+class AgentWorkflow(RunHandlers):
+    """The run's lifecycle, shared by all three agent workflows (handlers and state: `RunHandlers`).
+
+    Not a `Generic` over the input model on purpose: the sandbox re-imports workflow modules for every
+    run it loads, and each `AgentWorkflow[Model]` base would be a new entry in `typing`'s process-wide
+    cache that could keep that run's whole module alive after eviction (up to the cache's 128 entries).
+    """
 
     BOUNDED_HISTORY = True
     """Whether the run fetches history limits (offload, continue-as-new); pattern A keeps nothing to offload."""
 
-    async def _lifecycle(self, raw: Any, carry: Any, model: type[I]) -> AgentRunResult:
+    async def _lifecycle(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> AgentRunResult:
         """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it."""
         start = await self._begin(raw, carry, model)
         try:
@@ -98,19 +103,19 @@ class AgentWorkflow(RunHandlers, Generic[I]):
             raise
         return await self._finish(start, end)
 
-    async def _execute(self, start: RunStart[I]) -> RunEnd:
+    async def _execute(self, start: RunStart) -> RunEnd:
         """What this workflow does between prelude and epilogue."""
         raise NotImplementedError
 
-    def _agents_named(self, request: I) -> list[tuple[str, str]]:
+    def _agents_named(self, request: AgentRunInput) -> list[tuple[str, str]]:
         """(field path, agent name) of every agent the input names; each must be known."""
         return [("agent", request.agent)]
 
-    def _agent_label(self, request: I) -> str:
+    def _agent_label(self, request: AgentRunInput) -> str:
         """The `AgentName` search attribute and the agent the status query shows."""
         return request.agent
 
-    async def _begin(self, raw: Any, carry: Any, model: type[I]) -> RunStart[I]:
+    async def _begin(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> RunStart:
         trace_id = current_trace_id()
         request = self._accept_input(raw, model)
         self._agent = self._agent_label(request)
@@ -123,7 +128,7 @@ class AgentWorkflow(RunHandlers, Generic[I]):
         self._ledger = RunLedger(budget=request.budget, started_at=workflow.now())
         return RunStart(raw, request, trace_id, limits, None)
 
-    def _accept_input(self, raw: Any, model: type[I]) -> I:
+    def _accept_input(self, raw: Any, model: type[AgentRunInput]) -> AgentRunInput:
         """Validate the input and every agent it names; a bad one fails the run at once."""
         try:
             request = parse_input(raw, model)
@@ -165,7 +170,7 @@ class AgentWorkflow(RunHandlers, Generic[I]):
         workflow.logger.info("continuing as new: generation %d, step %d", carry.generation, carry.ledger.steps)
         workflow.continue_as_new(args=[raw, carry])
 
-    async def _finish(self, start: RunStart[I], end: RunEnd) -> AgentRunResult:
+    async def _finish(self, start: RunStart, end: RunEnd) -> AgentRunResult:
         """Final status, the result, and the run's archive."""
         self._set_state(end.status)
         assert self._ledger is not None
