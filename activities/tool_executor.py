@@ -74,6 +74,10 @@ class ToolExecutor:
         """`report` mode: the guardrails `run_tool`'s workflow applies, applied here; a refusal is an error result."""
         if agent is None:
             raise ValueError("on_failure='report' checks the call against an agent: pass agent=")
+        if call.name in agent.tools and call.name not in self._registry.tools:
+            record_guardrail_rejection(activity_meter(), reason="unknown_tool")
+            worker = activity.client().identity if activity.in_activity() else "this process"
+            return _error(call, f"Error: tool {call.name!r} is not available on worker {worker!r}.")
         check = check_tool_call(self._registry, agent, call.name, call.arguments)
         if check.tool is None or check.args is None:
             record_guardrail_rejection(activity_meter(), reason=check.reason or "refused")

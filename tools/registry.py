@@ -90,9 +90,20 @@ class Tool:
                 raise ToolArgumentsInvalid(problems) from None
         errors = sorted(_validator(self.input_schema()).iter_errors(arguments), key=lambda e: list(e.absolute_path))
         if errors:
-            problems = "; ".join(f"{'.'.join(map(str, e.absolute_path)) or 'arguments'}: {e.message}" for e in errors)
-            raise ToolArgumentsInvalid(problems)
+            raise ToolArgumentsInvalid("; ".join(problem for e in errors for problem in _problems(e)))
         return arguments
+
+
+def _problems(error: jsonschema.ValidationError) -> list[str]:
+    """One line per wrong field, phrased like pydantic's (`field: Field required`), whatever the schema's source."""
+    where = ".".join(map(str, error.absolute_path))
+    prefix = f"{where}." if where else ""
+    if error.validator == "required" and isinstance(error.instance, dict):
+        return [f"{prefix}{name}: Field required" for name in error.validator_value if name not in error.instance]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        return [f"{prefix}{name}: Extra inputs are not permitted" for name in error.instance if name not in known]
+    return [f"{where or 'arguments'}: {error.message}"]
 
 
 def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:

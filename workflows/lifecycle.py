@@ -20,11 +20,14 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from archives.models import ArchiveRequest
+    from models.agents import AgentRef, PinnedAgents, ResolveAgentsRequest
     from models.conversation import Conversation
     from models.errors import InvalidInput, RunFailed
     from models.history import HistoryLimits
     from models.run import AgentRunInput, AgentRunResult, RunStatus
     from tools.catalog import REGISTRY
+    from tools.pinning import pin, registry_of
+    from tools.registry import Registry
     from workflows.carry import RunCarry
     from workflows.ledger import RunLedger
 
@@ -33,6 +36,8 @@ BOUNDED_HISTORY_PATCH = "bounded-history"
 """Runs recorded before offload and continue-as-new have no marker for this and replay as they ran."""
 ARCHIVE_PATCH = "archive-on-completion"
 """Runs recorded before archives existed replay without the `archive_run` local activity."""
+PIN_PATCH = "pinned-agents"
+"""Runs recorded before pinning existed resolved every agent from the built-in registry, inside the workflow."""
 
 
 def parse_input(raw: Any, model: type[M]) -> M:
@@ -63,6 +68,10 @@ class RunStart:
     trace_id: str
     limits: HistoryLimits
     resumed: RunCarry | None
+    pinned: PinnedAgents
+    """The agents this run pinned at start (carried across continue-as-new)."""
+    registry: Registry
+    """The pinned agents and their tools, metadata only: what the workflow checks calls against."""
 
     @property
     def generation(self) -> int:
@@ -92,6 +101,8 @@ class AgentWorkflow(RunHandlers):
 
     BOUNDED_HISTORY = True
     """Whether the run fetches history limits (offload, continue-as-new); pattern A keeps nothing to offload."""
+    PINS_SPECIALISTS = False
+    """Whether the run also pins the planner and every specialist (the hybrid)."""
 
     async def _lifecycle(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> AgentRunResult:
         """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it."""
@@ -117,30 +128,49 @@ class AgentWorkflow(RunHandlers):
 
     async def _begin(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> RunStart:
         trace_id = current_trace_id()
-        request = self._accept_input(raw, model)
+        pinning = workflow.patched(PIN_PATCH)
+        request = self._accept_input(raw, model, known_here=not pinning)
         self._agent = self._agent_label(request)
         publish_search_attributes(agent=self._agent, pattern=self.PATTERN, customer_id=request.customer_id)
         self._set_state(RunStatus.RUNNING)
         resumed = self._resume(carry)
         if resumed is not None:
-            return RunStart(raw, request, resumed.trace_id, resumed.limits, resumed)
+            pinned = resumed.pinned or self._pin_built_ins(request)
+            return RunStart(raw, request, resumed.trace_id, resumed.limits, resumed, pinned, registry_of(pinned))
         limits = await self._history_limits() if self.BOUNDED_HISTORY else HistoryLimits.legacy()
         self._ledger = RunLedger(budget=request.budget, started_at=workflow.now())
-        return RunStart(raw, request, trace_id, limits, None)
+        pinned = await self._pin(request) if pinning else self._pin_built_ins(request)
+        return RunStart(raw, request, trace_id, limits, None, pinned, registry_of(pinned))
 
-    def _accept_input(self, raw: Any, model: type[AgentRunInput]) -> AgentRunInput:
-        """Validate the input and every agent it names; a bad one fails the run at once."""
+    def _accept_input(self, raw: Any, model: type[AgentRunInput], *, known_here: bool) -> AgentRunInput:
+        """Validate the input (and, for runs recorded before pinning, the agents it names); a bad one fails at once."""
         try:
             request = parse_input(raw, model)
-            for where, name in self._agents_named(request):
-                if name not in REGISTRY.agents:
-                    known = ", ".join(sorted(REGISTRY.agents))
-                    raise InvalidInput(f"{where}: unknown agent {name!r} (known: {known})")
+            if known_here:
+                self._pin_built_ins(request)
         except Exception:
             self._set_state(RunStatus.FAILED)
             raise
         tag_trace(user_id=request.customer_id, session_id=request.session_id or workflow.info().workflow_id)
         return request
+
+    def _agent_refs(self, request: AgentRunInput) -> list[AgentRef]:
+        return [AgentRef(where=where, name=name) for where, name in self._agents_named(request)]
+
+    async def _pin(self, request: AgentRunInput) -> PinnedAgents:
+        """Resolve every agent the run needs on the worker (its agents file, tool modules and MCP servers), once."""
+        try:
+            return await calls.resolve_agents(
+                ResolveAgentsRequest(agents=self._agent_refs(request), specialists=self.PINS_SPECIALISTS)
+            )
+        except RunFailed:
+            self._set_state(RunStatus.FAILED)
+            raise
+
+    def _pin_built_ins(self, request: AgentRunInput) -> PinnedAgents:
+        """How runs recorded before pinning resolved agents: the built-in registry, with no digests to send."""
+        pinned = pin(REGISTRY, self._agent_refs(request), specialists=self.PINS_SPECIALISTS)
+        return pinned.model_copy(update={"digests": {}})
 
     async def _history_limits(self) -> HistoryLimits:
         """The worker's history limits, recorded in history by a local activity.
