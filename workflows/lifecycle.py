@@ -14,7 +14,13 @@ from temporalio import workflow
 
 from workflows import calls
 from workflows.handlers import RunHandlers
-from workflows.visibility import current_trace_id, publish_search_attributes, tag_trace
+from workflows.visibility import (
+    current_trace_id,
+    publish_search_attributes,
+    set_trace_input,
+    set_trace_output,
+    tag_trace,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -106,13 +112,21 @@ class AgentWorkflow(RunHandlers):
 
     async def _lifecycle(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> AgentRunResult:
         """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it."""
-        start = await self._begin(raw, carry, model)
+        if carry is None:
+            set_trace_input(raw)  # as given: also the input of a run that fails validation
         try:
+            start = await self._begin(raw, carry, model)
             end = await self._execute(start)
-        except RunFailed:
+        except RunFailed as exc:
             self._set_state(RunStatus.FAILED)
+            set_trace_output({"status": RunStatus.FAILED.value, "error": exc.message, **self._usage_so_far()})
             raise
         return await self._finish(start, end)
+
+    def _usage_so_far(self) -> dict[str, Any]:
+        if self._ledger is None:
+            return {}
+        return {"usage": self._ledger.usage.model_dump(mode="json"), "steps": self._ledger.steps}
 
     async def _execute(self, start: RunStart) -> RunEnd:
         """What this workflow does between prelude and epilogue."""
@@ -211,6 +225,7 @@ class AgentWorkflow(RunHandlers):
             steps=self._ledger.steps,
             trace_id=start.trace_id,
         )
+        set_trace_output(result.model_dump(mode="json"))
         await self._archive(result, end, start.request.customer_id)
         return result
 
