@@ -44,7 +44,9 @@ PLANNER = "planner"
 
 def planner_agent(registry: Registry) -> AgentProfile:
     """The planner, told which specialists (agents with a structured output) it may consult."""
-    specialists = "\n".join(f"- {a.name}: {a.instructions}" for a in registry.agents.values() if a.output is not None)
+    specialists = "\n".join(
+        f"- {a.name}: {describe(a)}" for a in registry.agents.values() if a.output_schema is not None
+    )
     return AgentProfile(
         name=PLANNER,
         instructions=(
@@ -60,6 +62,11 @@ def planner_agent(registry: Registry) -> AgentProfile:
         tools=(),
         read_only=True,
     )
+
+
+def describe(agent: AgentProfile) -> str:
+    """The one line the planner reads about an agent: its description, else its instructions' first line."""
+    return agent.description or (agent.instructions.strip().splitlines() or [""])[0]
 
 
 REGISTRY = build_registry()

@@ -17,7 +17,7 @@ _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 def specialists(registry: Registry) -> list[str]:
     """Agents the planner may consult: those that answer with structured output."""
-    return sorted(name for name, agent in registry.agents.items() if agent.output is not None)
+    return sorted(name for name, agent in registry.agents.items() if agent.output_schema is not None)
 
 
 def parse_plan(text: str, registry: Registry) -> tuple[HybridPlan | None, str | None]:
