@@ -109,7 +109,6 @@ def _declare(
         requires_approval=requires_approval,
         timeout=timedelta(seconds=timeout_seconds),
         retry=default_retry(max_attempts),
-        source=f"python:{fn.__module__}",
     )
 
 
