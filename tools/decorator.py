@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, get_type_hints, overload
 
 import pydantic_core
@@ -115,7 +116,7 @@ def _declare(
 def _args_model(fn: Callable[..., Any], tool_name: str, where: str) -> tuple[type[BaseModel], str | None]:
     """The pydantic model of `fn`'s parameters, and the name of its ToolContext parameter if any."""
     try:
-        hints = get_type_hints(fn, include_extras=True)
+        hints = _parameter_hints(fn)
     except Exception as exc:  # a forward reference that does not resolve at runtime
         raise ToolDeclarationError(f"{where}: cannot resolve its type hints ({type(exc).__name__}: {exc})") from None
     fields: dict[str, Any] = {}
@@ -145,6 +146,14 @@ def _args_model(fn: Callable[..., Any], tool_name: str, where: str) -> tuple[typ
     except Exception as exc:
         raise ToolDeclarationError(f"{where}: its parameters do not make an args model ({exc})") from None
     return model, context_param
+
+
+def _parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters' resolved type hints; the return hint is not needed, so it may name anything."""
+    holder = SimpleNamespace(
+        __annotations__={k: v for k, v in getattr(fn, "__annotations__", {}).items() if k != "return"}
+    )
+    return get_type_hints(holder, globalns=getattr(fn, "__globals__", {}), include_extras=True)
 
 
 def _handler(fn: Callable[..., Any], args_model: type[BaseModel], context_param: str | None) -> Any:
