@@ -58,12 +58,12 @@ async def test_tool_context_is_injected_and_not_in_the_schema(deps):
     assert list(log_contact.input_schema()["properties"]) == ["customer_id"]
     assert log_contact.effect == "write" and log_contact.requires_approval
     out = await _run(log_contact, deps, key="wf:7:c1", agent="support", customer_id="C1")
-    assert out == '{"customer_id":"C1","key":"wf:7:c1","agent":"support"}'
+    assert out == '{"customer_id": "C1", "key": "wf:7:c1", "agent": "support"}'
 
 
 async def test_sync_functions_run_in_a_thread_and_results_become_json(deps):
     out = await _run(shipping_days, deps, country="de")
-    assert '"country":"DE","days":2' in out
+    assert '"country": "DE", "days": 2' in out
     assert threading.current_thread().name not in out  # ran in a worker thread, not on the event loop
     assert await _run(order_total, deps, order_id="A1", include_tax=False) == "42.50 EUR"
 
@@ -82,9 +82,9 @@ async def test_sync_functions_run_in_a_thread_and_results_become_json(deps):
         """A list."""
         return [1, 2]
 
-    assert await _run(as_model, deps) == '{"value":3}'
+    assert await _run(as_model, deps) == '{"value": 3}'
     assert await _run(as_number, deps) == "2.5"
-    assert as_list.name == "listing" and await _run(as_list, deps) == "[1,2]"
+    assert as_list.name == "listing" and await _run(as_list, deps) == "[1, 2]"
 
 
 class Answer(BaseModel):

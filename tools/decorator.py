@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,5 +179,5 @@ def render(result: Any) -> str:
     if isinstance(result, str):
         return result
     if isinstance(result, BaseModel):
-        return result.model_dump_json()
-    return pydantic_core.to_json(result).decode()
+        result = result.model_dump(mode="json")
+    return json.dumps(result, default=pydantic_core.to_jsonable_python)
