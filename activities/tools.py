@@ -21,7 +21,10 @@ class ToolActivities:
     async def run_tool(self, invocation: ToolInvocation) -> ToolOutcome:
         """Run the handler; misuse goes back to the model, other failures are retried by Temporal."""
         outcome = await self._executor.run(
-            invocation.call, idempotency_key=invocation.idempotency_key, on_failure="retry"
+            invocation.call,
+            idempotency_key=invocation.idempotency_key,
+            on_failure="retry",
+            agent_name=invocation.agent,
         )
         if not invocation.offload or outcome.is_error:
             return outcome

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.env import boolean, choice, http_url, integer, port, read, switch, value, var
+from config.env import boolean, choice, http_url, integer, names, port, read, switch, value, var
 from config.payloads import PayloadSettings, read_payload_settings
 from config.sections import (
     AnthropicSettings,
@@ -76,6 +76,10 @@ class Settings:
     log_level: str = var("LOG_LEVEL", "INFO")
     service_name: str = var("OTEL_SERVICE_NAME", "durable-agents")
     """`service.name` of this process's traces (OpenTelemetry's own variable); `service.version` is the package's."""
+    agents_file: str | None = var("AGENTS_FILE", None)
+    """TOML file of the user's agents and MCP servers, read and checked at start (tools/agents_file.py)."""
+    tool_modules: tuple[str, ...] = var("TOOL_MODULES", (), names)
+    """Python modules whose `@tool` functions the worker registers (found on PYTHONPATH)."""
     history: HistoryLimits = field(default_factory=HistoryLimits)
     """What keeps each run's history small (HISTORY_OFFLOAD, HISTORY_MAX_EVENTS, CONTEXT_SUMMARY_TOKENS)."""
     health: HealthSettings = field(default_factory=HealthSettings)
@@ -88,6 +92,8 @@ class Settings:
     codec_server: CodecServerSettings = field(default_factory=CodecServerSettings)
     temporal: dict[str, Any] = field(default_factory=lambda: read_temporal({}), repr=False)
     """`Client.connect` arguments (address, namespace, TLS, API key) read by `temporalio.envconfig`."""
+    environ: dict[str, str] = field(default_factory=dict, repr=False)
+    """The environment these settings were read from: `${VAR}` in the agents file's MCP `headers` and `env`."""
     secrets: tuple[str, ...] = field(default=(), repr=False)
     """Values of the environment's KEY/SECRET/TOKEN/PASSWORD variables, masked in observations."""
 
@@ -112,5 +118,6 @@ class Settings:
             openai=read(OpenAISettings, env),
             codec_server=read(CodecServerSettings, env),
             temporal=read_temporal(env),
+            environ=env,
             secrets=secret_values(env),
         )

@@ -27,6 +27,8 @@ class CallInfo:
 
     idempotency_key: str
     """Workflow id + step + call id: the same on every retry, so a side effect happens once."""
+    agent: str = ""
+    """The name of the agent making the call."""
 
 
 Handler = Callable[[Any, "ToolDeps", CallInfo], Awaitable[str]]
@@ -121,8 +123,6 @@ class AgentProfile:
     read_only: bool = False
     output_schema: dict[str, Any] | None = None
     """When set, the final answer is JSON validated against this JSON Schema (every pattern)."""
-    output: type[BaseModel] | None = None
-    """Transitional: the built-in specialists' pydantic output models (to be folded into `output_schema`)."""
     max_turns: int = 10
     """The agent's own turn ceiling when it runs whole as one black box."""
     description: str = ""

@@ -118,7 +118,8 @@ class AgentWorkflow(RunHandlers):
             start = await self._begin(raw, carry, model)
             end = await self._execute(start)
         except RunFailed as exc:
-            self._set_state(RunStatus.FAILED)
+            if self._state != RunStatus.FAILED:  # a bad input has already said so
+                self._set_state(RunStatus.FAILED)
             set_trace_output({"status": RunStatus.FAILED.value, "error": exc.message, **self._usage_so_far()})
             raise
         return await self._finish(start, end)

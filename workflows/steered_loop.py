@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from models.run import ApprovalPolicy, RunStatus
     from models.tooling import ToolInvocation
     from telemetry.metrics import record_guardrail_rejection
-    from tools.output_check import check_output
+    from tools.output_check import CORRECTIONS, check_output, correction
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
     from workflows.carry import LoopState
     from workflows.ledger import RunLedger, describe_call
@@ -91,15 +91,16 @@ class SteeredLoop:
                 schema = self._agent.output_schema if self._spec is not None else None
                 if schema is None:
                     return LoopOutcome(RunStatus.COMPLETED, response.text)
-                value, correction = check_output(response.text, schema)
-                if correction is None:
+                value, problems = check_output(response.text, schema)
+                if problems is None:
                     return LoopOutcome(RunStatus.COMPLETED, value)
-                if self._output_corrections >= 1:
+                if self._output_corrections >= CORRECTIONS:
                     raise OutputInvalid(
-                        f"agent {self._agent.name}'s answer does not match its output_schema: {correction}"
+                        f"agent {self._agent.name} answered twice with output that does not match its "
+                        f"output_schema: {problems}"
                     )
-                self._output_corrections += 1  # sent back once with the problem, then the run fails
-                conversation.add_user_text(correction)
+                self._output_corrections += 1  # sent back with the problems, then the run fails
+                conversation.add_user_text(correction(problems, schema))
                 continue
             outcomes: list[ToolOutcome] = []
             for index, call in enumerate(response.tool_calls):
