@@ -29,6 +29,14 @@ MAX_IGNORED_CARRIED = 20
 """Ignored signals a run hands to its next generation (the audit trail of older ones stays in history)."""
 
 
+def expiry(now: datetime, timeout: timedelta) -> datetime:
+    """`now + timeout`, clamped to the last representable moment instead of overflowing (a timer may still be set)."""
+    try:
+        return now + timeout
+    except OverflowError:
+        return datetime.max.replace(tzinfo=now.tzinfo)
+
+
 DECIDE_EXAMPLE = '{"request_id": "req-1", "approved": true, "approver": "alice"}'
 """What a `decide` payload looks like, for refusals."""
 
@@ -87,7 +95,7 @@ class ApprovalBook(BaseModel):
             proposal=proposal,
             approvers=list(approvers),
             requested_at=now,
-            expires_at=now + timeout,
+            expires_at=expiry(now, timeout),
         )
         self.requests.append(request)
         return request
