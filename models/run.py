@@ -87,6 +87,8 @@ class RunStatus(str, Enum):
     APPROVAL_TIMED_OUT = "approval_timed_out"
     BUDGET_EXCEEDED = "budget_exceeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    """The run was cancelled (Temporal status Canceled); only the `status` query and `AgentStatus` show it."""
 
 
 class Usage(BaseModel):

@@ -179,6 +179,12 @@ class ApprovalBook(BaseModel):
         assert request is not None and request.decision is None
         return self._decide(request, False, "timeout", "approval timed out", now, "timeout")
 
+    def withdraw(self, now: datetime) -> list[Decision]:
+        """The run was cancelled: every undecided request is closed, so none shows as pending any more."""
+        return [
+            self._decide(r, False, "cancellation", "the run was cancelled", now, "cancelled") for r in self.pending()
+        ]
+
     def _target(self, request_id: str | None, approver: str) -> ApprovalRequest:
         request: ApprovalRequest | None
         if request_id is None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import is_cancelled_exception
 
 from workflows import calls
 
@@ -101,7 +102,13 @@ class BlackBoxSteps:
                 if self.stopped is None:
                     await self.run(step)
 
-        await asyncio.gather(*(branch(s) for s in steps))
+        branches = [asyncio.ensure_future(branch(s)) for s in steps]  # what gather does, kept to wait on them
+        try:
+            await asyncio.gather(*branches)
+        except BaseException as exc:
+            if is_cancelled_exception(exc):  # gather ends at the first branch's cancellation: wait for the others
+                await workflow.wait(branches)
+            raise
         return self.stopped is None
 
     def _stop(self, reason: str) -> bool:

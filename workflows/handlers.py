@@ -28,6 +28,7 @@ FINAL_STATES = {
     RunStatus.APPROVAL_TIMED_OUT,
     RunStatus.BUDGET_EXCEEDED,
     RunStatus.FAILED,
+    RunStatus.CANCELLED,
 }
 
 

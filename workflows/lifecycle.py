@@ -7,10 +7,12 @@ the same shape: search attributes, history limits, ledger, ..., final status, ar
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.exceptions import is_cancelled_exception
 
 from workflows import calls
 from workflows.handlers import RunHandlers
@@ -94,14 +96,46 @@ class AgentWorkflow(RunHandlers):
     """Whether the run fetches history limits (offload, continue-as-new); pattern A keeps nothing to offload."""
 
     async def _lifecycle(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> AgentRunResult:
-        """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it."""
-        start = await self._begin(raw, carry, model)
+        """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it.
+
+        A cancellation (whatever the run was awaiting) marks the run cancelled, archives it, and is re-raised
+        so the run closes Canceled.
+        """
+        start: RunStart | None = None
         try:
-            end = await self._execute(start)
-        except RunFailed:
-            self._set_state(RunStatus.FAILED)
+            start = await self._begin(raw, carry, model)
+            try:
+                end = await self._execute(start)
+            except RunFailed:
+                self._set_state(RunStatus.FAILED)
+                raise
+        except BaseException as exc:  # CancelledError is a BaseException; continue-as-new passes through too
+            if is_cancelled_exception(exc) and not self._ended and workflow.patched(calls.CANCELLATION_PATCH):
+                await self._cancelled(start)
             raise
         return await self._finish(start, end)
+
+    async def _cancelled(self, start: RunStart | None) -> None:
+        """Status, `AgentStatus` and the run-end metric say cancelled; the archive records what was spent.
+
+        Nothing else runs: the in-flight activity was cancelled with the run, and the archive is shielded so
+        that it is written even if the run is cancelled again meanwhile.
+        """
+        self._book.withdraw(workflow.now())
+        self._waiting_for = None
+        self._set_state(RunStatus.CANCELLED)
+        workflow.set_current_details("**cancelled**: the run was cancelled; nothing runs after the cancellation.")
+        if start is None or self._ledger is None:
+            return
+        ledger = self._ledger
+        output = {
+            "summary": f"Cancelled after {ledger.steps} steps.",
+            "done": list(ledger.done),
+        }
+        result = AgentRunResult(
+            status=RunStatus.CANCELLED, output=output, usage=ledger.usage, steps=ledger.steps, trace_id=start.trace_id
+        )
+        await asyncio.shield(self._archive(result, RunEnd(RunStatus.CANCELLED, output), start.request.customer_id))
 
     async def _execute(self, start: RunStart) -> RunEnd:
         """What this workflow does between prelude and epilogue."""
