@@ -71,8 +71,11 @@ class BlackBoxSteps:
         self.stopped: dict[str, Any] | None = None
         """The ledger's stop summary of the first step that could not run or stopped early; None while all answer."""
 
-    async def run(self, step: BlackBoxStep) -> bool:
-        """Run one step; False (and `stopped` set) when a ceiling forbade it or the agent stopped before answering."""
+    async def run(self, step: BlackBoxStep, branches: int = 1) -> bool:
+        """Run one step; False (and `stopped` set) when a ceiling forbade it or the agent stopped before answering.
+
+        One of `branches` running at once gets its share of the tokens left, so together they cannot overspend.
+        """
         if reason := self._ledger.exceeded(workflow.now()):
             return self._stop(reason)
         if self._on_start is not None:
@@ -82,7 +85,7 @@ class BlackBoxSteps:
             prompt=step.prompt,
             model=self._model,
             max_turns=DEFAULT_MAX_TURNS,
-            max_output_tokens=self._ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
+            max_output_tokens=self._ledger.branch_allowance(DEFAULT_MAX_OUTPUT_TOKENS, branches),
             label=step.label,
         )
         result = await calls.invoke_black_box(request, summary=step.summary, where=step.where)
@@ -100,7 +103,7 @@ class BlackBoxSteps:
         async def branch(step: BlackBoxStep) -> None:
             async with slots:
                 if self.stopped is None:
-                    await self.run(step)
+                    await self.run(step, branches=min(bound, len(steps)))
 
         branches = [asyncio.ensure_future(branch(s)) for s in steps]  # what gather does, kept to wait on them
         try:

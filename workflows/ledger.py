@@ -65,6 +65,11 @@ class RunLedger(BaseModel):
         """Output tokens the next call may produce without passing max_tokens."""
         return max(1, min(default, self.budget.max_tokens - self.usage.total_tokens))
 
+    def branch_allowance(self, default: int, branches: int) -> int:
+        """Output tokens one of `branches` parallel branches may produce: its share of what is left."""
+        left = self.budget.max_tokens - self.usage.total_tokens
+        return max(1, min(default, left // max(1, branches)))
+
     def record_llm(self, response: LlmResponse) -> None:
         """Count one inference and note what the model decided."""
         self.usage = self.usage.add(response.usage)
