@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.agent_specs import AgentResolver
 from activities.conversation_store import ConversationStore
 from activities.heartbeat import heartbeating
 from activities.providers import LlmProvider
@@ -15,7 +16,6 @@ from models.history import RECENT_MESSAGES_KEPT
 from models.llm import LlmRequest, LlmResponse
 from models.run import Usage
 from telemetry.metrics import activity_meter, record_llm_tokens
-from tools.registry import Registry
 
 
 class LlmActivities:
@@ -24,28 +24,27 @@ class LlmActivities:
     def __init__(
         self,
         settings: Settings,
-        registry: Registry,
+        agents: AgentResolver,
         providers: dict[str, LlmProvider],
         conversations: ConversationStore,
     ) -> None:
         self._settings = settings
-        self._registry = registry
+        self._agents = agents
         self._providers = providers
         self._conversations = conversations
 
     @activity.defn(name="call_llm")
     async def call_llm(self, request: LlmRequest) -> LlmResponse:
         """Send the conversation to the model with the agent's instructions and tools; store the reply if kept by reference."""
-        model, provider, agent = route(
+        model, provider = route(
             model=request.model,
             default_model=self._settings.default_model,
             by_provider=self._providers,
             kind="provider",
-            registry=self._registry,
-            agent=request.agent,
         )
         if request.task == "summarise":
             return await self._summarise(request, model, provider)
+        agent, tools = await self._agents.resolve(request.agent, request.spec)
         conversation = await self._conversations.for_model(request.conversation)
         activity.logger.info("calling %s for agent %s (%d messages)", model, agent.name, len(conversation.messages))
         response = await heartbeating(
@@ -53,7 +52,7 @@ class LlmActivities:
                 model=model,
                 system=agent.instructions,
                 conversation=conversation,
-                tools=self._registry.tools_of(agent),
+                tools=tools,
                 max_tokens=request.max_tokens,
             )
         )

@@ -16,9 +16,9 @@ In both, a `ToolInputError` (the model used the tool wrongly) is an error result
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from models.conversation import ToolCall, ToolOutcome
@@ -26,7 +26,7 @@ from models.errors import ToolInputError
 from telemetry.metrics import activity_meter, record_guardrail_rejection, record_tool_call
 from telemetry.observe import tool_call
 from tools.deps import ToolDeps
-from tools.registry import AgentProfile, CallInfo, Registry, Tool, check_tool_call
+from tools.registry import AgentProfile, CallInfo, Registry, Tool, ToolArgumentsInvalid, check_tool_call
 
 OnFailure = Literal["retry", "report"]
 """`retry`: raise so Temporal retries (`run_tool`); `report`: give the model an error result (black boxes)."""
@@ -54,17 +54,30 @@ class ToolExecutor:
             observed.finish(outcome.content, outcome.is_error)
         return outcome
 
-    def _resolve(self, call: ToolCall) -> tuple[Tool, BaseModel]:
+    def _resolve(self, call: ToolCall) -> tuple[Tool, Any] | ToolOutcome:
         """`retry` mode: the workflow checked the call, so only the tool and its arguments are needed."""
         tool = self._registry.tools.get(call.name)
-        if tool is None:
-            raise ApplicationError(f"unknown tool {call.name!r}", type="UnknownTool", non_retryable=True)
-        return tool, tool.args.model_validate(call.arguments)
+        if tool is None or tool.handler is None:
+            worker = activity.client().identity if activity.in_activity() else "this process"
+            raise ApplicationError(
+                f"tool {call.name!r} is not available on worker {worker!r} (its TOOL_MODULES, AGENTS_FILE "
+                "or MCP servers do not declare it)",
+                type="UnknownTool",
+                non_retryable=True,
+            )
+        try:
+            return tool, tool.validate(call.arguments)
+        except ToolArgumentsInvalid as exc:  # the workflow checked the pinned schema; the handler's model is stricter
+            return _error(call, f"Error: invalid arguments for {call.name!r}: {exc}")
 
-    def _admit(self, call: ToolCall, agent: AgentProfile | None) -> tuple[Tool, BaseModel] | ToolOutcome:
+    def _admit(self, call: ToolCall, agent: AgentProfile | None) -> tuple[Tool, Any] | ToolOutcome:
         """`report` mode: the guardrails `run_tool`'s workflow applies, applied here; a refusal is an error result."""
         if agent is None:
             raise ValueError("on_failure='report' checks the call against an agent: pass agent=")
+        if call.name in agent.tools and call.name not in self._registry.tools:
+            record_guardrail_rejection(activity_meter(), reason="unknown_tool")
+            worker = activity.client().identity if activity.in_activity() else "this process"
+            return _error(call, f"Error: tool {call.name!r} is not available on worker {worker!r}.")
         check = check_tool_call(self._registry, agent, call.name, call.arguments)
         if check.tool is None or check.args is None:
             record_guardrail_rejection(activity_meter(), reason=check.reason or "refused")
@@ -78,8 +91,9 @@ class ToolExecutor:
         return check.tool, check.args
 
     async def _execute(
-        self, tool: Tool, args: BaseModel, call: ToolCall, info: CallInfo, on_failure: OnFailure
+        self, tool: Tool, args: Any, call: ToolCall, info: CallInfo, on_failure: OnFailure
     ) -> ToolOutcome:
+        assert tool.handler is not None  # _resolve and _admit only return tools that can run
         try:
             if on_failure == "report":
                 content = await asyncio.wait_for(tool.handler(args, self._deps, info), tool.timeout.total_seconds())

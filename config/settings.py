@@ -74,6 +74,8 @@ class Settings:
     tool_output_max_chars: int = var("TOOL_OUTPUT_MAX_CHARS", 8000, integer(100))
     """Characters of one tool output the model is shown; the full output stays in the blob store."""
     log_level: str = var("LOG_LEVEL", "INFO")
+    service_name: str = var("OTEL_SERVICE_NAME", "durable-agents")
+    """`service.name` of this process's traces (OpenTelemetry's own variable); `service.version` is the package's."""
     history: HistoryLimits = field(default_factory=HistoryLimits)
     """What keeps each run's history small (HISTORY_OFFLOAD, HISTORY_MAX_EVENTS, CONTEXT_SUMMARY_TOKENS)."""
     health: HealthSettings = field(default_factory=HealthSettings)

@@ -38,6 +38,8 @@ class InvokeAgentRequest(BaseModel):
     """One whole agent run: which agent, what to do, on which model, within how many turns."""
 
     agent: str
+    spec: str | None = None
+    """Digest of the agent spec the run pinned; None: the worker's own agent of that name."""
     prompt: str
     model: str | None = None
     max_turns: int = Field(DEFAULT_MAX_TURNS, ge=1)

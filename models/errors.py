@@ -47,6 +47,10 @@ class PlanInvalid(RunFailed):
     """The hybrid's planner did not produce a valid plan within its attempts."""
 
 
+class OutputInvalid(RunFailed):
+    """An agent's final answer did not match its `output_schema`, also after being told what was wrong."""
+
+
 class ToolInputError(AgentServiceError):
     """A tool was used wrongly (bad expression, missing record): told to the model, never retried."""
 

@@ -19,6 +19,8 @@ class LlmRequest(BaseModel):
     """One inference: the agent (whose system prompt and tools the activity looks up), model and conversation."""
 
     agent: str
+    spec: str | None = None
+    """Digest of the agent spec the run pinned (activities read it from the blob store); None: the worker's own."""
     model: str | None = None
     conversation: Conversation
     max_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=1)

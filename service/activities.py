@@ -7,6 +7,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from activities.agent_specs import AgentResolver, AgentSpecActivities, SpecStore
 from activities.black_box.claude_engine import ClaudeAgentEngine
 from activities.black_box.invoke_agent import BlackBoxActivities
 from activities.black_box.openai_engine import OpenAIAgentEngine
@@ -30,14 +31,17 @@ def build_activities(settings: Settings, client: Client) -> list[Callable[..., A
     anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds)
     openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds)
     context = ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)  # one cache for all
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": anthropic, "openai": openai}, context)
+    specs = SpecStore(context.blobs)
+    resolver = AgentResolver(REGISTRY, specs)
+    pinning = AgentSpecActivities(REGISTRY, specs)
+    llm = LlmActivities(settings, resolver, {"anthropic": anthropic, "openai": openai}, context)
     executor = ToolExecutor(REGISTRY, ToolDeps.from_settings(settings))  # one for run_tool and the black boxes
     tools = ToolActivities(executor, context)
     history = HistoryActivities(settings)
     notify = NotifyActivities(settings)
     agents = BlackBoxActivities(
         settings,
-        REGISTRY,
+        resolver,
         {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
         executor,
     )
@@ -49,4 +53,5 @@ def build_activities(settings: Settings, client: Client) -> list[Callable[..., A
         notify.send_notification,
         archive.archive_run,
         history.history_limits,
+        pinning.resolve_agents,
     ]

@@ -53,7 +53,7 @@ class AgentServicePlugin(SimplePlugin):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        setup_tracing(settings.langfuse, settings.secrets)
+        setup_tracing(settings.langfuse, settings.secrets, settings.service_name)
         super().__init__(
             "durable_agents.AgentServicePlugin",
             data_converter=self._data_converter,

@@ -13,6 +13,7 @@ from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
+import jsonschema
 from pydantic import BaseModel, ValidationError
 from temporalio.common import RetryPolicy
 
@@ -38,26 +39,76 @@ def _schema_of(args: type[BaseModel]) -> dict[str, Any]:
     return args.model_json_schema()
 
 
+class ToolArgumentsInvalid(ValueError):
+    """The arguments do not match the tool's schema; the message lists each problem by its path."""
+
+
+def default_retry(max_attempts: int = 3) -> RetryPolicy:
+    """The retry policy a tool gets unless it declares its own."""
+    return RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=max_attempts,
+    )
+
+
 @dataclass(frozen=True)
 class Tool:
-    """One tool: what the model sees (name, description, args schema) and how it runs (handler, policy)."""
+    """One tool: what the model sees (name, description, args schema) and how it runs (handler, policy).
+
+    Python tools carry a pydantic `args` model; MCP tools and pinned tools (rebuilt from a run's pinned
+    spec inside a workflow) carry only the JSON `schema`. `handler` is None where a tool cannot run
+    (a pinned copy inside a workflow): only its metadata is used there.
+    """
 
     name: str
     description: str
-    args: type[BaseModel]
-    handler: Handler
-    effect: Literal["read", "write"]
+    args: type[BaseModel] | None = None
+    handler: Handler | None = None
+    effect: Literal["read", "write"] = "write"
     requires_approval: bool = False
     timeout: timedelta = timedelta(seconds=30)
-    retry: RetryPolicy = field(
-        default_factory=lambda: RetryPolicy(
-            initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10), maximum_attempts=3
-        )
-    )
+    retry: RetryPolicy = field(default_factory=default_retry)
+    schema: dict[str, Any] | None = None
+    """The JSON schema of the arguments when there is no `args` model."""
+    source: str = "python"
+    """Where it comes from: `python` (a module) or `mcp:<server>`."""
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON schema the model is given for the arguments (a copy: callers may change it)."""
-        return copy.deepcopy(_schema_of(self.args))
+        if self.args is not None:
+            return copy.deepcopy(_schema_of(self.args))
+        return copy.deepcopy(self.schema or {"type": "object", "properties": {}})
+
+    def validate(self, arguments: dict[str, Any]) -> Any:
+        """The validated arguments (the args model, or the plain mapping), or ToolArgumentsInvalid."""
+        if self.args is not None:
+            try:
+                return self.args.model_validate(arguments)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+                raise ToolArgumentsInvalid(problems) from None
+        errors = sorted(_validator(self.input_schema()).iter_errors(arguments), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ToolArgumentsInvalid("; ".join(problem for e in errors for problem in _problems(e)))
+        return arguments
+
+
+def _problems(error: jsonschema.ValidationError) -> list[str]:
+    """One line per wrong field, phrased like pydantic's (`field: Field required`), whatever the schema's source."""
+    where = ".".join(map(str, error.absolute_path))
+    prefix = f"{where}." if where else ""
+    if error.validator == "required" and isinstance(error.instance, dict):
+        return [f"{prefix}{name}: Field required" for name in error.validator_value if name not in error.instance]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        return [f"{prefix}{name}: Extra inputs are not permitted" for name in error.instance if name not in known]
+    return [f"{where or 'arguments'}: {error.message}"]
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return cls(schema)
 
 
 @dataclass(frozen=True)
@@ -68,10 +119,18 @@ class AgentProfile:
     instructions: str
     tools: tuple[str, ...]
     read_only: bool = False
+    output_schema: dict[str, Any] | None = None
+    """When set, the final answer is JSON validated against this JSON Schema (every pattern)."""
     output: type[BaseModel] | None = None
-    """When set, the final answer is JSON validated by this model (black-box agents)."""
+    """Transitional: the built-in specialists' pydantic output models (to be folded into `output_schema`)."""
     max_turns: int = 10
     """The agent's own turn ceiling when it runs whole as one black box."""
+    description: str = ""
+    """One line shown to the hybrid planner (defaults to the instructions' first line)."""
+    model: str | None = None
+    """`provider:model` this agent uses; else the run's `model`, else AGENT_MODEL."""
+    source: str = "built-in"
+    """Where it was declared: `built-in` or the agents file's path."""
 
 
 @dataclass
@@ -113,7 +172,7 @@ class ToolCheck:
     """The verdict on a tool call before it runs: the tool and its validated arguments, or an error for the model."""
 
     tool: Tool | None
-    args: BaseModel | None = None
+    args: Any = None
     error: str | None = None
     reason: str | None = None
     """Why it was refused, for metrics: `unknown_tool`, `read_only` or `invalid_arguments`."""
@@ -132,9 +191,9 @@ def check_tool_call(registry: Registry, agent: AgentProfile, name: str, argument
             reason="read_only",
         )
     try:
-        args = tool.args.model_validate(arguments)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+        args = tool.validate(arguments)
+    except ToolArgumentsInvalid as exc:
+        problems = str(exc)
         return ToolCheck(
             None,
             error=f"Invalid arguments for {name!r}: {problems}. Expected schema: {tool.input_schema()}",

@@ -11,7 +11,6 @@ from workflows.steered_loop import SteeredLoop
 
 with workflow.unsafe.imports_passed_through():
     from models.run import AgentRunInput, AgentRunResult, RunStatus
-    from tools.catalog import REGISTRY
     from workflows.carry import RunCarry
 
 
@@ -35,10 +34,12 @@ class AgentLoopWorkflow(AgentWorkflow):
     async def _execute(self, start: RunStart) -> RunEnd:
         request = start.request
         assert self._ledger is not None
+        agent = start.registry.agent(request.agent)
         loop = self.LOOP(
-            registry=REGISTRY,
-            agent=REGISTRY.agent(request.agent),
-            model=request.model,
+            registry=start.registry,
+            agent=agent,
+            spec=start.pinned.digests.get(agent.name),
+            model=agent.model or request.model,
             ledger=self._ledger,
             approval_policy=request.approval,
             ask_approval=self._ask_approval,
@@ -55,6 +56,7 @@ class AgentLoopWorkflow(AgentWorkflow):
                 ledger=self._ledger,
                 loop=outcome.handover,
                 approvals=self._book.for_next_generation(),
+                pinned=start.pinned,
             )
             self._continue_as_new(start.raw, carry)
         final = outcome.output if outcome.status == RunStatus.COMPLETED else None

@@ -41,7 +41,7 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
         assert isinstance(request, BlackBoxInput) and self._ledger is not None
         planned = request.planned_steps()
         keys = step_keys([s.agent for s in planned])
-        steps = [self._step(s, key, i) for i, (s, key) in enumerate(zip(planned, keys))]
+        steps = [self._step(start, s, key, i) for i, (s, key) in enumerate(zip(planned, keys))]
         runner = BlackBoxSteps(self._ledger, request.model, keys, on_start=self._entering(steps))
         stop = await (
             self._fan_out(request, runner, steps) if request.parallel else self._in_sequence(request, runner, steps)
@@ -56,7 +56,8 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
         return RunEnd(status, output, final_answer=final, specialist_results=runner.outputs)
 
     @staticmethod
-    def _step(step: AgentStep, key: str, i: int) -> BlackBoxStep:
+    def _step(start: RunStart, step: AgentStep, key: str, i: int) -> BlackBoxStep:
+        spec = start.pinned.spec(step.agent)
         return BlackBoxStep(
             key=key,
             agent=step.agent,
@@ -65,6 +66,9 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
             summary=f"step {i + 1}: invoke_agent ({step.agent})",
             where=f"step {i + 1}",
             noun=f"agent {key}",
+            spec=start.pinned.digests.get(step.agent),
+            model=spec.model,
+            max_turns=spec.max_turns,
         )
 
     def _entering(self, steps: list[BlackBoxStep]) -> Callable[[BlackBoxStep], None]:

@@ -45,6 +45,11 @@ class BlackBoxStep:
     """Where it sits, for a failure message (e.g. `step 2`)."""
     noun: str
     """How the run's record of work names it (e.g. `agent budget`, `specialist budget`)."""
+    spec: str | None = None
+    """The digest of the agent's pinned spec (None in runs recorded before pinning)."""
+    model: str | None = None
+    """The agent's own model, when its spec names one (else the run's)."""
+    max_turns: int = DEFAULT_MAX_TURNS
 
 
 class BlackBoxSteps:
@@ -82,9 +87,10 @@ class BlackBoxSteps:
             self._on_start(step)
         request = InvokeAgentRequest(
             agent=step.agent,
+            spec=step.spec,
             prompt=step.prompt,
-            model=self._model,
-            max_turns=DEFAULT_MAX_TURNS,
+            model=step.model or self._model,
+            max_turns=step.max_turns,
             max_output_tokens=self._ledger.branch_allowance(DEFAULT_MAX_OUTPUT_TOKENS, branches),
             label=step.label,
         )

@@ -20,9 +20,10 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from archives.models import ArchiveReceipt, ArchiveRequest
+    from models.agents import PinnedAgents, ResolveAgentsRequest
     from models.blackbox import InvokeAgentRequest, InvokeAgentResult
     from models.conversation import ToolOutcome
-    from models.errors import AgentRunFailed, AgentServiceError, LlmCallFailed
+    from models.errors import AgentRunFailed, AgentServiceError, InvalidInput, LlmCallFailed
     from models.history import HistoryLimits
     from models.hybrid import NotificationReceipt, NotificationRequest
     from models.llm import LlmRequest, LlmResponse
@@ -109,8 +110,22 @@ ARCHIVE_RUN = ActivityOptions(
     local=True,  # its input (output, conversations) goes from workflow memory to the store, never into history
 )
 HISTORY_LIMITS = ActivityOptions(name="history_limits", start_to_close_timeout=timedelta(seconds=10), local=True)
+RESOLVE_AGENTS = ActivityOptions(
+    name="resolve_agents",
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5),
+    local=True,  # once per run; its answer (the pinned specs) is a marker in history
+)
 
-ACTIVITY_OPTIONS = (CALL_LLM, RUN_TOOL, INVOKE_BLACK_BOX, SEND_NOTIFICATION, ARCHIVE_RUN, HISTORY_LIMITS)
+ACTIVITY_OPTIONS = (
+    CALL_LLM,
+    RUN_TOOL,
+    INVOKE_BLACK_BOX,
+    SEND_NOTIFICATION,
+    ARCHIVE_RUN,
+    HISTORY_LIMITS,
+    RESOLVE_AGENTS,
+)
 """The table: every activity a workflow calls, with how it is called."""
 
 
@@ -169,6 +184,17 @@ async def archive_run(request: ArchiveRequest) -> ArchiveReceipt:
 async def history_limits() -> HistoryLimits:
     """The worker's history settings (a local activity, so the answer is recorded and replays the same)."""
     return await _execute(HISTORY_LIMITS, None, HistoryLimits, "history limits")
+
+
+async def resolve_agents(request: ResolveAgentsRequest) -> PinnedAgents:
+    """Pin the run's agents (a local activity); an agent the worker does not know fails the run as InvalidInput."""
+    try:
+        return await _execute(RESOLVE_AGENTS, request, PinnedAgents, "resolve_agents")
+    except (ActivityError, ApplicationError) as exc:
+        cause = exc.cause if isinstance(exc, ActivityError) else exc
+        if isinstance(cause, ApplicationError) and cause.type == "InvalidInput":
+            raise InvalidInput(cause.message) from None
+        raise
 
 
 async def _execute(options: ActivityOptions, arg: Any, result_type: type[R], summary: str) -> R:

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from models.agents import PinnedAgents
 from models.conversation import Conversation
 from models.history import HistoryLimits
 from workflows.approvals import ApprovalBook
@@ -34,5 +35,7 @@ class RunCarry(BaseModel):
     """Budget, totals, steps and record of work so far: ceilings span the whole run."""
     loop: LoopState
     approvals: ApprovalBook
+    pinned: PinnedAgents | None = None
+    """The agents the first generation pinned (None in runs recorded before pinning: the built-ins)."""
     stage_output: dict[str, Any] | None = None
     """Workflow-specific results of earlier stages (the hybrid's plan and specialist outputs)."""

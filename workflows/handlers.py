@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from temporalio import workflow
 
-from workflows.visibility import publish_search_attributes
+from workflows.visibility import OBSERVATION_INPUT, OBSERVATION_OUTPUT, as_attribute, publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import ApprovalRequest, Decision
@@ -141,11 +141,28 @@ class RunHandlers:
         workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
         waiting_since = workflow.now()
         # A span in the run's trace for the wait (the signal's own span belongs to whoever sent it).
-        attributes = {"approval.kind": kind, "approval.summary": summary[:500]}
+        attributes = {
+            "approval.kind": kind,
+            "approval.summary": summary[:500],
+            OBSERVATION_INPUT: as_attribute({"request_id": request.request_id, "kind": kind, "proposal": proposal}),
+        }
         with tracer().start_as_current_span(f"approval {request.request_id}", attributes=attributes) as span:
             decision = await self._await_decision(request, policy.timeout_seconds)
             outcome = "timeout" if decision.via == "timeout" else ("approved" if decision.approved else "rejected")
-            span.set_attributes({"approval.outcome": outcome, "approval.approver": decision.approver or ""})
+            span.set_attributes(
+                {
+                    "approval.outcome": outcome,
+                    "approval.approver": decision.approver or "",
+                    OBSERVATION_OUTPUT: as_attribute(
+                        {
+                            "approved": decision.approved,
+                            "approver": decision.approver,
+                            "comment": decision.comment,
+                            "via": decision.via,
+                        }
+                    ),
+                }
+            )
         waited = (workflow.now() - waiting_since).total_seconds()
         if self._ledger is not None:
             self._ledger.waited_seconds += waited

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from models.llm import DEFAULT_MAX_OUTPUT_TOKENS, LlmRequest
     from models.run import AgentRunResult, RunStatus
     from telemetry.metrics import record_guardrail_rejection
-    from tools.catalog import PLANNER, REGISTRY
+    from tools.pinning import PLANNER
     from workflows.carry import LoopState, RunCarry
     from workflows.planning import execution_prompt, parse_plan, rejection_feedback
 
@@ -33,6 +33,7 @@ class HybridAgentWorkflow(AgentWorkflow):
     """Five stages on one budget; each stage's activities carry a `stage N:` summary for the UI."""
 
     PATTERN = "hybrid"
+    PINS_SPECIALISTS = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -143,16 +144,18 @@ class HybridAgentWorkflow(AgentWorkflow):
                 return None
             self._enter(stage, "the planner's answer (call_llm)")
             suffix = f", attempt {attempt}" if attempt > 1 else ""
+            planner = self._run.pinned.spec(PLANNER)
             request = LlmRequest(
                 agent=PLANNER,
-                model=self._request.model,
+                spec=self._run.pinned.digests.get(PLANNER),
+                model=planner.model or self._request.model,
                 conversation=planning,
                 max_tokens=ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
             )
             response = await calls.call_llm(request, summary=f"{stage} (call_llm{suffix})", where="while planning")
             ledger.record_llm(response)
             planning.add_assistant_turn(response.text or "(empty reply)", [])
-            plan, correction = parse_plan(response.text, REGISTRY)
+            plan, correction = parse_plan(response.text, self._run.registry)
             if plan is not None:
                 return plan
             record_guardrail_rejection(workflow.metric_meter(), reason="invalid_plan")
@@ -176,6 +179,9 @@ class HybridAgentWorkflow(AgentWorkflow):
                 summary=f"stage 2: specialist {key} (invoke_agent)",
                 where=f"stage 2 ({key})",
                 noun=f"specialist {key}",
+                spec=self._run.pinned.digests.get(c.agent),
+                model=self._run.pinned.spec(c.agent).model,
+                max_turns=self._run.pinned.spec(c.agent).max_turns,
             )
             for c, key in zip(plan.consultations, keys)
         ]
@@ -195,10 +201,12 @@ class HybridAgentWorkflow(AgentWorkflow):
 
     def _loop(self) -> SteeredLoop:
         assert self._ledger is not None
+        agent = self._run.registry.agent(self._request.agent)
         return SteeredLoop(
-            registry=REGISTRY,
-            agent=REGISTRY.agent(self._request.agent),
-            model=self._request.model,
+            registry=self._run.registry,
+            agent=agent,
+            spec=self._run.pinned.digests.get(agent.name),
+            model=agent.model or self._request.model,
             ledger=self._ledger,
             approval_policy=self._request.approval,
             ask_approval=self._ask_approval,
@@ -222,6 +230,7 @@ class HybridAgentWorkflow(AgentWorkflow):
                 loop=outcome.handover,
                 approvals=self._book.for_next_generation(),
                 stage_output=self._output.model_dump(mode="json"),
+                pinned=self._run.pinned,
             )
             self._continue_as_new(self._run.raw, carry)
         if outcome.status == RunStatus.COMPLETED:

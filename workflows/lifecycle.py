@@ -16,17 +16,26 @@ from temporalio.exceptions import is_cancelled_exception
 
 from workflows import calls
 from workflows.handlers import RunHandlers
-from workflows.visibility import current_trace_id, publish_search_attributes, tag_trace
+from workflows.visibility import (
+    current_trace_id,
+    publish_search_attributes,
+    set_trace_input,
+    set_trace_output,
+    tag_trace,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from archives.models import ArchiveRequest
+    from models.agents import AgentRef, PinnedAgents, ResolveAgentsRequest
     from models.conversation import Conversation
     from models.errors import InvalidInput, RunFailed
     from models.history import HistoryLimits
     from models.run import AgentRunInput, AgentRunResult, RunStatus
     from tools.catalog import REGISTRY
+    from tools.pinning import pin, registry_of
+    from tools.registry import Registry
     from workflows.carry import RunCarry
     from workflows.ledger import RunLedger
 
@@ -35,6 +44,8 @@ BOUNDED_HISTORY_PATCH = "bounded-history"
 """Runs recorded before offload and continue-as-new have no marker for this and replay as they ran."""
 ARCHIVE_PATCH = "archive-on-completion"
 """Runs recorded before archives existed replay without the `archive_run` local activity."""
+PIN_PATCH = "pinned-agents"
+"""Runs recorded before pinning existed resolved every agent from the built-in registry, inside the workflow."""
 
 
 def parse_input(raw: Any, model: type[M]) -> M:
@@ -65,6 +76,10 @@ class RunStart:
     trace_id: str
     limits: HistoryLimits
     resumed: RunCarry | None
+    pinned: PinnedAgents
+    """The agents this run pinned at start (carried across continue-as-new)."""
+    registry: Registry
+    """The pinned agents and their tools, metadata only: what the workflow checks calls against."""
 
     @property
     def generation(self) -> int:
@@ -94,6 +109,8 @@ class AgentWorkflow(RunHandlers):
 
     BOUNDED_HISTORY = True
     """Whether the run fetches history limits (offload, continue-as-new); pattern A keeps nothing to offload."""
+    PINS_SPECIALISTS = False
+    """Whether the run also pins the planner and every specialist (the hybrid)."""
 
     async def _lifecycle(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> AgentRunResult:
         """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it.
@@ -101,19 +118,27 @@ class AgentWorkflow(RunHandlers):
         A cancellation (whatever the run was awaiting) marks the run cancelled, archives it, and is re-raised
         so the run closes Canceled.
         """
+        if carry is None:
+            set_trace_input(raw)  # as given: also the input of a run that fails validation
         start: RunStart | None = None
         try:
             start = await self._begin(raw, carry, model)
-            try:
-                end = await self._execute(start)
-            except RunFailed:
+            end = await self._execute(start)
+        except RunFailed as exc:
+            if self._state != RunStatus.FAILED:  # a bad input already said so in `_accept_input`: upsert once
                 self._set_state(RunStatus.FAILED)
-                raise
+            set_trace_output({"status": RunStatus.FAILED.value, "error": exc.message, **self._usage_so_far()})
+            raise
         except BaseException as exc:  # CancelledError is a BaseException; continue-as-new passes through too
             if is_cancelled_exception(exc) and not self._ended and workflow.patched(calls.CANCELLATION_PATCH):
                 await self._cancelled(start)
             raise
         return await self._finish(start, end)
+
+    def _usage_so_far(self) -> dict[str, Any]:
+        if self._ledger is None:
+            return {}
+        return {"usage": self._ledger.usage.model_dump(mode="json"), "steps": self._ledger.steps}
 
     async def _cancelled(self, start: RunStart | None) -> None:
         """Status, `AgentStatus` and the run-end metric say cancelled; the archive records what was spent.
@@ -124,14 +149,12 @@ class AgentWorkflow(RunHandlers):
         self._book.withdraw(workflow.now())
         self._waiting_for = None
         self._set_state(RunStatus.CANCELLED)
+        set_trace_output({"status": RunStatus.CANCELLED.value, **self._usage_so_far()})
         workflow.set_current_details("**cancelled**: the run was cancelled; nothing runs after the cancellation.")
         if start is None or self._ledger is None:
             return
         ledger = self._ledger
-        output = {
-            "summary": f"Cancelled after {ledger.steps} steps.",
-            "done": list(ledger.done),
-        }
+        output = {"summary": f"Cancelled after {ledger.steps} steps.", "done": list(ledger.done)}
         result = AgentRunResult(
             status=RunStatus.CANCELLED, output=output, usage=ledger.usage, steps=ledger.steps, trace_id=start.trace_id
         )
@@ -151,30 +174,49 @@ class AgentWorkflow(RunHandlers):
 
     async def _begin(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> RunStart:
         trace_id = current_trace_id()
-        request = self._accept_input(raw, model)
+        pinning = workflow.patched(PIN_PATCH)
+        request = self._accept_input(raw, model, known_here=not pinning)
         self._agent = self._agent_label(request)
         publish_search_attributes(agent=self._agent, pattern=self.PATTERN, customer_id=request.customer_id)
         self._set_state(RunStatus.RUNNING)
         resumed = self._resume(carry)
         if resumed is not None:
-            return RunStart(raw, request, resumed.trace_id, resumed.limits, resumed)
+            pinned = resumed.pinned or self._pin_built_ins(request)
+            return RunStart(raw, request, resumed.trace_id, resumed.limits, resumed, pinned, registry_of(pinned))
         limits = await self._history_limits() if self.BOUNDED_HISTORY else HistoryLimits.legacy()
         self._ledger = RunLedger(budget=request.budget, started_at=workflow.now())
-        return RunStart(raw, request, trace_id, limits, None)
+        pinned = await self._pin(request) if pinning else self._pin_built_ins(request)
+        return RunStart(raw, request, trace_id, limits, None, pinned, registry_of(pinned))
 
-    def _accept_input(self, raw: Any, model: type[AgentRunInput]) -> AgentRunInput:
-        """Validate the input and every agent it names; a bad one fails the run at once."""
+    def _accept_input(self, raw: Any, model: type[AgentRunInput], *, known_here: bool) -> AgentRunInput:
+        """Validate the input (and, for runs recorded before pinning, the agents it names); a bad one fails at once."""
         try:
             request = parse_input(raw, model)
-            for where, name in self._agents_named(request):
-                if name not in REGISTRY.agents:
-                    known = ", ".join(sorted(REGISTRY.agents))
-                    raise InvalidInput(f"{where}: unknown agent {name!r} (known: {known})")
+            if known_here:
+                self._pin_built_ins(request)
         except Exception:
             self._set_state(RunStatus.FAILED)
             raise
         tag_trace(user_id=request.customer_id, session_id=request.session_id or workflow.info().workflow_id)
         return request
+
+    def _agent_refs(self, request: AgentRunInput) -> list[AgentRef]:
+        return [AgentRef(where=where, name=name) for where, name in self._agents_named(request)]
+
+    async def _pin(self, request: AgentRunInput) -> PinnedAgents:
+        """Resolve every agent the run needs on the worker (its agents file, tool modules and MCP servers), once."""
+        try:
+            return await calls.resolve_agents(
+                ResolveAgentsRequest(agents=self._agent_refs(request), specialists=self.PINS_SPECIALISTS)
+            )
+        except RunFailed:
+            self._set_state(RunStatus.FAILED)
+            raise
+
+    def _pin_built_ins(self, request: AgentRunInput) -> PinnedAgents:
+        """How runs recorded before pinning resolved agents: the built-in registry, with no digests to send."""
+        pinned = pin(REGISTRY, self._agent_refs(request), specialists=self.PINS_SPECIALISTS)
+        return pinned.model_copy(update={"digests": {}})
 
     async def _history_limits(self) -> HistoryLimits:
         """The worker's history limits, recorded in history by a local activity.
@@ -215,6 +257,7 @@ class AgentWorkflow(RunHandlers):
             steps=self._ledger.steps,
             trace_id=start.trace_id,
         )
+        set_trace_output(result.model_dump(mode="json"))
         await self._archive(result, end, start.request.customer_id)
         return result
 

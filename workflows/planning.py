@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from models.hybrid import HybridPlan
+from tools.pinning import specialist_names
 from tools.registry import Registry
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
@@ -17,7 +18,7 @@ _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 def specialists(registry: Registry) -> list[str]:
     """Agents the planner may consult: those that answer with structured output."""
-    return sorted(name for name, agent in registry.agents.items() if agent.output is not None)
+    return specialist_names(registry)
 
 
 def parse_plan(text: str, registry: Registry) -> tuple[HybridPlan | None, str | None]:

@@ -13,11 +13,13 @@ from workflows import calls
 with workflow.unsafe.imports_passed_through():
     from models.approval import Decision
     from models.conversation import Conversation, ToolCall, ToolOutcome
+    from models.errors import OutputInvalid
     from models.history import RECENT_MESSAGES_KEPT, HistoryLimits
     from models.llm import DEFAULT_MAX_OUTPUT_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS, LlmRequest, LlmResponse
     from models.run import ApprovalPolicy, RunStatus
     from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN, ToolInvocation, refused_tool_call_message
     from telemetry.metrics import record_guardrail_rejection
+    from tools.output_check import check_output
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
     from workflows.carry import LoopState
     from workflows.ledger import RunLedger, describe_call
@@ -46,6 +48,7 @@ class SteeredLoop:
         agent: AgentProfile,
         model: str | None,
         ledger: RunLedger,
+        spec: str | None = None,
         approval_policy: ApprovalPolicy,
         ask_approval: AskApproval,
         step_label: str = "",
@@ -54,7 +57,10 @@ class SteeredLoop:
     ) -> None:
         self._registry = registry
         self._agent = agent
+        self._spec = spec
+        """The pinned spec's digest, sent with every call_llm (None for runs recorded before pinning)."""
         self._model = model
+        self._output_corrections = 0
         self._ledger = ledger
         self._policy = approval_policy
         self._ask_approval = ask_approval
@@ -84,7 +90,19 @@ class SteeredLoop:
             state.context_tokens = response.usage.input_tokens + response.usage.output_tokens
             conversation.add_assistant_turn(response.text, response.tool_calls, response.stored)
             if not response.tool_calls:
-                return LoopOutcome(RunStatus.COMPLETED, response.text)
+                schema = self._agent.output_schema if self._spec is not None else None
+                if schema is None:
+                    return LoopOutcome(RunStatus.COMPLETED, response.text)
+                value, correction = check_output(response.text, schema)
+                if correction is None:
+                    return LoopOutcome(RunStatus.COMPLETED, value)
+                if self._output_corrections >= 1:
+                    raise OutputInvalid(
+                        f"agent {self._agent.name}'s answer does not match its output_schema: {correction}"
+                    )
+                self._output_corrections += 1  # sent back once with the problem, then the run fails
+                conversation.add_user_text(correction)
+                continue
             runnable, refused = self._fan_in(response.tool_calls)
             outcomes: list[ToolOutcome] = []
             for index, call in enumerate(runnable):
@@ -136,6 +154,7 @@ class SteeredLoop:
         summarising = task == "summarise"
         request = LlmRequest(
             agent=self._agent.name,
+            spec=self._spec,
             model=self._model,
             conversation=conversation,
             max_tokens=self._ledger.output_allowance(

@@ -13,6 +13,7 @@ from activities.black_box.progress import AgentProgress
 from activities.providers.anthropic_provider import AnthropicProvider
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.conversation import Conversation
+from tools.output_check import check_output
 from tools.registry import AgentProfile, Registry
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
@@ -52,17 +53,17 @@ class ClaudeAgentEngine:
         tools: BlackBoxTools,
     ) -> InvokeAgentResult:
         """Alternate inference and in-process tool calls until the agent answers or hits `max_turns`."""
-        output_model: type[BaseModel] | None = agent.output
+        schema = agent.output_schema or (agent.output.model_json_schema() if agent.output else None)
         system = agent.instructions
-        if output_model is not None:
-            system += f"\n\nYour final answer must be JSON only, matching this schema: {json.dumps(output_model.model_json_schema())}"
+        if schema is not None:
+            system += f"\n\nYour final answer must be JSON only, matching this schema: {json.dumps(schema)}"
         conversation = Conversation.start(request.prompt)
         while progress.turns < max_turns:
             response = await self._provider.complete(
                 model=model,
                 system=system,
                 conversation=conversation,
-                tools=self._registry.tools_of(agent),
+                tools=tools.definitions,
                 max_tokens=request.max_output_tokens,
             )
             asked = ", ".join(c.name for c in response.tool_calls)
@@ -71,10 +72,10 @@ class ClaudeAgentEngine:
             )
             conversation.add_assistant_turn(response.text, response.tool_calls)
             if not response.tool_calls:
-                if output_model is None:
+                if schema is None:
                     return progress.result(response.text)
-                parsed, correction = parse_structured(response.text, output_model)
-                if parsed is not None:
+                parsed, correction = check_output(response.text, schema)
+                if correction is None:
                     return progress.result(parsed)
                 conversation.add_user_text(correction or "")
                 continue

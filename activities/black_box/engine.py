@@ -9,7 +9,7 @@ from activities.black_box.progress import AgentProgress
 from activities.tool_executor import ToolExecutor
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.conversation import ToolCall, ToolOutcome
-from tools.registry import AgentProfile
+from tools.registry import AgentProfile, Tool
 
 
 class AgentEngine(Protocol):
@@ -35,6 +35,8 @@ class BlackBoxTools:
 
     executor: ToolExecutor
     agent: AgentProfile
+    definitions: list[Tool]
+    """The agent's tools as the run pinned them: what the model is shown."""
     key_prefix: str
     """Workflow id and the run's label; each call's key adds the model's call id."""
     progress: AgentProgress

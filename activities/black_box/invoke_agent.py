@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.agent_specs import AgentResolver
 from activities.black_box.engine import AgentEngine, BlackBoxTools
 from activities.black_box.progress import AgentProgress
 from activities.heartbeat import heartbeating
@@ -11,31 +12,29 @@ from activities.routing import route
 from activities.tool_executor import ToolExecutor
 from config.settings import Settings
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
-from tools.registry import Registry
 
 
 class BlackBoxActivities:
     """Holds the worker's agent engines, keyed by provider (`openai`, `anthropic`), and its tool executor."""
 
     def __init__(
-        self, settings: Settings, registry: Registry, engines: dict[str, AgentEngine], executor: ToolExecutor
+        self, settings: Settings, agents: AgentResolver, engines: dict[str, AgentEngine], executor: ToolExecutor
     ) -> None:
         self._settings = settings
-        self._registry = registry
+        self._agents = agents
         self._engines = engines
         self._executor = executor
 
     @activity.defn(name="invoke_agent")
     async def invoke_agent(self, request: InvokeAgentRequest) -> InvokeAgentResult:
         """Run the agent to its final output; a retry re-runs it whole, so its tools must be read-only or idempotent."""
-        model, engine, agent = route(
+        model, engine = route(
             model=request.model,
             default_model=self._settings.default_model,
             by_provider=self._engines,
             kind="agent engine",
-            registry=self._registry,
-            agent=request.agent,
         )
+        agent, definitions = await self._agents.resolve(request.agent, request.spec)
         info = activity.info()
         max_turns = min(request.max_turns, agent.max_turns)
         progress = AgentProgress(agent=agent.name, model=model)
@@ -43,7 +42,7 @@ class BlackBoxActivities:
             "running agent %s on %s (attempt %d, at most %d turns)", agent.name, model, info.attempt, max_turns
         )
         progress.heartbeat()
-        tools = BlackBoxTools(self._executor, agent, f"{info.workflow_id}:{request.label}", progress)
+        tools = BlackBoxTools(self._executor, agent, definitions, f"{info.workflow_id}:{request.label}", progress)
         return await heartbeating(
             engine.run(agent=agent, request=request, model=model, max_turns=max_turns, progress=progress, tools=tools),
             progress.heartbeat,

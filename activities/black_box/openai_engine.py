@@ -124,7 +124,7 @@ class OpenAIAgentEngine:
         sdk_agent: Agent[Any] = Agent(
             name=agent.name,
             instructions=agent.instructions,
-            tools=[_function_tool(t, tools) for t in self._registry.tools_of(agent)],
+            tools=[_function_tool(t, tools) for t in tools.definitions],
             model=_ObservedResponsesModel(model=model, openai_client=self._provider.client()),
             output_type=output_model,
         )

@@ -1,0 +1,107 @@
+"""Pinning agents: the `resolve_agents` local activity, and the store activities read pinned specs from.
+
+A run resolves its agents once at start (a local activity, so the answer is a marker in its history and
+a replay reads it back). Each spec is also written to the blob store under its digest, so `call_llm`,
+`invoke_agent` and their retries on any worker read the spec the run pinned, not the worker's current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.providers.errors import config_error
+from models.agents import AgentSpec, PinnedAgents, ResolveAgentsRequest, spec_digest
+from models.errors import BlobNotFound, InvalidInput
+from payloads.blobs import BlobStore
+from payloads.lru import Lru
+from tools.pinning import pin, profile_of, tool_of
+from tools.registry import AgentProfile, Registry, Tool
+
+_SPEC_CACHE_ENTRIES = 256
+
+
+def _object_name(digest: str) -> str:
+    return f"agent-specs/{digest}.json"
+
+
+class SpecStore:
+    """Pinned specs by digest: in memory first, then the blob store (shared by every worker)."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
+        self._cache: Lru[str, AgentSpec] = Lru(_SPEC_CACHE_ENTRIES)
+
+    async def put(self, spec: AgentSpec) -> str:
+        """Store a spec under its digest (idempotent); returns the digest."""
+        digest = spec.digest()
+        if self._cache.get(digest) is None:
+            await asyncio.to_thread(self._blobs.put_object, _object_name(digest), spec.model_dump_json().encode())
+            self._cache.put(digest, spec)
+        return digest
+
+    async def get(self, digest: str) -> AgentSpec:
+        """The spec pinned under `digest`; a non-retryable error when no store holds it."""
+        spec = self._cache.get(digest)
+        if spec is not None:
+            return spec
+        try:
+            data = await asyncio.to_thread(self._blobs.get_object, _object_name(digest))
+            spec = AgentSpec.model_validate_json(data)
+        except (BlobNotFound, ValidationError) as exc:
+            raise ApplicationError(
+                f"pinned agent spec {digest[:12]} cannot be read from the blob store: {exc}",
+                type="PinnedSpecMissing",
+                non_retryable=True,
+            ) from None
+        if spec_digest(spec.model_dump(mode="json")) != digest:
+            raise ApplicationError(
+                f"pinned agent spec {digest[:12]} does not match its digest",
+                type="PinnedSpecMissing",
+                non_retryable=True,
+            )
+        self._cache.put(digest, spec)
+        return spec
+
+
+class AgentSpecActivities:
+    """Resolves agents against this worker's registry (built-ins, agents file, tool modules, MCP servers)."""
+
+    def __init__(self, registry: Registry, specs: SpecStore) -> None:
+        self._registry = registry
+        self._specs = specs
+
+    @activity.defn(name="resolve_agents")
+    async def resolve_agents(self, request: ResolveAgentsRequest) -> PinnedAgents:
+        """Pin every agent the run's input names (an unknown one fails the run naming its field)."""
+        try:
+            pinned = pin(self._registry, request.agents, specialists=request.specialists)
+        except InvalidInput as exc:
+            raise ApplicationError(
+                exc.message.removeprefix("invalid input: "), type="InvalidInput", non_retryable=True
+            ) from None
+        for spec in pinned.specs.values():
+            await self._specs.put(spec)
+        return pinned
+
+
+class AgentResolver:
+    """The agent an activity request means: the run's pinned spec when it names one, else the worker's own agent."""
+
+    def __init__(self, registry: Registry, specs: SpecStore) -> None:
+        self._registry = registry
+        self._specs = specs
+
+    async def resolve(self, name: str, digest: str | None) -> tuple[AgentProfile, list[Tool]]:
+        """The agent's profile and the tools the model is shown (metadata as pinned)."""
+        if digest is None:  # runs recorded before pinning: the built-in agents, as this worker declares them
+            try:
+                agent = self._registry.agent(name)
+            except KeyError as exc:
+                raise config_error(str(exc.args[0])) from None
+            return agent, self._registry.tools_of(agent)
+        spec = await self._specs.get(digest)
+        return profile_of(spec), [tool_of(t) for t in spec.tools]

@@ -1,0 +1,113 @@
+"""Between a worker's registry and a run's pinned specs: pin at start, rebuild metadata-only tools from a pin.
+
+Pure and deterministic, so workflows use it too: a run recorded before pinning existed pins the
+built-in registry inside the workflow, exactly as the `resolve_agents` activity would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from models.agents import AgentRef, AgentSpec, PinnedAgents, ToolSpec
+from models.errors import InvalidInput
+from tools.registry import AgentProfile, Registry, Tool
+
+PLANNER = "planner"
+"""The agent `HybridAgentWorkflow` plans with; pinned with every specialist."""
+
+
+def tool_spec(tool: Tool) -> ToolSpec:
+    """What a run pins of one tool."""
+    retry = tool.retry
+    return ToolSpec(
+        name=tool.name,
+        description=tool.description,
+        input_schema=tool.input_schema(),
+        effect=tool.effect,
+        requires_approval=tool.requires_approval,
+        timeout_seconds=tool.timeout.total_seconds(),
+        max_attempts=retry.maximum_attempts,
+        initial_interval_seconds=retry.initial_interval.total_seconds(),
+        maximum_interval_seconds=(retry.maximum_interval or timedelta(seconds=10)).total_seconds(),
+        source=tool.source,
+    )
+
+
+def agent_spec(registry: Registry, agent: AgentProfile) -> AgentSpec:
+    """What a run pins of one agent: its profile and each of its tools."""
+    return AgentSpec(
+        name=agent.name,
+        description=agent.description or agent.instructions.strip().split("\n", 1)[0][:200],
+        instructions=agent.instructions,
+        model=agent.model,
+        tools=[tool_spec(t) for t in registry.tools_of(agent)],
+        read_only=agent.read_only,
+        max_turns=agent.max_turns,
+        output_schema=agent.output_schema or (agent.output.model_json_schema() if agent.output else None),
+        source=agent.source,
+    )
+
+
+def specialist_names(registry: Registry) -> list[str]:
+    """Agents the hybrid planner may consult: those that answer with structured output."""
+    return sorted(name for name, a in registry.agents.items() if a.output_schema is not None or a.output is not None)
+
+
+def pin(registry: Registry, refs: Iterable[AgentRef], *, specialists: bool = False) -> PinnedAgents:
+    """The specs of every named agent (InvalidInput naming the field of an unknown one)."""
+    names: list[str] = []
+    for ref in refs:
+        if ref.name not in registry.agents:
+            known = ", ".join(sorted(registry.agents))
+            raise InvalidInput(f"{ref.where}: unknown agent {ref.name!r} (known: {known})")
+        names.append(ref.name)
+    if specialists:
+        names += [PLANNER, *specialist_names(registry)]
+    specs = {name: agent_spec(registry, registry.agents[name]) for name in dict.fromkeys(names)}
+    return PinnedAgents(specs=specs, digests={name: spec.digest() for name, spec in specs.items()})
+
+
+def profile_of(spec: AgentSpec) -> AgentProfile:
+    """The agent profile a pinned spec describes."""
+    return AgentProfile(
+        name=spec.name,
+        instructions=spec.instructions,
+        tools=tuple(t.name for t in spec.tools),
+        read_only=spec.read_only,
+        output_schema=spec.output_schema,
+        max_turns=spec.max_turns,
+        description=spec.description,
+        model=spec.model,
+        source=spec.source,
+    )
+
+
+def tool_of(spec: ToolSpec) -> Tool:
+    """A metadata-only tool (no handler) from its pinned spec: for checks and for what the model is shown."""
+    return Tool(
+        name=spec.name,
+        description=spec.description,
+        schema=spec.input_schema,
+        effect=spec.effect,
+        requires_approval=spec.requires_approval,
+        timeout=timedelta(seconds=spec.timeout_seconds),
+        retry=RetryPolicy(
+            initial_interval=timedelta(seconds=spec.initial_interval_seconds),
+            maximum_interval=timedelta(seconds=spec.maximum_interval_seconds),
+            maximum_attempts=spec.max_attempts,
+        ),
+        source=spec.source,
+    )
+
+
+def registry_of(pinned: PinnedAgents) -> Registry:
+    """A registry holding exactly the pinned agents and their tools, as the run saw them at start."""
+    registry = Registry()
+    for spec in pinned.specs.values():
+        for tool in spec.tools:
+            registry.tools.setdefault(tool.name, tool_of(tool))
+        registry.agents[spec.name] = profile_of(spec)
+    return registry
