@@ -48,6 +48,9 @@ def build_worker(client: Client, settings: Settings, registry: Registry | None =
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # Heartbeats carry the run's cancellation back to an activity: sent at least every second, a cancel
+        # reaches a tool or model call within about a heartbeat interval (activities/heartbeat.py), not 8 s.
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
         identity=settings.identity,
     )
 

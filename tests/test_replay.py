@@ -112,6 +112,22 @@ async def _hybrid_run(client, settings, fake_llm):
     return handle
 
 
+async def _cancelled_run(client, settings, fake_llm):
+    """A tool call, then a cancel while a write waits for approval: the run closes Canceled and is archived."""
+    fake_llm.push(
+        Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]),
+        Reply(tool_calls=[("write_note", {"title": "Answer", "body": "1200"})]),
+    )
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": "save 1200"}, id=workflow_id("replay-cancelled"), task_queue=settings.task_queue
+    )
+    await pending_approvals(handle)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    return handle
+
+
 async def _no_longer_pending(handle, request_id: str) -> bool:
     status = await handle.query("status")
     return all(p["request_id"] != request_id for p in status["pending_approvals"])
@@ -123,6 +139,7 @@ SCENARIOS = {
     "invalid_input": _invalid_input_run,
     "blackbox": _blackbox_run,
     "hybrid": _hybrid_run,
+    "cancelled": _cancelled_run,
 }
 
 

@@ -27,6 +27,16 @@ def as_attribute(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def observation_io(*, input: Any = None, output: Any = None) -> dict[str, str]:
+    """Span attributes Langfuse shows as an observation's Input and Output (JSON), for whichever is given."""
+    attributes = {}
+    if input is not None:
+        attributes[OBSERVATION_INPUT] = as_attribute(input)
+    if output is not None:
+        attributes[OBSERVATION_OUTPUT] = as_attribute(output)
+    return attributes
+
+
 def set_trace_input(value: Any) -> None:
     """The run's input as its Langfuse trace's input: set once, on the workflow span, by the first generation."""
     opentelemetry.trace.get_current_span().set_attribute(TRACE_INPUT, as_attribute(value))
