@@ -61,6 +61,7 @@ async def test_fixture_file_loads_agents_module_tools_and_mcp_tools(env):
             "shipping_days",
             "crm__lookup_order",
             "crm__refund_order",
+            "crm__slow_refund",
             "crm__slow_lookup",
         )
         assert support.source == str(AGENTS / "agents.toml") and support.model == "anthropic:claude-sonnet-5-5"
@@ -131,7 +132,7 @@ async def test_unknown_tools_servers_and_server_tools(env, tmp_path):
     assert "[agents.a] (line 2): agent 'a': unknown tool 'nope' (known: calculate_budget, calculator," in problems[0]
     assert problems[1].endswith("agent 'a': tool 'mcp:ghost' names unknown MCP server 'ghost'")
     assert problems[2].endswith(
-        "agent 'a': MCP server 'crm' has no tool 'refund_everything' (it lists: lookup_order, refund_order, slow_lookup)"
+        "agent 'a': MCP server 'crm' has no tool 'refund_everything' (it lists: lookup_order, refund_order, slow_refund, slow_lookup)"
     )
 
 

@@ -60,7 +60,7 @@ def _pids(crm: dict[str, str]) -> list[int]:
 async def test_stdio_tools_are_listed_with_their_policy(stdio_server):
     server, listed = stdio_server
     tools = {t.name: t for t in registry_tools(server, listed)}
-    assert sorted(tools) == ["crm__lookup_order", "crm__refund_order", "crm__slow_lookup"]
+    assert sorted(tools) == ["crm__lookup_order", "crm__refund_order", "crm__slow_lookup", "crm__slow_refund"]
     lookup, refund = tools["crm__lookup_order"], tools["crm__refund_order"]
     assert lookup.effect == "read" and not lookup.requires_approval  # annotated readOnlyHint
     assert refund.effect == "write" and refund.requires_approval

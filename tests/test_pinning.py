@@ -99,3 +99,15 @@ async def test_resolving_an_unknown_agent_fails_without_retries(tmp_path) -> Non
     with pytest.raises(ApplicationError, match="agent: unknown agent 'ghost'") as info:
         await activities.resolve_agents(ResolveAgentsRequest(agents=[AgentRef(where="agent", name="ghost")]))
     assert info.value.type == "InvalidInput" and info.value.non_retryable
+
+
+def test_an_agents_own_tool_call_limit_is_pinned() -> None:
+    from tools.registry import AgentProfile
+
+    worker = build_registry()
+    worker.add_agent(
+        AgentProfile(name="frugal", instructions="Few calls.", tools=("calculator",), max_tool_calls_per_turn=4)
+    )
+    pinned = pin(worker, [AgentRef(where="agent", name="frugal")])
+    assert pinned.spec("frugal").max_tool_calls_per_turn == 4
+    assert registry_of(pinned).agent("frugal").max_tool_calls_per_turn == 4

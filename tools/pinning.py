@@ -46,6 +46,7 @@ def agent_spec(registry: Registry, agent: AgentProfile) -> AgentSpec:
         tools=[tool_spec(t) for t in registry.tools_of(agent)],
         read_only=agent.read_only,
         max_turns=agent.max_turns,
+        max_tool_calls_per_turn=agent.max_tool_calls_per_turn,
         output_schema=agent.output_schema,
         source=agent.source,
     )
@@ -79,6 +80,7 @@ def profile_of(spec: AgentSpec) -> AgentProfile:
         read_only=spec.read_only,
         output_schema=spec.output_schema,
         max_turns=spec.max_turns,
+        max_tool_calls_per_turn=spec.max_tool_calls_per_turn,
         description=spec.description,
         model=spec.model,
         source=spec.source,

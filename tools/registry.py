@@ -17,6 +17,8 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 from temporalio.common import RetryPolicy
 
+from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
+
 if TYPE_CHECKING:
     from tools.deps import ToolDeps
 
@@ -125,6 +127,8 @@ class AgentProfile:
     """When set, the final answer is JSON validated against this JSON Schema (every pattern)."""
     max_turns: int = 10
     """The agent's own turn ceiling when it runs whole as one black box."""
+    max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN
+    """Tool calls of one model reply that run; the rest go back to the model as errors."""
     description: str = ""
     """One line shown to the hybrid planner (defaults to the instructions' first line)."""
     model: str | None = None

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from models.history import RECENT_MESSAGES_KEPT, HistoryLimits
     from models.llm import DEFAULT_MAX_OUTPUT_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS, LlmRequest, LlmResponse
     from models.run import ApprovalPolicy, RunStatus
-    from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN, ToolInvocation, refused_tool_call_message
+    from models.tooling import ToolInvocation, refused_tool_call_message
     from telemetry.metrics import record_guardrail_rejection
     from tools.output_check import CORRECTIONS, check_output, correction
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
@@ -119,7 +119,7 @@ class SteeredLoop:
 
     def _fan_in(self, requested: list[ToolCall]) -> tuple[list[ToolCall], list[ToolOutcome]]:
         """The tool calls of one reply that run (at most the agent's limit), and error results for the rest."""
-        limit = getattr(self._agent, "max_tool_calls_per_turn", None) or DEFAULT_MAX_TOOL_CALLS_PER_TURN
+        limit = self._agent.max_tool_calls_per_turn
         if len(requested) <= limit or not workflow.patched(TOOL_FAN_IN_PATCH):
             return requested, []
         record_guardrail_rejection(workflow.metric_meter(), reason="too_many_tool_calls")
