@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
-from temporalio.worker import Worker, WorkerConfig
+from temporalio.worker import Worker
 
 from config.settings import Settings
 from devstack.fake_anthropic import Reply
@@ -27,7 +27,7 @@ from tests.conftest import workflow_id
 from tests.helpers import event_types, eventually, pending_approvals
 from tests.test_approval import NOTE, cli, notes
 from tests.test_archive import archived
-from tools.calculator import CalculatorArgs
+from tools.catalog import REGISTRY
 from tools.registry import CallInfo, Registry, Tool
 
 CLOSES_WITHIN = 10.0
@@ -98,7 +98,7 @@ class SlowTools:
         self.started = asyncio.Event()
         self.cancelled = asyncio.Event()
 
-    async def handler(self, args: CalculatorArgs, deps: object, call: CallInfo) -> str:
+    async def handler(self, args: object, deps: object, call: CallInfo) -> str:
         self.started.set()
         try:
             await asyncio.sleep(3600)
@@ -112,31 +112,13 @@ class SlowTools:
 
         registry = build_registry()
         registry.tools["calculator"] = Tool(
-            name="calculator", description="slow", args=CalculatorArgs, handler=self.handler, effect="read"
+            name="calculator",
+            description="slow",
+            args=REGISTRY.tools["calculator"].args,
+            handler=self.handler,
+            effect="read",
         )
         return registry
-
-
-class SlowToolPlugin(AgentServicePlugin):
-    """The product's worker wiring with `run_tool` running on the slow registry (the real activity class)."""
-
-    def __init__(self, settings: Settings, slow: SlowTools) -> None:
-        super().__init__(settings)
-        self.slow = slow
-
-    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
-        from activities.conversation_store import ConversationStore
-        from activities.tool_executor import ToolExecutor
-        from activities.tools import ToolActivities
-        from payloads.blobs import blob_store
-        from tools.deps import ToolDeps
-
-        config = super().configure_worker(config)
-        store = ConversationStore(blob_store(self.settings.blobs), self.settings.tool_output_max_chars)
-        tools = ToolActivities(ToolExecutor(self.slow.registry(), ToolDeps.from_settings(self.settings)), store)
-        others = [a for a in config["activities"] if getattr(a, "__name__", "") != "run_tool"]
-        config["activities"] = [*others, tools.run_tool]
-        return config
 
 
 @pytest.fixture
@@ -145,7 +127,7 @@ async def slow_worker(client, settings):
     worker = Worker(
         worker_client(client),
         task_queue=settings.task_queue,
-        plugins=[SlowToolPlugin(settings, slow)],
+        plugins=[AgentServicePlugin(settings, slow.registry())],  # run_tool runs the slow calculator
         max_heartbeat_throttle_interval=timedelta(seconds=1),  # as worker.build_worker sets it
     )
     async with worker:
