@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
 from config.payloads import PayloadSettings
 from config.settings import Settings
@@ -44,9 +44,17 @@ class _DecryptOnly(AesGcmCodec):
 
 def payload_codec(settings: Settings) -> CodecChain | None:
     """The codec `settings` configure (PAYLOAD_*), over the blob store they name (BLOB_STORE_*)."""
-    return build_codec(settings.payloads, blob_store(settings.blobs))
+    return build_codec(settings.payloads, blob_store(settings.blobs, settings.payloads))
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic JSON payloads, then the configured codec: what clients, workers and replayers share."""
-    return dataclasses.replace(pydantic_data_converter, payload_codec=payload_codec(settings))
+    """Pydantic JSON payloads, then the configured codec: what clients, workers and replayers share.
+
+    Failure messages and stack traces go through the codec too (`encode_common_attributes`): an
+    exception's text often quotes the data it failed on, and history would otherwise keep it in the clear.
+    """
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=payload_codec(settings),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

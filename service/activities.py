@@ -30,7 +30,9 @@ def build_activities(settings: Settings, client: Client) -> list[Callable[..., A
     """The activities a worker registers; `client`'s codec lets archives embed offloaded payloads decoded."""
     anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds)
     openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds)
-    context = ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)  # one cache for all
+    context = ConversationStore(
+        blob_store(settings.blobs, settings.payloads), settings.tool_output_max_chars
+    )  # one cache for all
     specs = SpecStore(context.blobs)
     resolver = AgentResolver(REGISTRY, specs)
     pinning = AgentSpecActivities(REGISTRY, specs)
