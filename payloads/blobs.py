@@ -88,8 +88,8 @@ class LocalBlobStore:
 
     @property
     def location(self) -> str:
-        """The directory."""
-        return str(self.root)
+        """The directory, absolute."""
+        return str(self.root.absolute())
 
     def _blob_path(self, key: str) -> Path:
         name = _check_key(key)
