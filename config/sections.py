@@ -88,6 +88,8 @@ class OpenAISettings:
 
 DEFAULT_CODEC_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
 """The Temporal UI of `temporal server start-dev`."""
+DEFAULT_CODEC_MAX_BODY_BYTES = 6 * 1024 * 1024
+"""A batch of payloads fits Temporal's 4 MB gRPC message; as proto3 JSON (base64 data) it is 4/3 of that, ~5.4 MB."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,12 @@ class CodecServerSettings:
     origins: tuple[str, ...] = var("CODEC_SERVER_CORS_ORIGINS", DEFAULT_CODEC_ORIGINS, csv)
     namespaces: tuple[str, ...] = var("CODEC_SERVER_NAMESPACES", (), csv)
     """Namespaces served; empty: any."""
+    max_body_bytes: int = var("CODEC_SERVER_MAX_BODY_BYTES", DEFAULT_CODEC_MAX_BODY_BYTES, integer(1024))
+    """Largest request body read; bigger ones are refused (413) before a byte of the body is read."""
+    timeout_seconds: int = var("CODEC_SERVER_TIMEOUT_SECONDS", 10, integer(1))
+    """Socket timeout: a client that sends nothing for this long is disconnected."""
+    threads: int = var("CODEC_SERVER_THREADS", 8, integer(1))
+    """Requests served at once; further connections wait in the listen backlog."""
 
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
