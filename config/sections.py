@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.envconfig import ClientConfig
 
-from config.env import csv, http_url, integer, port, read, var
+from config.env import boolean, csv, http_url, integer, port, read, var
 from models.errors import ConfigError
 
 
@@ -38,6 +38,8 @@ class LangfuseSettings:
     public_key: str = var("LANGFUSE_PUBLIC_KEY", "")
     secret_key: str = var("LANGFUSE_SECRET_KEY", "", repr=False)
     base_url: str = var("LANGFUSE_BASE_URL", "https://cloud.langfuse.com")
+    capture_content: bool = var("LANGFUSE_CAPTURE_CONTENT", True, boolean)
+    """False: generations and tool spans carry model, usage, timing and outcome, never prompt or output text."""
 
 
 def read_langfuse(env: Mapping[str, str]) -> LangfuseSettings | None:
@@ -53,7 +55,10 @@ def read_langfuse(env: Mapping[str, str]) -> LangfuseSettings | None:
             f"{missing} is not set but its pair is: set both Langfuse keys, or neither to turn export off"
         )
     return LangfuseSettings(
-        config.public_key, config.secret_key, http_url("LANGFUSE_BASE_URL", config.base_url, None).rstrip("/")
+        config.public_key,
+        config.secret_key,
+        http_url("LANGFUSE_BASE_URL", config.base_url, None).rstrip("/"),
+        config.capture_content,
     )
 
 
