@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 from config.settings import Settings
 from models.errors import ConfigError
 from models.search_attributes import ALL_KEYS
+from payloads.blobs import blob_store, check_blob_store
 from service.connect import connect, metrics_runtime
 from service.plugin import AgentServicePlugin, worker_client
 from telemetry.health import Health, HealthServer
@@ -92,7 +93,8 @@ async def ensure_search_attributes(client: Client) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Serve /healthz (if configured), connect, register search attributes, and run until SIGTERM/SIGINT."""
+    """Check the blob store, serve /healthz (if configured), connect, register search attributes, run until SIGTERM."""
+    await asyncio.to_thread(check_blob_store, blob_store(settings.blobs, settings.payloads))
     health = Health()
     health_server = await HealthServer(health, settings.health.host, settings.health.port).start()
     try:
