@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.guardrails import GuardrailPolicy
 from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 
 
@@ -47,6 +48,7 @@ class AgentSpec(BaseModel):
     read_only: bool = False
     max_turns: int = Field(10, ge=1)
     max_tool_calls_per_turn: int = Field(DEFAULT_MAX_TOOL_CALLS_PER_TURN, ge=1)
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
     output_schema: dict[str, Any] | None = None
     source: str = "built-in"
 

@@ -32,6 +32,10 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
         where = "steps.{}.agent" if request.steps else "agent"
         return [(where.format(i), s.agent) for i, s in enumerate(request.planned_steps())]
 
+    def _screened_inputs(self, request: AgentRunInput) -> list[tuple[str, str]]:
+        assert isinstance(request, BlackBoxInput)
+        return [(s.agent, s.prompt) for s in request.planned_steps()]
+
     def _agent_label(self, request: AgentRunInput) -> str:
         assert isinstance(request, BlackBoxInput)
         return request.agent if not request.steps else ",".join(dict.fromkeys(s.agent for s in request.steps))
