@@ -83,6 +83,15 @@ class PinnedAgents(BaseModel):
 
     specs: dict[str, AgentSpec] = Field(default_factory=dict)
     digests: dict[str, str] = Field(default_factory=dict)
+    llm_task_queues: dict[str, str] = Field(default_factory=dict)
+    """provider -> the task queue its model calls go to (the worker's LLM_RATE_LIMITS); others: the run's."""
+    default_model: str | None = None
+    """The worker's AGENT_MODEL when the run started: which provider a call without a model goes to."""
+
+    def llm_task_queue(self, model: str | None) -> str | None:
+        """The task queue for a model call on `model` (None: the run's own queue)."""
+        provider = (model or self.default_model or "").split(":", 1)[0]
+        return self.llm_task_queues.get(provider)
 
     def spec(self, name: str) -> AgentSpec:
         """The pinned spec of `name` (KeyError naming the pinned agents otherwise)."""

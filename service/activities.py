@@ -41,7 +41,9 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
     )  # one cache for all
     specs = SpecStore(context.blobs)
     resolver = AgentResolver(registry, specs)
-    pinning = AgentSpecActivities(registry, specs)
+    pinning = AgentSpecActivities(
+        registry, specs, llm_task_queues=settings.llm_task_queues, default_model=settings.default_model
+    )
     llm = LlmActivities(settings, resolver, {"anthropic": anthropic, "openai": openai}, context)
     executor = ToolExecutor(registry, ToolDeps.from_settings(settings))  # one for run_tool and the black boxes
     tools = ToolActivities(executor, context)

@@ -73,6 +73,7 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
             spec=start.pinned.digests.get(step.agent),
             model=spec.model,
             max_turns=spec.max_turns,
+            llm_task_queue=start.pinned.llm_task_queue(spec.model or start.request.model),
         )
 
     def _entering(self, steps: list[BlackBoxStep]) -> Callable[[BlackBoxStep], None]:

@@ -252,7 +252,12 @@ class AgentWorkflow(RunHandlers):
             conversation=Conversation.start(f"{scope}Decide whether this input may be handled:\n\n{text}"),
             max_tokens=self._ledger.output_allowance(SCREENING_MAX_OUTPUT_TOKENS),
         )
-        response = await calls.call_llm(request, summary=f"screening (call_llm {screener})", where="while screening")
+        response = await calls.call_llm(
+            request,
+            summary=f"screening (call_llm {screener})",
+            where="while screening",
+            task_queue=start.pinned.llm_task_queue(request.model),
+        )
         self._ledger.record_llm(response)
         verdict, problems = check_output(response.text, SCREENING_VERDICT_SCHEMA)
         if problems is not None:

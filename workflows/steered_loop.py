@@ -53,6 +53,7 @@ class SteeredLoop:
         model: str | None,
         ledger: RunLedger,
         spec: str | None = None,
+        llm_task_queue: str | None = None,
         approval_policy: ApprovalPolicy,
         ask_approval: AskApproval,
         step_label: str = "",
@@ -62,6 +63,8 @@ class SteeredLoop:
         self._registry = registry
         self._agent = agent
         self._spec = spec
+        self._llm_task_queue = llm_task_queue
+        """The provider's own task queue (LLM_RATE_LIMITS), or None: the run's."""
         """The pinned spec's digest, sent with every call_llm (None for runs recorded before pinning)."""
         self._model = model
         self._output_corrections = 0
@@ -208,7 +211,10 @@ class SteeredLoop:
         step = self._ledger.steps + 1
         what = "summarise earlier turns" if summarising else self._agent.name
         return await calls.call_llm(
-            request, summary=f"{self._label}step {step}: call_llm ({what})", where=f"at step {step}"
+            request,
+            summary=f"{self._label}step {step}: call_llm ({what})",
+            where=f"at step {step}",
+            task_queue=self._llm_task_queue,
         )
 
     async def _run_tool(self, call: ToolCall) -> ToolOutcome:
