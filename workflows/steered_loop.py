@@ -19,8 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from models.run import ApprovalPolicy, RunStatus
     from models.tooling import ToolInvocation, refused_tool_call_message
     from telemetry.metrics import record_guardrail_rejection
+    from telemetry.tracing import tracer
     from tools.guardrails import CircuitBreakers, screen_tool_output
     from tools.output_check import CORRECTIONS, check_output, correction
+    from tools.pinning import TRANSFER_PREFIX
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
     from workflows.carry import LoopState
     from workflows.ledger import RunLedger, describe_call
@@ -31,6 +33,16 @@ GUARDRAILS_PATCH = "circuit-breakers"
 EMPTY_REPLY_NUDGE = "Your reply was empty. Call a tool, or give your final answer."
 """Runs recorded before the circuit breakers and tool-output screening ran without them."""
 """Runs recorded before it ran every tool call of a reply, however many; they replay so."""
+
+
+@dataclass(frozen=True)
+class ActiveAgent:
+    """An agent a loop can run as: its pinned profile, spec digest, model and the queue of its model calls."""
+
+    profile: AgentProfile
+    spec: str | None
+    model: str | None
+    llm_task_queue: str | None
 
 
 @dataclass
@@ -59,6 +71,8 @@ class SteeredLoop:
         step_label: str = "",
         limits: HistoryLimits | None = None,
         may_hand_over: Callable[[], bool] | None = None,
+        agents: Callable[[str], ActiveAgent] | None = None,
+        on_handoff: Callable[[str, str], None] | None = None,
     ) -> None:
         self._registry = registry
         self._agent = agent
@@ -75,13 +89,18 @@ class SteeredLoop:
         self._limits = limits or HistoryLimits.legacy()
         self._may_hand_over = may_hand_over
         """The workflow's say on continuing as new (no approval pending, no handler running); None: never."""
+        self._agents = agents
+        """The pinned agents a handoff can switch to (None: this loop cannot hand off)."""
+        self._on_handoff = on_handoff
 
     def start(self, prompt: str) -> LoopState:
         """A fresh loop state: the prompt, kept by reference when the run offloads its conversation."""
-        return LoopState(conversation=Conversation.start(prompt, by_reference=self._limits.offload))
+        return LoopState(conversation=Conversation.start(prompt, by_reference=self._limits.offload), prompt=prompt)
 
     async def run(self, state: LoopState) -> LoopOutcome:
         """Alternate `call_llm` and `run_tool` until the model is done, or hand over between steps."""
+        if state.active_agent and state.active_agent != self._agent.name:
+            self._become(state.active_agent)  # a continued run resumes with the agent it had handed off to
         conversation = state.conversation
         guard = CircuitBreakers(self._agent.guardrails, state.breakers) if workflow.patched(GUARDRAILS_PATCH) else None
         while True:
@@ -128,6 +147,12 @@ class SteeredLoop:
                 if guard is not None and (rule := guard.call(call.name, call.arguments)):
                     not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index:]]
                     return self._tripped(rule, [*not_done, "the model had not given its final answer"], state.last_text)
+                if call.name.startswith(TRANSFER_PREFIX) and self._agents is not None:
+                    outcome, conversation = self._hand_off(call, state)
+                    outcomes.append(outcome)
+                    if state.conversation is not conversation:  # a fresh conversation: the old one is left
+                        break
+                    continue
                 outcome = await self._run_tool(call)
                 self._ledger.record_tool(call, outcome)
                 if guard is not None:
@@ -136,14 +161,60 @@ class SteeredLoop:
                 if guard is not None and (rule := guard.outcome(outcome.is_error)):
                     not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index + 1 :]]
                     return self._tripped(rule, [*not_done, "the model had not given its final answer"], state.last_text)
+            if state.conversation is not conversation:
+                state.conversation = conversation
+                continue
             conversation.add_tool_results(outcomes + refused)
+
+    def _become(self, name: str) -> None:
+        assert self._agents is not None
+        active = self._agents(name)
+        self._agent, self._spec, self._model = active.profile, active.spec, active.model
+        self._llm_task_queue = active.llm_task_queue
+        self._output_corrections = 0
+
+    def _hand_off(self, call: ToolCall, state: LoopState) -> tuple[ToolOutcome, Conversation]:
+        """Switch the active agent for the rest of the run; the next agent sees what `handoff_context` says.
+
+        Returns the tool result and the conversation the loop goes on with: the same one (`full`), or a fresh
+        one holding the request (`none`) or the request and a summary of the work so far (`summary`).
+        """
+        target = call.name.removeprefix(TRANSFER_PREFIX)
+        source = self._agent
+        if target not in source.handoffs:
+            offered = ", ".join(source.handoffs) or "none"
+            content = f"Error: agent {source.name!r} cannot hand off to {target!r} (it can hand off to: {offered})."
+            return ToolOutcome(tool_call_id=call.id, name=call.name, content=content, is_error=True), state.conversation
+        reason = str(call.arguments.get("reason") or "no reason given")
+        self._become(target)
+        state.active_agent = target
+        self._ledger.note(f"handed off from {source.name} to {target} ({source.handoff_context} context): {reason}")
+        with tracer().start_as_current_span(
+            f"handoff {source.name} -> {target}",
+            attributes={"handoff.from": source.name, "handoff.to": target, "handoff.context": source.handoff_context},
+        ):
+            pass
+        if self._on_handoff is not None:
+            self._on_handoff(source.name, target)
+        outcome = ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Transferred to {target}.")
+        if source.handoff_context == "full":
+            return outcome, state.conversation
+        opening = state.prompt
+        if source.handoff_context == "summary":
+            done = "; ".join(self._ledger.done[-10:]) or "nothing yet"
+            opening = (
+                f"{state.prompt}\n\n(Handed over by agent {source.name}: {reason}. Work so far: {done}. "
+                f"Its last message: {state.last_text or '(none)'})"
+            )
+        return outcome, Conversation.start(opening, by_reference=self._limits.offload)
 
     def _idle(self, guard: CircuitBreakers, response: LlmResponse) -> str | None:
         """The no-progress breaker after a reply: no call and no answer, or only calls the checks refuse."""
         refused = sum(
             1
             for c in response.tool_calls
-            if check_tool_call(self._registry, self._agent, c.name, c.arguments).tool is None
+            if c.name.removeprefix(TRANSFER_PREFIX) not in self._agent.handoffs
+            and check_tool_call(self._registry, self._agent, c.name, c.arguments).tool is None
         )
         calls_asked = [(c.name, c.arguments) for c in response.tool_calls]
         return guard.reply(text=response.text, calls=calls_asked, refused=refused)
