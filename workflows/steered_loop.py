@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from temporalio import workflow
 
-from workflows import calls
+from workflows import calls, tool_plan
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import Decision
@@ -105,17 +107,41 @@ class SteeredLoop:
                 conversation.add_user_text(correction(problems, schema))
                 continue
             runnable, refused = self._fan_in(response.tool_calls)
-            outcomes: list[ToolOutcome] = []
-            for index, call in enumerate(runnable):
+            ran = await self._run_tools(runnable, state.last_text)
+            if isinstance(ran, LoopOutcome):
+                return ran
+            conversation.add_tool_results(ran + refused)
+
+    async def _run_tools(self, runnable: list[ToolCall], last_text: str) -> list[ToolOutcome] | LoopOutcome:
+        """One reply's calls in the model's order, reads side by side (`tool_plan`); a ceiling stops them between calls."""
+        parallel = len(runnable) > 1 and workflow.patched(tool_plan.PARALLEL_TOOL_CALLS_PATCH)
+        overlap = partial(tool_plan.may_overlap, self._registry, self._agent)
+        groups = tool_plan.batches(runnable, overlap) if parallel else [[call] for call in runnable]
+        outcomes: list[ToolOutcome] = []
+        for group in groups:
+            while group:
                 if reason := self._ledger.exceeded(workflow.now()):
-                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index:]]
-                    return self._stopped(
-                        reason, not_done + ["the model had not given its final answer"], state.last_text
-                    )
-                outcome = await self._run_tool(call)
-                self._ledger.record_tool(call, outcome)
-                outcomes.append(outcome)
-            conversation.add_tool_results(outcomes + refused)
+                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[len(outcomes) :]]
+                    return self._stopped(reason, not_done + ["the model had not given its final answer"], last_text)
+                room = self._ledger.budget.max_steps - self._ledger.steps  # each call is a step: run no more
+                now, group = group[:room], group[room:]
+                for call, outcome in zip(now, await self._run_batch(now), strict=True):
+                    self._ledger.record_tool(call, outcome)
+                    outcomes.append(outcome)
+        return outcomes
+
+    async def _run_batch(self, batch: list[ToolCall]) -> list[ToolOutcome]:
+        """Run `batch` concurrently (at most MAX_CONCURRENT_TOOL_CALLS at once); outcomes in its order."""
+        first = self._ledger.steps + 1
+        if len(batch) == 1:
+            return [await self._run_tool(batch[0], first)]
+        gate = asyncio.Semaphore(tool_plan.MAX_CONCURRENT_TOOL_CALLS)
+
+        async def one(index: int, call: ToolCall) -> ToolOutcome:
+            async with gate:
+                return await self._run_tool(call, first + index)
+
+        return list(await asyncio.gather(*(one(i, call) for i, call in enumerate(batch))))
 
     def _fan_in(self, requested: list[ToolCall]) -> tuple[list[ToolCall], list[ToolOutcome]]:
         """The tool calls of one reply that run (at most the agent's limit), and error results for the rest."""
@@ -169,7 +195,7 @@ class SteeredLoop:
             request, summary=f"{self._label}step {step}: call_llm ({what})", where=f"at step {step}"
         )
 
-    async def _run_tool(self, call: ToolCall) -> ToolOutcome:
+    async def _run_tool(self, call: ToolCall, step: int) -> ToolOutcome:
         check = check_tool_call(self._registry, self._agent, call.name, call.arguments)
         if check.tool is None:
             record_guardrail_rejection(workflow.metric_meter(), reason=check.reason or "refused")
@@ -189,14 +215,14 @@ class SteeredLoop:
                     else f"rejected by {decision.approver}: {decision.comment or 'no reason given'}"
                 )
                 return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Not run: {why}", is_error=True)
-        return await self._execute(tool, call)
+        return await self._execute(tool, call, step)
 
     def tool_options(self, tool: Tool) -> calls.ActivityOptions:
-        """How `run_tool` is called for `tool`: its declared timeout and retry policy."""
-        return calls.tool_options(tool.timeout, tool.retry)
+        """How `run_tool` is called for `tool`: its declared timeout and retry policy, locally if it is a short read."""
+        local = tool_plan.runs_locally(tool) and workflow.patched(tool_plan.LOCAL_READ_TOOLS_PATCH)
+        return calls.tool_options(tool.timeout, tool.retry, local=local)
 
-    async def _execute(self, tool: Tool, call: ToolCall) -> ToolOutcome:
-        step = self._ledger.steps + 1
+    async def _execute(self, tool: Tool, call: ToolCall, step: int) -> ToolOutcome:
         invocation = ToolInvocation(
             agent=self._agent.name,
             call=call,
