@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,3 +119,14 @@ def resolver_for(registry: Any) -> Any:
     from payloads.blobs import LocalBlobStore
 
     return AgentResolver(registry, SpecStore(LocalBlobStore(tempfile.mkdtemp(prefix="specs-"))))
+
+
+def patch_ids(history: WorkflowHistory) -> list[str]:
+    """The `workflow.patched` ids recorded in a run's history, in order."""
+    found = []
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_patch":
+                found.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
+    return found

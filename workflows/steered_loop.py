@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from temporalio import workflow
 
-from workflows import calls
+from workflows import calls, tool_plan
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import Decision
@@ -137,34 +139,67 @@ class SteeredLoop:
                 conversation.add_user_text(correction(problems, schema))
                 continue
             runnable, refused = self._fan_in(response.tool_calls)
-            outcomes: list[ToolOutcome] = []
-            for index, call in enumerate(runnable):
-                if reason := self._ledger.exceeded(workflow.now()):
-                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index:]]
-                    return self._stopped(
-                        reason, not_done + ["the model had not given its final answer"], state.last_text
-                    )
-                if guard is not None and (rule := guard.call(call.name, call.arguments)):
-                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index:]]
-                    return self._tripped(rule, [*not_done, "the model had not given its final answer"], state.last_text)
-                if call.name.startswith(TRANSFER_PREFIX) and self._agents is not None:
-                    outcome, conversation = self._hand_off(call, state)
-                    outcomes.append(outcome)
-                    if state.conversation is not conversation:  # a fresh conversation: the old one is left
-                        break
-                    continue
-                outcome = await self._run_tool(call)
-                self._ledger.record_tool(call, outcome)
-                if guard is not None:
-                    outcome = self._screened(guard, outcome)
-                outcomes.append(outcome)
-                if guard is not None and (rule := guard.outcome(outcome.is_error)):
-                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index + 1 :]]
-                    return self._tripped(rule, [*not_done, "the model had not given its final answer"], state.last_text)
-            if state.conversation is not conversation:
-                state.conversation = conversation
+            ran = await self._run_tools(runnable, state, guard)
+            if isinstance(ran, LoopOutcome):
+                return ran
+            if state.conversation is not conversation:  # handed off with a fresh conversation: the old one is left
+                conversation = state.conversation
                 continue
-            conversation.add_tool_results(outcomes + refused)
+            conversation.add_tool_results(ran + refused)
+
+    async def _run_tools(
+        self, runnable: list[ToolCall], state: LoopState, guard: CircuitBreakers | None
+    ) -> list[ToolOutcome] | LoopOutcome:
+        """One reply's calls in the model's order, reads side by side (`tool_plan`); a ceiling or a breaker stops
+        them between calls; a handoff switches the agent for the calls after it."""
+        parallel = len(runnable) > 1 and workflow.patched(tool_plan.PARALLEL_TOOL_CALLS_PATCH)
+        overlap = partial(tool_plan.may_overlap, self._registry, self._agent)
+        groups = tool_plan.batches(runnable, overlap) if parallel else [[call] for call in runnable]
+        outcomes: list[ToolOutcome] = []
+
+        def not_done() -> list[str]:
+            pending = [f"{describe_call(c)} (requested, not run)" for c in runnable[len(outcomes) :]]
+            return [*pending, "the model had not given its final answer"]
+
+        for group in groups:
+            while group:
+                if reason := self._ledger.exceeded(workflow.now()):
+                    return self._stopped(reason, not_done(), state.last_text)
+                if group[0].name.startswith(TRANSFER_PREFIX) and self._agents is not None:
+                    outcome, conversation = self._hand_off(group.pop(0), state)
+                    outcomes.append(outcome)
+                    if conversation is not state.conversation:
+                        state.conversation = conversation
+                        return outcomes  # the next agent starts afresh: the rest of this reply is not run
+                    continue
+                room = self._ledger.budget.max_steps - self._ledger.steps  # each call is a step: run no more
+                now, group = group[:room], group[room:]
+                if guard is not None:
+                    for call in now:
+                        if rule := guard.call(call.name, call.arguments):
+                            return self._tripped(rule, not_done(), state.last_text)
+                tripped: str | None = None
+                for call, outcome in zip(now, await self._run_batch(now), strict=True):  # all ran: all are counted
+                    self._ledger.record_tool(call, outcome)
+                    outcomes.append(self._screened(guard, outcome) if guard is not None else outcome)
+                    if guard is not None and (rule := guard.outcome(outcome.is_error)) and tripped is None:
+                        tripped = rule
+                if tripped is not None:
+                    return self._tripped(tripped, not_done(), state.last_text)
+        return outcomes
+
+    async def _run_batch(self, batch: list[ToolCall]) -> list[ToolOutcome]:
+        """Run `batch` concurrently (at most MAX_CONCURRENT_TOOL_CALLS at once); outcomes in its order."""
+        first = self._ledger.steps + 1
+        if len(batch) == 1:
+            return [await self._run_tool(batch[0], first)]
+        gate = asyncio.Semaphore(tool_plan.MAX_CONCURRENT_TOOL_CALLS)
+
+        async def one(index: int, call: ToolCall) -> ToolOutcome:
+            async with gate:
+                return await self._run_tool(call, first + index)
+
+        return list(await asyncio.gather(*(one(i, call) for i, call in enumerate(batch))))
 
     def _become(self, name: str) -> None:
         assert self._agents is not None
@@ -288,7 +323,7 @@ class SteeredLoop:
             task_queue=self._llm_task_queue,
         )
 
-    async def _run_tool(self, call: ToolCall) -> ToolOutcome:
+    async def _run_tool(self, call: ToolCall, step: int) -> ToolOutcome:
         check = check_tool_call(self._registry, self._agent, call.name, call.arguments)
         if check.tool is None:
             record_guardrail_rejection(workflow.metric_meter(), reason=check.reason or "refused")
@@ -308,14 +343,14 @@ class SteeredLoop:
                     else f"rejected by {decision.approver}: {decision.comment or 'no reason given'}"
                 )
                 return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Not run: {why}", is_error=True)
-        return await self._execute(tool, call)
+        return await self._execute(tool, call, step)
 
     def tool_options(self, tool: Tool) -> calls.ActivityOptions:
-        """How `run_tool` is called for `tool`: its declared timeout and retry policy."""
-        return calls.tool_options(tool.timeout, tool.retry)
+        """How `run_tool` is called for `tool`: its declared timeout and retry policy, locally if it is a short read."""
+        local = tool_plan.runs_locally(tool) and workflow.patched(tool_plan.LOCAL_READ_TOOLS_PATCH)
+        return calls.tool_options(tool.timeout, tool.retry, local=local)
 
-    async def _execute(self, tool: Tool, call: ToolCall) -> ToolOutcome:
-        step = self._ledger.steps + 1
+    async def _execute(self, tool: Tool, call: ToolCall, step: int) -> ToolOutcome:
         invocation = ToolInvocation(
             agent=self._agent.name,
             call=call,
