@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -10,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,20 @@ def patch_ids(history: WorkflowHistory) -> list[str]:
             if marker.marker_name == "core_patch":
                 found.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
     return found
+
+
+@contextlib.asynccontextmanager
+async def file_agents_worker(client: Any) -> AsyncIterator[Any]:
+    """An in-process worker on the environment's settings with its agents file, tool modules and MCP servers
+    loaded (AGENTS_FILE, TOOL_MODULES); yields the settings. MCP sessions are closed afterwards."""
+    from config.settings import Settings
+    from tools.loader import load_registry
+    from worker import build_worker
+
+    settings = Settings.from_env()
+    loaded = await load_registry(settings)
+    try:
+        async with build_worker(client, settings, loaded.registry):
+            yield settings
+    finally:
+        await loaded.close()

@@ -8,10 +8,9 @@ import textwrap
 
 import pytest
 
-from config.settings import Settings
 from devstack.fake_anthropic import Reply
 from tests.conftest import workflow_id
-from tests.helpers import eventually
+from tests.helpers import eventually, file_agents_worker
 
 PROMPT = "What is 2 * 21, and how do I pay it?"
 
@@ -46,16 +45,8 @@ def handoff_file(tmp_path, monkeypatch):
 
 
 async def _with_file_worker(client, run):
-    from tools.loader import load_registry
-    from worker import build_worker
-
-    settings = Settings.from_env()
-    loaded = await load_registry(settings)
-    try:
-        async with build_worker(client, settings, loaded.registry):
-            return await run(settings)
-    finally:
-        await loaded.close()
+    async with file_agents_worker(client) as settings:
+        return await run(settings)
 
 
 def _system(request) -> str:
