@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.scripted_http import Fault, Reply, Responder, ScriptedServer, Step, estimate_tokens
+from devstack.scripted_http import Fault, Reply, Responder, ScriptedServer, Step, capped_output, estimate_tokens
 
 __all__ = ["FakeAnthropic", "Fault", "Recorded", "Reply", "Responder", "Step", "estimate_tokens"]
 
@@ -73,10 +73,19 @@ def check_conversation(body: dict[str, Any]) -> str | None:
 
 
 class FakeAnthropic(ScriptedServer):
-    """The Messages API at `/v1/messages`; use as a context manager or call start()/stop()."""
+    """The Messages API at `/v1/messages` (and token counting at `/v1/messages/count_tokens`, outside the script).
+
+    Use as a context manager or call start()/stop(). A reply's output tokens stop at the request's `max_tokens`
+    (`stop_reason: max_tokens`), as the real API's do.
+    """
 
     name = "fake-anthropic"
     credential_headers = ("x-api-key", "authorization")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counted: list[dict[str, Any]] = []
+        """Bodies of token-counting requests (not in `requests`: nothing is generated or billed for them)."""
 
     @property
     def url(self) -> str:
@@ -89,7 +98,14 @@ class FakeAnthropic(ScriptedServer):
         return sum(estimate_tokens(r.body.get("messages")) for r in self.requests if r.served == "reply")
 
     def route(self, path: str) -> str | None:
-        return "messages" if path == "/v1/messages" else None
+        return {"/v1/messages": "messages", "/v1/messages/count_tokens": "count_tokens"}.get(path)
+
+    def direct_answer(self, api: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """`count_tokens`: the input tokens a `messages` request with this body would be billed (the same figure)."""
+        if api != "count_tokens":
+            return None
+        self.counted.append(body)
+        return {"input_tokens": estimate_tokens(body.get("messages"))}
 
     def authorised(self, headers: Any) -> str | None:
         return None if headers.get("x-api-key") or headers.get("authorization") else "x-api-key header is required"
@@ -108,14 +124,14 @@ class FakeAnthropic(ScriptedServer):
         content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
         for i, (name, args) in enumerate(reply.tool_calls):
             content.append({"type": "tool_use", "id": f"toolu_{n:04d}_{i}", "name": name, "input": args})
-        out_tokens = reply.output_tokens if reply.output_tokens is not None else estimate_tokens(content)
+        out_tokens, cut = capped_output(reply, body, "max_tokens", estimate_tokens(content))
         return {
             "id": f"msg_fake_{n:06d}",
             "type": "message",
             "role": "assistant",
             "model": body.get("model", "unknown"),
             "content": content,
-            "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
+            "stop_reason": "max_tokens" if cut else "tool_use" if reply.tool_calls else "end_turn",
             "stop_sequence": None,
             "usage": {"input_tokens": estimate_tokens(body.get("messages")), "output_tokens": out_tokens},
         }

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.scripted_http import Fault, Reply, ScriptedServer, estimate_tokens
+from devstack.scripted_http import Fault, Reply, ScriptedServer, capped_output, estimate_tokens
 
 __all__ = ["FakeOpenAI", "Fault", "OpenAIRecorded", "Reply"]
 
@@ -115,7 +115,7 @@ class FakeOpenAI(ScriptedServer):
                 }
             )
         tokens_in = estimate_tokens(body.get("input"))
-        tokens_out = reply.output_tokens if reply.output_tokens is not None else estimate_tokens(output)
+        tokens_out, _ = capped_output(reply, body, "max_output_tokens", estimate_tokens(output))
         return {
             "id": f"resp_fake_{n:06d}",
             "object": "response",
@@ -146,7 +146,7 @@ class FakeOpenAI(ScriptedServer):
         if calls:
             message["tool_calls"] = calls
         tokens_in = estimate_tokens(body.get("messages"))
-        tokens_out = reply.output_tokens if reply.output_tokens is not None else estimate_tokens(message)
+        tokens_out, _ = capped_output(reply, body, "max_completion_tokens", estimate_tokens(message))
         return {
             "id": f"chatcmpl-fake-{n:06d}",
             "object": "chat.completion",

@@ -39,6 +39,16 @@ Step = Reply | Fault
 Responder = Callable[[dict[str, Any]], Reply]
 
 
+def capped_output(reply: Reply, body: dict[str, Any], key: str, estimate: int) -> tuple[int, bool]:
+    """Output tokens billed for `reply`: its own figure (else `estimate`) cut at the request's limit, as a real
+    provider stops at it; and whether the limit cut it."""
+    tokens = reply.output_tokens if reply.output_tokens is not None else estimate
+    limit = body.get(key)
+    if isinstance(limit, int) and 0 < limit < tokens:
+        return limit, True
+    return tokens, False
+
+
 def estimate_tokens(payload: Any) -> int:
     """A deterministic stand-in for tokenisation: about four characters per token."""
     return max(1, len(json.dumps(payload, sort_keys=True)) // 4)
@@ -80,6 +90,10 @@ class ScriptedServer:
     def reply_body(self, api: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         """The provider's success payload for `reply`."""
         raise NotImplementedError
+
+    def direct_answer(self, api: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The payload of a request answered outside the script and the recorder (e.g. token counting), or None."""
+        return None
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         """The provider's error payload."""
@@ -171,6 +185,8 @@ class ScriptedServer:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
                     return self._error(400, "request body is not JSON")
+                if (direct := fake.direct_answer(api, body)) is not None:
+                    return self._send(200, direct)
                 headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in fake.credential_headers}
                 record = fake.record(api, body, headers)
                 with fake._lock:

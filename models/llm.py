@@ -38,5 +38,7 @@ class LlmResponse(BaseModel):
     usage: Usage
     stored: StoredConversation | None = None
     """For a conversation kept by reference: where it now ends (the reply included, or the summary in place)."""
+    earlier_attempts: Usage | None = None
+    """Replies earlier attempts of this call were billed for before they failed; they count against the budget."""
     summarised: int = 0
     """Messages a `summarise` task folded into the summary (0: nothing old enough to condense; no model call)."""

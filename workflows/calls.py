@@ -22,11 +22,13 @@ with workflow.unsafe.imports_passed_through():
     from archives.models import ArchiveReceipt, ArchiveRequest
     from models.agents import PinnedAgents, ResolveAgentsRequest
     from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+    from models.budget import spend_in
     from models.conversation import ToolOutcome
     from models.errors import AgentRunFailed, AgentServiceError, InvalidInput, LlmCallFailed
     from models.history import HistoryLimits
     from models.hybrid import NotificationReceipt, NotificationRequest
     from models.llm import LlmRequest, LlmResponse
+    from models.run import Usage
     from models.tooling import ToolInvocation
 
 R = TypeVar("R")
@@ -151,7 +153,7 @@ async def call_llm(request: LlmRequest, *, summary: str, where: str, task_queue:
         return await _execute(CALL_LLM, request, LlmResponse, summary, task_queue=task_queue)
     except ActivityError as exc:
         _unless_cancelled(exc)
-        raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}") from exc
+        raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}", spent=reported_spend(exc)) from exc
 
 
 async def run_tool(invocation: ToolInvocation, options: ActivityOptions, *, summary: str) -> ToolOutcome:
@@ -178,7 +180,9 @@ async def invoke_black_box(
         return await _execute(INVOKE_BLACK_BOX, request, InvokeAgentResult, summary, task_queue=task_queue)
     except ActivityError as exc:
         _unless_cancelled(exc)
-        raise AgentRunFailed(f"agent {request.agent} failed at {where}: {_failure(exc)}") from exc
+        raise AgentRunFailed(
+            f"agent {request.agent} failed at {where}: {_failure(exc)}", spent=reported_spend(exc)
+        ) from exc
 
 
 async def send_notification(request: NotificationRequest, *, summary: str) -> NotificationReceipt:
@@ -248,6 +252,20 @@ def _unless_cancelled(exc: ActivityError) -> None:
     """Re-raise an activity error the run's cancellation caused: it is no tool's or model's failure."""
     if is_cancelled_exception(exc) and workflow.patched(CANCELLATION_PATCH):
         raise exc
+
+
+def reported_spend(exc: ActivityError) -> Usage | None:
+    """What the activity's attempts spent, all of them: its failure's details, or its last heartbeat's on a timeout.
+
+    The SDK's `ActivityError` carries no heartbeat details of its own; each attempt carries the previous attempt's
+    spend forward (read from its heartbeat details) and reports the total in its failure's details.
+    """
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return spend_in(cause.details)
+    if isinstance(cause, TimeoutError):
+        return spend_in(cause.last_heartbeat_details)
+    return None
 
 
 def _failure(exc: ActivityError) -> str:

@@ -12,6 +12,7 @@ from workflows.lifecycle import AgentWorkflow, RunEnd, RunStart
 from workflows.steered_loop import SteeredLoop
 
 with workflow.unsafe.imports_passed_through():
+    from models.budget import BUDGET_ESTIMATES_PATCH, estimate_call_input
     from models.conversation import Conversation
     from models.errors import PlanInvalid
     from models.hybrid import HybridInput, HybridOutput, HybridPlan, NotificationRequest
@@ -145,12 +146,23 @@ class HybridAgentWorkflow(AgentWorkflow):
             self._enter(stage, "the planner's answer (call_llm)")
             suffix = f", attempt {attempt}" if attempt > 1 else ""
             planner = self._run.pinned.spec(PLANNER)
+            model = planner.model or self._request.model
+            max_tokens = ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS)
+            if workflow.patched(BUDGET_ESTIMATES_PATCH):  # the planner has no tools: its prompt and the conversation
+                estimate = estimate_call_input(system=planner.instructions, tools=[], conversation=planning)
+                fit = ledger.fit_next_call(estimate, model, DEFAULT_MAX_OUTPUT_TOKENS)
+                if fit.refused is not None:  # the call is not made
+                    self._output.stopped = ledger.stop_summary(
+                        fit.refused, ["plan", "specialists", "approval", "execution"]
+                    )
+                    return None
+                max_tokens = fit.output_tokens
             request = LlmRequest(
                 agent=PLANNER,
                 spec=self._run.pinned.digests.get(PLANNER),
-                model=planner.model or self._request.model,
+                model=model,
                 conversation=planning,
-                max_tokens=ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
+                max_tokens=max_tokens,
             )
             response = await calls.call_llm(
                 request,

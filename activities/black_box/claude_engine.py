@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from activities.black_box.engine import BlackBoxTools
 from activities.black_box.progress import AgentProgress
-from activities.providers.anthropic_provider import AnthropicProvider
+from activities.providers.anthropic_provider import AnthropicProvider, count_input_tokens
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.conversation import Conversation
 from tools.output_check import CORRECTIONS, check_output, correction, output_invalid, schema_instruction
@@ -34,12 +34,23 @@ class ClaudeAgentEngine:
         corrections = 0
         conversation = Conversation.start(request.prompt)
         while progress.turns < max_turns:
+            # Within the branch's allowance: its input counted first, the output allowed what remains after it.
+            estimate = (
+                await count_input_tokens(
+                    self._provider, model=model, system=system, conversation=conversation, tools=tools.definitions
+                )
+                if progress.allowance is not None
+                else 0
+            )
+            fit = progress.fit_next_call(estimate, request.max_output_tokens)
+            if fit.refused is not None:
+                return progress.result(None, stopped=fit.refused)
             response = await self._provider.complete(
                 model=model,
                 system=system,
                 conversation=conversation,
                 tools=tools.definitions,
-                max_tokens=request.max_output_tokens,
+                max_tokens=fit.output_tokens,
             )
             asked = ", ".join(c.name for c in response.tool_calls)
             progress.record_llm(

@@ -6,6 +6,7 @@ model is built on our own `AsyncOpenAI(max_retries=0)` (which honours `OPENAI_BA
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -17,6 +18,7 @@ from agents import (
     ItemHelpers,
     MaxTurnsExceeded,
     ModelBehaviorError,
+    ModelSettings,
     OpenAIResponsesModel,
     RunConfig,
     RunHooks,
@@ -33,22 +35,50 @@ from activities.pricing import cost_usd
 from activities.providers.errors import connection_error, http_error
 from activities.providers.openai_provider import OpenAIProvider
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+from models.budget import estimate_tokens
 from models.conversation import ToolCall
 from telemetry.observe import generation
 from tools.output_check import CORRECTIONS, check_output, correction, output_invalid
 from tools.registry import AgentProfile, Registry, Tool
 
 
-class _ObservedResponsesModel(OpenAIResponsesModel):
-    """The Responses API model with each inference recorded as a Langfuse generation (SDK tracing stays off)."""
+class AllowanceSpent(Exception):
+    """The branch's allowance cannot pay for the next model call; raised before it is made, ending `Runner.run`."""
 
-    def __init__(self, *, model: str, openai_client: openai.AsyncOpenAI) -> None:
+
+class _ObservedResponsesModel(OpenAIResponsesModel):
+    """The Responses API model with each inference recorded as a Langfuse generation (SDK tracing stays off).
+
+    Each inference is first fitted into the branch's allowance: its input estimated, `max_output_tokens` what
+    remains after it; a call that cannot fit is not made (`AllowanceSpent`).
+    """
+
+    def __init__(
+        self, *, model: str, openai_client: openai.AsyncOpenAI, progress: AgentProgress, max_output: int
+    ) -> None:
         super().__init__(model=model.split(":", 1)[1], openai_client=openai_client)
         self._full_model = model
+        self._progress = progress
+        self._max_output = max_output
+
+    def _fitted(self, system_instructions: Any, input: Any, tools: Any, model_settings: ModelSettings) -> ModelSettings:
+        """`model_settings` with the call's output allowance; `AllowanceSpent` when the call cannot fit."""
+        if self._progress.allowance is None:
+            return model_settings
+        # No token counting against the Responses API here: the serialised request at 3 characters a token.
+        schemas = [getattr(t, "params_json_schema", None) or getattr(t, "name", str(t)) for t in tools]
+        estimate = estimate_tokens({"system": system_instructions, "input": input, "tools": schemas})
+        fit = self._progress.fit_next_call(
+            estimate, min(model_settings.max_tokens or self._max_output, self._max_output)
+        )
+        if fit.refused is not None:
+            raise AllowanceSpent(fit.refused)
+        return dataclasses.replace(model_settings, max_tokens=fit.output_tokens)
 
     async def get_response(
         self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
     ) -> Any:
+        model_settings = self._fitted(system_instructions, input, tools, model_settings)
         observed_input = {
             "system": system_instructions,
             "input": input,
@@ -180,7 +210,12 @@ class OpenAIAgentEngine:
             name=agent.name,
             instructions=agent.instructions,
             tools=[_function_tool(t, tools) for t in tools.definitions],
-            model=_ObservedResponsesModel(model=model, openai_client=self._provider.client()),
+            model=_ObservedResponsesModel(
+                model=model,
+                openai_client=self._provider.client(),
+                progress=progress,
+                max_output=request.max_output_tokens,
+            ),
             output_type=output,
         )
         turn_input: str | list[TResponseInputItem] = request.prompt
@@ -189,6 +224,8 @@ class OpenAIAgentEngine:
                 result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, progress)
             except MaxTurnsExceeded:
                 return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
+            except AllowanceSpent as exc:  # before the call: nothing was sent for it
+                return progress.result(None, stopped=str(exc))
             except ModelBehaviorError as exc:  # e.g. a final answer that is not the output schema's JSON
                 if output is None or output.rejected is None:
                     raise ApplicationError(f"openai agent output rejected: {exc}", type="AgentOutputInvalid") from None

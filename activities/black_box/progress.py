@@ -1,4 +1,8 @@
-"""What a black-box agent run reports while it goes: turns and spending, sent as heartbeat details."""
+"""What a black-box agent run reports while it goes: turns and spending, sent as heartbeat details.
+
+Spending is cumulative over the activity's attempts: an attempt starts from the spend its predecessor
+last heartbeated (`activities.heartbeat.carried_spend`), so a retried or finally failed activity still reports all it paid for.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.pricing import cost_usd
 from models.blackbox import InvokeAgentResult
+from models.budget import Allowance, CallFit, fit_within
 from models.run import Usage
 from telemetry.metrics import activity_meter, record_llm_tokens
 
@@ -21,7 +27,20 @@ class AgentProgress:
     model: str
     turns: int = 0
     usage: Usage = field(default_factory=Usage)
+    """Spend of every attempt so far (this one's and what `carried_spend` brought in)."""
     last: str = "started"
+    allowance: Allowance | None = None
+    """The branch's share of the run's budget (None: runs recorded before allowances)."""
+
+    def fit_next_call(self, input_estimate: int, default_output: int) -> CallFit:
+        """The next call's output allowance within what the branch has left, or why it is not made."""
+        if self.allowance is None:
+            return CallFit(output_tokens=default_output)
+        if self.turns >= self.allowance.max_steps:
+            return CallFit(refused=f"step allowance spent: {self.turns} of the {self.allowance.max_steps} turns given")
+        return fit_within(
+            self.allowance, self.usage, input_estimate=input_estimate, model=self.model, default_output=default_output
+        )
 
     def record_llm(self, input_tokens: int, output_tokens: int, what: str) -> None:
         """Count one inference (one turn) and heartbeat at once."""
@@ -49,6 +68,21 @@ class AgentProgress:
         """Report progress to Temporal (only inside an activity)."""
         if activity.in_activity():
             activity.heartbeat(self.snapshot())
+
+    def failure(self, exc: BaseException) -> ApplicationError:
+        """`exc` as the attempt's failure, its details ending with the spend so far (the workflow counts it)."""
+        self.last = f"failed: {type(exc).__name__}"
+        self.heartbeat()  # the next attempt starts from this
+        if isinstance(exc, ApplicationError):
+            return ApplicationError(
+                exc.message,
+                *exc.details,
+                self.snapshot(),
+                type=exc.type,
+                non_retryable=exc.non_retryable,
+                next_retry_delay=exc.next_retry_delay,
+            )
+        return ApplicationError(str(exc) or type(exc).__name__, self.snapshot(), type=type(exc).__name__)
 
     def result(self, output: Any, stopped: str | None = None) -> InvokeAgentResult:
         """The activity's result."""

@@ -9,6 +9,7 @@ import anthropic
 from activities.pricing import cost_usd
 from activities.providers.errors import config_error, connection_error, http_error
 from config.sections import AnthropicSettings
+from models.budget import estimate_tokens
 from models.conversation import Conversation, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
 from models.llm import LlmResponse
 from models.run import Usage
@@ -111,3 +112,22 @@ def _to_response(model: str, message: Any) -> LlmResponse:
             cost_usd=cost_usd(model, tokens_in, tokens_out),
         ),
     )
+
+
+async def count_input_tokens(
+    provider: AnthropicProvider, *, model: str, system: str, conversation: Conversation, tools: list[Tool]
+) -> int:
+    """Input tokens of the next Messages request as the API counts them (`messages.count_tokens`, itself an
+    estimate); where counting fails, the conservative estimate of the serialised request (models/budget.py)."""
+    params: dict[str, Any] = {
+        "model": model.split(":", 1)[1],
+        "system": system,
+        "messages": to_wire_messages(conversation),
+    }
+    if tools:
+        params["tools"] = to_wire_tools(tools)
+    try:
+        counted = await provider._client_or_raise().messages.count_tokens(**params)
+    except (anthropic.APIStatusError, anthropic.APIConnectionError, anthropic.APITimeoutError):
+        return estimate_tokens(params)
+    return int(counted.input_tokens)
