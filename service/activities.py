@@ -8,6 +8,7 @@ from typing import Any
 from temporalio.client import Client
 
 from activities.agent_specs import AgentResolver, AgentSpecActivities, SpecStore
+from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.claude_engine import ClaudeAgentEngine
 from activities.black_box.invoke_agent import BlackBoxActivities
 from activities.black_box.openai_engine import OpenAIAgentEngine
@@ -54,6 +55,7 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
         resolver,
         {"openai": OpenAIAgentEngine(openai, registry), "anthropic": ClaudeAgentEngine(anthropic, registry)},
         executor,
+        Checkpoints(context.blobs),
     )
     archive = ArchiveActivities(settings, context.blobs, client.data_converter.payload_codec, context)
     return [

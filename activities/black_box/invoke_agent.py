@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.agent_specs import AgentResolver
+from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.engine import AgentEngine, BlackBoxTools
 from activities.black_box.progress import AgentProgress
 from activities.heartbeat import carried_spend, heartbeating
@@ -18,8 +19,15 @@ class BlackBoxActivities:
     """Holds the worker's agent engines, keyed by provider (`openai`, `anthropic`), and its tool executor."""
 
     def __init__(
-        self, settings: Settings, agents: AgentResolver, engines: dict[str, AgentEngine], executor: ToolExecutor
+        self,
+        settings: Settings,
+        agents: AgentResolver,
+        engines: dict[str, AgentEngine],
+        executor: ToolExecutor,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
+        self._checkpoints = checkpoints
+        """Turn-level resume (None: a retry starts the agent from its first turn)."""
         self._settings = settings
         self._agents = agents
         self._engines = engines
@@ -47,7 +55,13 @@ class BlackBoxActivities:
         try:
             return await heartbeating(
                 engine.run(
-                    agent=agent, request=request, model=model, max_turns=max_turns, progress=progress, tools=tools
+                    agent=agent,
+                    request=request,
+                    model=model,
+                    max_turns=max_turns,
+                    progress=progress,
+                    tools=tools,
+                    checkpoints=self._checkpoints,
                 ),
                 progress.heartbeat,
             )

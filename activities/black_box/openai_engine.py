@@ -27,8 +27,10 @@ from agents import (
     set_tracing_disabled,
 )
 from agents.strict_schema import ensure_strict_json_schema
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.engine import BlackBoxTools
 from activities.black_box.progress import AgentProgress
 from activities.pricing import cost_usd
@@ -98,11 +100,41 @@ class _ObservedResponsesModel(OpenAIResponsesModel):
             return response
 
 
-class _ProgressHooks(RunHooks[Any]):
-    """Counts each inference as a turn and heartbeats it."""
+class _Journal:
+    """The run's input items as they grow (prompt, each reply's items, each tool output), saved after each.
 
-    def __init__(self, progress: AgentProgress) -> None:
+    A retried attempt starts `Runner.run` from these items instead of the prompt: replies already paid for
+    are not asked again, tools already run are not run again (activities/black_box/checkpoint.py).
+    """
+
+    def __init__(self, items: list[Any], progress: AgentProgress, checkpoints: Checkpoints | None) -> None:
+        self.items = items
         self._progress = progress
+        self._checkpoints = checkpoints
+
+    async def add(self, items: list[Any]) -> None:
+        self.items.extend(items)
+        if self._checkpoints is not None:
+            self._progress.resume = await self._checkpoints.save_items(self.items, turns=self._progress.turns)
+            self._progress.heartbeat()
+
+
+def _pending_calls(items: list[Any]) -> list[dict[str, Any]]:
+    """Function calls the journal holds without their output (the round a crash cut off)."""
+    answered = {i.get("call_id") for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"}
+    return [
+        i
+        for i in items
+        if isinstance(i, dict) and i.get("type") == "function_call" and i.get("call_id") not in answered
+    ]
+
+
+class _ProgressHooks(RunHooks[Any]):
+    """Counts each inference as a turn, heartbeats it, and journals its items."""
+
+    def __init__(self, progress: AgentProgress, journal: _Journal | None = None) -> None:
+        self._progress = progress
+        self._journal = journal
 
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         usage = response.usage
@@ -110,10 +142,23 @@ class _ProgressHooks(RunHooks[Any]):
         self._progress.record_llm(
             usage.input_tokens, usage.output_tokens, f"asked for {', '.join(calls)}" if calls else "answered"
         )
+        if self._journal is not None:
+            await self._journal.add([_plain(i) for i in response.to_input_items()])
 
 
-def _function_tool(tool: Tool, tools: BlackBoxTools) -> FunctionTool:
+def _plain(item: Any) -> Any:
+    return item.model_dump(mode="json", exclude_unset=True) if hasattr(item, "model_dump") else item
+
+
+def _function_tool(tool: Tool, tools: BlackBoxTools, journal: _Journal | None = None) -> FunctionTool:
     async def invoke(ctx: Any, arguments: str) -> str:
+        content = await _invoke(ctx, arguments)
+        if journal is not None:
+            call_id = getattr(ctx, "tool_call_id", "call")
+            await journal.add([{"type": "function_call_output", "call_id": call_id, "output": content}])
+        return content
+
+    async def _invoke(ctx: Any, arguments: str) -> str:
         try:
             parsed = json.loads(arguments or "{}")
         except json.JSONDecodeError as exc:
@@ -203,13 +248,29 @@ class OpenAIAgentEngine:
         max_turns: int,
         progress: AgentProgress,
         tools: BlackBoxTools,
+        checkpoints: Checkpoints | None = None,
     ) -> InvokeAgentResult:
-        """`Runner.run` until a final output or `max_turns`; provider errors classified for Temporal."""
+        """`Runner.run` until a final output or `max_turns`; provider errors classified for Temporal.
+
+        With `checkpoints`, a retried attempt starts from the items its predecessor journaled.
+        """
+        journal = _Journal([{"role": "user", "content": request.prompt}], progress, checkpoints)
+        turn_input: str | list[TResponseInputItem] = request.prompt
+        restored = await checkpoints.restore_items() if checkpoints is not None else None
+        if restored is not None:
+            journal.items, progress.turns = restored
+            activity.logger.info("resuming agent %s at turn %d", agent.name, progress.turns)
+            for pending in _pending_calls(journal.items):  # run again with the same call id: the same key
+                arguments = json.loads(pending.get("arguments") or "{}")
+                call = ToolCall(id=pending["call_id"], name=pending["name"], arguments=arguments)
+                outcome = await tools.run(call)
+                await journal.add([{"type": "function_call_output", "call_id": call.id, "output": outcome.content}])
+            turn_input = list(journal.items)
         output = JsonSchemaOutput(agent.name, agent.output_schema) if agent.output_schema is not None else None
         sdk_agent: Agent[Any] = Agent(
             name=agent.name,
             instructions=agent.instructions,
-            tools=[_function_tool(t, tools) for t in tools.definitions],
+            tools=[_function_tool(t, tools, journal if checkpoints is not None else None) for t in tools.definitions],
             model=_ObservedResponsesModel(
                 model=model,
                 openai_client=self._provider.client(),
@@ -218,10 +279,10 @@ class OpenAIAgentEngine:
             ),
             output_type=output,
         )
-        turn_input: str | list[TResponseInputItem] = request.prompt
+        hooks = _ProgressHooks(progress, journal if checkpoints is not None else None)
         for attempt in range(CORRECTIONS + 1):
             try:
-                result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, progress)
+                result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, hooks)
             except MaxTurnsExceeded:
                 return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
             except AllowanceSpent as exc:  # before the call: nothing was sent for it
@@ -234,18 +295,20 @@ class OpenAIAgentEngine:
                 if attempt >= CORRECTIONS or progress.turns >= max_turns:
                     raise output_invalid(agent.name, problems) from None
                 turn_input = _retry_input(request.prompt, exc, rejected, problems, agent.output_schema or {})
+                if isinstance(turn_input, list):  # the journal goes on from the corrected input
+                    journal.items = [_plain(i) for i in turn_input]
                 continue
             return progress.result(result.final_output)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _run(self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, progress: AgentProgress) -> Any:
+    async def _run(self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, hooks: _ProgressHooks) -> Any:
         """One `Runner.run`, provider errors classified for Temporal."""
         try:
             return await Runner.run(
                 sdk_agent,
                 turn_input,
                 max_turns=max_turns,
-                hooks=_ProgressHooks(progress),
+                hooks=hooks,
                 run_config=RunConfig(tracing_disabled=True, trace_include_sensitive_data=False),
             )
         except openai.APIStatusError as exc:

@@ -31,6 +31,8 @@ class AgentProgress:
     last: str = "started"
     allowance: Allowance | None = None
     """The branch's share of the run's budget (None: runs recorded before allowances)."""
+    resume: dict[str, Any] | None = None
+    """Where a retried attempt starts (activities/black_box/checkpoint.py): sent with every heartbeat."""
 
     def fit_next_call(self, input_estimate: int, default_output: int) -> CallFit:
         """The next call's output allowance within what the branch has left, or why it is not made."""
@@ -62,7 +64,10 @@ class AgentProgress:
 
     def snapshot(self) -> dict[str, Any]:
         """Heartbeat details: small and free of prompts and outputs."""
-        return {"agent": self.agent, "turn": self.turns, "last": self.last, "usage": self.usage.model_dump()}
+        snapshot = {"agent": self.agent, "turn": self.turns, "last": self.last, "usage": self.usage.model_dump()}
+        if self.resume is not None:
+            snapshot["resume"] = self.resume
+        return snapshot
 
     def heartbeat(self) -> None:
         """Report progress to Temporal (only inside an activity)."""
