@@ -7,6 +7,7 @@ from temporalio import activity
 from activities.agent_specs import AgentResolver
 from activities.conversation_store import ConversationStore
 from activities.heartbeat import heartbeating
+from activities.progress_publisher import publishing
 from activities.providers import LlmProvider
 from activities.routing import route
 from activities.summarise import SUMMARY_INSTRUCTIONS, split_point, summarised_opening, transcript
@@ -47,15 +48,16 @@ class LlmActivities:
         agent, tools = await self._agents.resolve(request.agent, request.spec)
         conversation = await self._conversations.for_model(request.conversation)
         activity.logger.info("calling %s for agent %s (%d messages)", model, agent.name, len(conversation.messages))
-        response = await heartbeating(
-            provider.complete(
-                model=model,
-                system=agent.instructions,
-                conversation=conversation,
-                tools=tools,
-                max_tokens=request.max_tokens,
+        async with publishing(request.progress):
+            response = await heartbeating(
+                provider.complete(
+                    model=model,
+                    system=agent.instructions,
+                    conversation=conversation,
+                    tools=tools,
+                    max_tokens=request.max_tokens,
+                )
             )
-        )
         record_llm_tokens(
             activity_meter(),
             model=model,

@@ -46,6 +46,8 @@ class InvokeAgentRequest(BaseModel):
     max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
     label: str = ""
     """Where this run sits in the workflow (e.g. `step 2`); part of tool idempotency keys."""
+    progress: bool = False
+    """Publish turns and text deltas on the run's progress stream (False in runs recorded before streams)."""
 
 
 class InvokeAgentResult(BaseModel):

@@ -28,8 +28,8 @@ from tools.deps import ToolDeps
 
 def build_activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
     """The activities a worker registers; `client`'s codec lets archives embed offloaded payloads decoded."""
-    anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds)
-    openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds)
+    anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
+    openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
     context = ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)  # one cache for all
     specs = SpecStore(context.blobs)
     resolver = AgentResolver(REGISTRY, specs)

@@ -16,6 +16,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
+from workflows.progress import PREVIEW_CHARS, progress_of_run
+
 with workflow.unsafe.imports_passed_through():
     from archives.models import ArchiveReceipt, ArchiveRequest
     from models.agents import PinnedAgents, ResolveAgentsRequest
@@ -123,24 +125,46 @@ def tool_options(timeout: timedelta, retry: RetryPolicy, *, local: bool = False)
 
 async def call_llm(request: LlmRequest, *, summary: str, where: str) -> LlmResponse:
     """One inference; failure after its retries is `LlmCallFailed` naming `where` (e.g. `at step 3`)."""
+    progress = progress_of_run()
+    if progress.asks_activities:
+        request = request.model_copy(update={"progress": True})
+    progress.publish("llm_started", summary=summary, model=request.model, task=request.task)
     try:
-        return await _execute(CALL_LLM, request, LlmResponse, summary)
+        response = await _execute(CALL_LLM, request, LlmResponse, summary)
     except ActivityError as exc:
+        progress.publish("llm_finished", summary=summary, error=_failure(exc), usage=None)
         raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}") from exc
+    progress.publish(
+        "llm_finished",
+        summary=summary,
+        usage=response.usage.model_dump(mode="json"),
+        stop_reason=response.stop_reason,
+        tool_calls=[call.name for call in response.tool_calls],
+    )
+    return response
 
 
 async def run_tool(invocation: ToolInvocation, options: ActivityOptions, *, summary: str) -> ToolOutcome:
     """One validated tool call; failure after its retries is `ToolCallFailed` with the attempts made."""
+    progress = progress_of_run()
+    tool = invocation.call.name
+    progress.publish("tool_started", tool=tool, arguments=invocation.call.arguments, summary=summary)
     try:
-        return await _execute(options, invocation, ToolOutcome, summary)
+        outcome = await _execute(options, invocation, ToolOutcome, summary)
     except ActivityError as exc:
         policy = options.retry_policy
         attempts = (policy.maximum_attempts if policy else 0) or "unlimited"
-        raise ToolCallFailed(f"tool {invocation.call.name} failed after {attempts} attempts: {_failure(exc)}") from exc
+        message = f"tool {tool} failed after {attempts} attempts: {_failure(exc)}"
+        progress.publish("tool_finished", tool=tool, is_error=True, preview=message[:PREVIEW_CHARS])
+        raise ToolCallFailed(message) from exc
+    progress.publish("tool_finished", tool=tool, is_error=outcome.is_error, preview=outcome.content[:PREVIEW_CHARS])
+    return outcome
 
 
 async def invoke_black_box(request: InvokeAgentRequest, *, summary: str, where: str) -> InvokeAgentResult:
     """One whole agent run; failure after its retries is `AgentRunFailed` naming `where`."""
+    if progress_of_run().asks_activities:
+        request = request.model_copy(update={"progress": True})
     try:
         return await _execute(INVOKE_BLACK_BOX, request, InvokeAgentResult, summary)
     except ActivityError as exc:

@@ -14,6 +14,7 @@ from temporalio import workflow
 
 from workflows import calls
 from workflows.handlers import RunHandlers
+from workflows.progress import RunProgress
 from workflows.visibility import (
     current_trace_id,
     publish_search_attributes,
@@ -112,6 +113,7 @@ class AgentWorkflow(RunHandlers):
 
     async def _lifecycle(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> AgentRunResult:
         """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it."""
+        self._progress = RunProgress.open(carry)
         if carry is None:
             set_trace_input(raw)  # as given: also the input of a run that fails validation
         try:
@@ -121,7 +123,9 @@ class AgentWorkflow(RunHandlers):
             self._set_state(RunStatus.FAILED)
             set_trace_output({"status": RunStatus.FAILED.value, "error": exc.message, **self._usage_so_far()})
             raise
-        return await self._finish(start, end)
+        result = await self._finish(start, end)
+        await self._progress.close()
+        return result
 
     def _usage_so_far(self) -> dict[str, Any]:
         if self._ledger is None:
@@ -207,11 +211,12 @@ class AgentWorkflow(RunHandlers):
 
     def _may_continue_as_new(self) -> bool:
         """Only between steps with nobody's decision outstanding and no handler mid-way."""
-        return not self._book.pending() and workflow.all_handlers_finished()
+        return not self._book.pending() and self._progress.handlers_finished()
 
-    def _continue_as_new(self, raw: Any, carry: RunCarry) -> None:
-        """End this generation; the next starts with the same input and what `carry` holds."""
+    async def _continue_as_new(self, raw: Any, carry: RunCarry) -> None:
+        """End this generation; the next starts with the same input, what `carry` holds, and the progress stream."""
         workflow.logger.info("continuing as new: generation %d, step %d", carry.generation, carry.ledger.steps)
+        carry = carry.model_copy(update={"progress": await self._progress.hand_over()})
         workflow.continue_as_new(args=[raw, carry])
 
     async def _finish(self, start: RunStart, end: RunEnd) -> AgentRunResult:

@@ -8,6 +8,7 @@ from activities.agent_specs import AgentResolver
 from activities.black_box.engine import AgentEngine, BlackBoxTools
 from activities.black_box.progress import AgentProgress
 from activities.heartbeat import heartbeating
+from activities.progress_publisher import publishing
 from activities.routing import route
 from activities.tool_executor import ToolExecutor
 from config.settings import Settings
@@ -43,7 +44,10 @@ class BlackBoxActivities:
         )
         progress.heartbeat()
         tools = BlackBoxTools(self._executor, agent, definitions, f"{info.workflow_id}:{request.label}", progress)
-        return await heartbeating(
-            engine.run(agent=agent, request=request, model=model, max_turns=max_turns, progress=progress, tools=tools),
-            progress.heartbeat,
-        )
+        async with publishing(request.progress, agent=agent.name):
+            return await heartbeating(
+                engine.run(
+                    agent=agent, request=request, model=model, max_turns=max_turns, progress=progress, tools=tools
+                ),
+                progress.heartbeat,
+            )

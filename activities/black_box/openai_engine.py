@@ -18,14 +18,15 @@ from agents import (
     OpenAIResponsesModel,
     RunConfig,
     RunHooks,
-    Runner,
     set_tracing_disabled,
 )
+from openai.types.responses import ResponseCompletedEvent
 from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
 from activities.black_box.engine import BlackBoxTools
 from activities.black_box.progress import AgentProgress
+from activities.black_box.streamed_run import run_agent
 from activities.pricing import cost_usd
 from activities.providers.errors import connection_error, http_error
 from activities.providers.openai_provider import OpenAIProvider
@@ -62,6 +63,31 @@ class _ObservedResponsesModel(OpenAIResponsesModel):
                 cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
             )
             return response
+
+    async def stream_response(
+        self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        """The streamed call, recorded like `get_response` once its `response.completed` event arrives."""
+        observed_input = {
+            "system": system_instructions,
+            "input": input,
+            "tools": [getattr(t, "name", str(t)) for t in tools],
+        }
+        with generation(name="openai.responses", model=self._full_model, input=observed_input) as observed:
+            stream = super().stream_response(system_instructions, input, model_settings, tools, *args, **kwargs)
+            async for event in stream:
+                if isinstance(event, ResponseCompletedEvent):
+                    response = event.response
+                    usage = response.usage
+                    tokens_in = usage.input_tokens if usage else 0
+                    tokens_out = usage.output_tokens if usage else 0
+                    observed.finish(
+                        output=[item.model_dump(mode="json") for item in response.output],
+                        input_tokens=tokens_in,
+                        output_tokens=tokens_out,
+                        cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
+                    )
+                yield event
 
 
 class _ProgressHooks(RunHooks[Any]):
@@ -129,9 +155,10 @@ class OpenAIAgentEngine:
             output_type=output_model,
         )
         try:
-            result = await Runner.run(
+            result = await run_agent(
                 sdk_agent,
                 request.prompt,
+                streaming=self._provider.streaming,
                 max_turns=max_turns,
                 hooks=_ProgressHooks(progress),
                 run_config=RunConfig(tracing_disabled=True, trace_include_sensitive_data=False),

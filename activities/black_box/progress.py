@@ -8,6 +8,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.pricing import cost_usd
+from activities.progress_publisher import publish_event
 from models.blackbox import InvokeAgentResult
 from models.run import Usage
 from telemetry.metrics import activity_meter, record_llm_tokens
@@ -35,6 +36,7 @@ class AgentProgress:
         self.turns += 1
         self.last = what
         self.heartbeat()
+        publish_event("agent_turn", agent=self.agent, turn=self.turns, last=what, usage=self.usage.model_dump())
 
     def record_tool(self, name: str, is_error: bool) -> None:
         """Count one tool call."""
