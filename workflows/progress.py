@@ -131,4 +131,4 @@ class RunProgress:
 def progress_of_run() -> RunProgress:
     """The current run's stream (a disabled one outside agent workflows, e.g. in bench workflows)."""
     progress = getattr(workflow.instance(), "_progress", None)
-    return progress if isinstance(progress, RunProgress) else RunProgress.disabled()
+    return progress if progress is not None else RunProgress.disabled()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents import Agent, Runner, RunResult, RunResultStreaming
+from openai.types.responses import ResponseTextDeltaEvent
 
 from activities.progress_publisher import publish_text
 
