@@ -163,7 +163,7 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
             say("  proposed plan and specialist findings:\n" + _indent(json.dumps(pending[0]["proposal"], indent=2)))
         say(f'  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {{"approver": "you"}}')
         say(
-            f'  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input \'{{"approver": "you", "request_id": "{request_id}"}}\''
+            f'  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input \'{{"approver": "you"}}\''
         )
         if auto_approve:
             approve_with_cli(address, workflow_id, "demo")

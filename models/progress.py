@@ -21,3 +21,6 @@ EVENT_TYPES = (
 
 LAST_EVENT = "run_finished"
 """A follower stops after this event."""
+
+PREVIEW_CHARS = 200
+"""How much of a tool's result `tool_finished` shows."""

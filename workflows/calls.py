@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
-from workflows.progress import PREVIEW_CHARS, progress_of_run
+from workflows.progress import progress_of_run
 
 with workflow.unsafe.imports_passed_through():
     from archives.models import ArchiveReceipt, ArchiveRequest
@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from models.history import HistoryLimits
     from models.hybrid import NotificationReceipt, NotificationRequest
     from models.llm import LlmRequest, LlmResponse
+    from models.progress import PREVIEW_CHARS
     from models.tooling import ToolInvocation
 
 R = TypeVar("R")

@@ -24,8 +24,6 @@ with workflow.unsafe.imports_passed_through():
 PROGRESS_PATCH = "progress-stream"
 """Runs recorded before the progress stream replay without it (no events, activities told not to publish)."""
 _POLL = "__temporal_workflow_stream_poll"
-PREVIEW_CHARS = 200
-"""How much of a tool's result `tool_finished` shows."""
 
 
 class RunProgress:
