@@ -9,6 +9,7 @@ from activities.agent_specs import AgentResolver
 from activities.conversation_store import ConversationStore
 from activities.cooldown import ProviderCooldown
 from activities.heartbeat import carried_spend, heartbeating
+from activities.progress_publisher import publishing
 from activities.providers import LlmProvider
 from activities.routing import route
 from activities.summarise import SUMMARY_INSTRUCTIONS, split_point, summarised_opening, transcript
@@ -59,10 +60,11 @@ class LlmActivities:
                 tools=tools,
                 max_tokens=request.max_tokens,
             )
-            response = await heartbeating(
-                self._cooldown.run(model.split(":", 1)[0], call),
-                lambda: activity.heartbeat({"usage": earlier.model_dump()}),  # carried on, never reset
-            )
+            async with publishing(request.progress):
+                response = await heartbeating(
+                    self._cooldown.run(model.split(":", 1)[0], call),
+                    lambda: activity.heartbeat({"usage": earlier.model_dump()}),  # carried on, never reset
+                )
         except ApplicationError as exc:  # a refused or failed call is not billed; earlier attempts' replies were
             raise with_spend(exc, earlier) from exc
         spent = earlier.add(response.usage)

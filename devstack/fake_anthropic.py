@@ -7,11 +7,21 @@ function; it records every request so tests can count what was sent (and paid fo
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.scripted_http import Fault, Reply, Responder, ScriptedServer, Step, capped_output, estimate_tokens
+from devstack.scripted_http import (
+    Fault,
+    Reply,
+    Responder,
+    ScriptedServer,
+    Step,
+    capped_output,
+    estimate_tokens,
+    text_pieces,
+)
 
 __all__ = ["FakeAnthropic", "Fault", "Recorded", "Reply", "Responder", "Step", "estimate_tokens"]
 
@@ -135,3 +145,33 @@ class FakeAnthropic(ScriptedServer):
             "stop_sequence": None,
             "usage": {"input_tokens": estimate_tokens(body.get("messages")), "output_tokens": out_tokens},
         }
+
+    def stream_events(self, api: str, body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
+        """The Messages API's SSE: message_start, a start/deltas/stop per content block, message_delta, message_stop."""
+        message = self.reply_body(api, body, reply)
+        content, usage = message["content"], message["usage"]
+        opening = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 0}}
+        events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": opening})]
+        for index, block in enumerate(content):
+            if block["type"] == "text":
+                start = {"type": "text", "text": ""}
+                deltas = [{"type": "text_delta", "text": piece} for piece in text_pieces(block["text"])]
+            else:
+                start = {**block, "input": {}}
+                deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}]
+            events.append(
+                ("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+            )
+            events += [
+                ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas
+            ]
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        closing = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+        events.append(
+            (
+                "message_delta",
+                {"type": "message_delta", "delta": closing, "usage": {"output_tokens": usage["output_tokens"]}},
+            )
+        )
+        events.append(("message_stop", {"type": "message_stop"}))
+        return events

@@ -23,6 +23,8 @@ class Reply:
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     delay: float = 0.0
     output_tokens: int | None = None
+    chunk_delay: float = 0.0
+    """Seconds between streamed events (a request with `stream: true` gets the reply as SSE, word by word)."""
 
 
 @dataclass
@@ -99,6 +101,10 @@ class ScriptedServer:
         """The provider's error payload."""
         raise NotImplementedError
 
+    def stream_events(self, api: str, body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
+        """The provider's streamed reply as (event name, data) pairs, for a request with `stream: true`."""
+        raise NotImplementedError
+
     # -- lifecycle and script ------------------------------------------------------------------
     @property
     def address(self) -> str:
@@ -171,6 +177,26 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away (e.g. its worker was killed mid-call)
 
+            def _send_events(self, events: list[tuple[str, dict[str, Any]]], pause: float) -> None:
+                """Server-sent events, one chunk each (chunked encoding), `pause` seconds apart."""
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("cache-control", "no-cache")
+                    self.send_header("transfer-encoding", "chunked")
+                    self.send_header("request-id", f"req_fake_{len(fake.requests)}")
+                    self.end_headers()
+                    for name, data in events:
+                        chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                        if pause:
+                            time.sleep(pause)
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (e.g. its worker was killed mid-stream)
+
             def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
                 self._send(status, fake.error_body(status, message), headers)
 
@@ -204,6 +230,16 @@ class ScriptedServer:
                     extra = {"retry-after": f"{step.retry_after:g}"} if step.retry_after is not None else {}
                     return self._error(step.status, step.message, extra)
                 record.served = "reply"
+                if body.get("stream"):
+                    return self._send_events(fake.stream_events(api, body, step), step.chunk_delay)
                 self._send(200, fake.reply_body(api, body, step))
 
         return Handler
+
+
+def text_pieces(text: str) -> list[str]:
+    """How a fake streams text: word by word, each piece keeping its leading space."""
+    pieces: list[str] = []
+    for i, word in enumerate(text.split(" ")):
+        pieces.append(word if i == 0 else " " + word)
+    return [p for p in pieces if p]

@@ -49,6 +49,8 @@ class InvokeAgentRequest(BaseModel):
     """Where this run sits in the workflow (e.g. `step 2`); part of tool idempotency keys."""
     allowance: Allowance | None = None
     """The branch's share of what the run has left, enforced before every model call (None: runs recorded before)."""
+    progress: bool = False
+    """Publish turns and text deltas on the run's progress stream (False in runs recorded before streams)."""
 
 
 class InvokeAgentResult(BaseModel):

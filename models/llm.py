@@ -26,6 +26,8 @@ class LlmRequest(BaseModel):
     max_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
     task: Literal["reply", "summarise"] = "reply"
     """`reply`: the agent's next turn. `summarise`: condense the older turns of a stored conversation into one."""
+    progress: bool = False
+    """Publish the reply's text deltas on the run's progress stream (False in runs recorded before streams)."""
 
 
 class LlmResponse(BaseModel):

@@ -35,8 +35,8 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
     file, MCP servers); without it, the built-ins only.
     """
     registry = REGISTRY if registry is None else registry
-    anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds)
-    openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds)
+    anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
+    openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
     context = ConversationStore(
         blob_store(settings.blobs, settings.payloads), settings.tool_output_max_chars
     )  # one cache for all

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from temporalio import workflow
 
+from workflows.progress import RunProgress
 from workflows.visibility import observation_io, publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
@@ -48,6 +49,7 @@ class RunHandlers:
         self._stage: str | None = None
         self._waiting_for: str | None = None
         self._ended = False
+        self._progress = RunProgress.disabled()  # the run opens its stream first thing (AgentWorkflow._lifecycle)
 
     def _set_state(self, state: RunStatus) -> None:
         self._state = state
@@ -55,6 +57,7 @@ class RunHandlers:
         if state in FINAL_STATES and not self._ended:
             self._ended = True
             self._record_end(state)
+            self._progress.run_finished(state.value)
 
     def _record_end(self, state: RunStatus) -> None:
         """Per-run metrics; a run stopped by a ceiling also counts as a guardrail rejection."""
@@ -140,6 +143,7 @@ class RunHandlers:
             now=workflow.now(),
             timeout=timedelta(seconds=policy.timeout_seconds),
         )
+        self._progress.approval_requested(request.request_id, summary, kind, list(policy.approvers))
         self._waiting_for = f"approval of {request.request_id}: {summary}"
         self._set_state(RunStatus.WAITING_FOR_APPROVAL)
         workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
@@ -171,6 +175,7 @@ class RunHandlers:
         if self._ledger is not None:
             self._ledger.waited_seconds += waited
         record_approval(workflow.metric_meter(), kind=kind, outcome=outcome, waited_seconds=waited)
+        self._progress.approval_decided(request.request_id, decision.approved, decision.approver, decision.via)
         verdict = "approved" if decision.approved else "rejected"
         workflow.set_current_details(f"{request.request_id} {verdict} by {decision.approver}: {summary}")
         self._waiting_for = None

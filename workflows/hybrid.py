@@ -84,6 +84,8 @@ class HybridAgentWorkflow(AgentWorkflow):
     def _enter(self, stage: str | None, waiting_for: str | None) -> None:
         self._stage, self._waiting_for = stage, waiting_for
         if stage is not None:
+            self._progress.stage(stage, waiting_for)
+        if stage is not None:
             workflow.set_current_details(f"**{stage}** — waiting for {waiting_for}")
 
     async def _stages(self) -> RunStatus:
@@ -255,7 +257,7 @@ class HybridAgentWorkflow(AgentWorkflow):
                 stage_output=self._output.model_dump(mode="json"),
                 pinned=self._run.pinned,
             )
-            self._continue_as_new(self._run.raw, carry)
+            await self._continue_as_new(self._run.raw, carry)
         if outcome.status == RunStatus.COMPLETED:
             self._output.answer = outcome.output
         else:

@@ -9,6 +9,7 @@ from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.engine import AgentEngine, BlackBoxTools
 from activities.black_box.progress import AgentProgress
 from activities.heartbeat import carried_spend, heartbeating
+from activities.progress_publisher import publishing
 from activities.routing import route
 from activities.tool_executor import ToolExecutor
 from config.settings import Settings
@@ -53,17 +54,18 @@ class BlackBoxActivities:
         progress.heartbeat()
         tools = BlackBoxTools(self._executor, agent, definitions, f"{info.workflow_id}:{request.label}", progress)
         try:
-            return await heartbeating(
-                engine.run(
-                    agent=agent,
-                    request=request,
-                    model=model,
-                    max_turns=max_turns,
-                    progress=progress,
-                    tools=tools,
-                    checkpoints=self._checkpoints,
-                ),
-                progress.heartbeat,
-            )
+            async with publishing(request.progress, agent=agent.name):
+                return await heartbeating(
+                    engine.run(
+                        agent=agent,
+                        request=request,
+                        model=model,
+                        max_turns=max_turns,
+                        progress=progress,
+                        tools=tools,
+                        checkpoints=self._checkpoints,
+                    ),
+                    progress.heartbeat,
+                )
         except Exception as exc:  # not cancellation (a BaseException): the run closes Canceled with what it saw
             raise progress.failure(exc) from exc

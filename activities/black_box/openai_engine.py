@@ -22,17 +22,18 @@ from agents import (
     OpenAIResponsesModel,
     RunConfig,
     RunHooks,
-    Runner,
     TResponseInputItem,
     set_tracing_disabled,
 )
 from agents.strict_schema import ensure_strict_json_schema
+from openai.types.responses import ResponseCompletedEvent
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.engine import BlackBoxTools
 from activities.black_box.progress import AgentProgress
+from activities.black_box.streamed_run import run_agent
 from activities.pricing import cost_usd
 from activities.providers.errors import connection_error, http_error
 from activities.providers.openai_provider import OpenAIProvider
@@ -98,6 +99,31 @@ class _ObservedResponsesModel(OpenAIResponsesModel):
                 cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
             )
             return response
+
+    async def stream_response(
+        self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        """The streamed call, recorded like `get_response` once its `response.completed` event arrives."""
+        observed_input = {
+            "system": system_instructions,
+            "input": input,
+            "tools": [getattr(t, "name", str(t)) for t in tools],
+        }
+        with generation(name="openai.responses", model=self._full_model, input=observed_input) as observed:
+            stream = super().stream_response(system_instructions, input, model_settings, tools, *args, **kwargs)
+            async for event in stream:
+                if isinstance(event, ResponseCompletedEvent):
+                    response = event.response
+                    usage = response.usage
+                    tokens_in = usage.input_tokens if usage else 0
+                    tokens_out = usage.output_tokens if usage else 0
+                    observed.finish(
+                        output=[item.model_dump(mode="json") for item in response.output],
+                        input_tokens=tokens_in,
+                        output_tokens=tokens_out,
+                        cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
+                    )
+                yield event
 
 
 class _Journal:
@@ -304,9 +330,10 @@ class OpenAIAgentEngine:
     async def _run(self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, hooks: _ProgressHooks) -> Any:
         """One `Runner.run`, provider errors classified for Temporal."""
         try:
-            return await Runner.run(
+            result = await run_agent(
                 sdk_agent,
                 turn_input,
+                streaming=self._provider.streaming,
                 max_turns=max_turns,
                 hooks=hooks,
                 run_config=RunConfig(tracing_disabled=True, trace_include_sensitive_data=False),
@@ -315,3 +342,4 @@ class OpenAIAgentEngine:
             raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise connection_error("openai", exc) from None
+        return result

@@ -13,6 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.pricing import cost_usd
+from activities.progress_publisher import publish_event
 from models.blackbox import InvokeAgentResult
 from models.budget import Allowance, CallFit, fit_within
 from models.run import Usage
@@ -56,6 +57,7 @@ class AgentProgress:
         self.turns += 1
         self.last = what
         self.heartbeat()
+        publish_event("agent_turn", agent=self.agent, turn=self.turns, last=what, usage=self.usage.model_dump())
 
     def record_tool(self, name: str, is_error: bool) -> None:
         """Count one tool call."""
