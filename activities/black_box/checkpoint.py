@@ -1,7 +1,9 @@
 """Turn-level resume for black boxes: after every model reply and every round of tool results, the agent's
 conversation so far goes to the blob store and its key, turn count and corrections into the heartbeat.
 
-A retried attempt reads the last heartbeat (`activity.info().heartbeat_details`) and starts from there: the
+Heartbeats are throttled (a crash can come before the last one is sent), so the marker is also written to the
+blob store under the activity's own name, at once. A retried attempt reads it (or the last heartbeat's) and
+starts from there: the
 model calls already answered are not paid for again and the tools already run are not run again; a round
 of tool calls the model asked for but whose results were not recorded runs once more, with the same call
 ids and so the same idempotency keys. At most the turn in flight is repeated.
@@ -17,6 +19,8 @@ from typing import Any
 from temporalio import activity
 
 from models.conversation import Conversation
+from models.errors import BlobNotFound
+from models.run import Usage
 from payloads.blobs import BlobStore
 
 
@@ -27,6 +31,13 @@ class ResumePoint:
     conversation: Conversation
     turns: int
     corrections: int = 0
+    usage: Usage | None = None
+    """What the attempts so far spent, as of the checkpoint."""
+
+
+def _marker_name() -> str:
+    info = activity.info()
+    return f"black-box-checkpoints/{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}.json"
 
 
 class Checkpoints:
@@ -35,31 +46,48 @@ class Checkpoints:
     def __init__(self, blobs: BlobStore) -> None:
         self._blobs = blobs
 
-    async def save(self, conversation: Conversation, *, turns: int, corrections: int = 0) -> dict[str, Any]:
-        """Store the conversation; the heartbeat-sized marker that finds it again."""
+    async def save(
+        self, conversation: Conversation, *, turns: int, corrections: int = 0, usage: Usage | None = None
+    ) -> dict[str, Any]:
+        """Store the conversation; the heartbeat-sized marker that finds it again (also stored, durably)."""
         key = await asyncio.to_thread(self._blobs.put, conversation.model_dump_json().encode())
-        return {"conversation": key, "turns": turns, "corrections": corrections}
+        marker = {"conversation": key, "turns": turns, "corrections": corrections}
+        return await self._keep(marker, usage)
 
-    async def save_items(self, items: list[Any], *, turns: int) -> dict[str, Any]:
-        """Store an Agents SDK run's input items so far (the prompt, each reply's items, each tool output)."""
-        key = await asyncio.to_thread(self._blobs.put, json.dumps(items, default=str).encode())
-        return {"items": key, "turns": turns}
+    async def _keep(self, marker: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
+        if activity.in_activity():
+            stored = {**marker, "usage": usage.model_dump() if usage is not None else None}
+            await asyncio.to_thread(self._blobs.put_object, _marker_name(), json.dumps(stored).encode())
+        return marker
 
-    async def restore_items(self) -> tuple[list[Any], int] | None:
-        """(items, turns) an earlier attempt of this Agents SDK run recorded, or None."""
+    async def _marker(self, kind: str) -> dict[str, Any] | None:
+        """The latest marker of this activity: the stored one, else the last heartbeat's."""
         if not activity.in_activity():
             return None
-        marker = _resume_marker(activity.info().heartbeat_details, "items")
+        try:
+            stored = json.loads(await asyncio.to_thread(self._blobs.get_object, _marker_name()))
+        except BlobNotFound:
+            stored = None
+        if isinstance(stored, dict) and stored.get(kind):
+            return stored
+        return _resume_marker(activity.info().heartbeat_details, kind)
+
+    async def save_items(self, items: list[Any], *, turns: int, usage: Usage | None = None) -> dict[str, Any]:
+        """Store an Agents SDK run's input items so far (the prompt, each reply's items, each tool output)."""
+        key = await asyncio.to_thread(self._blobs.put, json.dumps(items, default=str).encode())
+        return await self._keep({"items": key, "turns": turns}, usage)
+
+    async def restore_items(self) -> tuple[list[Any], int, Usage | None] | None:
+        """(items, turns, usage) an earlier attempt of this Agents SDK run recorded, or None."""
+        marker = await self._marker("items")
         if marker is None:
             return None
         data = await asyncio.to_thread(self._blobs.get, marker["items"])
-        return json.loads(data), int(marker.get("turns", 0))
+        return json.loads(data), int(marker.get("turns", 0)), _usage(marker)
 
     async def restore(self) -> ResumePoint | None:
         """The last point an earlier attempt of this activity recorded (None on a first attempt or without one)."""
-        if not activity.in_activity():
-            return None
-        marker = _resume_marker(activity.info().heartbeat_details)
+        marker = await self._marker("conversation")
         if marker is None:
             return None
         data = await asyncio.to_thread(self._blobs.get, marker["conversation"])
@@ -67,6 +95,7 @@ class Checkpoints:
             conversation=Conversation.model_validate_json(data),
             turns=int(marker.get("turns", 0)),
             corrections=int(marker.get("corrections", 0)),
+            usage=_usage(marker),
         )
 
 
@@ -76,6 +105,11 @@ def _resume_marker(details: Any, kind: str = "conversation") -> dict[str, Any] |
             marker: dict[str, Any] = detail["resume"]
             return marker
     return None
+
+
+def _usage(marker: dict[str, Any]) -> Usage | None:
+    raw = marker.get("usage")
+    return Usage.model_validate(raw) if isinstance(raw, dict) else None
 
 
 def pending_calls(conversation: Conversation) -> list[Any]:

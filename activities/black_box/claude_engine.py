@@ -41,6 +41,8 @@ class ClaudeAgentEngine:
         if restored is not None:  # an earlier attempt got this far: its turns are not paid for again
             conversation, corrections = restored.conversation, restored.corrections
             progress.turns = restored.turns
+            if restored.usage is not None and restored.usage.llm_calls > progress.usage.llm_calls:
+                progress.usage = restored.usage  # the checkpoint is newer than the last heartbeat that got through
             await self._checkpoint(checkpoints, progress, conversation, corrections)  # carried to a further retry
             activity.logger.info("resuming agent %s at turn %d", agent.name, restored.turns)
             if cut_off := pending_calls(conversation):  # the round the crash cut off runs again, same call ids
@@ -95,5 +97,7 @@ class ClaudeAgentEngine:
         """Record how far the agent got, durably: the next heartbeat carries it to a retried attempt."""
         if checkpoints is None:
             return
-        progress.resume = await checkpoints.save(conversation, turns=progress.turns, corrections=corrections)
+        progress.resume = await checkpoints.save(
+            conversation, turns=progress.turns, corrections=corrections, usage=progress.usage
+        )
         progress.heartbeat()

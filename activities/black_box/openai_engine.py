@@ -103,7 +103,8 @@ class _ObservedResponsesModel(OpenAIResponsesModel):
     async def stream_response(
         self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        """The streamed call, recorded like `get_response` once its `response.completed` event arrives."""
+        """The streamed call, fitted and recorded like `get_response` (once its `response.completed` event arrives)."""
+        model_settings = self._fitted(system_instructions, input, tools, model_settings)
         observed_input = {
             "system": system_instructions,
             "input": input,
@@ -141,7 +142,9 @@ class _Journal:
     async def add(self, items: list[Any]) -> None:
         self.items.extend(items)
         if self._checkpoints is not None:
-            self._progress.resume = await self._checkpoints.save_items(self.items, turns=self._progress.turns)
+            self._progress.resume = await self._checkpoints.save_items(
+                self.items, turns=self._progress.turns, usage=self._progress.usage
+            )
             self._progress.heartbeat()
 
 
@@ -284,7 +287,9 @@ class OpenAIAgentEngine:
         turn_input: str | list[TResponseInputItem] = request.prompt
         restored = await checkpoints.restore_items() if checkpoints is not None else None
         if restored is not None:
-            journal.items, progress.turns = restored
+            journal.items, progress.turns, usage = restored
+            if usage is not None and usage.llm_calls > progress.usage.llm_calls:
+                progress.usage = usage  # the checkpoint is newer than the last heartbeat that got through
             activity.logger.info("resuming agent %s at turn %d", agent.name, progress.turns)
             for pending in _pending_calls(journal.items):  # run again with the same call id: the same key
                 arguments = json.loads(pending.get("arguments") or "{}")
