@@ -3,6 +3,7 @@ retry on another worker pays for no earlier turn again and runs no tool twice.""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -17,6 +18,7 @@ from tests.conftest import workflow_id
 from tests.helpers import eventually
 
 AGENTS = Path(__file__).parent / "fixtures" / "agents"
+HISTORIES = Path(__file__).parent / "histories"
 
 
 def script() -> list[Reply]:
@@ -84,6 +86,8 @@ async def test_a_black_box_killed_in_its_third_turn_resumes_there(
         # What a clean run reports: three replies, two tool calls (the cut-off reply was never delivered).
         assert result["usage"]["llm_calls"] == 3 and result["usage"]["tool_calls"] == 2
         history = await handle.fetch_history()
+        if model.startswith("anthropic") and os.environ.get("RECORD_HISTORIES") == "1":  # replayed by test_replay
+            (HISTORIES / "blackbox_resumed.json").write_text(json.dumps(history.to_json_dict(), indent=1))
         attempts = [
             e.activity_task_started_event_attributes.attempt
             for e in history.events

@@ -4,7 +4,9 @@ agent sees exactly what `handoff_context` promises; the switch survives a worker
 from __future__ import annotations
 
 import json
+import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from tests.conftest import workflow_id
 from tests.helpers import eventually, file_agents_worker
 
 PROMPT = "What is 2 * 21, and how do I pay it?"
+HISTORIES = Path(__file__).parent / "histories"
 
 
 def agents_toml(context: str) -> str:
@@ -93,6 +96,8 @@ async def test_the_next_agent_sees_what_handoff_context_promises(client, setting
     else:
         assert after.messages == [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}]
     history = await handle.fetch_history()
+    if context == "summary" and os.environ.get("RECORD_HISTORIES") == "1":  # tests/test_replay.py replays it
+        (HISTORIES / "agent_loop_handoff.json").write_text(json.dumps(history.to_json_dict(), indent=1))
     summaries = [e.user_metadata.summary.data for e in history.events if e.HasField("user_metadata")]
     assert any(b"call_llm (billing)" in s for s in summaries)  # the timeline says which agent each step ran as
 
