@@ -65,3 +65,5 @@ class InvokeAgentResult(BaseModel):
     turns: int
     stopped: str | None = None
     """Why the agent stopped before answering (its turn ceiling or its allowance), or None when it answered."""
+    rule: str | None = None
+    """The guardrail that stopped it (`max_repeated_calls`, ...): the run ends `stopped`, not `budget_exceeded`."""

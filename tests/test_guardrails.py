@@ -160,3 +160,15 @@ async def test_stopped_runs_are_found_by_search_attribute(client, worker, fake_l
         return wid in found
 
     await eventually(listed, timeout=30)
+
+
+async def test_a_black_box_repeating_one_failing_call_ends_the_run_stopped(client, worker, fake_llm):
+    fake_llm.responder = lambda body: Reply(tool_calls=[("calculate_budget", {"monthly_income": -1})])
+    result = await client.execute_workflow(
+        "BlackBoxAgentWorkflow",
+        {"agent": "budget", "prompt": "plan"},
+        id=workflow_id("guard-bb"),
+        task_queue=worker.task_queue,
+    )
+    assert result["status"] == "stopped" and result["output"]["rule"] == "max_repeated_calls"
+    assert result["usage"]["llm_calls"] == 4 and result["usage"]["tool_calls"] == 3  # far below max_turns 10

@@ -51,7 +51,8 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
             self._fan_out(request, runner, steps) if request.parallel else self._in_sequence(request, runner, steps)
         )
         if stop is None and runner.stopped is not None:
-            stop = RunStatus.BUDGET_EXCEEDED, {**runner.stopped, "outputs": runner.outputs}
+            status = RunStatus.STOPPED if runner.stopped.get("rule") else RunStatus.BUDGET_EXCEEDED
+            stop = status, {**runner.stopped, "outputs": runner.outputs}
         if stop is not None:
             status, output = stop
         else:

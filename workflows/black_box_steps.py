@@ -111,7 +111,10 @@ class BlackBoxSteps:
         ending = f" stopped: {result.stopped}" if result.stopped else " answered"
         self._ledger.record_usage(result.usage, f"{step.noun} ({result.turns} turns){ending}")
         if result.stopped:
-            return self._stop(f"{step.key}: {result.stopped}")
+            stopped = self._stop(f"{step.key}: {result.stopped}")
+            if result.rule and self.stopped is not None:  # a guardrail, not a ceiling: the run ends `stopped`
+                self.stopped.setdefault("rule", result.rule)
+            return stopped
         self.outputs[step.key] = result.output
         return True
 

@@ -97,8 +97,13 @@ class HybridAgentWorkflow(AgentWorkflow):
                 return RunStatus.BUDGET_EXCEEDED
             self._output.plan = plan
             outputs = await self._consult(plan)
-            if outputs is None:
-                return RunStatus.BUDGET_EXCEEDED
+            if outputs is None:  # a specialist's guardrail, or the budget, stopped stage 2
+                stopped = self._output.stopped
+                return (
+                    RunStatus.STOPPED
+                    if isinstance(stopped, dict) and stopped.get("rule")
+                    else RunStatus.BUDGET_EXCEEDED
+                )
             self._output.specialist_outputs = outputs
             if self._budget_spent_before_approval():
                 return RunStatus.BUDGET_EXCEEDED

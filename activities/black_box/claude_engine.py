@@ -10,6 +10,7 @@ from activities.black_box.progress import AgentProgress
 from activities.providers.anthropic_provider import AnthropicProvider, count_input_tokens
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.conversation import Conversation, ToolCall
+from tools.guardrails import CircuitBreakers, screen_tool_output
 from tools.output_check import CORRECTIONS, check_output, correction, output_invalid, schema_instruction
 from tools.registry import AgentProfile, Registry
 
@@ -50,6 +51,7 @@ class ClaudeAgentEngine:
                 conversation.add_tool_results([await tools.run(call) for call in calls])
                 await self._checkpoint(checkpoints, progress, conversation, corrections)
 
+        guard = CircuitBreakers(agent.guardrails)  # counts of this attempt (a resumed one starts them afresh)
         while progress.turns < max_turns:
             # Within the branch's allowance: its input counted first, the output allowed what remains after it.
             estimate = (
@@ -75,6 +77,9 @@ class ClaudeAgentEngine:
             )
             conversation.add_assistant_turn(response.text, response.tool_calls)
             await self._checkpoint(checkpoints, progress, conversation, corrections)  # the reply is paid for
+            calls_asked = [(c.name, c.arguments) for c in response.tool_calls]
+            if rule := guard.reply(text=response.text, calls=calls_asked, refused=0):
+                return progress.result(None, stopped=rule, rule=rule.split(":", 1)[0])
             if not response.tool_calls:
                 if schema is None:
                     return progress.result(response.text)
@@ -86,7 +91,16 @@ class ClaudeAgentEngine:
                 corrections += 1
                 conversation.add_user_text(correction(problems, schema))
                 continue
-            conversation.add_tool_results([await tools.run(call) for call in response.tool_calls])
+            outcomes = []
+            for call in response.tool_calls:
+                if rule := guard.call(call.name, call.arguments):
+                    return progress.result(None, stopped=rule, rule=rule.split(":", 1)[0])
+                outcome = await tools.run(call)
+                content, flagged = screen_tool_output(outcome.content, guard.policy)
+                outcomes.append(outcome.model_copy(update={"content": content}) if flagged else outcome)
+                if rule := guard.outcome(outcome.is_error):
+                    return progress.result(None, stopped=rule, rule=rule.split(":", 1)[0])
+            conversation.add_tool_results(outcomes)
             await self._checkpoint(checkpoints, progress, conversation, corrections)  # the tools have run
         return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
 

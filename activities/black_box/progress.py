@@ -91,8 +91,14 @@ class AgentProgress:
             )
         return ApplicationError(str(exc) or type(exc).__name__, self.snapshot(), type=type(exc).__name__)
 
-    def result(self, output: Any, stopped: str | None = None) -> InvokeAgentResult:
-        """The activity's result."""
+    def result(self, output: Any, stopped: str | None = None, rule: str | None = None) -> InvokeAgentResult:
+        """The activity's result (`rule`: the guardrail that stopped the agent, if one did)."""
         return InvokeAgentResult(
-            agent=self.agent, model=self.model, output=output, usage=self.usage, turns=self.turns, stopped=stopped
+            agent=self.agent,
+            model=self.model,
+            output=output,
+            usage=self.usage,
+            turns=self.turns,
+            stopped=stopped,
+            rule=rule,
         )
