@@ -14,10 +14,13 @@ from tests.conftest import workflow_id
 BIG_BUDGET = {"max_steps": 10_000, "max_tokens": 10**9, "max_cost_usd": 100_000.0, "max_seconds": 3600}
 
 
-def carried(history) -> dict:
-    """The RunCarry a continued generation started with (its second input)."""
-    payloads = history.events[0].workflow_execution_started_event_attributes.input.payloads
-    return json.loads(payloads[1].data)
+async def carried(client, history) -> dict:
+    """The RunCarry a continued generation started with (its second input), through the client's codec (a large
+    carry, e.g. a long progress stream, is claim-checked to the blob store)."""
+    payloads = list(history.events[0].workflow_execution_started_event_attributes.input.payloads)
+    codec = client.data_converter.payload_codec
+    decoded = await codec.decode(payloads) if codec is not None else payloads
+    return json.loads(decoded[1].data)
 
 
 async def watch_steps(handle, seen: list[int]) -> None:
@@ -63,8 +66,8 @@ async def test_300_step_loop_continues_as_new_with_small_histories(client, worke
     print(f"\n{len(histories)} generations, history bytes {sizes}, {len(summaries)} summaries")
     assert len(histories) >= 2, "the run never continued as new"
     assert max(sizes) < 2_000_000
-    assert {carried(h)["trace_id"] for h in histories[1:]} == {result["trace_id"]}
-    assert [carried(h)["generation"] for h in histories[1:]] == list(range(2, len(histories) + 1))
+    assert {(await carried(client, h))["trace_id"] for h in histories[1:]} == {result["trace_id"]}
+    assert [(await carried(client, h))["generation"] for h in histories[1:]] == list(range(2, len(histories) + 1))
 
     # Context management: every 20 KB output reached the model truncated, and summaries kept requests bounded.
     outputs = [
@@ -126,7 +129,7 @@ async def test_worker_killed_mid_long_run_gives_the_clean_runs_result(
     assert len(fake_llm.requests) == 2 * per_run + 1
     histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)
     assert len(histories) >= 2  # local read tools: fewer events per step, so fewer generations than before
-    assert {carried(h)["trace_id"] for h in histories[1:]} == {crashed["trace_id"]}
+    assert {(await carried(client, h))["trace_id"] for h in histories[1:]} == {crashed["trace_id"]}
 
 
 async def test_hybrid_continues_stage_4_as_new_with_its_plan(client, settings, fake_llm, tmp_path):
@@ -157,7 +160,7 @@ async def test_hybrid_continues_stage_4_as_new_with_its_plan(client, settings, f
 
     histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)
     assert len(histories) >= 2
-    assert carried(histories[1])["stage_output"]["plan"]["consultations"][0]["agent"] == "budget"
+    assert (await carried(client, histories[1]))["stage_output"]["plan"]["consultations"][0]["agent"] == "budget"
     assert result["status"] == "completed"
     assert "6000 * 0.2 - 500 = 700" in result["output"]["answer"]
     assert result["output"]["specialist_outputs"]["budget"]["savings"] == 1200
