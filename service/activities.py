@@ -8,6 +8,7 @@ from typing import Any
 from temporalio.client import Client
 
 from activities.agent_specs import AgentResolver, AgentSpecActivities, SpecStore
+from activities.approval_notify import ApprovalNotifyActivities
 from activities.black_box.claude_engine import ClaudeAgentEngine
 from activities.black_box.invoke_agent import BlackBoxActivities
 from activities.black_box.openai_engine import OpenAIAgentEngine
@@ -45,6 +46,7 @@ def build_activities(settings: Settings, client: Client) -> list[Callable[..., A
         {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
         executor,
     )
+    approvals = ApprovalNotifyActivities(settings.gateway)
     archive = ArchiveActivities(settings, context.blobs, client.data_converter.payload_codec, context)
     return [
         llm.call_llm,
@@ -54,4 +56,5 @@ def build_activities(settings: Settings, client: Client) -> list[Callable[..., A
         archive.archive_run,
         history.history_limits,
         pinning.resolve_agents,
+        approvals.notify_approval,
     ]

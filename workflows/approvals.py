@@ -22,7 +22,7 @@ from models.approval import (
     PendingApproval,
     RejectSignal,
 )
-from models.errors import DecisionRefused
+from models.errors import AlreadyDecided, DecisionRefused, NotAnApprover, UnknownRequest
 
 MAX_IGNORED = 100
 MAX_IGNORED_CARRIED = 20
@@ -59,8 +59,9 @@ class ApprovalBook(BaseModel):
         approvers: list[str],
         now: datetime,
         timeout: timedelta,
+        any_approver: bool = False,
     ) -> ApprovalRequest:
-        """Open a request; ids are `req-1`, `req-2`, ... in order."""
+        """Open a request; ids are `req-1`, `req-2`, ... in order; `any_approver`: `["*"]` lets anyone named decide."""
         request = ApprovalRequest(
             request_id=f"req-{self.opened_before + len(self.requests) + 1}",
             kind=kind,
@@ -69,6 +70,7 @@ class ApprovalBook(BaseModel):
             approvers=list(approvers),
             requested_at=now,
             expires_at=now + timeout,
+            any_approver=any_approver,
         )
         self.requests.append(request)
         return request
@@ -144,19 +146,22 @@ class ApprovalBook(BaseModel):
         if request_id is None:
             pending = self.pending()
             if not pending:
-                raise DecisionRefused("no approval request is pending")
+                raise UnknownRequest("no approval request is pending")
             request = pending[0]
         else:
             request = self.get(request_id)
             if request is None:
                 known = ", ".join(r.request_id for r in self.pending()) or "none pending"
-                raise DecisionRefused(f"unknown request_id {request_id!r} (pending: {known})")
+                raise UnknownRequest(f"unknown request_id {request_id!r} (pending: {known})")
         if request.decision is not None:
             d = request.decision
             verdict = "approved" if d.approved else "rejected"
-            raise DecisionRefused(f"request {request.request_id} was already {verdict} by {d.approver}")
-        if request.approvers and approver not in request.approvers:
-            raise DecisionRefused(
+            raise AlreadyDecided(
+                f"request {request.request_id} was already {verdict} by {d.approver}",
+                "expired" if d.via == "timeout" else None,
+            )
+        if request.approvers and not request.any_approver and approver not in request.approvers:
+            raise NotAnApprover(
                 f"approver {approver!r} is not allowed to decide (allowed: {', '.join(request.approvers)})"
             )
         return request
@@ -196,7 +201,8 @@ def proposal_markdown(workflow_id: str, request: ApprovalRequest) -> str:
         f"**{request.summary}**\n\n```json\n{proposal}\n```\n\n"
         f"Expires {request.expires_at.isoformat()} (then counts as rejected). Approvers: {who}.\n\n"
         f'Approve: signal `approve` with `{{"approver": "<name>", "request_id": "{request.request_id}"}}`; '
-        f'reject: signal `reject` with `{{"approver": "<name>", "reason": "..."}}`.\n\n'
+        f'reject: signal `reject` with `{{"approver": "<name>", "reason": "...", "request_id": "{request.request_id}"}}`. '
+        "The approver name in a signal is taken as sent; the gateway's approval links and API authenticate it.\n\n"
         f"CLI: `temporal workflow signal --workflow-id {workflow_id} --name approve "
         f'--input \'{{"approver": "<name>", "request_id": "{request.request_id}"}}\'`'
     )

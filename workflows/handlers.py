@@ -11,16 +11,21 @@ from typing import Any, Literal
 
 from temporalio import workflow
 
+from workflows import calls
 from workflows.visibility import publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import ApprovalRequest, Decision
+    from models.approval_notice import ApprovalNotice
     from models.run import ApprovalPolicy, RunStatus, Usage
     from models.status import StatusView
     from telemetry.metrics import record_approval, record_guardrail_rejection, record_run_end
     from telemetry.tracing import tracer
     from workflows.approvals import ApprovalBook, proposal_markdown
     from workflows.ledger import RunLedger
+
+APPROVAL_GATEWAY_PATCH = "approval-gateway"
+"""Runs recorded before the gateway neither honoured `approvers: ["*"]` nor announced requests (notify_approval)."""
 
 FINAL_STATES = {
     RunStatus.COMPLETED,
@@ -123,6 +128,7 @@ class RunHandlers:
         self, *, kind: Literal["tool_call", "plan"], summary: str, proposal: dict[str, Any], policy: ApprovalPolicy
     ) -> Decision:
         """Open a request and wait for a decision on a durable timer: no worker slot or thread is held."""
+        gateway = workflow.patched(APPROVAL_GATEWAY_PATCH)
         request = self._book.open(
             kind=kind,
             summary=summary,
@@ -130,7 +136,10 @@ class RunHandlers:
             approvers=policy.approvers,
             now=workflow.now(),
             timeout=timedelta(seconds=policy.timeout_seconds),
+            any_approver=gateway and "*" in policy.approvers,
         )
+        if gateway:
+            self._announce(request)
         self._waiting_for = f"approval of {request.request_id}: {summary}"
         self._set_state(RunStatus.WAITING_FOR_APPROVAL)
         workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
@@ -150,6 +159,22 @@ class RunHandlers:
         self._waiting_for = None
         self._set_state(RunStatus.RUNNING)
         return decision
+
+    def _announce(self, request: ApprovalRequest) -> None:
+        """Tell the approval webhook (when the worker has one) that `request` waits, with signed links."""
+        info = workflow.info()
+        calls.notify_approval(
+            ApprovalNotice(
+                workflow_id=info.workflow_id,
+                first_run_id=info.first_execution_run_id,
+                request_id=request.request_id,
+                kind=request.kind,
+                summary=request.summary,
+                proposal=request.proposal,
+                approvers=request.approvers,
+                expires_at=request.expires_at,
+            )
+        )
 
     async def _await_decision(self, request: ApprovalRequest, timeout_seconds: int) -> Decision:
         """A durable timer until a decision lands or the request expires (which then counts as a rejection)."""
