@@ -134,6 +134,6 @@ class WebhookSink:
         self._server.server_close()
 
 
-async def gateway_client(base_url: str) -> httpx.AsyncClient:
+def gateway_client(base_url: str) -> httpx.AsyncClient:
     """An HTTP client for the gateway (no proxies from the environment)."""
     return httpx.AsyncClient(base_url=base_url, timeout=30, trust_env=False)

@@ -18,9 +18,9 @@ NOTE = {"title": "Answer", "body": "1200"}
 async def api(client, worker, tmp_path):
     """An HTTP client for a gateway on this test's task queue (the `worker` fixture polls it)."""
     settings = with_gateway(worker, free_port())
-    async with running_gateway(client, settings, write_tokens(tmp_path / "tokens.toml")) as url:
-        async with await gateway_client(url) as http:
-            yield http
+    tokens = write_tokens(tmp_path / "tokens.toml")
+    async with running_gateway(client, settings, tokens) as url, gateway_client(url) as http:
+        yield http
 
 
 async def runs_with_id(client, workflow_id: str) -> int:
