@@ -14,7 +14,8 @@ from gateway.models import DecisionBody, PendingRequest, RecordedDecision
 from gateway.temporal import decide, status_of
 from gateway.tokens import Caller
 
-WAITING_RUNS = 'AgentStatus="waiting_for_approval" AND ExecutionStatus="Running"'
+WAITING_RUNS = 'AgentStatus="waiting_for_approval" AND ExecutionStatus="Running" AND TaskQueue="{task_queue}"'
+"""Runs of the gateway's own task queue (whose workers answer the status query) that wait for someone."""
 MAX_RUNS = 1000
 """Waiting runs one listing looks at (visibility pages through them; each answers one status query)."""
 QUERY_CONCURRENCY = 16
@@ -35,7 +36,8 @@ async def list_approvals(request: Request) -> Response:
     """`GET /v1/approvals`: every pending request across waiting runs that the caller may decide, oldest run first."""
     who = caller(request)
     client: Client = request.app.state.client
-    ids = [execution.id async for execution in client.list_workflows(WAITING_RUNS, limit=MAX_RUNS)]
+    query = WAITING_RUNS.format(task_queue=request.app.state.settings.task_queue)
+    ids = [execution.id async for execution in client.list_workflows(query, limit=MAX_RUNS)]
     gate = asyncio.Semaphore(QUERY_CONCURRENCY)
     found = await asyncio.gather(*(_pending_of(client, wid, gate) for wid in reversed(ids)))
     visible = [
