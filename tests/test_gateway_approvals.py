@@ -185,6 +185,18 @@ async def test_the_webhook_is_retried_on_5xx(client, gw_worker, sink, fake_llm):
     assert len(sink.posts) == 3 and len({p["key"] for p in sink.posts}) == 1
     assert len(sink.delivered) == 1
 
+    async def third_attempt_completed():
+        events = (await handle.fetch_history()).events
+        started = [
+            e.activity_task_started_event_attributes.attempt
+            for e in events
+            if e.HasField("activity_task_started_event_attributes")
+        ]
+        done = any(e.HasField("activity_task_completed_event_attributes") for e in events)
+        return done and 3 in started
+
+    await eventually(third_attempt_completed, 20)  # Temporal's retries, visible in the run's history
+
 
 async def test_a_worker_crash_mid_post_never_sends_two_notices(client, settings, worker_processes, fake_llm):
     with WebhookSink(hold_first=2.0) as receiver:
