@@ -108,9 +108,9 @@ def cli_name() -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else "temporal"
 
 
-def approve_with_cli(address: str, workflow_id: str, approver: str) -> None:
-    """Send `approve` exactly as a user would from a terminal."""
-    payload = json.dumps({"approver": approver, "comment": "approved from the demo"})
+def approve_with_cli(address: str, workflow_id: str, approver: str, request_id: str) -> None:
+    """Send `approve` for one request exactly as a user would from a terminal."""
+    payload = json.dumps({"approver": approver, "comment": "approved from the demo", "request_id": request_id})
     subprocess.run(
         [
             temporal_cli(),
@@ -144,6 +144,7 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
     link = f"{ui}/namespaces/{client.namespace}/workflows/{workflow_id}"
     say(f"\nStarted {workflow_type} {workflow_id}\n  prompt: {prompt}\n  watch it: {link}\n")
     announced: set[str] = set()
+    latest_request = ""
     stages: list[str] = []
     enter_pressed = threading.Event()
     result_task = asyncio.ensure_future(handle.result())
@@ -163,19 +164,22 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
             say(f"Waiting for approval ({pending['request_id']}): {pending['summary']}")
             if pending.get("kind") == "plan" or "plan" in pending["proposal"]:
                 say("  proposed plan and specialist findings:\n" + _indent(json.dumps(pending["proposal"], indent=2)))
-            say(f'  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {{"approver": "you"}}')
-            say(
-                f'  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input \'{{"approver": "you"}}\''
-            )
+            data = json.dumps({"approver": "you", "request_id": pending["request_id"]})
+            say(f"  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {data}")
+            say(f"  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input '{data}'")
+            say("  (a signal's approver is taken as typed; the gateway's links and API authenticate approvers)")
+            latest_request = pending["request_id"]
             if auto_approve:
-                approve_with_cli(address, workflow_id, "demo")
+                approve_with_cli(address, workflow_id, "demo", pending["request_id"])
                 say("  --auto-approve: approved as 'demo' with the temporal CLI.")
             else:
                 say("  or press Enter here to approve as 'you'.")
                 threading.Thread(target=lambda: (sys.stdin.readline(), enter_pressed.set()), daemon=True).start()
         if enter_pressed.is_set():
             enter_pressed.clear()
-            await handle.signal("approve", {"approver": "you", "comment": "approved at the demo prompt"})
+            await handle.signal(
+                "approve", {"approver": "you", "comment": "approved at the demo prompt", "request_id": latest_request}
+            )
         await asyncio.wait({result_task}, timeout=0.5)
     result = result_task.result()
     say("Result:\n" + json.dumps(result, indent=2))
