@@ -166,7 +166,9 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
                 say("  proposed plan and specialist findings:\n" + _indent(json.dumps(pending["proposal"], indent=2)))
             data = json.dumps({"approver": "you", "request_id": pending["request_id"]})
             say(f"  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {data}")
-            say(f"  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input '{data}'")
+            say(
+                f"  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input '{data}'"
+            )
             say("  (a signal's approver is taken as typed; the gateway's links and API authenticate approvers)")
             latest_request = pending["request_id"]
             if auto_approve:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 
 import uvicorn
@@ -30,7 +32,13 @@ async def serve(settings: Settings) -> None:
         access_log=False,
         log_level=settings.log_level.lower(),
     )
-    await uvicorn.Server(config).serve()
+    server = uvicorn.Server(config)
+    # Stop on SIGTERM / SIGINT and exit 0 (uvicorn's own handling re-raises the signal after shutdown).
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    await server.serve()
 
 
 def main() -> int:

@@ -20,7 +20,15 @@ from tests.helpers import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-CORE = {"temporal-postgresql", "temporal-schema", "temporal", "temporal-admin-tools", "temporal-ui", "worker", "gateway"}
+CORE = {
+    "temporal-postgresql",
+    "temporal-schema",
+    "temporal",
+    "temporal-admin-tools",
+    "temporal-ui",
+    "worker",
+    "gateway",
+}
 LANGFUSE = {
     "langfuse-web",
     "langfuse-worker",

@@ -188,3 +188,83 @@ async def test_openapi_and_health(api):
     assert "StartRun" in document["components"]["schemas"]
     assert set(document["paths"]["/v1/runs"]["post"]["responses"]) >= {"200", "201", "401", "403", "409", "422"}
     await asyncio.sleep(0)
+
+
+# --- the process and its configuration ------------------------------------------------------------
+
+
+async def test_python_m_gateway_serves_until_sigterm(dev_server, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.helpers import ROOT
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": dev_server.address,
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_TOKENS": str(write_tokens(tmp_path / "tokens.toml")),
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as http:
+
+            async def serving():
+                return (await http.get("/healthz")).status_code == 200
+
+            await eventually(serving, 30)
+            assert (await http.get("/v1/approvals")).status_code == 401
+            assert (await http.get("/v1/approvals", headers=auth("reader"))).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_a_missing_or_malformed_tokens_file_stops_the_gateway(tmp_path):
+    from gateway.tokens import load_tokens
+    from models.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="GATEWAY_TOKENS is not set"):
+        load_tokens("")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[tokens.eve]\nsha256 = "abc"\nroles = ["starter"]\n')
+    with pytest.raises(ConfigError, match=r"\[tokens.eve\]: sha256 must be 64 hex digits"):
+        load_tokens(str(bad))
+    bad.write_text(f'[tokens.eve]\nsha256 = "{"a" * 64}"\nroles = ["admin"]\n')
+    with pytest.raises(ConfigError, match=r"\[tokens.eve\]: roles must be"):
+        load_tokens(str(bad))
+    book = load_tokens(str(write_tokens(tmp_path / "ok.toml")))
+    assert book.authenticate(TOKENS["bob"][0]).identity == "bob"
+    assert book.authenticate("bob") is None
+
+
+def test_the_webhook_needs_signed_links():
+    from config.settings import Settings
+    from models.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="APPROVAL_LINK_SECRET"):
+        Settings.from_env({"APPROVAL_WEBHOOK_URL": "http://127.0.0.1:9/hook"})
+    with pytest.raises(ConfigError, match="at least 32"):
+        Settings.from_env({"APPROVAL_LINK_SECRET": "short"})
+    ok = Settings.from_env({"APPROVAL_LINK_SECRET": "x" * 32, "GATEWAY_PUBLIC_URL": "http://127.0.0.1:8088"})
+    assert ok.gateway.port == 8088 and "x" * 32 not in repr(ok)
+
+
+def test_a_link_is_refused_when_altered_or_signed_with_another_secret():
+    from datetime import UTC, datetime, timedelta
+
+    from activities.approval_links import ApprovalLink, LinkInvalid, sign_link, verify_link
+
+    link = ApprovalLink("wf", "req-1", "alice", "d" * 64, datetime.now(UTC).replace(microsecond=0) + timedelta(days=1))
+    token = sign_link("s" * 32, link)
+    assert verify_link("s" * 32, token) == link
+    for bad in (token[:-1] + ("0" if token[-1] != "0" else "1"), "x" + token[1:], token.replace(".", ""), ""):
+        with pytest.raises(LinkInvalid):
+            verify_link("s" * 32, bad)
+    with pytest.raises(LinkInvalid):
+        verify_link("t" * 32, token)
