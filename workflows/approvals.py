@@ -98,9 +98,13 @@ class ApprovalBook(BaseModel):
         ]
 
     def apply_signal(
-        self, signal: Literal["approve", "reject"], payload: Any, now: datetime
+        self, signal: Literal["approve", "reject"], payload: Any, now: datetime, *, one_pending_only: bool = False
     ) -> Decision | IgnoredDecision:
-        """Apply an `approve`/`reject` signal, or record why it was ignored."""
+        """Apply an `approve`/`reject` signal, or record why it was ignored.
+
+        `one_pending_only`: a signal without `request_id` while several requests wait is ambiguous and ignored
+        (runs recorded before this rule decided the oldest).
+        """
         model = ApproveSignal if signal == "approve" else RejectSignal
         if not isinstance(payload, Mapping):
             return self._ignore(now, signal, None, None, f"payload must be a JSON object, got {type(payload).__name__}")
@@ -112,7 +116,7 @@ class ApprovalBook(BaseModel):
             )
         comment = parsed.comment if isinstance(parsed, ApproveSignal) else parsed.reason
         try:
-            request = self._target(parsed.request_id, parsed.approver)
+            request = self._target(parsed.request_id, parsed.approver, one_pending_only=one_pending_only)
         except DecisionRefused as exc:
             return self._ignore(now, signal, parsed.approver, parsed.request_id, str(exc))
         return self._decide(request, signal == "approve", parsed.approver, comment, now, "signal")
@@ -141,12 +145,17 @@ class ApprovalBook(BaseModel):
         assert request is not None and request.decision is None
         return self._decide(request, False, "timeout", "approval timed out", now, "timeout")
 
-    def _target(self, request_id: str | None, approver: str) -> ApprovalRequest:
+    def _target(self, request_id: str | None, approver: str, *, one_pending_only: bool = False) -> ApprovalRequest:
         request: ApprovalRequest | None
         if request_id is None:
             pending = self.pending()
             if not pending:
                 raise UnknownRequest("no approval request is pending")
+            if one_pending_only and len(pending) > 1:
+                ids = ", ".join(r.request_id for r in pending)
+                raise DecisionRefused(
+                    f"ambiguous: {len(pending)} requests are pending ({ids}); name one with request_id", "ambiguous"
+                )
             request = pending[0]
         else:
             request = self.get(request_id)

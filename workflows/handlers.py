@@ -26,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
 
 APPROVAL_GATEWAY_PATCH = "approval-gateway"
 """Runs recorded before the gateway neither honoured `approvers: ["*"]` nor announced requests (notify_approval)."""
+ONE_PENDING_SIGNAL_PATCH = "signal-needs-one-pending"
+"""Runs recorded before it let a signal without `request_id` decide the oldest of several pending requests."""
 
 FINAL_STATES = {
     RunStatus.COMPLETED,
@@ -75,7 +77,7 @@ class RunHandlers:
 
     @workflow.signal(
         name="approve",
-        description='Approve a pending request: {"approver": "alice", "comment": "ok", "request_id": "optional, oldest pending if absent"}',
+        description='Approve a pending request: {"approver": "alice", "comment": "ok", "request_id": "req-1 (optional when exactly one is pending)"}',
     )
     def approve(self, payload: Any) -> None:
         """Signal `approve`; a bad payload or unlisted approver is recorded and ignored."""
@@ -90,7 +92,8 @@ class RunHandlers:
         self._on_signal("reject", payload)
 
     def _on_signal(self, name: Literal["approve", "reject"], payload: Any) -> None:
-        outcome = self._book.apply_signal(name, payload, workflow.now())
+        one_pending_only = workflow.patched(ONE_PENDING_SIGNAL_PATCH)
+        outcome = self._book.apply_signal(name, payload, workflow.now(), one_pending_only=one_pending_only)
         if isinstance(outcome, Decision):
             workflow.logger.info("%s: %s decided by %s", name, outcome.request_id, outcome.approver)
         else:
