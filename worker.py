@@ -28,23 +28,29 @@ from service.connect import connect, metrics_runtime
 from service.plugin import AgentServicePlugin, worker_client
 from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing
+from tools.loader import LoadedTools, load_registry
+from tools.registry import Registry
 
 log = logging.getLogger("worker")
 
 
-def build_worker(client: Client, settings: Settings) -> Worker:
-    """A worker for `settings`: its workflows and activities come from AgentServicePlugin(settings).
+def build_worker(client: Client, settings: Settings, registry: Registry | None = None) -> Worker:
+    """A worker for `settings`: its workflows and activities come from AgentServicePlugin(settings, registry).
 
-    The payload codec stays `client`'s: a worker reads and writes payloads as the client it was given.
+    `registry` is what `load_registry(settings)` loaded (None: the built-in tools and agents only). The
+    payload codec stays `client`'s: a worker reads and writes payloads as the client it was given.
     """
     return Worker(
         worker_client(client),
         task_queue=settings.task_queue,
-        plugins=[AgentServicePlugin(settings)],
+        plugins=[AgentServicePlugin(settings, registry)],
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # Heartbeats carry the run's cancellation back to an activity: sent at least every second, a cancel
+        # reaches a tool or model call within about a heartbeat interval (activities/heartbeat.py), not 8 s.
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
         identity=settings.identity,
     )
 
@@ -96,7 +102,15 @@ async def serve(settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings, health: Health) -> None:
-    """The worker's life: starting (503), polling (200), draining in-flight activities (503)."""
+    """The worker's life: checking its agents and tools, starting (503), polling (200), draining (503)."""
+    loaded = await load_registry(settings)  # AgentsFileInvalid (a ConfigError) stops the worker before Temporal
+    try:
+        await _run_worker(settings, health, loaded)
+    finally:
+        await loaded.close()  # MCP sessions (and stdio servers' processes)
+
+
+async def _run_worker(settings: Settings, health: Health, loaded: LoadedTools) -> None:
     try:
         client = await connect(settings, runtime=metrics_runtime(settings.metrics_address))
     except RuntimeError as exc:  # the SDK raises RuntimeError when the first RPC fails
@@ -104,7 +118,7 @@ async def run_worker(settings: Settings, health: Health) -> None:
             f"cannot reach Temporal ({exc}); check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TLS settings"
         ) from None
     await ensure_search_attributes(client)
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, loaded.registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -40,16 +40,27 @@ class ToolExecutor:
         self._deps = deps
 
     async def run(
-        self, call: ToolCall, *, idempotency_key: str, on_failure: OnFailure, agent: AgentProfile | None = None
+        self,
+        call: ToolCall,
+        *,
+        idempotency_key: str,
+        on_failure: OnFailure,
+        agent: AgentProfile | None = None,
+        agent_name: str = "",
     ) -> ToolOutcome:
-        """The outcome the model is shown; `agent` (required for `report`) is whose policy the call is checked against."""
+        """The outcome the model is shown; `agent` (required for `report`) is whose policy the call is checked against.
+
+        `agent_name` names the calling agent to the tool (`ToolContext.agent`) when no `agent` is given.
+        """
         with tool_call(name=call.name, arguments=call.arguments, idempotency_key=idempotency_key) as observed:
             admitted = self._admit(call, agent) if on_failure == "report" else self._resolve(call)
             if isinstance(admitted, ToolOutcome):
                 outcome = admitted
             else:
                 tool, args = admitted
-                outcome = await self._execute(tool, args, call, CallInfo(idempotency_key), on_failure)
+                outcome = await self._execute(
+                    tool, args, call, CallInfo(idempotency_key, agent=agent.name if agent else agent_name), on_failure
+                )
                 record_tool_call(activity_meter(), tool=call.name, ok=not outcome.is_error)
             observed.finish(outcome.content, outcome.is_error)
         return outcome

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.conversation_store import ConversationStore
+from activities.heartbeat import heartbeating
 from activities.tool_executor import ToolExecutor
 from models.conversation import ToolOutcome
 from models.tooling import ToolInvocation
@@ -19,10 +20,18 @@ class ToolActivities:
 
     @activity.defn(name="run_tool")
     async def run_tool(self, invocation: ToolInvocation) -> ToolOutcome:
-        """Run the handler; misuse goes back to the model, other failures are retried by Temporal."""
-        outcome = await self._executor.run(
-            invocation.call, idempotency_key=invocation.idempotency_key, on_failure="retry"
+        """Run the handler; misuse goes back to the model, other failures are retried by Temporal.
+
+        It heartbeats meanwhile, so a dead worker is noticed within the heartbeat timeout and the run's
+        cancellation reaches the handler (its task is cancelled) instead of being waited out.
+        """
+        running = self._executor.run(
+            invocation.call,
+            idempotency_key=invocation.idempotency_key,
+            on_failure="retry",
+            agent_name=invocation.agent,
         )
+        outcome = await (running if activity.info().is_local else heartbeating(running))
         if not invocation.offload or outcome.is_error:
             return outcome
         kept, ref = await self._conversations.offload_output(outcome.content)

@@ -83,6 +83,11 @@ def csv(name: str, raw: str, default: Any) -> tuple[str, ...]:
     return tuple(s.strip().rstrip("/") for s in raw.split(",") if s.strip())
 
 
+def names(name: str, raw: str, default: Any) -> tuple[str, ...]:
+    """Comma-separated names (modules), blanks dropped."""
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+
 def var(name: str, default: Any, parse: Parser = text, *, repr: bool = True) -> Any:
     """A settings field read from variable `name` (immutable default); `repr=False` keeps secrets out of logs."""
     return dataclasses.field(default=default, repr=repr, metadata={"env": name, "parse": parse})

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.env import boolean, choice, http_url, integer, port, read, switch, value, var
+from config.env import boolean, choice, http_url, integer, names, port, read, switch, value, var
 from config.gateway import GatewaySettings, check_gateway
 from config.payloads import PayloadSettings, read_payload_settings
 from config.sections import (
@@ -75,6 +75,12 @@ class Settings:
     tool_output_max_chars: int = var("TOOL_OUTPUT_MAX_CHARS", 8000, integer(100))
     """Characters of one tool output the model is shown; the full output stays in the blob store."""
     log_level: str = var("LOG_LEVEL", "INFO")
+    service_name: str = var("OTEL_SERVICE_NAME", "durable-agents")
+    """`service.name` of this process's traces (OpenTelemetry's own variable); `service.version` is the package's."""
+    agents_file: str | None = var("AGENTS_FILE", None)
+    """TOML file of the user's agents and MCP servers, read and checked at start (tools/agents_file.py)."""
+    tool_modules: tuple[str, ...] = var("TOOL_MODULES", (), names)
+    """Python modules whose `@tool` functions the worker registers (found on PYTHONPATH)."""
     history: HistoryLimits = field(default_factory=HistoryLimits)
     """What keeps each run's history small (HISTORY_OFFLOAD, HISTORY_MAX_EVENTS, CONTEXT_SUMMARY_TOKENS)."""
     health: HealthSettings = field(default_factory=HealthSettings)
@@ -89,6 +95,8 @@ class Settings:
     """The HTTP gateway, approval links and the approval webhook (config/gateway.py)."""
     temporal: dict[str, Any] = field(default_factory=lambda: read_temporal({}), repr=False)
     """`Client.connect` arguments (address, namespace, TLS, API key) read by `temporalio.envconfig`."""
+    environ: dict[str, str] = field(default_factory=dict, repr=False)
+    """The environment these settings were read from: `${VAR}` in the agents file's MCP `headers` and `env`."""
     secrets: tuple[str, ...] = field(default=(), repr=False)
     """Values of the environment's KEY/SECRET/TOKEN/PASSWORD variables, masked in observations."""
 
@@ -114,5 +122,6 @@ class Settings:
             codec_server=read(CodecServerSettings, env),
             gateway=check_gateway(read(GatewaySettings, env)),
             temporal=read_temporal(env),
+            environ=env,
             secrets=secret_values(env),
         )

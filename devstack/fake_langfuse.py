@@ -42,6 +42,8 @@ class SpanRecord:
     name: str
     scope: str
     attributes: dict[str, Any] = field(default_factory=dict)
+    resource: dict[str, Any] = field(default_factory=dict)
+    """The exporting process's resource (`service.name`, `service.version`, ...)."""
 
     @property
     def observation_type(self) -> str | None:
@@ -113,6 +115,7 @@ class FakeLangfuse:
                                 name=span.name,
                                 scope=scope_spans.scope.name,
                                 attributes={kv.key: _value(kv.value) for kv in span.attributes},
+                                resource={kv.key: _value(kv.value) for kv in resource_spans.resource.attributes},
                             )
                         )
         return 200

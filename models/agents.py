@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
+
 
 class ToolSpec(BaseModel):
     """One tool as pinned: what the model sees and the policy the workflow applies."""
@@ -44,6 +46,7 @@ class AgentSpec(BaseModel):
     tools: list[ToolSpec] = Field(default_factory=list)
     read_only: bool = False
     max_turns: int = Field(10, ge=1)
+    max_tool_calls_per_turn: int = Field(DEFAULT_MAX_TOOL_CALLS_PER_TURN, ge=1)
     output_schema: dict[str, Any] | None = None
     source: str = "built-in"
 

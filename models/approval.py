@@ -43,7 +43,7 @@ class Decision(BaseModel):
     approver: str
     comment: str = ""
     decided_at: datetime
-    via: Literal["signal", "update", "timeout"]
+    via: Literal["signal", "update", "timeout", "cancelled"]
 
 
 class ApprovalRequest(BaseModel):

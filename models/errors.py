@@ -17,6 +17,15 @@ class ConfigError(AgentServiceError):
     """A setting is missing or malformed; the message names the variable (or file) and what it must be."""
 
 
+class AgentsFileInvalid(ConfigError):
+    """The agents file, TOOL_MODULES or an MCP server failed the start-up checks; one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        count = f"{len(self.problems)} problem" + ("s" if len(self.problems) != 1 else "")
+        super().__init__(f"your agents and tools have {count}:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
 class RunFailed(ApplicationError, AgentServiceError):
     """A run cannot go on: it fails at once (never a retried workflow task), with the class name as its type.
 

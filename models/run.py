@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,6 +11,13 @@ SUPPORTED_PROVIDERS = ("anthropic", "openai")
 """Providers `call_llm` and `invoke_agent` can reach; `provider:model` strings must name one of these."""
 
 SEVEN_DAYS = 7 * 24 * 3600
+MAX_APPROVAL_TIMEOUT_SECONDS = 365 * 24 * 3600
+"""31,536,000: the longest an approval request may wait (DESIGN.md, "Result": every number has a range)."""
+MAX_RUN_SECONDS = 365 * 24 * 3600
+"""`budget.max_seconds` at most a year of working time (approval waits do not count against it)."""
+MAX_TOKENS = 10**10
+MAX_COST_USD = 1_000_000.0
+MAX_APPROVERS = 100
 
 
 class Strict(BaseModel):
@@ -23,16 +30,18 @@ class Budget(Strict):
     """Ceilings for one whole run; whichever is hit first ends it with `budget_exceeded`."""
 
     max_steps: int = Field(20, ge=1, le=10_000)
-    max_tokens: int = Field(200_000, ge=1)
-    max_cost_usd: float = Field(5.0, gt=0)
-    max_seconds: int = Field(1800, ge=1)
+    max_tokens: int = Field(200_000, ge=1, le=MAX_TOKENS)
+    max_cost_usd: float = Field(5.0, gt=0, le=MAX_COST_USD, allow_inf_nan=False)
+    max_seconds: int = Field(1800, ge=1, le=MAX_RUN_SECONDS)
 
 
 class ApprovalPolicy(Strict):
     """Who may approve risky steps and how long a request waits before it counts as rejected."""
 
-    timeout_seconds: int = Field(SEVEN_DAYS, ge=1)
-    approvers: list[str] = Field(default_factory=list)
+    timeout_seconds: int = Field(SEVEN_DAYS, ge=1, le=MAX_APPROVAL_TIMEOUT_SECONDS)
+    approvers: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_APPROVERS
+    )
     """Allow-list of approver names; empty means anyone may decide."""
 
 
@@ -78,6 +87,8 @@ class RunStatus(str, Enum):
     APPROVAL_TIMED_OUT = "approval_timed_out"
     BUDGET_EXCEEDED = "budget_exceeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    """The run was cancelled (Temporal status Canceled); only the `status` query and `AgentStatus` show it."""
 
 
 class Usage(BaseModel):

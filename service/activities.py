@@ -25,25 +25,31 @@ from config.settings import Settings
 from payloads.blobs import blob_store
 from tools.catalog import REGISTRY
 from tools.deps import ToolDeps
+from tools.registry import Registry
 
 
-def build_activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
-    """The activities a worker registers; `client`'s codec lets archives embed offloaded payloads decoded."""
+def build_activities(settings: Settings, client: Client, registry: Registry | None = None) -> list[Callable[..., Any]]:
+    """The activities a worker registers; `client`'s codec lets archives embed offloaded payloads decoded.
+
+    `registry` is the worker's loaded one (`tools.loader.load_registry`: built-ins, TOOL_MODULES, the agents
+    file, MCP servers); without it, the built-ins only.
+    """
+    registry = REGISTRY if registry is None else registry
     anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds)
     openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds)
     context = ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)  # one cache for all
     specs = SpecStore(context.blobs)
-    resolver = AgentResolver(REGISTRY, specs)
-    pinning = AgentSpecActivities(REGISTRY, specs)
+    resolver = AgentResolver(registry, specs)
+    pinning = AgentSpecActivities(registry, specs)
     llm = LlmActivities(settings, resolver, {"anthropic": anthropic, "openai": openai}, context)
-    executor = ToolExecutor(REGISTRY, ToolDeps.from_settings(settings))  # one for run_tool and the black boxes
+    executor = ToolExecutor(registry, ToolDeps.from_settings(settings))  # one for run_tool and the black boxes
     tools = ToolActivities(executor, context)
     history = HistoryActivities(settings)
     notify = NotifyActivities(settings)
     agents = BlackBoxActivities(
         settings,
         resolver,
-        {"openai": OpenAIAgentEngine(openai, REGISTRY), "anthropic": ClaudeAgentEngine(anthropic, REGISTRY)},
+        {"openai": OpenAIAgentEngine(openai, registry), "anthropic": ClaudeAgentEngine(anthropic, registry)},
         executor,
     )
     approvals = ApprovalNotifyActivities(settings.gateway)

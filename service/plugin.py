@@ -20,6 +20,7 @@ from models.errors import RunFailed
 from payloads.converter import data_converter
 from service.activities import build_activities
 from telemetry.tracing import setup_tracing, temporal_interceptor
+from tools.registry import Registry
 from workflows.agent_loop import AgentLoopWorkflow
 from workflows.black_box import BlackBoxAgentWorkflow
 from workflows.hybrid import HybridAgentWorkflow
@@ -51,9 +52,11 @@ def _sandbox(runner: WorkflowRunner | None) -> WorkflowRunner:
 class AgentServicePlugin(SimplePlugin):
     """The product's wiring for clients, workers and replayers, from one `Settings`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
         self.settings = settings
-        setup_tracing(settings.langfuse, settings.secrets)
+        self.registry = registry
+        """The worker's loaded tools and agents (`tools.loader.load_registry`); None: the built-ins."""
+        setup_tracing(settings.langfuse, settings.secrets, settings.service_name)
         super().__init__(
             "durable_agents.AgentServicePlugin",
             data_converter=self._data_converter,
@@ -69,7 +72,10 @@ class AgentServicePlugin(SimplePlugin):
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         """Workflows, interceptor and sandbox as SimplePlugin does, then the activities built from the settings."""
         config = super().configure_worker(config)
-        config["activities"] = [*config.get("activities", []), *build_activities(self.settings, config["client"])]
+        config["activities"] = [
+            *config.get("activities", []),
+            *build_activities(self.settings, config["client"], self.registry),
+        ]
         return config
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any
 
 import opentelemetry.trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from temporalio.contrib.opentelemetry import OpenTelemetryInterceptor, create_tracer_provider
 
@@ -25,6 +27,7 @@ EXPORTED_SCOPE_PREFIXES = ("temporalio", TRACER_NAME, "langfuse")
 """Spans Langfuse receives: Temporal's, ours and its own (its default filter would drop Temporal's)."""
 
 _provider: Any = None
+_service_name = "durable-agents"
 _langfuse: Any = None
 _langfuse_ready = False
 _interceptor: OpenTelemetryInterceptor | None = None
@@ -34,9 +37,22 @@ def tracer_provider() -> Any:
     """The process's replay-safe tracer provider, created and installed on first use."""
     global _provider
     if _provider is None:
-        _provider = create_tracer_provider()
+        _provider = create_tracer_provider(resource=service_resource(_service_name))
         opentelemetry.trace.set_tracer_provider(_provider)
     return _provider
+
+
+def service_version() -> str:
+    """This product's version, as installed (`unknown` when run from a tree that was never installed)."""
+    try:
+        return metadata.version("durable-agents")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def service_resource(service_name: str) -> Resource:
+    """`service.name` and `service.version` of every span this process exports."""
+    return Resource.create({"service.name": service_name, "service.version": service_version()})
 
 
 def tracer() -> opentelemetry.trace.Tracer:
@@ -80,9 +96,13 @@ def langfuse_client() -> Any:
     return _langfuse
 
 
-def setup_tracing(langfuse: LangfuseSettings | None, secrets: Sequence[str] = ()) -> None:
+def setup_tracing(
+    langfuse: LangfuseSettings | None, secrets: Sequence[str] = (), service_name: str = "durable-agents"
+) -> None:
     """Create the provider and, when configured, Langfuse on it; idempotent (the first call of a process decides)."""
-    global _langfuse, _langfuse_ready
+    global _langfuse, _langfuse_ready, _service_name
+    if _provider is None:
+        _service_name = service_name
     tracer_provider()
     if _langfuse_ready:
         return

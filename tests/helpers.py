@@ -99,3 +99,13 @@ async def event_types(handle: WorkflowHandle) -> list[str]:
     """The event types of a run's history, in order (e.g. 'ACTIVITY_TASK_SCHEDULED')."""
     history = await handle.fetch_history()
     return [e.WhichOneof("attributes").removesuffix("_event_attributes").upper() for e in history.events]
+
+
+def resolver_for(registry: Any) -> Any:
+    """An `AgentResolver` on `registry` for activities built by hand (requests without a pinned spec)."""
+    import tempfile
+
+    from activities.agent_specs import AgentResolver, SpecStore
+    from payloads.blobs import LocalBlobStore
+
+    return AgentResolver(registry, SpecStore(LocalBlobStore(tempfile.mkdtemp(prefix="specs-"))))

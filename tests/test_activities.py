@@ -17,6 +17,7 @@ from models.conversation import Conversation, ToolCall
 from models.llm import LlmRequest
 from models.tooling import ToolInvocation
 from payloads.blobs import blob_store
+from tests.helpers import resolver_for
 from tools.catalog import REGISTRY
 from tools.deps import ToolDeps
 from tools.notes import NoteStore
@@ -42,7 +43,9 @@ async def test_write_note_activity_twice_with_one_key_stores_one_note(settings, 
 
 async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, conversations, fake_llm):
     fake_llm.push(Reply(text="hello", output_tokens=7))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)}, conversations)
+    llm = LlmActivities(
+        settings, resolver_for(REGISTRY), {"anthropic": AnthropicProvider(settings.anthropic)}, conversations
+    )
     response = await ActivityEnvironment().run(
         llm.call_llm,
         LlmRequest(agent="assistant", model="anthropic:claude-haiku-5-5", conversation=Conversation.start("hi")),
@@ -57,7 +60,9 @@ async def test_call_llm_sends_agent_instructions_and_reports_usage(settings, con
 
 async def test_call_llm_uses_agent_model_when_the_input_names_none(settings, conversations, fake_llm, monkeypatch):
     fake_llm.push(Reply(text="ok"))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)}, conversations)
+    llm = LlmActivities(
+        settings, resolver_for(REGISTRY), {"anthropic": AnthropicProvider(settings.anthropic)}, conversations
+    )
     response = await ActivityEnvironment().run(
         llm.call_llm, LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
     )
@@ -66,7 +71,9 @@ async def test_call_llm_uses_agent_model_when_the_input_names_none(settings, con
 
 async def test_call_llm_raises_classified_errors(settings, conversations, fake_llm):
     fake_llm.push(Fault(429, "slow down", retry_after=3), Fault(403, "no access"))
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)}, conversations)
+    llm = LlmActivities(
+        settings, resolver_for(REGISTRY), {"anthropic": AnthropicProvider(settings.anthropic)}, conversations
+    )
     request = LlmRequest(agent="assistant", conversation=Conversation.start("hi"))
     with pytest.raises(ApplicationError) as limited:
         await ActivityEnvironment().run(llm.call_llm, request)
@@ -79,7 +86,7 @@ async def test_call_llm_raises_classified_errors(settings, conversations, fake_l
 async def test_missing_api_key_is_a_non_retryable_configuration_error(settings, conversations, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     llm = LlmActivities(
-        settings, REGISTRY, {"anthropic": AnthropicProvider(Settings.from_env().anthropic)}, conversations
+        settings, resolver_for(REGISTRY), {"anthropic": AnthropicProvider(Settings.from_env().anthropic)}, conversations
     )
     with pytest.raises(ApplicationError, match="ANTHROPIC_API_KEY is not set") as err:
         await ActivityEnvironment().run(

@@ -209,7 +209,7 @@ async def test_signal_from_unlisted_approver_is_recorded_and_ignored(client, wor
     unlisted, bad = status["ignored_decisions"]
     assert (unlisted["signal"], unlisted["approver"]) == ("approve", "mallory")
     assert unlisted["reason"] == "approver 'mallory' is not allowed to decide (allowed: alice)"
-    assert bad["reason"] == "payload must be a JSON object, got str"
+    assert bad["reason"] == "payload must be a JSON object, got a string"
     # Still waiting on the same request; nothing written; the model was not called again.
     assert status["state"] == "waiting_for_approval"
     assert [p["request_id"] for p in status["pending_approvals"]] == ["req-1"]

@@ -102,9 +102,9 @@ def test_unlisted_approver_is_recorded_and_ignored():
 @pytest.mark.parametrize(
     ("payload", "reason", "approver"),
     [
-        ("yes", "payload must be a JSON object, got str", None),
-        (None, "payload must be a JSON object, got NoneType", None),
-        (["alice"], "payload must be a JSON object, got list", None),
+        ("yes", "payload must be a JSON object, got a string", None),
+        (None, "payload must be a JSON object, got null", None),
+        (["alice"], "payload must be a JSON object, got a list", None),
         ({}, "invalid payload: approver: Field required", None),
         ({"approver": ""}, "invalid payload: approver: String should have at least 1 character", ""),
         ({"approver": 7}, "invalid payload: approver: Input should be a valid string", None),
@@ -211,7 +211,7 @@ def test_update_on_an_already_decided_request_is_refused():
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ("approve", "got str"),
+        ("approve", "got a string"),
         ({"request_id": "req-1", "approver": "alice"}, "invalid payload: approved: Field required"),
         (
             {"request_id": "req-1", "approved": "yes", "approver": "alice"},

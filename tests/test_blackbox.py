@@ -12,7 +12,7 @@ from activities.providers.openai_provider import OpenAIProvider
 from devstack.fake_anthropic import Reply
 from devstack.fake_openai import FakeOpenAI
 from tests.conftest import workflow_id
-from tests.helpers import eventually
+from tests.helpers import eventually, resolver_for
 from tools.finance import future_value, split_budget
 
 OPENAI_MODEL = "openai:gpt-5"
@@ -199,7 +199,10 @@ async def test_agents_sdk_reaches_no_host_but_the_fake(fake_openai, settings, mo
     monkeypatch.setattr(socket.socket, "connect", recording_connect)
     executor = ToolExecutor(REGISTRY, ToolDeps.from_settings(settings))
     activities = BlackBoxActivities(
-        settings, REGISTRY, {"openai": OpenAIAgentEngine(OpenAIProvider(settings.openai), REGISTRY)}, executor
+        settings,
+        resolver_for(REGISTRY),
+        {"openai": OpenAIAgentEngine(OpenAIProvider(settings.openai), REGISTRY)},
+        executor,
     )
     env = ActivityEnvironment()
     heartbeats: list = []

@@ -20,6 +20,7 @@ from models.history import HistoryLimits
 from models.llm import LlmRequest
 from models.run import Budget
 from payloads.blobs import LocalBlobStore, S3BlobStore
+from tests.helpers import resolver_for
 from tools.catalog import REGISTRY
 from workflows.approvals import ApprovalBook
 from workflows.carry import LoopState, RunCarry
@@ -87,7 +88,7 @@ async def test_summarise_task_replaces_old_turns_and_keeps_originals(tmp_path, s
     store = ConversationStore(blobs, tool_output_max_chars=100)
     conversation = await grow(store, 6)
     before = await store.messages(conversation)
-    llm = LlmActivities(settings, REGISTRY, {"anthropic": AnthropicProvider(settings.anthropic)}, store)
+    llm = LlmActivities(settings, resolver_for(REGISTRY), {"anthropic": AnthropicProvider(settings.anthropic)}, store)
     response = await ActivityEnvironment().run(
         llm.call_llm, LlmRequest(agent="assistant", conversation=conversation, max_tokens=500, task="summarise")
     )

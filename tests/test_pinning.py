@@ -11,6 +11,7 @@ from models.errors import InvalidInput
 from payloads.blobs import LocalBlobStore
 from tools.catalog import build_registry
 from tools.output_check import check_output
+from tools.output_check import correction as correction_for
 from tools.pinning import PLANNER, pin, registry_of
 from tools.registry import check_tool_call
 
@@ -71,7 +72,7 @@ def test_an_answer_is_checked_against_the_output_schema(text: str, ok: bool) -> 
     if ok:
         assert value == {"total": 3}
     else:
-        assert correction is not None and "Reply with JSON only" in correction
+        assert correction is not None and "Reply with JSON only" in correction_for(correction, schema)
 
 
 async def test_activities_read_the_spec_the_run_pinned_not_the_workers_current_one(tmp_path) -> None:
@@ -98,3 +99,15 @@ async def test_resolving_an_unknown_agent_fails_without_retries(tmp_path) -> Non
     with pytest.raises(ApplicationError, match="agent: unknown agent 'ghost'") as info:
         await activities.resolve_agents(ResolveAgentsRequest(agents=[AgentRef(where="agent", name="ghost")]))
     assert info.value.type == "InvalidInput" and info.value.non_retryable
+
+
+def test_an_agents_own_tool_call_limit_is_pinned() -> None:
+    from tools.registry import AgentProfile
+
+    worker = build_registry()
+    worker.add_agent(
+        AgentProfile(name="frugal", instructions="Few calls.", tools=("calculator",), max_tool_calls_per_turn=4)
+    )
+    pinned = pin(worker, [AgentRef(where="agent", name="frugal")])
+    assert pinned.spec("frugal").max_tool_calls_per_turn == 4
+    assert registry_of(pinned).agent("frugal").max_tool_calls_per_turn == 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,22 @@ async def _hybrid_run(client, settings, fake_llm):
     return handle
 
 
+async def _cancelled_run(client, settings, fake_llm):
+    """A tool call, then a cancel while a write waits for approval: the run closes Canceled and is archived."""
+    fake_llm.push(
+        Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"})]),
+        Reply(tool_calls=[("write_note", {"title": "Answer", "body": "1200"})]),
+    )
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow", {"prompt": "save 1200"}, id=workflow_id("replay-cancelled"), task_queue=settings.task_queue
+    )
+    await pending_approvals(handle)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    return handle
+
+
 async def _no_longer_pending(handle, request_id: str) -> bool:
     status = await handle.query("status")
     return all(p["request_id"] != request_id for p in status["pending_approvals"])
@@ -122,6 +139,7 @@ SCENARIOS = {
     "invalid_input": _invalid_input_run,
     "blackbox": _blackbox_run,
     "hybrid": _hybrid_run,
+    "cancelled": _cancelled_run,
 }
 
 
@@ -135,6 +153,45 @@ async def test_fresh_history_replays(client, worker, fake_llm, scenario):
     if os.environ.get("RECORD_HISTORIES") == "1":
         (HISTORIES / f"{HISTORY_NAMES[scenario]}.json").write_text(json.dumps(history.to_json_dict(), indent=1))
     await replayer().replay_workflow(history)
+
+
+FILE_AGENT = "agent_loop_file_agent"
+"""A run of an agent from an agents file (tests/fixtures/agents) using a module tool and an MCP tool."""
+
+
+async def test_a_file_agent_history_replays_on_a_worker_without_the_file(
+    client, settings, fake_llm, monkeypatch, tmp_path
+):
+    fixtures = Path(__file__).parent / "fixtures" / "agents"
+    monkeypatch.setenv("AGENTS_FILE", str(fixtures / "agents.toml"))
+    monkeypatch.setenv("TOOL_MODULES", "support_tools")
+    monkeypatch.setenv("CRM_DB", str(tmp_path / "crm.db"))
+    monkeypatch.setenv("CRM_PID_FILE", str(tmp_path / "crm.pid"))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.syspath_prepend(str(fixtures))
+    from tools.loader import load_registry
+    from worker import build_worker
+
+    loaded = await load_registry(Settings.from_env())
+    fake_llm.push(
+        Reply(tool_calls=[("order_total", {"order_id": "A1"}), ("crm__lookup_order", {"order_id": "A1"})]),
+        Reply(text=json.dumps({"order_id": "A1", "refunded": 0, "message": "A1 is shipped; nothing refunded."})),
+    )
+    try:
+        async with build_worker(client, Settings.from_env(), loaded.registry):
+            handle = await client.start_workflow(
+                "AgentLoopWorkflow",
+                {"agent": "support", "prompt": "Status of A1?"},
+                id=workflow_id("replay-file-agent"),
+                task_queue=settings.task_queue,
+            )
+            assert (await handle.result())["output"]["order_id"] == "A1"
+    finally:
+        await loaded.close()
+    history = await handle.fetch_history()
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        (HISTORIES / f"{FILE_AGENT}.json").write_text(json.dumps(history.to_json_dict(), indent=1))
+    await replayer().replay_workflow(history)  # the replayer has only the built-ins: the spec is in the history
 
 
 LONG_RUN = "agent_loop_long"
@@ -169,7 +226,9 @@ async def test_long_run_generations_replay(client, settings, fake_llm, monkeypat
 
 async def test_checked_in_histories_replay_without_nondeterminism():
     files = sorted(HISTORIES.glob("*.json"))
-    assert {f.stem for f in files} >= set(HISTORY_NAMES.values()), "record histories first (see module docstring)"
+    assert {f.stem for f in files} >= {*HISTORY_NAMES.values(), FILE_AGENT}, (
+        "record histories first (see module docstring)"
+    )
     assert any(f.stem.startswith(LONG_RUN) for f in files), "record the long run's histories first"
     histories = [WorkflowHistory.from_json(f.stem, json.loads(f.read_text())) for f in files]
     failures = {}

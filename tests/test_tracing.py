@@ -34,7 +34,13 @@ def traced_worker(worker_processes, sink, fake_llm):
     fake_llm.responder = respond
 
     def spawn(**extra: str):
-        return worker_processes(**sink.env(), ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OPENAI_API_KEY=OPENAI_SECRET, **extra)
+        return worker_processes(
+            **sink.env(),
+            ANTHROPIC_API_KEY=ANTHROPIC_SECRET,
+            OPENAI_API_KEY=OPENAI_SECRET,
+            OTEL_SERVICE_NAME="agents-under-test",
+            **extra,
+        )
 
     return spawn
 
@@ -108,6 +114,14 @@ def check_run_trace(
 ) -> list[SpanRecord]:
     """What a user checks in Langfuse for one run; returns its generations."""
     assert len(result["trace_id"]) == 32 and all(s.trace_id == result["trace_id"] for s in spans)
+    assert {s.resource.get("service.name") for s in spans} == {"agents-under-test"}
+    assert all(s.resource.get("service.version") for s in spans)
+    # The trace says what it was asked and what it answered (Langfuse's trace Input and Output).
+    (asked,) = [s.json_attribute("langfuse.trace.input") for s in spans if "langfuse.trace.input" in s.attributes]
+    (answered,) = [s.json_attribute("langfuse.trace.output") for s in spans if "langfuse.trace.output" in s.attributes]
+    assert asked["prompt"] and asked["customer_id"] == customer
+    assert answered["status"] == result["status"] and answered["output"] == result["output"]
+    assert answered["usage"] == result["usage"]
     by_id = {s.span_id: s for s in spans}
     assert len(named(spans, "RunWorkflow:")) == 1, [s.name for s in spans]
     runs_of_activity = {s.span_id for s in named(spans, f"RunActivity:{activity}")}
@@ -253,7 +267,7 @@ async def test_replaying_every_workflow_task_exports_no_duplicate_spans(
         if e.HasField("activity_task_scheduled_event_attributes")
     )
     # history_limits and archive_run are local activities: markers in history rather than scheduled events.
-    for local in ("history_limits", "archive_run"):
+    for local in ("history_limits", "archive_run", "resolve_agents"):
         scheduled[local] = sum(
             1
             for e in history.events
@@ -266,5 +280,48 @@ async def test_replaying_every_workflow_task_exports_no_duplicate_spans(
     approvals = named(spans, "approval ")
     assert len(approvals) == 1 and approvals[0].attributes["approval.outcome"] == "approved"
     assert approvals[0].attributes["approval.approver"] == "alice"
+    # Langfuse shows the proposal as the approval's input and the decision as its output, without metadata.
+    assert approvals[0].json_attribute("langfuse.observation.input")["proposal"]["tool"] == "write_note"
+    decision = approvals[0].json_attribute("langfuse.observation.output")
+    assert decision == {"approved": True, "approver": "alice", "comment": decision["comment"], "via": "signal"}
+    # One trace input and one trace output, though every workflow task replayed the run from the start.
+    inputs = [s for s in spans if "langfuse.trace.input" in s.attributes]
+    outputs = [s for s in spans if "langfuse.trace.output" in s.attributes]
+    assert len(inputs) == 1 and inputs[0].json_attribute("langfuse.trace.input")["customer_id"] == "C-replay"
+    assert len(outputs) == 1 and outputs[0].json_attribute("langfuse.trace.output")["status"] == "completed"
     assert len(of_type(spans, "generation")) == result["usage"]["llm_calls"] == scheduled["call_llm"]
     assert [t.name for t in of_type(spans, "tool")] == ["tool calculator", "tool write_note"]
+
+
+async def test_runs_that_do_not_complete_still_say_what_they_were_asked_and_how_they_ended(
+    client, dev_server, settings, traced_worker, sink
+):
+    worker = traced_worker()
+    runs = {
+        "failed": {"prompt": "hi", "agent": "nobody", "customer_id": "C-fail"},
+        "budget": {"prompt": "What is 6000 * 0.2?", "customer_id": "C-budget", "budget": {"max_steps": 1}},
+    }
+    ids = {name: workflow_id(f"trace-{name}") for name in runs}
+    for name, payload in runs.items():
+        cli_start(dev_server, settings.task_queue, "AgentLoopWorkflow", payload, ids[name])
+    for wid in ids.values():
+        await eventually(
+            lambda wid=wid: _closed(client, wid),
+            timeout=60,
+            interval=0.3,
+        )
+    assert worker.terminate() == 0
+    by_customer = {}
+    for span in sink.spans:
+        if "langfuse.trace.input" in span.attributes:
+            by_customer[span.json_attribute("langfuse.trace.input")["customer_id"]] = span.trace_id
+    failed = sink.in_trace(by_customer["C-fail"])
+    (output,) = [s.json_attribute("langfuse.trace.output") for s in failed if "langfuse.trace.output" in s.attributes]
+    assert output["status"] == "failed" and "unknown agent 'nobody'" in output["error"]
+    stopped = sink.in_trace(by_customer["C-budget"])
+    (output,) = [s.json_attribute("langfuse.trace.output") for s in stopped if "langfuse.trace.output" in s.attributes]
+    assert output["status"] == "budget_exceeded" and output["usage"]["llm_calls"] == 1
+
+
+async def _closed(client, wid: str) -> bool:
+    return (await client.get_workflow_handle(wid).describe()).status.name != "RUNNING"

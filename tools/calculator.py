@@ -6,15 +6,12 @@ import ast
 import math
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from models.errors import ToolInputError
-from tools.registry import CallInfo, Tool
-
-if TYPE_CHECKING:
-    from tools.deps import ToolDeps
+from tools.decorator import tool
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -30,20 +27,22 @@ _MAX_EXPONENT = 1000
 _MAX_MAGNITUDE = 1e100
 
 
-class CalculatorArgs(BaseModel):
-    """Arguments of `calculator`."""
-
-    model_config = ConfigDict(extra="forbid")
-    expression: str = Field(min_length=1, max_length=500, description="Arithmetic, e.g. '6000 * 0.2' or '(3 + 4) ** 2'")
-
-
 def evaluate(expression: str) -> float | int:
     """Evaluate + - * / // % ** and parentheses over numbers; anything else is a ToolInputError."""
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
         raise ToolInputError(f"not an arithmetic expression: {expression!r} ({exc.msg})") from None
-    return _eval(tree.body)
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
+        raise ToolInputError(f"not an arithmetic expression: {expression!r} ({type(exc).__name__})") from None
+    try:
+        return _eval(tree.body)
+    except ZeroDivisionError:
+        raise ToolInputError("division by zero") from None
+    except OverflowError:  # e.g. 10.0 ** 400
+        raise ToolInputError("result is out of range") from None
+    except (ArithmeticError, ValueError, RecursionError) as exc:  # every numeric failure is the model's to fix
+        raise ToolInputError(f"cannot compute {expression!r}: {exc or type(exc).__name__}") from None
 
 
 def _eval(node: ast.AST) -> float | int:
@@ -56,10 +55,7 @@ def _eval(node: ast.AST) -> float | int:
         left, right = _eval(node.left), _eval(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
             raise ToolInputError(f"exponent {right} is too large (limit {_MAX_EXPONENT})")
-        try:
-            value: float | int | complex = _BINARY[type(node.op)](left, right)
-        except ZeroDivisionError:
-            raise ToolInputError("division by zero") from None
+        value: float | int | complex = _BINARY[type(node.op)](left, right)
         if isinstance(value, complex) or abs(value) > _MAX_MAGNITUDE:
             raise ToolInputError("result is out of range")
         return value
@@ -73,15 +69,11 @@ def format_number(value: float | int) -> str:
     return f"{value:.10g}" if isinstance(value, float) else str(value)
 
 
-async def calculate(args: CalculatorArgs, deps: ToolDeps, call: CallInfo) -> str:
-    """Handler: the expression's value as text."""
-    return format_number(evaluate(args.expression))
-
-
-calculator = Tool(
-    name="calculator",
-    description="Evaluate an arithmetic expression exactly. Use it for every calculation.",
-    args=CalculatorArgs,
-    handler=calculate,
-    effect="read",
-)
+@tool(effect="read")
+def calculator(
+    expression: Annotated[
+        str, Field(min_length=1, max_length=500, description="Arithmetic, e.g. '6000 * 0.2' or '(3 + 4) ** 2'")
+    ],
+) -> str:
+    """Evaluate an arithmetic expression exactly. Use it for every calculation."""
+    return format_number(evaluate(expression))

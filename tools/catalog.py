@@ -5,6 +5,7 @@ from __future__ import annotations
 from tools.calculator import calculator
 from tools.finance import analysis_agent, budget_agent, calculate_budget, project_savings
 from tools.notes import search_notes, write_note
+from tools.pinning import PLANNER
 from tools.registry import AgentProfile, Registry
 
 
@@ -38,13 +39,11 @@ def build_registry() -> Registry:
     return registry
 
 
-PLANNER = "planner"
-"""The agent `HybridAgentWorkflow` plans with (stage 1); it has no tools and answers with plan JSON."""
-
-
 def planner_agent(registry: Registry) -> AgentProfile:
     """The planner, told which specialists (agents with a structured output) it may consult."""
-    specialists = "\n".join(f"- {a.name}: {a.instructions}" for a in registry.agents.values() if a.output is not None)
+    specialists = "\n".join(
+        f"- {a.name}: {describe(a)}" for a in registry.agents.values() if a.output_schema is not None
+    )
     return AgentProfile(
         name=PLANNER,
         instructions=(
@@ -60,6 +59,11 @@ def planner_agent(registry: Registry) -> AgentProfile:
         tools=(),
         read_only=True,
     )
+
+
+def describe(agent: AgentProfile) -> str:
+    """The one line the planner reads about an agent: its description, else its instructions' first line."""
+    return agent.description or (agent.instructions.strip().splitlines() or [""])[0]
 
 
 REGISTRY = build_registry()

@@ -5,24 +5,14 @@ Both are pure reads, so they are safe inside a black-box agent, which re-runs wh
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from tools.registry import AgentProfile, CallInfo, Tool
-
-if TYPE_CHECKING:
-    from tools.deps import ToolDeps
+from tools.decorator import tool
+from tools.registry import AgentProfile
 
 NEEDS, WANTS, SAVINGS = 0.50, 0.30, 0.20
-
-
-class BudgetArgs(BaseModel):
-    """Arguments of `calculate_budget`."""
-
-    model_config = ConfigDict(extra="forbid")
-    monthly_income: float = Field(gt=0, le=1e9, description="Net monthly income")
 
 
 class BudgetPlan(BaseModel):
@@ -33,15 +23,6 @@ class BudgetPlan(BaseModel):
     wants: float
     savings: float
     advice: str
-
-
-class SavingsArgs(BaseModel):
-    """Arguments of `project_savings`."""
-
-    model_config = ConfigDict(extra="forbid")
-    monthly_amount: float = Field(gt=0, le=1e9, description="Amount saved each month")
-    years: int = Field(ge=1, le=100)
-    annual_rate: float = Field(ge=0, le=1, description="Yearly return as a fraction, e.g. 0.05 for 5%")
 
 
 class SavingsProjection(BaseModel):
@@ -72,39 +53,28 @@ def future_value(monthly: float, years: int, annual_rate: float) -> float:
     return round(monthly * ((1 + rate) ** months - 1) / rate, 2)
 
 
-async def calculate_budget_handler(args: BudgetArgs, deps: ToolDeps, call: CallInfo) -> str:
-    """Handler: the split as JSON."""
-    return json.dumps(split_budget(args.monthly_income))
+@tool(effect="read")
+def calculate_budget(
+    monthly_income: Annotated[float, Field(gt=0, le=1e9, description="Net monthly income")],
+) -> dict[str, float]:
+    """Split a monthly income into needs (50%), wants (30%) and savings (20%)."""
+    return split_budget(monthly_income)
 
 
-async def project_savings_handler(args: SavingsArgs, deps: ToolDeps, call: CallInfo) -> str:
-    """Handler: the projection as JSON."""
-    value = future_value(args.monthly_amount, args.years, args.annual_rate)
-    return json.dumps(
-        {
-            "monthly_amount": args.monthly_amount,
-            "years": args.years,
-            "annual_rate": args.annual_rate,
-            "projected_value": value,
-        }
-    )
+@tool(effect="read")
+def project_savings(
+    monthly_amount: Annotated[float, Field(gt=0, le=1e9, description="Amount saved each month")],
+    years: Annotated[int, Field(ge=1, le=100)],
+    annual_rate: Annotated[float, Field(ge=0, le=1, description="Yearly return as a fraction, e.g. 0.05 for 5%")],
+) -> dict[str, float | int]:
+    """Project the value of saving a monthly amount for some years at an annual rate, compounded monthly."""
+    return {
+        "monthly_amount": monthly_amount,
+        "years": years,
+        "annual_rate": annual_rate,
+        "projected_value": future_value(monthly_amount, years, annual_rate),
+    }
 
-
-calculate_budget = Tool(
-    name="calculate_budget",
-    description="Split a monthly income into needs (50%), wants (30%) and savings (20%).",
-    args=BudgetArgs,
-    handler=calculate_budget_handler,
-    effect="read",
-)
-
-project_savings = Tool(
-    name="project_savings",
-    description="Project the value of saving a monthly amount for some years at an annual rate, compounded monthly.",
-    args=SavingsArgs,
-    handler=project_savings_handler,
-    effect="read",
-)
 
 budget_agent = AgentProfile(
     name="budget",
@@ -114,7 +84,7 @@ budget_agent = AgentProfile(
     ),
     tools=("calculate_budget",),
     read_only=True,
-    output=BudgetPlan,
+    output_schema=BudgetPlan.model_json_schema(),
 )
 
 analysis_agent = AgentProfile(
@@ -125,5 +95,5 @@ analysis_agent = AgentProfile(
     ),
     tools=("project_savings",),
     read_only=True,
-    output=SavingsProjection,
+    output_schema=SavingsProjection.model_json_schema(),
 )

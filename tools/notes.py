@@ -10,14 +10,11 @@ import asyncio
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from tools.registry import CallInfo, Tool
-
-if TYPE_CHECKING:
-    from tools.deps import ToolDeps
+from tools.decorator import ToolContext, tool
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
@@ -80,48 +77,26 @@ class NoteStore:
             return [Note(*row) for row in conn.execute("SELECT * FROM notes ORDER BY id").fetchall()]
 
 
-class SearchNotesArgs(BaseModel):
-    """Arguments of `search_notes`."""
-
-    model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=200, description="Text to look for in note titles and bodies")
-
-
-class WriteNoteArgs(BaseModel):
-    """Arguments of `write_note`."""
-
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=200)
-    body: str = Field(min_length=1, max_length=20_000)
-
-
-async def search_notes_handler(args: SearchNotesArgs, deps: ToolDeps, call: CallInfo) -> str:
-    """Handler: matching notes, one per line, or a plain 'no notes' answer."""
-    notes = await asyncio.to_thread(deps.notes.search, args.query)
+@tool(effect="read")
+async def search_notes(
+    query: Annotated[
+        str, Field(min_length=1, max_length=200, description="Text to look for in note titles and bodies")
+    ],
+    context: ToolContext,
+) -> str:
+    """Search saved notes by text. Returns matching notes with their ids."""
+    notes = await asyncio.to_thread(context.deps.notes.search, query)
     if not notes:
-        return f"No notes match {args.query!r}."
+        return f"No notes match {query!r}."
     return "\n".join(f"#{n.id} {n.title}: {n.body}" for n in notes)
 
 
-async def write_note_handler(args: WriteNoteArgs, deps: ToolDeps, call: CallInfo) -> str:
-    """Handler: store the note exactly once for this idempotency key."""
-    note, created = await asyncio.to_thread(deps.notes.write, call.idempotency_key, args.title, args.body)
+@tool(effect="write", requires_approval=True)
+async def write_note(
+    title: Annotated[str, Field(min_length=1, max_length=200)],
+    body: Annotated[str, Field(min_length=1, max_length=20_000)],
+    context: ToolContext,
+) -> str:
+    """Save a note with a title and a body. A person must approve it first."""
+    note, created = await asyncio.to_thread(context.deps.notes.write, context.idempotency_key, title, body)
     return f"Saved note #{note.id} {note.title!r}." if created else f"Note #{note.id} {note.title!r} was already saved."
-
-
-search_notes = Tool(
-    name="search_notes",
-    description="Search saved notes by text. Returns matching notes with their ids.",
-    args=SearchNotesArgs,
-    handler=search_notes_handler,
-    effect="read",
-)
-
-write_note = Tool(
-    name="write_note",
-    description="Save a note with a title and a body. A person must approve it first.",
-    args=WriteNoteArgs,
-    handler=write_note_handler,
-    effect="write",
-    requires_approval=True,
-)

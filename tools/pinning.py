@@ -16,7 +16,7 @@ from models.errors import InvalidInput
 from tools.registry import AgentProfile, Registry, Tool
 
 PLANNER = "planner"
-"""The agent `HybridAgentWorkflow` plans with; pinned with every specialist."""
+"""The agent `HybridAgentWorkflow` plans with (stage 1; no tools, answers with plan JSON); pinned with every specialist."""
 
 
 def tool_spec(tool: Tool) -> ToolSpec:
@@ -46,14 +46,15 @@ def agent_spec(registry: Registry, agent: AgentProfile) -> AgentSpec:
         tools=[tool_spec(t) for t in registry.tools_of(agent)],
         read_only=agent.read_only,
         max_turns=agent.max_turns,
-        output_schema=agent.output_schema or (agent.output.model_json_schema() if agent.output else None),
+        max_tool_calls_per_turn=agent.max_tool_calls_per_turn,
+        output_schema=agent.output_schema,
         source=agent.source,
     )
 
 
 def specialist_names(registry: Registry) -> list[str]:
     """Agents the hybrid planner may consult: those that answer with structured output."""
-    return sorted(name for name, a in registry.agents.items() if a.output_schema is not None or a.output is not None)
+    return sorted(name for name, a in registry.agents.items() if a.output_schema is not None)
 
 
 def pin(registry: Registry, refs: Iterable[AgentRef], *, specialists: bool = False) -> PinnedAgents:
@@ -79,6 +80,7 @@ def profile_of(spec: AgentSpec) -> AgentProfile:
         read_only=spec.read_only,
         output_schema=spec.output_schema,
         max_turns=spec.max_turns,
+        max_tool_calls_per_turn=spec.max_tool_calls_per_turn,
         description=spec.description,
         model=spec.model,
         source=spec.source,

@@ -17,6 +17,8 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 from temporalio.common import RetryPolicy
 
+from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
+
 if TYPE_CHECKING:
     from tools.deps import ToolDeps
 
@@ -27,6 +29,8 @@ class CallInfo:
 
     idempotency_key: str
     """Workflow id + step + call id: the same on every retry, so a side effect happens once."""
+    agent: str = ""
+    """The name of the agent making the call."""
 
 
 Handler = Callable[[Any, "ToolDeps", CallInfo], Awaitable[str]]
@@ -121,10 +125,10 @@ class AgentProfile:
     read_only: bool = False
     output_schema: dict[str, Any] | None = None
     """When set, the final answer is JSON validated against this JSON Schema (every pattern)."""
-    output: type[BaseModel] | None = None
-    """Transitional: the built-in specialists' pydantic output models (to be folded into `output_schema`)."""
     max_turns: int = 10
     """The agent's own turn ceiling when it runs whole as one black box."""
+    max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN
+    """Tool calls of one model reply that run; the rest go back to the model as errors."""
     description: str = ""
     """One line shown to the hybrid planner (defaults to the instructions' first line)."""
     model: str | None = None

@@ -7,7 +7,7 @@ is checked first (`check_update`) so a person is told why it was refused.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -27,6 +27,33 @@ from models.errors import AlreadyDecided, DecisionRefused, NotAnApprover, Unknow
 MAX_IGNORED = 100
 MAX_IGNORED_CARRIED = 20
 """Ignored signals a run hands to its next generation (the audit trail of older ones stays in history)."""
+
+
+def expiry(now: datetime, timeout: timedelta) -> datetime:
+    """`now + timeout`, clamped to the last representable moment instead of overflowing (a timer may still be set)."""
+    try:
+        return now + timeout
+    except OverflowError:
+        return datetime.max.replace(tzinfo=now.tzinfo)
+
+
+DECIDE_EXAMPLE = '{"request_id": "req-1", "approved": true, "approver": "alice"}'
+"""What a `decide` payload looks like, for refusals."""
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, as the person who sent it typed it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -69,7 +96,7 @@ class ApprovalBook(BaseModel):
             proposal=proposal,
             approvers=list(approvers),
             requested_at=now,
-            expires_at=now + timeout,
+            expires_at=expiry(now, timeout),
             any_approver=any_approver,
         )
         self.requests.append(request)
@@ -97,6 +124,20 @@ class ApprovalBook(BaseModel):
             for r in self.pending()
         ]
 
+    def apply_signal_args(
+        self,
+        signal: Literal["approve", "reject"],
+        args: Sequence[Any],
+        now: datetime,
+        *,
+        one_pending_only: bool = False,
+    ) -> Decision | IgnoredDecision:
+        """Apply a signal as it arrived: zero, one or several payloads; only exactly one JSON object can decide."""
+        if len(args) != 1:
+            example = '{"approver": "alice"}'
+            return self._ignore(now, signal, None, None, f"expected one payload like {example}, got {len(args)}")
+        return self.apply_signal(signal, args[0], now, one_pending_only=one_pending_only)
+
     def apply_signal(
         self, signal: Literal["approve", "reject"], payload: Any, now: datetime, *, one_pending_only: bool = False
     ) -> Decision | IgnoredDecision:
@@ -107,7 +148,7 @@ class ApprovalBook(BaseModel):
         """
         model = ApproveSignal if signal == "approve" else RejectSignal
         if not isinstance(payload, Mapping):
-            return self._ignore(now, signal, None, None, f"payload must be a JSON object, got {type(payload).__name__}")
+            return self._ignore(now, signal, None, None, f"payload must be a JSON object, got {_json_type(payload)}")
         try:
             parsed = model.model_validate(dict(payload))
         except ValidationError as exc:
@@ -121,12 +162,16 @@ class ApprovalBook(BaseModel):
             return self._ignore(now, signal, parsed.approver, parsed.request_id, str(exc))
         return self._decide(request, signal == "approve", parsed.approver, comment, now, "signal")
 
+    def check_update_args(self, args: Sequence[Any]) -> DecideUpdate:
+        """Validate an update `decide` as it arrived (any number of payloads); raises DecisionRefused."""
+        if len(args) != 1:
+            raise DecisionRefused(f"expected one payload like {DECIDE_EXAMPLE}, got {len(args)}")
+        return self.check_update(args[0])
+
     def check_update(self, payload: Any) -> DecideUpdate:
         """Validate an update `decide`; raises DecisionRefused with a clear message, changing nothing."""
         if not isinstance(payload, Mapping):
-            raise DecisionRefused(
-                f'payload must be a JSON object like {{"request_id": "req-1", "approved": true, "approver": "alice"}}, got {type(payload).__name__}'
-            )
+            raise DecisionRefused(f"payload must be a JSON object like {DECIDE_EXAMPLE}, got {_json_type(payload)}")
         try:
             update = DecideUpdate.model_validate(dict(payload))
         except ValidationError as exc:
@@ -144,6 +189,12 @@ class ApprovalBook(BaseModel):
         request = self.get(request_id)
         assert request is not None and request.decision is None
         return self._decide(request, False, "timeout", "approval timed out", now, "timeout")
+
+    def withdraw(self, now: datetime) -> list[Decision]:
+        """The run was cancelled: every undecided request is closed, so none shows as pending any more."""
+        return [
+            self._decide(r, False, "cancellation", "the run was cancelled", now, "cancelled") for r in self.pending()
+        ]
 
     def _target(self, request_id: str | None, approver: str, *, one_pending_only: bool = False) -> ApprovalRequest:
         request: ApprovalRequest | None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import is_cancelled_exception
 
 from workflows import calls
 
@@ -75,8 +76,11 @@ class BlackBoxSteps:
         self.stopped: dict[str, Any] | None = None
         """The ledger's stop summary of the first step that could not run or stopped early; None while all answer."""
 
-    async def run(self, step: BlackBoxStep) -> bool:
-        """Run one step; False (and `stopped` set) when a ceiling forbade it or the agent stopped before answering."""
+    async def run(self, step: BlackBoxStep, branches: int = 1) -> bool:
+        """Run one step; False (and `stopped` set) when a ceiling forbade it or the agent stopped before answering.
+
+        One of `branches` running at once gets its share of the tokens left, so together they cannot overspend.
+        """
         if reason := self._ledger.exceeded(workflow.now()):
             return self._stop(reason)
         if self._on_start is not None:
@@ -87,7 +91,7 @@ class BlackBoxSteps:
             prompt=step.prompt,
             model=step.model or self._model,
             max_turns=step.max_turns,
-            max_output_tokens=self._ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
+            max_output_tokens=self._ledger.branch_allowance(DEFAULT_MAX_OUTPUT_TOKENS, branches),
             label=step.label,
         )
         result = await calls.invoke_black_box(request, summary=step.summary, where=step.where)
@@ -105,9 +109,15 @@ class BlackBoxSteps:
         async def branch(step: BlackBoxStep) -> None:
             async with slots:
                 if self.stopped is None:
-                    await self.run(step)
+                    await self.run(step, branches=min(bound, len(steps)))
 
-        await asyncio.gather(*(branch(s) for s in steps))
+        branches = [asyncio.ensure_future(branch(s)) for s in steps]  # what gather does, kept to wait on them
+        try:
+            await asyncio.gather(*branches)
+        except BaseException as exc:
+            if is_cancelled_exception(exc):  # gather ends at the first branch's cancellation: wait for the others
+                await workflow.wait(branches)
+            raise
         return self.stopped is None
 
     def _stop(self, reason: str) -> bool:

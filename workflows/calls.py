@@ -3,7 +3,8 @@
 Activities are called by their registered name (never renamed once shipped: running workflows replay
 by name), so workflow code needs only the contracts in `models/`, never the activity code. Each
 function turns the `ActivityError` that Temporal raises after the last attempt into the product's
-typed error, in one place (`_failure`).
+typed error, in one place (`_failure`); an `ActivityError` caused by the run's cancellation is never
+turned into one (`_unless_cancelled`): it propagates, and the run closes Canceled.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from archives.models import ArchiveReceipt, ArchiveRequest
@@ -29,6 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from models.tooling import ToolInvocation
 
 R = TypeVar("R")
+CANCELLATION_PATCH = "cancellation-closes-run"
+"""Runs recorded before it turned a cancelled activity into a typed failure (or swallowed it); they replay so."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class ActivityOptions:
     """Attempts and backoff; None keeps Temporal's default (unlimited attempts)."""
     local: bool = False
     """Run inside the workflow task as a local activity: no server round trip, and its input never enters history."""
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL
+    """On the run's cancellation: TRY_CANCEL stops waiting at once; WAIT_CANCELLATION_COMPLETED waits until the
+    activity has seen the cancellation and stopped (for activities with side effects, so none happen after the close)."""
 
 
 class ToolCallFailed(AgentServiceError):
@@ -71,12 +78,18 @@ CALL_LLM = ActivityOptions(
         maximum_attempts=8,
     ),
 )
-RUN_TOOL = ActivityOptions(name="run_tool", start_to_close_timeout=timedelta(seconds=30))
+RUN_TOOL = ActivityOptions(
+    name="run_tool",
+    start_to_close_timeout=timedelta(seconds=30),
+    heartbeat_timeout=timedelta(seconds=10),  # run_tool heartbeats: a cancellation reaches the handler in ~1 s
+    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,  # a cancelled run writes nothing after
+)
 """Defaults only: each call takes its timeout and retry policy from the tool's declaration (`tool_options`)."""
 INVOKE_BLACK_BOX = ActivityOptions(
     name="invoke_agent",
     start_to_close_timeout=timedelta(minutes=15),
     heartbeat_timeout=timedelta(seconds=10),
+    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,  # its tools stop before the run closes
     # Few attempts: each one re-runs (and re-pays) the whole agent.
     retry_policy=RetryPolicy(
         initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=3
@@ -135,6 +148,7 @@ async def call_llm(request: LlmRequest, *, summary: str, where: str) -> LlmRespo
     try:
         return await _execute(CALL_LLM, request, LlmResponse, summary)
     except ActivityError as exc:
+        _unless_cancelled(exc)
         raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}") from exc
 
 
@@ -143,6 +157,7 @@ async def run_tool(invocation: ToolInvocation, options: ActivityOptions, *, summ
     try:
         return await _execute(options, invocation, ToolOutcome, summary)
     except ActivityError as exc:
+        _unless_cancelled(exc)
         policy = options.retry_policy
         attempts = (policy.maximum_attempts if policy else 0) or "unlimited"
         raise ToolCallFailed(f"tool {invocation.call.name} failed after {attempts} attempts: {_failure(exc)}") from exc
@@ -153,6 +168,7 @@ async def invoke_black_box(request: InvokeAgentRequest, *, summary: str, where: 
     try:
         return await _execute(INVOKE_BLACK_BOX, request, InvokeAgentResult, summary)
     except ActivityError as exc:
+        _unless_cancelled(exc)
         raise AgentRunFailed(f"agent {request.agent} failed at {where}: {_failure(exc)}") from exc
 
 
@@ -161,6 +177,7 @@ async def send_notification(request: NotificationRequest, *, summary: str) -> No
     try:
         return await _execute(SEND_NOTIFICATION, request, NotificationReceipt, summary)
     except ActivityError as exc:
+        _unless_cancelled(exc)
         raise NotificationFailed(_failure(exc)) from exc
 
 
@@ -228,9 +245,16 @@ async def _execute(options: ActivityOptions, arg: Any, result_type: type[R], sum
         start_to_close_timeout=options.start_to_close_timeout,
         heartbeat_timeout=options.heartbeat_timeout,
         retry_policy=options.retry_policy,
+        cancellation_type=options.cancellation_type,
         summary=summary,
     )
     return result
+
+
+def _unless_cancelled(exc: ActivityError) -> None:
+    """Re-raise an activity error the run's cancellation caused: it is no tool's or model's failure."""
+    if is_cancelled_exception(exc) and workflow.patched(CANCELLATION_PATCH):
+        raise exc
 
 
 def _failure(exc: ActivityError) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from temporalio import workflow
 
 from workflows import calls
-from workflows.visibility import publish_search_attributes
+from workflows.visibility import observation_io, publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import ApprovalRequest, Decision
@@ -35,6 +35,7 @@ FINAL_STATES = {
     RunStatus.APPROVAL_TIMED_OUT,
     RunStatus.BUDGET_EXCEEDED,
     RunStatus.FAILED,
+    RunStatus.CANCELLED,
 }
 
 
@@ -79,21 +80,25 @@ class RunHandlers:
         name="approve",
         description='Approve a pending request: {"approver": "alice", "comment": "ok", "request_id": "req-1 (optional when exactly one is pending)"}',
     )
-    def approve(self, payload: Any) -> None:
-        """Signal `approve`; a bad payload or unlisted approver is recorded and ignored."""
-        self._on_signal("approve", payload)
+    def approve(self, *payloads: Any) -> None:
+        """Signal `approve`; a bad payload (none, `null`, several, not an object) or unlisted approver is recorded and ignored.
+
+        Declared with `*payloads` so that no payload count can fail the workflow task: the SDK calls a
+        handler with as many arguments as the signal carried, and skips type hints when they do not match.
+        """
+        self._on_signal("approve", payloads)
 
     @workflow.signal(
         name="reject",
         description='Reject a pending request: {"approver": "alice", "reason": "too risky", "request_id": "optional"}',
     )
-    def reject(self, payload: Any) -> None:
-        """Signal `reject`; a bad payload or unlisted approver is recorded and ignored."""
-        self._on_signal("reject", payload)
+    def reject(self, *payloads: Any) -> None:
+        """Signal `reject`; a bad payload or unlisted approver is recorded and ignored (see `approve`)."""
+        self._on_signal("reject", payloads)
 
-    def _on_signal(self, name: Literal["approve", "reject"], payload: Any) -> None:
+    def _on_signal(self, name: Literal["approve", "reject"], payloads: tuple[Any, ...]) -> None:
         one_pending_only = workflow.patched(ONE_PENDING_SIGNAL_PATCH)
-        outcome = self._book.apply_signal(name, payload, workflow.now(), one_pending_only=one_pending_only)
+        outcome = self._book.apply_signal_args(name, payloads, workflow.now(), one_pending_only=one_pending_only)
         if isinstance(outcome, Decision):
             workflow.logger.info("%s: %s decided by %s", name, outcome.request_id, outcome.approver)
         else:
@@ -103,13 +108,13 @@ class RunHandlers:
         name="decide",
         description='Decide a request, refused with a reason if wrong: {"request_id": "req-1", "approved": true, "approver": "alice", "comment": ""}',
     )
-    def decide(self, payload: Any) -> Decision:
-        """Update `decide`: returns the recorded decision."""
-        return self._book.apply_update(self._book.check_update(payload), workflow.now())
+    def decide(self, *payloads: Any) -> Decision:
+        """Update `decide`: returns the recorded decision (the validator has refused any bad payload)."""
+        return self._book.apply_update(self._book.check_update_args(payloads), workflow.now())
 
     @decide.validator
-    def _validate_decide(self, payload: Any) -> None:
-        self._book.check_update(payload)
+    def _validate_decide(self, *payloads: Any) -> None:
+        self._book.check_update_args(payloads)
 
     @workflow.query(name="status", description="State, stage, step, usage so far and pending approvals.")
     def status(self) -> StatusView:
@@ -148,11 +153,28 @@ class RunHandlers:
         workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
         waiting_since = workflow.now()
         # A span in the run's trace for the wait (the signal's own span belongs to whoever sent it).
-        attributes = {"approval.kind": kind, "approval.summary": summary[:500]}
+        attributes = {
+            "approval.kind": kind,
+            "approval.summary": summary[:500],
+            **observation_io(input={"request_id": request.request_id, "kind": kind, "proposal": proposal}),
+        }
         with tracer().start_as_current_span(f"approval {request.request_id}", attributes=attributes) as span:
             decision = await self._await_decision(request, policy.timeout_seconds)
             outcome = "timeout" if decision.via == "timeout" else ("approved" if decision.approved else "rejected")
-            span.set_attributes({"approval.outcome": outcome, "approval.approver": decision.approver or ""})
+            span.set_attributes(
+                {
+                    "approval.outcome": outcome,
+                    "approval.approver": decision.approver or "",
+                    **observation_io(
+                        output={
+                            "approved": decision.approved,
+                            "approver": decision.approver,
+                            "comment": decision.comment,
+                            "via": decision.via,
+                        }
+                    ),
+                }
+            )
         waited = (workflow.now() - waiting_since).total_seconds()
         if self._ledger is not None:
             self._ledger.waited_seconds += waited

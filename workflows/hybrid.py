@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.carry import LoopState, RunCarry
     from workflows.planning import execution_prompt, parse_plan, rejection_feedback
 
+BUDGET_BEFORE_APPROVAL_PATCH = "budget-before-plan-approval"
+"""Runs recorded before it asked for plan approval whatever the budget had left; they replay so."""
 MAX_PLAN_ATTEMPTS = 3
 """Replies the planner gets per planning round to produce valid plan JSON before the run fails."""
 
@@ -95,6 +97,8 @@ class HybridAgentWorkflow(AgentWorkflow):
             if outputs is None:
                 return RunStatus.BUDGET_EXCEEDED
             self._output.specialist_outputs = outputs
+            if self._budget_spent_before_approval():
+                return RunStatus.BUDGET_EXCEEDED
             self._enter("stage 3: approval", "approval of the plan")
             decision = await self._ask_approval(
                 kind="plan",
@@ -117,6 +121,15 @@ class HybridAgentWorkflow(AgentWorkflow):
                 self._output.stopped = f"plan rejected by {decision.approver}: {reason}"
                 return RunStatus.REJECTED
             planning.add_user_text(rejection_feedback(decision.approver, reason))
+
+    def _budget_spent_before_approval(self) -> bool:
+        """Nobody is asked to approve a plan the budget can no longer execute."""
+        assert self._ledger is not None
+        reason = self._ledger.exceeded(workflow.now())
+        if reason is None or not workflow.patched(BUDGET_BEFORE_APPROVAL_PATCH):
+            return False
+        self._output.stopped = self._ledger.stop_summary(reason, ["approval", "execution"])
+        return True
 
     async def _plan(self, planning: Conversation) -> HybridPlan | None:
         """Stage 1: ask the planner; an invalid plan is explained to it and retried, at most MAX_PLAN_ATTEMPTS times."""

@@ -13,6 +13,15 @@ from models.run import Budget, Usage
 
 MAX_DONE_ENTRIES = 50
 """The stop summary keeps the last entries only, so a long run's result stays small."""
+MAX_NOT_DONE_ENTRIES = 20
+"""The stop summary lists the first entries of what was not done, then `... and N more`."""
+
+
+def capped(entries: list[str], limit: int = MAX_NOT_DONE_ENTRIES) -> list[str]:
+    """The first `limit` entries, and one saying how many more there were."""
+    if len(entries) <= limit:
+        return list(entries)
+    return [*entries[:limit], f"... and {len(entries) - limit} more"]
 
 
 def describe_call(call: ToolCall, limit: int = 120) -> str:
@@ -56,12 +65,17 @@ class RunLedger(BaseModel):
         """Output tokens the next call may produce without passing max_tokens."""
         return max(1, min(default, self.budget.max_tokens - self.usage.total_tokens))
 
+    def branch_allowance(self, default: int, branches: int) -> int:
+        """Output tokens one of `branches` parallel branches may produce: its share of what is left."""
+        left = self.budget.max_tokens - self.usage.total_tokens
+        return max(1, min(default, left // max(1, branches)))
+
     def record_llm(self, response: LlmResponse) -> None:
         """Count one inference and note what the model decided."""
         self.usage = self.usage.add(response.usage)
         self.steps += 1
         if response.tool_calls:
-            decided = "asked for " + ", ".join(c.name for c in response.tool_calls)
+            decided = "asked for " + ", ".join(capped([c.name for c in response.tool_calls], 8))
         else:
             decided = "answered: " + _short(response.text)
         self._note(f"step {self.steps}: LLM {decided}")
@@ -89,6 +103,6 @@ class RunLedger(BaseModel):
             "summary": f"Stopped before finishing: {reason}. {self.steps} steps done; {len(not_done)} pending.",
             "reason": reason,
             "done": list(self.done),
-            "not_done": not_done,
+            "not_done": capped(not_done),
             "last_model_text": last_text,
         }

@@ -7,14 +7,22 @@ the same shape: search attributes, history limits, ledger, ..., final status, ar
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.exceptions import is_cancelled_exception
 
 from workflows import calls
 from workflows.handlers import RunHandlers
-from workflows.visibility import current_trace_id, publish_search_attributes, tag_trace
+from workflows.visibility import (
+    current_trace_id,
+    publish_search_attributes,
+    set_trace_input,
+    set_trace_output,
+    tag_trace,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -105,14 +113,52 @@ class AgentWorkflow(RunHandlers):
     """Whether the run also pins the planner and every specialist (the hybrid)."""
 
     async def _lifecycle(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> AgentRunResult:
-        """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it."""
-        start = await self._begin(raw, carry, model)
+        """Prelude, the workflow's `_execute`, epilogue; a `RunFailed` marks the run failed and fails it.
+
+        A cancellation (whatever the run was awaiting) marks the run cancelled, archives it, and is re-raised
+        so the run closes Canceled.
+        """
+        if carry is None:
+            set_trace_input(raw)  # as given: also the input of a run that fails validation
+        start: RunStart | None = None
         try:
+            start = await self._begin(raw, carry, model)
             end = await self._execute(start)
-        except RunFailed:
-            self._set_state(RunStatus.FAILED)
+        except RunFailed as exc:
+            if self._state != RunStatus.FAILED:  # a bad input already said so in `_accept_input`: upsert once
+                self._set_state(RunStatus.FAILED)
+            set_trace_output({"status": RunStatus.FAILED.value, "error": exc.message, **self._usage_so_far()})
+            raise
+        except BaseException as exc:  # CancelledError is a BaseException; continue-as-new passes through too
+            if is_cancelled_exception(exc) and not self._ended and workflow.patched(calls.CANCELLATION_PATCH):
+                await self._cancelled(start)
             raise
         return await self._finish(start, end)
+
+    def _usage_so_far(self) -> dict[str, Any]:
+        if self._ledger is None:
+            return {}
+        return {"usage": self._ledger.usage.model_dump(mode="json"), "steps": self._ledger.steps}
+
+    async def _cancelled(self, start: RunStart | None) -> None:
+        """Status, `AgentStatus` and the run-end metric say cancelled; the archive records what was spent.
+
+        Nothing else runs: the in-flight activity was cancelled with the run, and the archive is shielded so
+        that it is written even if the run is cancelled again meanwhile.
+        """
+        self._book.withdraw(workflow.now())
+        self._waiting_for = None
+        self._set_state(RunStatus.CANCELLED)
+        set_trace_output({"status": RunStatus.CANCELLED.value, **self._usage_so_far()})
+        workflow.set_current_details("**cancelled**: the run was cancelled; nothing runs after the cancellation.")
+        if start is None or self._ledger is None:
+            return
+        ledger = self._ledger
+        output = {"summary": f"Cancelled after {ledger.steps} steps.", "done": list(ledger.done)}
+        result = AgentRunResult(
+            status=RunStatus.CANCELLED, output=output, usage=ledger.usage, steps=ledger.steps, trace_id=start.trace_id
+        )
+        await asyncio.shield(self._archive(result, RunEnd(RunStatus.CANCELLED, output), start.request.customer_id))
 
     async def _execute(self, start: RunStart) -> RunEnd:
         """What this workflow does between prelude and epilogue."""
@@ -211,6 +257,7 @@ class AgentWorkflow(RunHandlers):
             steps=self._ledger.steps,
             trace_id=start.trace_id,
         )
+        set_trace_output(result.model_dump(mode="json"))
         await self._archive(result, end, start.request.customer_id)
         return result
 

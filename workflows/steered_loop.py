@@ -17,14 +17,16 @@ with workflow.unsafe.imports_passed_through():
     from models.history import RECENT_MESSAGES_KEPT, HistoryLimits
     from models.llm import DEFAULT_MAX_OUTPUT_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS, LlmRequest, LlmResponse
     from models.run import ApprovalPolicy, RunStatus
-    from models.tooling import ToolInvocation
+    from models.tooling import ToolInvocation, refused_tool_call_message
     from telemetry.metrics import record_guardrail_rejection
-    from tools.output_check import check_output
+    from tools.output_check import CORRECTIONS, check_output, correction
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
     from workflows.carry import LoopState
     from workflows.ledger import RunLedger, describe_call
 
 AskApproval = Callable[..., Awaitable[Decision]]
+TOOL_FAN_IN_PATCH = "bounded-tool-fan-in"
+"""Runs recorded before it ran every tool call of a reply, however many; they replay so."""
 
 
 @dataclass
@@ -91,27 +93,41 @@ class SteeredLoop:
                 schema = self._agent.output_schema if self._spec is not None else None
                 if schema is None:
                     return LoopOutcome(RunStatus.COMPLETED, response.text)
-                value, correction = check_output(response.text, schema)
-                if correction is None:
+                value, problems = check_output(response.text, schema)
+                if problems is None:
                     return LoopOutcome(RunStatus.COMPLETED, value)
-                if self._output_corrections >= 1:
+                if self._output_corrections >= CORRECTIONS:
                     raise OutputInvalid(
-                        f"agent {self._agent.name}'s answer does not match its output_schema: {correction}"
+                        f"agent {self._agent.name} answered twice with output that does not match its "
+                        f"output_schema: {problems}"
                     )
-                self._output_corrections += 1  # sent back once with the problem, then the run fails
-                conversation.add_user_text(correction)
+                self._output_corrections += 1  # sent back with the problems, then the run fails
+                conversation.add_user_text(correction(problems, schema))
                 continue
+            runnable, refused = self._fan_in(response.tool_calls)
             outcomes: list[ToolOutcome] = []
-            for index, call in enumerate(response.tool_calls):
+            for index, call in enumerate(runnable):
                 if reason := self._ledger.exceeded(workflow.now()):
-                    not_done = [f"{describe_call(c)} (requested, not run)" for c in response.tool_calls[index:]]
+                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index:]]
                     return self._stopped(
                         reason, not_done + ["the model had not given its final answer"], state.last_text
                     )
                 outcome = await self._run_tool(call)
                 self._ledger.record_tool(call, outcome)
                 outcomes.append(outcome)
-            conversation.add_tool_results(outcomes)
+            conversation.add_tool_results(outcomes + refused)
+
+    def _fan_in(self, requested: list[ToolCall]) -> tuple[list[ToolCall], list[ToolOutcome]]:
+        """The tool calls of one reply that run (at most the agent's limit), and error results for the rest."""
+        limit = self._agent.max_tool_calls_per_turn
+        if len(requested) <= limit or not workflow.patched(TOOL_FAN_IN_PATCH):
+            return requested, []
+        record_guardrail_rejection(workflow.metric_meter(), reason="too_many_tool_calls")
+        message = refused_tool_call_message(len(requested), limit)
+        refused = [
+            ToolOutcome(tool_call_id=c.id, name=c.name, content=message, is_error=True) for c in requested[limit:]
+        ]
+        return requested[:limit], refused
 
     def _should_hand_over(self) -> bool:
         """Between steps, once history is long (the server's suggestion or HISTORY_MAX_EVENTS), if the workflow agrees."""

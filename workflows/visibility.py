@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -11,6 +14,42 @@ with workflow.unsafe.imports_passed_through():
     import opentelemetry.trace
 
     from models import search_attributes as sa
+    from telemetry.tracing import tracer
+
+TRACE_INPUT = "langfuse.trace.input"
+TRACE_OUTPUT = "langfuse.trace.output"
+OBSERVATION_INPUT = "langfuse.observation.input"
+OBSERVATION_OUTPUT = "langfuse.observation.output"
+
+
+def as_attribute(value: Any) -> str:
+    """A JSON text for a span attribute (Langfuse shows JSON input and output formatted)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def observation_io(*, input: Any = None, output: Any = None) -> dict[str, str]:
+    """Span attributes Langfuse shows as an observation's Input and Output (JSON), for whichever is given."""
+    attributes = {}
+    if input is not None:
+        attributes[OBSERVATION_INPUT] = as_attribute(input)
+    if output is not None:
+        attributes[OBSERVATION_OUTPUT] = as_attribute(output)
+    return attributes
+
+
+def set_trace_input(value: Any) -> None:
+    """The run's input as its Langfuse trace's input: set once, on the workflow span, by the first generation."""
+    opentelemetry.trace.get_current_span().set_attribute(TRACE_INPUT, as_attribute(value))
+
+
+def set_trace_output(value: Any) -> None:
+    """The run's result as its trace's output, on a `run result` span (the workflow span has ended by then).
+
+    The tracing plugin's provider is replay-safe: a replayed workflow task exports no second one.
+    """
+    attributes = {TRACE_OUTPUT: as_attribute(value), OBSERVATION_OUTPUT: as_attribute(value)}
+    with tracer().start_as_current_span("run result", attributes=attributes):
+        pass
 
 
 def current_trace_id() -> str:

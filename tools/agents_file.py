@@ -1,0 +1,281 @@
+"""The agents file (`AGENTS_FILE`): users' agents and MCP servers in TOML, parsed and checked with every problem kept.
+
+```toml
+[agents.support]
+description = "Answers questions about orders"
+instructions = "You help customers with their orders."
+tools = ["calculator", "mcp:crm", "mcp:billing/refund"]
+output_schema = "schemas/refund.json"      # or an inline table
+
+[mcp_servers.crm]
+command = ["python", "crm_server.py"]      # or url = "http://127.0.0.1:9100/mcp"
+```
+
+Each problem is one message naming the file, the table (and its line), the agent, tool or server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from models.run import check_model_name
+from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
+from tools.mcp_servers import SEPARATOR, McpServerConfig
+from tools.registry import AgentProfile, Registry, Tool
+
+NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class AgentTable(BaseModel):
+    """One `[agents.NAME]` table."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    """One line, shown to the hybrid planner."""
+    instructions: str = Field(min_length=1)
+    model: str | None = None
+    tools: list[str] = Field(default_factory=list)
+    read_only: bool = False
+    max_turns: int = Field(default=10, ge=1, le=1000)
+    max_tool_calls_per_turn: int = Field(default=DEFAULT_MAX_TOOL_CALLS_PER_TURN, ge=1, le=1000)
+    """Tool calls of one model reply that run; the rest go back to the model as errors."""
+    output_schema: str | dict[str, Any] | None = None
+    """A JSON Schema file (relative to the agents file) or an inline table."""
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        return check_model_name(value)
+
+
+class AgentsFileTables(BaseModel):
+    """The whole file: `[agents.*]` and `[mcp_servers.*]`."""
+
+    model_config = ConfigDict(extra="forbid")
+    agents: dict[str, AgentTable] = Field(default_factory=dict)
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+
+
+@dataclass
+class AgentsFile:
+    """What parsed: each agent's table and resolved output schema, and each server's config; problems beside."""
+
+    path: Path
+    text: str = ""
+    agents: dict[str, AgentTable] = field(default_factory=dict)
+    output_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    servers: dict[str, McpServerConfig] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Path:
+        """Where relative paths in the file start."""
+        return self.path.parent
+
+    def problem(self, table: str | None, message: str) -> None:
+        """Record one problem, prefixed with the file and (when known) the table and its line."""
+        where = str(self.path)
+        if table is not None:
+            line = table_line(self.text, table)
+            where += f": [{table}]" + (f" (line {line})" if line else "")
+        self.problems.append(f"{where}: {message}")
+
+
+def table_line(text: str, table: str) -> int | None:
+    """The line of `[table]`'s header (tomllib reports lines only for syntax errors)."""
+    parts = [re.escape(p) for p in table.split(".")]
+    dot = r"[ \t]*\.[ \t]*"
+    header = re.compile(r"^[ \t]*\[[ \t]*" + dot.join(f'(?:{p}|"{p}")' for p in parts) + r"[ \t]*\]", re.MULTILINE)
+    match = header.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def read_agents_file(path: str | Path) -> AgentsFile:
+    """Parse and check the file on its own (no tools resolved yet); problems are in `.problems`."""
+    parsed = AgentsFile(Path(path).resolve())
+    try:
+        parsed.text = parsed.path.read_text(encoding="utf-8")
+    except OSError as exc:
+        parsed.problem(None, f"cannot read the agents file: {exc.strerror or exc}")
+        return parsed
+    try:
+        raw = tomllib.loads(parsed.text)
+    except tomllib.TOMLDecodeError as exc:
+        parsed.problem(None, f"TOML syntax error: {exc}")
+        return parsed
+    _parse_tables(parsed, raw)
+    for name, agent in parsed.agents.items():
+        if agent.output_schema is not None:
+            schema = _output_schema(parsed, name, agent.output_schema)
+            if schema is not None:
+                parsed.output_schemas[name] = schema
+    return parsed
+
+
+def _parse_tables(parsed: AgentsFile, raw: dict[str, Any]) -> None:
+    """Validate each table on its own, so one bad table does not hide the problems of the others."""
+    for key in raw:
+        if key not in ("agents", "mcp_servers"):
+            parsed.problem(
+                None, f"unknown top-level key {key!r} (expected [agents.NAME] and [mcp_servers.NAME] tables)"
+            )
+    sections: tuple[tuple[str, type[BaseModel], dict[str, Any]], ...] = (
+        ("agents", AgentTable, parsed.agents),
+        ("mcp_servers", McpServerConfig, parsed.servers),
+    )
+    for section, model, into in sections:
+        tables = raw.get(section, {})
+        if not isinstance(tables, dict):
+            parsed.problem(None, f"{section} must be tables like [{section}.NAME]")
+            continue
+        for name, table in tables.items():
+            where = f"{section}.{name}"
+            what = "agent" if section == "agents" else "MCP server"
+            if not NAME.match(name):
+                parsed.problem(where, f"{what} name {name!r} must match {NAME.pattern}")
+                continue
+            if not isinstance(table, dict):
+                parsed.problem(where, f"{what} {name!r} must be a table")
+                continue
+            try:
+                into[name] = model.model_validate(table)
+            except ValidationError as exc:
+                for message in validation_messages(exc):
+                    parsed.problem(where, f"{what} {name!r}: {message}")
+                unknown = {str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden" and e["loc"]}
+                known = {k: v for k, v in table.items() if k not in unknown}
+                if unknown and len(unknown) == len(exc.errors()):
+                    into[name] = model.model_validate(known)  # check the rest of the table too
+
+
+def validation_messages(exc: ValidationError) -> list[str]:
+    """One message per pydantic error: unknown keys named as such, the rest by their key."""
+    messages = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"])
+        if error["type"] == "extra_forbidden":
+            messages.append(f"unknown key {loc!r}")
+        elif loc:
+            messages.append(f"{loc}: {error['msg']}")
+        else:
+            messages.append(error["msg"].removeprefix("Value error, "))
+    return messages
+
+
+def _output_schema(parsed: AgentsFile, agent: str, value: str | dict[str, Any]) -> dict[str, Any] | None:
+    where = f"agents.{agent}"
+    if isinstance(value, str):
+        schema_path = parsed.folder / value
+        try:
+            schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            parsed.problem(where, f"agent {agent!r}: output_schema file {value!r}: {exc.strerror or exc}")
+            return None
+        except ValueError as exc:
+            parsed.problem(where, f"agent {agent!r}: output_schema file {value!r} is not JSON: {exc}")
+            return None
+    else:
+        schema = value
+    if not isinstance(schema, dict):
+        parsed.problem(where, f"agent {agent!r}: output_schema must be a JSON object (a JSON Schema)")
+        return None
+    try:
+        jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        at = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        parsed.problem(where, f"agent {agent!r}: output_schema is not a valid JSON Schema at {at}: {exc.message}")
+        return None
+    return schema
+
+
+def resolve_tools(
+    parsed: AgentsFile, name: str, agent: AgentTable, registry: Registry, started: set[str]
+) -> tuple[str, ...] | None:
+    """The registry names of an agent's `tools` (`mcp:SERVER` = all, `mcp:SERVER/TOOL` = one), or None on a problem.
+
+    A server in `parsed` that did not start has its own problem already: its agents are skipped quietly.
+    """
+    where = f"agents.{name}"
+    resolved: dict[str, None] = {}  # ordered, each name once
+    ok = True
+    for entry in agent.tools:
+        if not entry.startswith("mcp:"):
+            if entry in registry.tools and not registry.tools[entry].source.startswith("mcp:"):
+                resolved[entry] = None
+                continue
+            known = ", ".join(sorted(t for t, d in registry.tools.items() if not d.source.startswith("mcp:")))
+            parsed.problem(where, f"agent {name!r}: unknown tool {entry!r} (known: {known}; MCP tools: mcp:SERVER)")
+            ok = False
+            continue
+        server, _, tool = entry.removeprefix("mcp:").partition("/")
+        if server not in parsed.servers:
+            parsed.problem(where, f"agent {name!r}: tool {entry!r} names unknown MCP server {server!r}")
+            ok = False
+            continue
+        if server not in started:
+            ok = False
+            continue
+        prefix = f"{server}{SEPARATOR}"
+        of_server = [t for t, declared in registry.tools.items() if declared.source == f"mcp:{server}"]
+        if not tool:
+            resolved.update(dict.fromkeys(of_server))
+        elif prefix + tool in of_server:
+            resolved[prefix + tool] = None
+        else:
+            listed = ", ".join(t.removeprefix(prefix) for t in of_server) or "none"
+            parsed.problem(where, f"agent {name!r}: MCP server {server!r} has no tool {tool!r} (it lists: {listed})")
+            ok = False
+    return tuple(resolved) if ok else None
+
+
+def add_agents(parsed: AgentsFile, registry: Registry, started: set[str]) -> None:
+    """Declare the file's agents in `registry` (their tools resolved); each problem is recorded, not raised."""
+    for name, table in parsed.agents.items():
+        if name in registry.agents:
+            where = registry.agents[name].source
+            parsed.problem(f"agents.{name}", f"agent {name!r} is defined twice (also {where})")
+            continue
+        tools = resolve_tools(parsed, name, table, registry, started)
+        if tools is None or (table.output_schema is not None and name not in parsed.output_schemas):
+            continue
+        registry.add_agent(
+            AgentProfile(
+                name=name,
+                instructions=table.instructions,
+                tools=tools,
+                read_only=table.read_only,
+                output_schema=parsed.output_schemas.get(name),
+                max_turns=table.max_turns,
+                max_tool_calls_per_turn=table.max_tool_calls_per_turn,
+                description=table.description,
+                model=table.model,
+                source=str(parsed.path),
+            )
+        )
+
+
+def add_mcp_tools(parsed: AgentsFile, registry: Registry, tools: dict[str, list[Tool]]) -> None:
+    """Declare each started server's tools; a name that is already taken (or too long) is a problem."""
+    for server, declared in tools.items():
+        for tool in declared:
+            if not NAME.match(tool.name):
+                parsed.problem(
+                    f"mcp_servers.{server}",
+                    f"MCP server {server!r}: tool name {tool.name!r} must match {NAME.pattern} "
+                    "(model-facing names are <server>__<tool>; shorten the server's name)",
+                )
+            elif tool.name in registry.tools:
+                parsed.problem(
+                    f"mcp_servers.{server}",
+                    f"MCP server {server!r}: tool {tool.name!r} is defined twice (also {registry.tools[tool.name].source})",
+                )
+            else:
+                registry.add_tool(tool)

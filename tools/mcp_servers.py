@@ -1,0 +1,335 @@
+"""MCP servers as registry tools: one long-lived client session per server per worker process.
+
+Each session is owned by a background task, so the `mcp` package's anyio context managers (transport,
+`ClientSession`) are entered and exited in one task. A call that finds the server gone (its process
+crashed, its HTTP endpoint closed) fails retryably and drops the session; the next call opens a new one.
+
+Model-facing names are `<server>__<tool>`: Anthropic and OpenAI accept tool names matching
+`^[a-zA-Z0-9_-]{1,64}$`, so server and tool names must fit that together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+import logging
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import mcp_types
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.errors import ToolInputError
+from tools.registry import CallInfo, Tool, default_retry
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_META_KEY = "idempotency_key"
+"""The key of the call's idempotency key in each `tools/call` request's `_meta`."""
+
+SEPARATOR = "__"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class McpServerConfig(BaseModel):
+    """One `[mcp_servers.NAME]` table: a stdio `command` or a Streamable HTTP `url`, and the tools' policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    command: list[str] | None = Field(default=None, min_length=1)
+    """stdio: the program and its arguments; relative paths and the working directory are the agents file's folder."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """stdio: extra environment of the server process (`${VAR}` from the worker's environment)."""
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    """Streamable HTTP endpoint."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """HTTP: request headers (`${VAR}` from the worker's environment)."""
+    read_tools: list[str] | None = None
+    """fnmatch patterns of read tools; default: the tools the server annotates readOnlyHint."""
+    approval_tools: list[str] | None = None
+    """fnmatch patterns of tools that need approval; default: every tool that is not read."""
+    timeout_seconds: float = Field(default=30, gt=0)
+    """Start-up and listing, and each call."""
+    max_attempts: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either command (stdio) or url (Streamable HTTP)")
+        if self.url is not None and self.env:
+            raise ValueError("env is for stdio servers (command); an HTTP server takes headers")
+        if self.command is not None and self.headers:
+            raise ValueError("headers are for HTTP servers (url); a stdio server takes env")
+        return self
+
+
+class McpServerUnavailable(ConnectionError):
+    """The server went away (process died, connection closed): retryable; the next call reopens the session."""
+
+
+def substitute(value: str, environ: Mapping[str, str], where: str) -> str:
+    """`${VAR}` replaced from `environ`; an unset variable is a ValueError naming it and `where`."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise ValueError(f"{where} uses ${{{name}}}, which is not set in the worker's environment")
+        return environ[name]
+
+    return _VAR.sub(one, value)
+
+
+class McpServer:
+    """One server's session, opened by `start` and reopened by the first call after it broke."""
+
+    def __init__(self, name: str, config: McpServerConfig, folder: Path, environ: Mapping[str, str]) -> None:
+        self.name = name
+        self.config = config
+        self._folder = folder
+        self._environ = environ
+        self._session: ClientSession | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._closing: asyncio.Event | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> list[mcp_types.Tool]:
+        """Open the session and list the tools, within `timeout_seconds`."""
+        async with self._lock:
+            return await self._open()
+
+    async def _open(self) -> list[mcp_types.Tool]:
+        ready: asyncio.Future[list[mcp_types.Tool]] = asyncio.get_running_loop().create_future()
+        ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # a late failure is not "never retrieved"
+        closing = asyncio.Event()
+        owner = asyncio.create_task(self._own(ready, closing), name=f"mcp server {self.name}")
+        try:
+            listed = await asyncio.wait_for(asyncio.shield(ready), self.config.timeout_seconds)
+        except BaseException:
+            closing.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(owner, 5)
+            raise
+        self._owner, self._closing = owner, closing
+        return listed
+
+    async def _own(self, ready: asyncio.Future[list[mcp_types.Tool]], closing: asyncio.Event) -> None:
+        """The background task that holds the transport and session open until `closing` is set."""
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                read, write = await stack.enter_async_context(self._transport(stack))
+                session = await stack.enter_async_context(ClientSession(read, write))
+                await session.initialize()
+                listed = await _list_all(session)
+                self._session = session
+                ready.set_result(listed)
+                await closing.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            elif not isinstance(exc, asyncio.CancelledError):
+                log.warning("MCP server %s: session ended: %s: %s", self.name, type(exc).__name__, exc)
+        finally:
+            self._session = None
+
+    def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
+        if self.config.command is not None:
+            program, *args = self.config.command
+            if "/" in program and not Path(program).is_absolute():
+                program = str(self._folder / program)
+            env = {
+                k: substitute(v, self._environ, f"[mcp_servers.{self.name}] env.{k}")
+                for k, v in self.config.env.items()
+            }
+            return stdio_client(StdioServerParameters(command=program, args=args, env=env, cwd=str(self._folder)))
+        headers = {
+            k: substitute(v, self._environ, f"[mcp_servers.{self.name}] headers.{k}")
+            for k, v in self.config.headers.items()
+        }
+        assert self.config.url is not None  # the config has one transport
+        return streamable_http_client(self.config.url, http_client=create_mcp_http_client(headers=headers))
+
+    async def _current(self) -> ClientSession:
+        """The open session, reopened if the last one broke."""
+        async with self._lock:
+            if self._session is None:
+                await self._shutdown_owner()
+                try:
+                    await self._open()
+                except Exception as exc:
+                    raise McpServerUnavailable(f"MCP server {self.name!r} cannot be reached: {exc}") from exc
+            assert self._session is not None
+            return self._session
+
+    async def call(self, tool: str, arguments: dict[str, Any], idempotency_key: str) -> str:
+        """The tool's text and structured content; an error result is a ToolInputError for the model."""
+        session = await self._current()
+        try:
+            result = await session.call_tool(
+                tool,
+                arguments,
+                read_timeout_seconds=self.config.timeout_seconds,
+                meta=_meta(idempotency_key),
+            )
+        except MCPError as exc:
+            if exc.code == mcp_types.CONNECTION_CLOSED:
+                await self._broken(session)
+                raise McpServerUnavailable(f"MCP server {self.name!r} closed the connection mid-call") from None
+            if exc.code == mcp_types.REQUEST_TIMEOUT:
+                raise TimeoutError(f"MCP server {self.name!r}: {tool} timed out") from None
+            raise ToolInputError(f"MCP server {self.name!r} refused {tool}: {exc.message}") from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+            await self._broken(session)
+            raise McpServerUnavailable(f"MCP server {self.name!r} went away mid-call ({type(exc).__name__})") from None
+        text = render_result(result)
+        if result.is_error:
+            raise ToolInputError(text or f"{tool} failed")
+        return text
+
+    async def _broken(self, session: ClientSession) -> None:
+        async with self._lock:
+            if self._session is session:
+                self._session = None
+                await self._shutdown_owner()
+
+    async def _shutdown_owner(self) -> None:
+        owner, closing = self._owner, self._closing
+        self._owner = self._closing = None
+        if owner is None or closing is None:
+            return
+        closing.set()
+        try:
+            await asyncio.wait_for(owner, 10)
+        except BaseException:
+            log.warning("MCP server %s did not close in time", self.name)
+
+    async def close(self) -> None:
+        """End the session (and a stdio server's process)."""
+        async with self._lock:
+            self._session = None
+            await self._shutdown_owner()
+
+
+def _meta(idempotency_key: str) -> mcp_types.RequestParamsMeta:
+    """The request's `_meta`: an open mapping, so the key rides beside the protocol's reserved keys."""
+    meta: Any = {IDEMPOTENCY_META_KEY: idempotency_key}
+    return cast(mcp_types.RequestParamsMeta, meta)
+
+
+async def _list_all(session: ClientSession) -> list[mcp_types.Tool]:
+    tools: list[mcp_types.Tool] = []
+    cursor: str | None = None
+    while True:
+        params = mcp_types.PaginatedRequestParams(cursor=cursor) if cursor else None
+        page = await session.list_tools(params=params)
+        tools += page.tools
+        cursor = page.next_cursor
+        if not cursor:
+            return tools
+
+
+def render_result(result: mcp_types.CallToolResult) -> str:
+    """Text content, then structured content as JSON unless it only repeats the text."""
+    parts = []
+    for block in result.content:
+        if isinstance(block, mcp_types.TextContent):
+            parts.append(block.text)
+        else:
+            parts.append(f"[{block.type} content: {getattr(block, 'mime_type', None) or getattr(block, 'uri', '')}]")
+    text = "\n".join(parts)
+    structured = result.structured_content
+    if structured is not None and structured != {"result": text}:
+        rendered = json.dumps(structured, sort_keys=True)
+        if rendered != text and json.dumps(_loads(text), sort_keys=True) != rendered:
+            text = f"{text}\n{rendered}" if text else rendered
+    return text
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def registry_tools(server: McpServer, listed: list[mcp_types.Tool]) -> list[Tool]:
+    """The registry's view of a server's tools: `<server>__<tool>`, its input schema, the server table's policy."""
+    config = server.config
+    tools = []
+    for item in listed:
+        annotated_read = bool(item.annotations and item.annotations.read_only_hint)
+        read = _matches(item.name, config.read_tools) if config.read_tools is not None else annotated_read
+        if config.approval_tools is not None:
+            approval = _matches(item.name, config.approval_tools)
+        else:
+            approval = not read
+        tools.append(
+            Tool(
+                name=f"{server.name}{SEPARATOR}{item.name}",
+                description=item.description or item.title or item.name,
+                handler=_handler(server, item.name),
+                effect="read" if read else "write",
+                requires_approval=approval,
+                timeout=timedelta(seconds=config.timeout_seconds),
+                retry=default_retry(config.max_attempts),
+                schema=dict(item.input_schema),
+                source=f"mcp:{server.name}",
+            )
+        )
+    return tools
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _handler(server: McpServer, tool: str) -> Any:
+    async def handler(args: dict[str, Any], deps: Any, call: CallInfo) -> str:
+        return await server.call(tool, args, call.idempotency_key)
+
+    handler.__doc__ = f"Calls {tool} on MCP server {server.name}."
+    return handler
+
+
+class McpManager:
+    """Every MCP server of one worker process: started together at load, closed together at shutdown."""
+
+    def __init__(self, servers: list[McpServer] | None = None) -> None:
+        self.servers = {s.name: s for s in servers or []}
+        self.tools: dict[str, list[Tool]] = {}
+        """Registry tools of each server that started."""
+
+    async def start(self) -> dict[str, str]:
+        """Start every server concurrently; the problems of those that did not start or list tools, by name."""
+        names = list(self.servers)
+        outcomes = await asyncio.gather(*(self.servers[n].start() for n in names), return_exceptions=True)
+        problems: dict[str, str] = {}
+        for name, outcome in zip(names, outcomes):
+            if isinstance(outcome, BaseException):
+                config = self.servers[name].config
+                started = f"command {config.command}" if config.command else f"url {config.url}"
+                problems[name] = f"({started}) " + _describe_failure(outcome, config.timeout_seconds)
+            else:
+                self.tools[name] = registry_tools(self.servers[name], outcome)
+        return problems
+
+    async def close(self) -> None:
+        """Close every session; a stdio server's process ends with its session."""
+        await asyncio.gather(*(s.close() for s in self.servers.values()), return_exceptions=True)
+
+
+def _describe_failure(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"did not start and list its tools within {timeout:g}s (timeout_seconds)"
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"did not start: {type(exc).__name__}: {exc}"
