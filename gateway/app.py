@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from temporalio.client import Client
+from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from config.settings import Settings
@@ -59,7 +59,14 @@ def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlett
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error, RPCError: _temporal_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: _api_error,
+            RPCError: _temporal_error,
+            RPCTimeoutOrCancelledError: _temporal_error,
+        },
+    )
     app.state.client = client
     app.state.settings = settings
     app.state.tokens = tokens

@@ -7,9 +7,12 @@ from typing import Any
 
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import ApplicationError
@@ -39,7 +42,7 @@ async def status_of(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
     try:
         status: dict[str, Any] = await handle.query("status", rpc_timeout=QUERY_TIMEOUT)
         return status
-    except (RPCError, TimeoutError):
+    except (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowQueryRejectedError, TimeoutError):
         return None
 
 
