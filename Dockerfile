@@ -16,17 +16,23 @@ COPY . .
 RUN /opt/venv/bin/pip install --no-deps -c requirements.lock .
 
 # --- run: the venv and the source, as an unprivileged user --------------------------------------
+# The code in /app is root-owned and read-only to the worker: everything it writes (blob store, notes,
+# outbox, caches, HOME) lives under /data, owned by the worker's user (tests/test_container.py runs the
+# worker this way, reading USER, WORKDIR and ENV from this file).
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/data/home \
+    XDG_CACHE_HOME=/data/cache \
+    BLOB_STORE_DIR=/data/blobs \
     NOTES_DB=/data/notes.db \
     NOTIFY_OUTBOX=/data/outbox.jsonl \
     WORKER_HEALTH_HOST=0.0.0.0 \
     WORKER_HEALTH_PORT=8081
 RUN groupadd --system --gid 10001 agent \
-    && useradd --system --uid 10001 --gid agent --home-dir /app --no-create-home agent \
-    && mkdir -p /data && chown agent:agent /data
+    && useradd --system --uid 10001 --gid agent --home-dir /data/home --no-create-home agent \
+    && mkdir -p /data/blobs /data/cache /data/home && chown -R agent:agent /data && chmod 0700 /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY . .

@@ -9,6 +9,7 @@ WORKER_GRACEFUL_SHUTDOWN_SECONDS), then exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from temporalio.worker import Worker
 from config.settings import Settings
 from models.errors import ConfigError
 from models.search_attributes import ALL_KEYS
+from payloads.blobs import blob_store, check_blob_store
 from service.connect import connect, metrics_runtime
 from service.plugin import AgentServicePlugin, worker_client
 from telemetry.health import Health, HealthServer
@@ -53,6 +55,36 @@ def build_worker(client: Client, settings: Settings, registry: Registry | None =
         max_heartbeat_throttle_interval=timedelta(seconds=1),
         identity=settings.identity,
     )
+
+
+MODEL_CALL_ACTIVITIES = ("call_llm", "invoke_agent")
+"""The activities that call a provider: on its own task queue when LLM_RATE_LIMITS names it."""
+
+
+def build_llm_workers(client: Client, settings: Settings, registry: Registry | None = None) -> list[Worker]:
+    """One worker per provider LLM_RATE_LIMITS names, polling that provider's queue for its model calls.
+
+    The server enforces `max_task_queue_activities_per_second` per task queue, across every worker that polls
+    it: ten replicas together send at most the configured rate, not ten times it.
+    """
+    from service.activities import build_activities
+
+    workers = []
+    for provider, rate in settings.llm_rate_limits:
+        activities = [a for a in build_activities(settings, client, registry) if a.__name__ in MODEL_CALL_ACTIVITIES]
+        workers.append(
+            Worker(
+                worker_client(client),
+                task_queue=settings.llm_task_queue(provider),
+                activities=activities,
+                max_task_queue_activities_per_second=rate,
+                max_concurrent_activities=settings.llm_max_concurrent,
+                graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+                max_heartbeat_throttle_interval=timedelta(seconds=1),
+                identity=settings.identity,
+            )
+        )
+    return workers
 
 
 async def ensure_search_attributes(client: Client) -> None:
@@ -92,7 +124,8 @@ async def ensure_search_attributes(client: Client) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Serve /healthz (if configured), connect, register search attributes, and run until SIGTERM/SIGINT."""
+    """Check the blob store, serve /healthz (if configured), connect, register search attributes, run until SIGTERM."""
+    await asyncio.to_thread(check_blob_store, blob_store(settings.blobs, settings.payloads))
     health = Health()
     health_server = await HealthServer(health, settings.health.host, settings.health.port).start()
     try:
@@ -119,13 +152,24 @@ async def _run_worker(settings: Settings, health: Health, loaded: LoadedTools) -
         ) from None
     await ensure_search_attributes(client)
     worker = build_worker(client, settings, loaded.registry)
+    model_workers = build_llm_workers(client, settings, loaded.registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with worker:
-            health.serving(lambda: worker.is_running)
+        async with contextlib.AsyncExitStack() as running:
+            for model_worker in model_workers:
+                await running.enter_async_context(model_worker)
+            await running.enter_async_context(worker)
+            health.serving(lambda: worker.is_running and all(w.is_running for w in model_workers))
+            for provider, rate in settings.llm_rate_limits:
+                log.info(
+                    "model calls to %s on task queue %r, at most %g/s",
+                    provider,
+                    settings.llm_task_queue(provider),
+                    rate,
+                )
             log.info(
                 "worker polling task queue %r on %s (pid %d)",
                 settings.task_queue,

@@ -73,9 +73,18 @@ class SpecStore:
 class AgentSpecActivities:
     """Resolves agents against this worker's registry (built-ins, agents file, tool modules, MCP servers)."""
 
-    def __init__(self, registry: Registry, specs: SpecStore) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        specs: SpecStore,
+        *,
+        llm_task_queues: dict[str, str] | None = None,
+        default_model: str | None = None,
+    ) -> None:
         self._registry = registry
         self._specs = specs
+        self._llm_task_queues = dict(llm_task_queues or {})
+        self._default_model = default_model
 
     @activity.defn(name="resolve_agents")
     async def resolve_agents(self, request: ResolveAgentsRequest) -> PinnedAgents:
@@ -88,7 +97,9 @@ class AgentSpecActivities:
             ) from None
         for spec in pinned.specs.values():
             await self._specs.put(spec)
-        return pinned
+        return pinned.model_copy(
+            update={"llm_task_queues": self._llm_task_queues, "default_model": self._default_model}
+        )
 
 
 class AgentResolver:

@@ -6,6 +6,7 @@ from temporalio import activity
 
 from activities.agent_specs import AgentResolver
 from activities.conversation_store import ConversationStore
+from activities.cooldown import ProviderCooldown
 from activities.heartbeat import heartbeating
 from activities.providers import LlmProvider
 from activities.routing import route
@@ -30,6 +31,7 @@ class LlmActivities:
     ) -> None:
         self._settings = settings
         self._agents = agents
+        self._cooldown = ProviderCooldown()
         self._providers = providers
         self._conversations = conversations
 
@@ -47,15 +49,14 @@ class LlmActivities:
         agent, tools = await self._agents.resolve(request.agent, request.spec)
         conversation = await self._conversations.for_model(request.conversation)
         activity.logger.info("calling %s for agent %s (%d messages)", model, agent.name, len(conversation.messages))
-        response = await heartbeating(
-            provider.complete(
-                model=model,
-                system=agent.instructions,
-                conversation=conversation,
-                tools=tools,
-                max_tokens=request.max_tokens,
-            )
+        call = provider.complete(
+            model=model,
+            system=agent.instructions,
+            conversation=conversation,
+            tools=tools,
+            max_tokens=request.max_tokens,
         )
+        response = await heartbeating(self._cooldown.run(model.split(":", 1)[0], call))
         record_llm_tokens(
             activity_meter(),
             model=model,

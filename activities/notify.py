@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,8 @@ def append_once(path: Path, request: NotificationRequest) -> bool:
     An exclusive lock makes check-and-append atomic across worker processes sharing the file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as f:
+    # Created 0600: notifications carry run outputs.
+    with open(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+", encoding="utf-8") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             f.seek(0)

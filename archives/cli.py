@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        store = blob_store(settings.blobs)
+        store = blob_store(settings.blobs, settings.payloads)  # sealed archives are shown decrypted
         annotator = Annotator(store, settings.archive_s3_annotations)  # type: ignore[arg-type]
         if args.command == "list":
             for row in list_archives(store, annotator, [parse_where(w) for w in args.where]):

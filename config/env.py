@@ -88,6 +88,23 @@ def names(name: str, raw: str, default: Any) -> tuple[str, ...]:
     return tuple(s.strip() for s in raw.split(",") if s.strip())
 
 
+def rates(name: str, raw: str, default: Any) -> tuple[tuple[str, float], ...]:
+    """`provider=rate` pairs, comma-separated (`anthropic=5,openai=2.5`): activities per second, above 0."""
+    pairs: list[tuple[str, float]] = []
+    for item in (s.strip() for s in raw.split(",")):
+        if not item:
+            continue
+        key, sep, number = item.partition("=")
+        try:
+            rate = float(number)
+        except ValueError:
+            rate = -1.0
+        if not sep or not key.strip() or not rate > 0 or rate == float("inf"):
+            raise ConfigError(f"{name} must be provider=rate pairs like 'anthropic=5,openai=2.5', got {item!r}")
+        pairs.append((key.strip(), rate))
+    return tuple(pairs)
+
+
 def var(name: str, default: Any, parse: Parser = text, *, repr: bool = True) -> Any:
     """A settings field read from variable `name` (immutable default); `repr=False` keeps secrets out of logs."""
     return dataclasses.field(default=default, repr=repr, metadata={"env": name, "parse": parse})

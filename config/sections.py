@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.envconfig import ClientConfig
 
-from config.env import csv, http_url, integer, port, read, var
+from config.env import boolean, csv, http_url, integer, port, read, var
 from models.errors import ConfigError
 
 
@@ -38,6 +38,8 @@ class LangfuseSettings:
     public_key: str = var("LANGFUSE_PUBLIC_KEY", "")
     secret_key: str = var("LANGFUSE_SECRET_KEY", "", repr=False)
     base_url: str = var("LANGFUSE_BASE_URL", "https://cloud.langfuse.com")
+    capture_content: bool = var("LANGFUSE_CAPTURE_CONTENT", True, boolean)
+    """False: generations and tool spans carry model, usage, timing and outcome, never prompt or output text."""
 
 
 def read_langfuse(env: Mapping[str, str]) -> LangfuseSettings | None:
@@ -53,7 +55,10 @@ def read_langfuse(env: Mapping[str, str]) -> LangfuseSettings | None:
             f"{missing} is not set but its pair is: set both Langfuse keys, or neither to turn export off"
         )
     return LangfuseSettings(
-        config.public_key, config.secret_key, http_url("LANGFUSE_BASE_URL", config.base_url, None).rstrip("/")
+        config.public_key,
+        config.secret_key,
+        http_url("LANGFUSE_BASE_URL", config.base_url, None).rstrip("/"),
+        config.capture_content,
     )
 
 
@@ -88,6 +93,8 @@ class OpenAISettings:
 
 DEFAULT_CODEC_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
 """The Temporal UI of `temporal server start-dev`."""
+DEFAULT_CODEC_MAX_BODY_BYTES = 6 * 1024 * 1024
+"""A batch of payloads fits Temporal's 4 MB gRPC message; as proto3 JSON (base64 data) it is 4/3 of that, ~5.4 MB."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,12 @@ class CodecServerSettings:
     origins: tuple[str, ...] = var("CODEC_SERVER_CORS_ORIGINS", DEFAULT_CODEC_ORIGINS, csv)
     namespaces: tuple[str, ...] = var("CODEC_SERVER_NAMESPACES", (), csv)
     """Namespaces served; empty: any."""
+    max_body_bytes: int = var("CODEC_SERVER_MAX_BODY_BYTES", DEFAULT_CODEC_MAX_BODY_BYTES, integer(1024))
+    """Largest request body read; bigger ones are refused (413) before a byte of the body is read."""
+    timeout_seconds: int = var("CODEC_SERVER_TIMEOUT_SECONDS", 10, integer(1))
+    """Socket timeout: a client that sends nothing for this long is disconnected."""
+    threads: int = var("CODEC_SERVER_THREADS", 8, integer(1))
+    """Requests served at once; further connections wait in the listen backlog."""
 
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"

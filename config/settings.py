@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.env import boolean, choice, http_url, integer, names, port, read, switch, value, var
+from config.env import boolean, choice, http_url, integer, names, port, rates, read, switch, value, var
 from config.gateway import GatewaySettings, check_gateway
 from config.payloads import PayloadSettings, read_payload_settings
 from config.sections import (
@@ -75,6 +75,11 @@ class Settings:
     tool_output_max_chars: int = var("TOOL_OUTPUT_MAX_CHARS", 8000, integer(100))
     """Characters of one tool output the model is shown; the full output stays in the blob store."""
     log_level: str = var("LOG_LEVEL", "INFO")
+    llm_rate_limits: tuple[tuple[str, float], ...] = var("LLM_RATE_LIMITS", (), rates)
+    """Model calls per second the whole fleet may send, per provider (`anthropic=5,openai=2`): a provider named
+    here gets a task queue of its own (`<TEMPORAL_TASK_QUEUE>-llm-<provider>`) whose rate the server enforces."""
+    llm_max_concurrent: int = var("LLM_MAX_CONCURRENT", 20, integer(1))
+    """Model calls (call_llm, invoke_agent) one worker runs at once on each provider queue."""
     service_name: str = var("OTEL_SERVICE_NAME", "durable-agents")
     """`service.name` of this process's traces (OpenTelemetry's own variable); `service.version` is the package's."""
     agents_file: str | None = var("AGENTS_FILE", None)
@@ -99,6 +104,15 @@ class Settings:
     """The environment these settings were read from: `${VAR}` in the agents file's MCP `headers` and `env`."""
     secrets: tuple[str, ...] = field(default=(), repr=False)
     """Values of the environment's KEY/SECRET/TOKEN/PASSWORD variables, masked in observations."""
+
+    def llm_task_queue(self, provider: str) -> str:
+        """The task queue of one provider's model calls (when LLM_RATE_LIMITS names it)."""
+        return f"{self.task_queue}-llm-{provider}"
+
+    @property
+    def llm_task_queues(self) -> dict[str, str]:
+        """provider -> its task queue, for the providers LLM_RATE_LIMITS names."""
+        return {provider: self.llm_task_queue(provider) for provider, _ in self.llm_rate_limits}
 
     @property
     def metrics_address(self) -> str | None:

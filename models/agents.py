@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.guardrails import GuardrailPolicy
 from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 
 
@@ -47,6 +48,7 @@ class AgentSpec(BaseModel):
     read_only: bool = False
     max_turns: int = Field(10, ge=1)
     max_tool_calls_per_turn: int = Field(DEFAULT_MAX_TOOL_CALLS_PER_TURN, ge=1)
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
     output_schema: dict[str, Any] | None = None
     source: str = "built-in"
 
@@ -81,6 +83,15 @@ class PinnedAgents(BaseModel):
 
     specs: dict[str, AgentSpec] = Field(default_factory=dict)
     digests: dict[str, str] = Field(default_factory=dict)
+    llm_task_queues: dict[str, str] = Field(default_factory=dict)
+    """provider -> the task queue its model calls go to (the worker's LLM_RATE_LIMITS); others: the run's."""
+    default_model: str | None = None
+    """The worker's AGENT_MODEL when the run started: which provider a call without a model goes to."""
+
+    def llm_task_queue(self, model: str | None) -> str | None:
+        """The task queue for a model call on `model` (None: the run's own queue)."""
+        provider = (model or self.default_model or "").split(":", 1)[0]
+        return self.llm_task_queues.get(provider)
 
     def spec(self, name: str) -> AgentSpec:
         """The pinned spec of `name` (KeyError naming the pinned agents otherwise)."""

@@ -87,6 +87,8 @@ class RunStatus(str, Enum):
     APPROVAL_TIMED_OUT = "approval_timed_out"
     BUDGET_EXCEEDED = "budget_exceeded"
     FAILED = "failed"
+    STOPPED = "stopped"
+    """A guardrail or circuit breaker ended the run; the output names the rule, what was done and what was not."""
     CANCELLED = "cancelled"
     """The run was cancelled (Temporal status Canceled); only the `status` query and `AgentStatus` show it."""
 

@@ -3,6 +3,8 @@
 Blobs are content-addressed: the key of some bytes is `sha256:<hex>` of those bytes, so a write is
 idempotent (a retried activity stores nothing new) and a reference read back during replay always
 names the same bytes. Named objects (`put_object`) are for archives that people look up by name.
+With PAYLOAD_ENCRYPTION_KEY set, `blob_store` wraps the backend in a sealing store
+(payloads/sealed.py): every blob and object is AES-GCM ciphertext, addressed by a keyed `hmac:<hex>`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from config.payloads import PayloadSettings
 from config.sections import BlobSettings
-from models.errors import BlobNotFound
+from models.errors import BlobNotFound, ConfigError
 
 DIGEST_PREFIX = "sha256:"
+HMAC_PREFIX = "hmac:"
+"""Keys of sealed blobs: HMAC-SHA256 of the plaintext under a key derived from the encryption key."""
+PROBE_PREFIX = "probes/"
 
 
 class BlobStore(Protocol):
@@ -43,6 +49,15 @@ class BlobStore(Protocol):
         """Names of the named objects starting with `prefix`."""
         ...
 
+    def delete_object(self, name: str) -> None:
+        """Remove a named object (missing is fine)."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages: a directory or `s3://bucket/prefix`."""
+        ...
+
 
 def digest_key(data: bytes) -> str:
     """The content address of `data`."""
@@ -50,10 +65,12 @@ def digest_key(data: bytes) -> str:
 
 
 def _check_key(key: str) -> str:
-    hexpart = key.removeprefix(DIGEST_PREFIX)
-    if not key.startswith(DIGEST_PREFIX) or len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
-        raise ValueError(f"not a blob key (expected 'sha256:' and 64 hex digits): {key[:80]!r}")
-    return hexpart
+    """The file or object name of a key: its hex for `sha256:` keys, `h-<hex>` for sealed `hmac:` keys."""
+    prefix = HMAC_PREFIX if key.startswith(HMAC_PREFIX) else DIGEST_PREFIX
+    hexpart = key.removeprefix(prefix)
+    if not key.startswith(prefix) or len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise ValueError(f"not a blob key (expected 'sha256:' or 'hmac:' and 64 hex digits): {key[:80]!r}")
+    return hexpart if prefix == DIGEST_PREFIX else "h-" + hexpart
 
 
 def _check_name(name: str) -> str:
@@ -69,9 +86,14 @@ class LocalBlobStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
+    @property
+    def location(self) -> str:
+        """The directory, absolute."""
+        return str(self.root.absolute())
+
     def _blob_path(self, key: str) -> Path:
-        hexpart = _check_key(key)
-        return self.root / "blobs" / hexpart[:2] / hexpart[2:]
+        name = _check_key(key)
+        return self.root / "blobs" / name[:2] / name[2:]
 
     def _write_atomically(self, path: Path, data: bytes) -> None:
         # Write-then-rename: a reader never sees half a blob, even if this worker dies mid-write.
@@ -85,9 +107,9 @@ class LocalBlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def put(self, data: bytes) -> str:
-        """Store `data` by content; returns its key."""
-        key = digest_key(data)
+    def put(self, data: bytes, key: str | None = None) -> str:
+        """Store `data` by content (or under `key`, a sealing store's address of its plaintext); returns the key."""
+        key = key or digest_key(data)
         path = self._blob_path(key)
         if not path.exists():
             self._write_atomically(path, data)
@@ -123,6 +145,10 @@ class LocalBlobStore:
         )
         return sorted(n for n in names if n.startswith(prefix))
 
+    def delete_object(self, name: str) -> None:
+        """Remove a named object."""
+        (self.root / "objects" / _check_name(name)).unlink(missing_ok=True)
+
 
 class S3BlobStore:
     """Blobs in an S3-compatible bucket under `prefix` (boto3 reads credentials and AWS_ENDPOINT_URL itself)."""
@@ -136,6 +162,11 @@ class S3BlobStore:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.client = client
 
+    @property
+    def location(self) -> str:
+        """`s3://bucket/prefix`."""
+        return f"s3://{self.bucket}/{self.prefix}"
+
     def _blob_name(self, key: str) -> str:
         return f"{self.prefix}blobs/{_check_key(key)}"
 
@@ -143,9 +174,9 @@ class S3BlobStore:
         code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
         return code in ("404", "NoSuchKey", "NotFound")
 
-    def put(self, data: bytes) -> str:
-        """Store `data` by content; returns its key."""
-        key = digest_key(data)
+    def put(self, data: bytes, key: str | None = None) -> str:
+        """Store `data` by content (or under `key`, a sealing store's address of its plaintext); returns the key."""
+        key = key or digest_key(data)
         self.client.put_object(Bucket=self.bucket, Key=self._blob_name(key), Body=data)
         return key
 
@@ -184,9 +215,39 @@ class S3BlobStore:
             names += [item["Key"][len(self.prefix) :] for item in page.get("Contents", [])]
         return sorted(names)
 
+    def delete_object(self, name: str) -> None:
+        """Remove a named object."""
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + _check_name(name))
 
-def blob_store(settings: BlobSettings) -> BlobStore:
-    """S3 when a bucket is named (`BLOB_STORE_S3_BUCKET`, `BLOB_STORE_S3_PREFIX`); otherwise the directory `BLOB_STORE_DIR`."""
-    if settings.s3_bucket:
-        return S3BlobStore(settings.s3_bucket, settings.s3_prefix)
-    return LocalBlobStore(settings.dir)
+
+def blob_store(settings: BlobSettings, sealing: PayloadSettings) -> BlobStore:
+    """S3 when a bucket is named (`BLOB_STORE_S3_BUCKET`, `BLOB_STORE_S3_PREFIX`); otherwise the directory `BLOB_STORE_DIR`.
+
+    Sealed with the payload keys (`sealing`, PAYLOAD_ENCRYPTION_KEY and retired keys) whenever any are set,
+    so every writer (conversations, tool outputs, claim checks, archives, agent specs) gets encryption at rest.
+    """
+    from payloads.sealed import SealedBlobStore  # sealed.py builds on this module's protocol and keys
+
+    store = S3BlobStore(settings.s3_bucket, settings.s3_prefix) if settings.s3_bucket else LocalBlobStore(settings.dir)
+    return SealedBlobStore(store, sealing.key_id, sealing.keys) if sealing.keys else store
+
+
+def check_blob_store(store: BlobStore) -> None:
+    """Write, read back and delete a probe object; ConfigError naming the store when any step fails.
+
+    A worker that cannot use its store fails every pattern-B step after a paid model call, so it is
+    better not to start at all.
+    """
+    name = f"{PROBE_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+    probe = b"blob store probe " + os.urandom(8).hex().encode()
+    try:
+        store.put_object(name, probe)
+        if store.get_object(name) != probe:
+            raise OSError("the probe object read back differs from what was written")
+        store.delete_object(name)
+    except Exception as exc:
+        raise ConfigError(
+            f"blob store {store.location} is not writable and readable by this process "
+            f"({type(exc).__name__}: {exc}); set BLOB_STORE_DIR to a writable directory or BLOB_STORE_S3_BUCKET "
+            "to a bucket these credentials may read and write"
+        ) from None

@@ -9,6 +9,12 @@ in the same shape; only the last path segment picks the route, and `X-Namespace`
 Every request must carry the token, as `Authorization: Bearer <token>` (CLI: `--codec-auth`) or as the
 first path segment (`http://host:port/<token>/decode`; the UI cannot add headers, so its codec endpoint
 is `http://host:port/<token>`). Preflight requests from the UI's origin get CORS answers without it.
+
+Nothing of a body is read before the caller is authenticated and its `Content-Length` is known and
+within CODEC_SERVER_MAX_BODY_BYTES: 401/403 without a valid token, 411 without a length (or chunked),
+400 for a malformed or negative one, 413 over the limit; each refusal closes the connection unread.
+Sockets time out after CODEC_SERVER_TIMEOUT_SECONDS, and at most CODEC_SERVER_THREADS requests are
+served at once (further connections wait in the listen backlog).
 """
 
 from __future__ import annotations
@@ -18,28 +24,39 @@ import asyncio
 import hmac
 import json
 import logging
+import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from config.sections import DEFAULT_CODEC_ORIGINS
+from config.sections import DEFAULT_CODEC_MAX_BODY_BYTES, DEFAULT_CODEC_ORIGINS
 from config.settings import Settings
 from models.errors import ConfigError
 from payloads.converter import payload_codec
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
-
 log = logging.getLogger("codec_server")
+
+ROUTES = ("encode", "decode")
+
+
+class Refused(Exception):
+    """A request answered with an error status; `close` when its body was left unread."""
+
+    def __init__(self, status: int, message: str, close: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.close = close
 
 
 class CodecServer:
-    """A threaded HTTP server running `codec` for authorised callers; async codec calls run on one event loop."""
+    """An HTTP server running `codec` for authorised callers; async codec calls run on one event loop."""
 
     def __init__(
         self,
@@ -50,6 +67,9 @@ class CodecServer:
         port: int = 0,
         origins: tuple[str, ...] = DEFAULT_CODEC_ORIGINS,
         namespaces: tuple[str, ...] = (),
+        max_body_bytes: int = DEFAULT_CODEC_MAX_BODY_BYTES,
+        timeout_seconds: float = 10.0,
+        threads: int = 8,
     ) -> None:
         if not token:
             raise ConfigError("CODEC_SERVER_TOKEN must be set: the codec server decrypts payloads for whoever calls it")
@@ -57,9 +77,10 @@ class CodecServer:
         self._token = token.encode()
         self.origins = origins
         self.namespaces = namespaces
+        self.max_body_bytes = max_body_bytes
+        self.timeout_seconds = timeout_seconds
         self._loop = asyncio.new_event_loop()
-        self._http = ThreadingHTTPServer((host, port), _handler(self))
-        self._http.daemon_threads = True
+        self._http = _PooledHTTPServer((host, port), CodecRequestHandler, self, threads)
 
     @property
     def url(self) -> str:
@@ -92,6 +113,19 @@ class CodecServer:
             return 401
         return None if any(hmac.compare_digest(t.encode(), self._token) for t in offered) else 403
 
+    def body_length(self, raw: str | None, transfer_encoding: str | None = None) -> int:
+        """The announced body length (`raw`, the Content-Length header), checked before any of the body is read."""
+        if "chunked" in (transfer_encoding or "").lower():
+            raise Refused(411, "chunked bodies are not accepted: send Content-Length")
+        if raw is None:
+            raise Refused(411, "Content-Length is required")
+        if not raw.strip().isdigit():  # also refuses negative lengths, which would read until the socket closes
+            raise Refused(400, f"Content-Length must be a non-negative integer, got {raw[:20]!r}")
+        length = int(raw)
+        if length > self.max_body_bytes:
+            raise Refused(413, f"body of {length} bytes is over the limit of {self.max_body_bytes}")
+        return length
+
     def run(self, route: str, body: bytes) -> bytes:
         """Encode or decode a Payloads JSON body; ValueError for anything malformed."""
         payloads = Payloads()
@@ -106,82 +140,136 @@ class CodecServer:
         return json.dumps(json_format.MessageToDict(payloads)).encode()
 
 
-def _handler(server: CodecServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _PooledHTTPServer(HTTPServer):
+    """One thread per request, at most `threads` at once: the accept loop waits for a free slot."""
 
-        def log_message(self, format: str, *args: Any) -> None:  # the default log line would print the path (token)
-            pass
+    daemon_threads = True
+    request_queue_size = 64
 
-        def _cors(self) -> dict[str, str]:
-            origin = self.headers.get("Origin")
-            if origin and origin in server.origins:
-                return {
-                    "Access-Control-Allow-Origin": origin,
-                    "Access-Control-Allow-Credentials": "true",
-                    "Vary": "Origin",
-                }
-            return {}
+    def __init__(self, address: tuple[str, int], handler: type, app: CodecServer, threads: int) -> None:
+        super().__init__(address, handler)
+        self.app = app
+        self._slots = threading.BoundedSemaphore(threads)
 
-        def _send(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
-            self.send_response(status)
-            for name, value in {**self._cors(), **(headers or {})}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._slots.acquire()
+        threading.Thread(target=self._serve, args=(request, client_address), daemon=True).start()
 
-        def _error(self, status: int, message: str) -> None:
-            self._send(status, json.dumps({"error": message}).encode(), {"Content-Type": "application/json"})
+    def _serve(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
 
-        def _route(self) -> tuple[str | None, str | None]:
-            """(encode|decode or None, the token path segment if any)."""
-            parts = [p for p in self.path.split("?")[0].split("/") if p]
-            route = parts[-1] if parts and parts[-1] in ("encode", "decode") else None
-            return route, parts[0] if len(parts) > 1 else None
 
-        def do_OPTIONS(self) -> None:
-            self._send(
-                204,
-                headers={
-                    "Access-Control-Allow-Methods": "POST, OPTIONS",
-                    "Access-Control-Allow-Headers": "Content-Type, X-Namespace, Authorization",
-                    "Access-Control-Max-Age": "600",
-                },
+class CodecRequestHandler(BaseHTTPRequestHandler):
+    """Temporal's codec protocol over HTTP/1.1; every check happens before the body is read."""
+
+    protocol_version = "HTTP/1.1"
+    server: _PooledHTTPServer
+
+    def setup(self) -> None:
+        self.request.settimeout(self.server.app.timeout_seconds)  # a silent or slow client cannot hold a thread
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:  # the default log line would print the path (token)
+        pass
+
+    def do_OPTIONS(self) -> None:
+        """CORS preflight: answered without the token (browsers never send one there)."""
+        allow = {
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, X-Namespace, Authorization",
+            "Access-Control-Max-Age": "600",
+        }
+        self._send(204, b"", allow)
+
+    def do_GET(self) -> None:
+        """Only POST is served."""
+        self._error(405, "use POST .../encode or POST .../decode")
+
+    def do_POST(self) -> None:
+        """Authenticate, route, bound the body, then run the codec."""
+        app = self.server.app
+        namespace = self.headers.get("X-Namespace") or ""
+        route, path_token = self._route()
+        try:
+            self._admit(route, path_token, namespace)
+            length = app.body_length(self.headers.get("Content-Length"), self.headers.get("Transfer-Encoding"))
+            body = self._read_body(length)
+            assert route is not None
+            out = app.run(route, body)
+        except TimeoutError:  # the socket timeout: nothing more can be said to this client
+            self.close_connection = True
+            log.warning("%s %s: client too slow, disconnected", route or "?", namespace)
+            return None
+        except Refused as refusal:
+            self.close_connection = self.close_connection or refusal.close
+            log.warning("%s %s refused (%d)", route or "?", namespace, refusal.status)
+            return self._error(refusal.status, str(refusal))
+        except ValueError as exc:  # malformed JSON, or a payload this codec cannot decode (missing key, blob)
+            log.warning("%s %s failed: %s", route, namespace, exc)
+            return self._error(400, str(exc))
+        except Exception:  # e.g. the blob store is unreachable: the caller may retry
+            log.exception("%s %s failed", route, namespace)
+            return self._error(500, f"{route} failed; see the codec server's log")
+        log.info("%s %s: %d bytes in, %d out", route, namespace, len(body), len(out))
+        self._send(200, out, {"Content-Type": "application/json"})
+
+    def _read_body(self, length: int) -> bytes:
+        """Exactly `length` bytes within the timeout overall, so a trickling client cannot hold a thread for long."""
+        deadline = time.monotonic() + self.server.app.timeout_seconds
+        chunks, left = [], length
+        while left:
+            if time.monotonic() > deadline:
+                raise Refused(408, "the body did not arrive within the timeout")
+            chunk = self.rfile.read1(min(left, 65536))
+            if not chunk:
+                raise Refused(400, f"the body ended {left} bytes short of its Content-Length")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def _admit(self, route: str | None, path_token: str | None, namespace: str) -> None:
+        """Token first, then the route and namespace: Refused (body unread) for any of them."""
+        denied = self.server.app.authorise(self.headers.get("Authorization"), path_token)
+        if denied is not None:
+            raise Refused(
+                denied, "a valid codec server token is required" if denied == 401 else "wrong codec server token"
             )
+        if route is None:
+            raise Refused(404, "the last path segment must be encode or decode")
+        namespaces = self.server.app.namespaces
+        if namespaces and namespace not in namespaces:
+            raise Refused(403, f"namespace {namespace!r} is not served here")
 
-        def do_POST(self) -> None:
-            route, path_token = self._route()
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self.close_connection = True
-                return self._error(413, f"body over {MAX_BODY_BYTES} bytes")
-            body = self.rfile.read(length)
-            namespace = self.headers.get("X-Namespace") or ""
-            if (denied := server.authorise(self.headers.get("Authorization"), path_token)) is not None:
-                log.warning("%s %s refused (%d)", route or "?", namespace, denied)
-                return self._error(
-                    denied, "a valid codec server token is required" if denied == 401 else "wrong codec server token"
-                )
-            if route is None:
-                return self._error(404, "the last path segment must be encode or decode")
-            if server.namespaces and namespace not in server.namespaces:
-                return self._error(403, f"namespace {namespace!r} is not served here")
-            try:
-                out = server.run(route, body)
-            except ValueError as exc:  # malformed JSON, or a payload this codec cannot decode (missing key, blob)
-                log.warning("%s %s failed: %s", route, namespace, exc)
-                return self._error(400, str(exc))
-            except Exception:  # e.g. the blob store is unreachable: the caller may retry
-                log.exception("%s %s failed", route, namespace)
-                return self._error(500, f"{route} failed; see the codec server's log")
-            log.info("%s %s: %d bytes in, %d out", route, namespace, len(body), len(out))
-            self._send(200, out, {"Content-Type": "application/json"})
+    def _route(self) -> tuple[str | None, str | None]:
+        """(encode|decode or None, the token path segment if any)."""
+        parts = [p for p in self.path.split("?")[0].split("/") if p]
+        route = parts[-1] if parts and parts[-1] in ROUTES else None
+        return route, parts[0] if len(parts) > 1 else None
 
-        def do_GET(self) -> None:
-            self._error(405, "use POST .../encode or POST .../decode")
+    def _cors(self) -> dict[str, str]:
+        origin = self.headers.get("Origin")
+        if origin and origin in self.server.app.origins:
+            return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}
+        return {}
 
-    return Handler
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        for name, value in {**self._cors(), **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str) -> None:
+        self._send(status, json.dumps({"error": message}).encode(), {"Content-Type": "application/json"})
 
 
 def server_from_settings(settings: Settings, host: str | None = None, port: int | None = None) -> CodecServer:
@@ -194,6 +282,9 @@ def server_from_settings(settings: Settings, host: str | None = None, port: int 
         port=config.port if port is None else port,
         origins=config.origins,
         namespaces=config.namespaces,
+        max_body_bytes=config.max_body_bytes,
+        timeout_seconds=config.timeout_seconds,
+        threads=config.threads,
     )
 
 

@@ -11,7 +11,12 @@ from collections.abc import Mapping, Sequence
 
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
 
 from config.payloads import PayloadSettings
 from config.settings import Settings
@@ -44,9 +49,20 @@ class _DecryptOnly(AesGcmCodec):
 
 def payload_codec(settings: Settings) -> CodecChain | None:
     """The codec `settings` configure (PAYLOAD_*), over the blob store they name (BLOB_STORE_*)."""
-    return build_codec(settings.payloads, blob_store(settings.blobs))
+    return build_codec(settings.payloads, blob_store(settings.blobs, settings.payloads))
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic JSON payloads, then the configured codec: what clients, workers and replayers share."""
-    return dataclasses.replace(pydantic_data_converter, payload_codec=payload_codec(settings))
+    """Pydantic JSON payloads, then the configured codec: what clients, workers and replayers share.
+
+    With encryption on, failure messages and stack traces go through the codec too
+    (`encode_common_attributes`): an exception's text often quotes the data it failed on, and history would
+    otherwise keep it in the clear. Without a key they stay plain, so the CLI and UI show them as they are
+    (an encoded failure in history is decoded by any converter, so switching the key on or off is safe).
+    """
+    encrypting = settings.payloads.key_id is not None
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=payload_codec(settings),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes if encrypting else DefaultFailureConverter,
+    )

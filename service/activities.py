@@ -37,10 +37,14 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
     registry = REGISTRY if registry is None else registry
     anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds)
     openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds)
-    context = ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)  # one cache for all
+    context = ConversationStore(
+        blob_store(settings.blobs, settings.payloads), settings.tool_output_max_chars
+    )  # one cache for all
     specs = SpecStore(context.blobs)
     resolver = AgentResolver(registry, specs)
-    pinning = AgentSpecActivities(registry, specs)
+    pinning = AgentSpecActivities(
+        registry, specs, llm_task_queues=settings.llm_task_queues, default_model=settings.default_model
+    )
     llm = LlmActivities(settings, resolver, {"anthropic": anthropic, "openai": openai}, context)
     executor = ToolExecutor(registry, ToolDeps.from_settings(settings))  # one for run_tool and the black boxes
     tools = ToolActivities(executor, context)

@@ -1,7 +1,9 @@
 """Langfuse observations for what happens inside activities: each LLM call a generation, each tool call a span.
 
 They are started inside the activity's own span (the Temporal plugin makes it current), so they land in
-the run's trace. With Langfuse off every helper here is a no-op that costs nothing.
+the run's trace. With Langfuse off every helper here is a no-op that costs nothing. With
+LANGFUSE_CAPTURE_CONTENT=0 they keep names, model, usage, cost, timing and outcome, but no prompt, output,
+tool argument or message text (an error's message may quote the data it failed on).
 """
 
 from __future__ import annotations
@@ -11,7 +13,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from models.llm import LlmResponse
-from telemetry.tracing import langfuse_client
+from telemetry.tracing import content_captured, langfuse_client
+
+WITHHELD = "[content not captured: LANGFUSE_CAPTURE_CONTENT=0]"
+
+
+def _content(value: Any) -> Any:
+    """`value`, or nothing when content must stay out of traces."""
+    return value if content_captured() else None
+
+
+def _message(text: str) -> str:
+    return text[:1000] if content_captured() else WITHHELD
 
 
 class Generation:
@@ -24,7 +37,7 @@ class Generation:
         """Record the reply, token usage and cost."""
         if self._observation is not None:
             self._observation.update(
-                output=output,
+                output=_content(output),
                 usage_details={"input": input_tokens, "output": output_tokens, "total": input_tokens + output_tokens},
                 cost_details={"total": cost_usd},
             )
@@ -45,7 +58,7 @@ class Generation:
     def fail(self, message: str) -> None:
         """Mark the call failed with the provider's message (the exception still propagates)."""
         if self._observation is not None:
-            self._observation.update(level="ERROR", status_message=message[:1000])
+            self._observation.update(level="ERROR", status_message=_message(message))
 
 
 class ToolObservation:
@@ -58,7 +71,8 @@ class ToolObservation:
         """Record what the tool returned; an error result is a warning, the model is told and may go on."""
         if self._observation is not None:
             self._observation.update(
-                output=output, **({"level": "WARNING", "status_message": output[:1000]} if is_error else {})
+                output=_content(output),
+                **({"level": "WARNING", "status_message": _message(output)} if is_error else {}),
             )
 
 
@@ -75,7 +89,7 @@ def generation(
         name=name,
         as_type="generation",
         model=model.split(":", 1)[-1],
-        input=input,
+        input=_content(input),
         model_parameters=model_parameters,
         metadata={"provider": model.split(":", 1)[0]},
     ) as observation:
@@ -96,11 +110,11 @@ def tool_call(*, name: str, arguments: dict[str, Any], idempotency_key: str | No
         return
     metadata = {"idempotency_key": idempotency_key} if idempotency_key else None
     with client.start_as_current_observation(
-        name=f"tool {name}", as_type="tool", input=arguments, metadata=metadata
+        name=f"tool {name}", as_type="tool", input=_content(arguments), metadata=metadata
     ) as observation:
         record = ToolObservation(observation)
         try:
             yield record
         except BaseException as exc:
-            observation.update(level="ERROR", status_message=f"{type(exc).__name__}: {exc}"[:1000])
+            observation.update(level="ERROR", status_message=_message(f"{type(exc).__name__}: {exc}"))
             raise

@@ -30,6 +30,7 @@ _provider: Any = None
 _service_name = "durable-agents"
 _langfuse: Any = None
 _langfuse_ready = False
+_capture_content = True
 _interceptor: OpenTelemetryInterceptor | None = None
 
 
@@ -55,9 +56,44 @@ def service_resource(service_name: str) -> Resource:
     return Resource.create({"service.name": service_name, "service.version": service_version()})
 
 
+CONTENT_ATTRIBUTES = frozenset(
+    {
+        "approval.summary",
+        "langfuse.trace.input",
+        "langfuse.trace.output",
+        "langfuse.observation.input",
+        "langfuse.observation.output",
+    }
+)
+"""Attributes of the product's own spans that quote run content (a proposal's tool arguments, a plan)."""
+
+
+class _ContentFreeTracer(opentelemetry.trace.Tracer):
+    """The product's tracer with LANGFUSE_CAPTURE_CONTENT=0: spans keep their names and outcomes, not content."""
+
+    def __init__(self, inner: opentelemetry.trace.Tracer) -> None:
+        self._inner = inner
+
+    @staticmethod
+    def _strip(kwargs: dict[str, Any]) -> dict[str, Any]:
+        attributes = kwargs.get("attributes")
+        if attributes:
+            kwargs["attributes"] = {k: v for k, v in attributes.items() if k not in CONTENT_ATTRIBUTES}
+        return kwargs
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """As the inner tracer's, without content attributes."""
+        return self._inner.start_span(name, *args, **self._strip(kwargs))
+
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """As the inner tracer's, without content attributes."""
+        return self._inner.start_as_current_span(name, *args, **self._strip(kwargs))
+
+
 def tracer() -> opentelemetry.trace.Tracer:
-    """Tracer for spans this product creates itself."""
-    return opentelemetry.trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider())
+    """Tracer for spans this product creates itself (content attributes left out unless content is captured)."""
+    inner = opentelemetry.trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider())
+    return inner if _capture_content else _ContentFreeTracer(inner)
 
 
 HANDLER_SPAN_PREFIXES = ("HandleQuery:", "HandleSignal:", "ValidateUpdate:", "HandleUpdate:")
@@ -96,11 +132,16 @@ def langfuse_client() -> Any:
     return _langfuse
 
 
+def content_captured() -> bool:
+    """Whether observations may hold prompts, outputs and tool arguments (LANGFUSE_CAPTURE_CONTENT)."""
+    return _capture_content
+
+
 def setup_tracing(
     langfuse: LangfuseSettings | None, secrets: Sequence[str] = (), service_name: str = "durable-agents"
 ) -> None:
     """Create the provider and, when configured, Langfuse on it; idempotent (the first call of a process decides)."""
-    global _langfuse, _langfuse_ready, _service_name
+    global _langfuse, _langfuse_ready, _capture_content, _service_name
     if _provider is None:
         _service_name = service_name
     tracer_provider()
@@ -108,6 +149,7 @@ def setup_tracing(
         return
     _langfuse_ready = True
     if langfuse is not None:
+        _capture_content = langfuse.capture_content
         from langfuse import Langfuse  # only processes that export pay for the import
 
         # The provider must exist first: Langfuse adds its exporting span processor to it.

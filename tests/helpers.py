@@ -50,19 +50,28 @@ async def pending_approvals(handle: WorkflowHandle, count: int = 1, timeout: flo
 class WorkerProcess:
     """`python worker.py` as a real OS process, so tests can SIGKILL it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        command: list[str] | None = None,
+        cwd: Path = ROOT,
+        inherit_env: bool = True,
+    ) -> None:
         self.env = env
         self.log_path = log_path
+        self.command = command or [sys.executable, str(ROOT / "worker.py")]
+        self.cwd = cwd
+        self.inherit_env = inherit_env
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> WorkerProcess:
         """Start and wait until it polls."""
-        env = {**os.environ, **self.env}
+        env = {**os.environ, **self.env} if self.inherit_env else dict(self.env)
         log = open(self.log_path, "ab")
         start_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        self.proc = subprocess.Popen(self.command, cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while "worker polling" not in self.log_path.read_text(errors="replace")[start_offset:]:
             if self.proc.poll() is not None:

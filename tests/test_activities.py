@@ -26,7 +26,7 @@ from tools.notes import NoteStore
 @pytest.fixture
 def conversations(settings) -> ConversationStore:
     """The store the worker shares between call_llm and run_tool."""
-    return ConversationStore(blob_store(settings.blobs), settings.tool_output_max_chars)
+    return ConversationStore(blob_store(settings.blobs, settings.payloads), settings.tool_output_max_chars)
 
 
 async def test_write_note_activity_twice_with_one_key_stores_one_note(settings, conversations):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from config.payloads import PayloadSettings
 from config.settings import Settings
 from models.errors import BlobNotFound
 from payloads.blobs import LocalBlobStore, S3BlobStore, blob_store, digest_key
@@ -39,8 +40,12 @@ def test_named_objects_list_by_prefix_and_refuse_escapes(tmp_path):
 
 def test_backend_chosen_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    assert isinstance(blob_store(Settings.from_env({"BLOB_STORE_DIR": str(tmp_path)}).blobs), LocalBlobStore)
-    s3 = blob_store(Settings.from_env({"BLOB_STORE_S3_BUCKET": "b", "BLOB_STORE_S3_PREFIX": "/runs/"}).blobs)
+    assert isinstance(
+        blob_store(Settings.from_env({"BLOB_STORE_DIR": str(tmp_path)}).blobs, PayloadSettings()), LocalBlobStore
+    )
+    s3 = blob_store(
+        Settings.from_env({"BLOB_STORE_S3_BUCKET": "b", "BLOB_STORE_S3_PREFIX": "/runs/"}).blobs, PayloadSettings()
+    )
     assert isinstance(s3, S3BlobStore) and s3.bucket == "b" and s3.prefix == "runs/"
 
 

@@ -89,7 +89,7 @@ async def test_five_megabyte_tool_output_is_kept_whole_in_the_store_with_offload
         and len(outcome.content) < 1000
         and expected.startswith(outcome.content.split("\n")[0][:100])
     )
-    assert blob_store(settings.blobs).get(outcome.content_ref).decode() == expected
+    assert blob_store(settings.blobs, settings.payloads).get(outcome.content_ref).decode() == expected
 
 
 @pytest.fixture

@@ -26,9 +26,12 @@ CORE = {
     "temporal",
     "temporal-admin-tools",
     "temporal-ui",
+    "blob-store",
+    "blob-store-setup",
     "worker",
     "gateway",
 }
+CODEC = {"codec-server"}
 LANGFUSE = {
     "langfuse-web",
     "langfuse-worker",
@@ -37,7 +40,7 @@ LANGFUSE = {
     "langfuse-redis",
     "langfuse-minio",
 }
-ONE_SHOT = {"temporal-schema", "temporal-admin-tools"}
+ONE_SHOT = {"temporal-schema", "temporal-admin-tools", "blob-store-setup"}
 SECRET_KEY = re.compile(r"PASSWORD|PWD|SECRET|_KEY$|TOKEN|_AUTH$|SALT|DATABASE_URL", re.IGNORECASE)
 REFERENCE = re.compile(r"\$\{[A-Z0-9_]+(?::?[-?][^}]*)?\}")
 
@@ -90,6 +93,80 @@ def test_core_stack_and_langfuse_profile():
         assert full["services"][name]["profiles"] == ["langfuse"]
     for name in CORE:
         assert not full["services"][name].get("profiles")
+    assert set(resolved("codec")["services"]) == CORE | CODEC
+
+
+def readme_settings() -> set[str]:
+    """Every variable the README's configuration table names (`TEMPORAL_TLS*` as the prefix `TEMPORAL_TLS`)."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## Configuration (environment only)", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    return {name.rstrip("*") for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]*\*?)`", row)}
+
+
+def test_every_setting_the_readme_documents_reaches_the_worker(tmp_path):
+    names = readme_settings()
+    assert {
+        "BLOB_STORE_DIR",
+        "PAYLOAD_ENCRYPTION_KEY",
+        "HISTORY_MAX_EVENTS",
+        "ARCHIVE_RUNS",
+        "LANGFUSE_PUBLIC_KEY",
+    } <= names
+    # Passed-through variables (`- NAME`) appear in the parsed file only when set: give each a value.
+    env_file = tmp_path / "all-settings.env"
+    env_file.write_text(ENV_EXAMPLE.read_text() + "".join(f"\n{n}=1" for n in sorted(names)))
+    result = compose("--profile", "codec", "config", "--format", "json", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name in sorted(names):
+        # The codec server's own settings reach the codec server, which runs the same image.
+        service = "codec-server" if name.startswith("CODEC_SERVER_") else "worker"
+        if name in ("GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_TOKENS"):  # the gateway's own, likewise
+            service = "gateway"
+        env = services[service]["environment"]
+        assert any(var == name or (name == "TEMPORAL_TLS" and var.startswith(name)) for var in env), (
+            f"{name} (README) does not reach {service}"
+        )
+
+
+def test_every_replica_and_the_codec_server_share_one_blob_store():
+    services = resolved("codec")["services"]
+    worker, codec, setup = (services[s] for s in ("worker", "codec-server", "blob-store-setup"))
+    for env in (worker["environment"], codec["environment"], services["gateway"]["environment"]):
+        assert env["BLOB_STORE_S3_BUCKET"] == setup["environment"]["BUCKET"] == "agent-blobs"
+        assert env["AWS_ENDPOINT_URL"] == "http://blob-store:9000"
+        assert env["AWS_ACCESS_KEY_ID"] == setup["environment"]["WORKER_ACCESS_KEY_ID"]
+        assert env["BLOB_STORE_DIR"] == "/data/blobs"  # the fallback: the shared volume
+    assert [v["source"] for v in codec["volumes"]] == ["worker-data"]
+    assert [v["source"] for v in worker["volumes"]] == ["worker-data", str(ROOT / "deploy" / "agents")]
+
+    assert setup["entrypoint"] == ["/bin/sh", "/deploy/setup-bucket.sh"]
+    script = (ROOT / "deploy/minio/setup-bucket.sh").read_text()
+    assert "mc mb --ignore-existing" in script and "arn:aws:s3:::$BUCKET/*" in script
+
+
+def test_workers_load_the_mounted_agents_folder():
+    worker = resolved("codec")["services"]["worker"]
+    [agents] = [v for v in worker["volumes"] if v["target"] == "/agents"]
+    assert agents["read_only"] and worker["environment"]["AGENTS_FILE"] == "/agents/agents.toml"
+    assert worker["environment"]["PYTHONPATH"] == "/agents"
+    check = subprocess.run(
+        [sys.executable, "-m", "tools", "check-agents", str(ROOT / "deploy" / "agents" / "agents.toml")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr  # the shipped example is a valid agents file
+
+
+def test_an_empty_bucket_setting_puts_the_blob_store_on_the_shared_volume(tmp_path):
+    env_file = tmp_path / "volume.env"
+    env_file.write_text(ENV_EXAMPLE.read_text() + "\nBLOB_STORE_S3_BUCKET=\n")
+    result = compose("config", "--format", "json", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    env = json.loads(result.stdout)["services"]["worker"]["environment"]
+    assert env["BLOB_STORE_S3_BUCKET"] == "" and env["BLOB_STORE_DIR"] == "/data/blobs"
 
 
 def test_every_long_running_service_has_a_health_check():
@@ -115,6 +192,9 @@ def test_start_order():
     # Workers start once the namespace and search attributes exist, so no first run can stall.
     assert condition("worker", "temporal") == "service_healthy"
     assert condition("worker", "temporal-admin-tools") == "service_completed_successfully"
+    # The shared store first: MinIO healthy, then its bucket and user, then the workers.
+    assert condition("blob-store-setup", "blob-store") == "service_healthy"
+    assert condition("worker", "blob-store-setup") == "service_completed_successfully"
     for app in ("langfuse-web", "langfuse-worker"):
         for store in ("langfuse-postgres", "langfuse-clickhouse", "langfuse-redis", "langfuse-minio"):
             assert condition(app, store) == "service_healthy"

@@ -325,3 +325,34 @@ async def test_runs_that_do_not_complete_still_say_what_they_were_asked_and_how_
 
 async def _closed(client, wid: str) -> bool:
     return (await client.get_workflow_handle(wid).describe()).status.name != "RUNNING"
+
+
+async def test_a_run_that_continues_as_new_keeps_one_trace_with_one_input_and_the_final_output(
+    client, settings, traced_worker, sink, fake_llm
+):
+    from devstack.histories import generations
+    from devstack.long_run import log_reader, long_run_prompt, seed_log
+
+    seed_log(settings.notes_db, 40, 2000)
+    fake_llm.responder = log_reader
+    worker = traced_worker(HISTORY_MAX_EVENTS="100")  # the minimum: a generation every ~8 steps
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow",
+        {
+            "prompt": long_run_prompt(40),
+            "customer_id": "C-long",
+            "budget": {"max_steps": 200, "max_tokens": 10**8, "max_cost_usd": 1000.0},
+        },
+        id=workflow_id("trace-can"),
+        task_queue=settings.task_queue,
+    )
+    result = await handle.result()
+    assert worker.terminate() == 0
+    assert result["status"] == "completed"
+    assert len(await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)) >= 2
+    spans = sink.in_trace(result["trace_id"])
+    assert len(named(spans, "RunWorkflow:")) >= 2  # every generation's spans are in the run's one trace
+    inputs = [s for s in spans if "langfuse.trace.input" in s.attributes]
+    outputs = [s.json_attribute("langfuse.trace.output") for s in spans if "langfuse.trace.output" in s.attributes]
+    assert len(inputs) == 1 and inputs[0].json_attribute("langfuse.trace.input")["customer_id"] == "C-long"
+    assert outputs == [result]  # set once, by the last generation

@@ -26,6 +26,7 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from models.guardrails import GuardrailPolicy
 from models.run import check_model_name
 from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from tools.mcp_servers import SEPARATOR, McpServerConfig
@@ -47,6 +48,8 @@ class AgentTable(BaseModel):
     max_turns: int = Field(default=10, ge=1, le=1000)
     max_tool_calls_per_turn: int = Field(default=DEFAULT_MAX_TOOL_CALLS_PER_TURN, ge=1, le=1000)
     """Tool calls of one model reply that run; the rest go back to the model as errors."""
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
+    """`[agents.NAME.guardrails]`: circuit breakers and screening (models/guardrails.py)."""
     output_schema: str | dict[str, Any] | None = None
     """A JSON Schema file (relative to the agents file) or an inline table."""
 
@@ -255,6 +258,7 @@ def add_agents(parsed: AgentsFile, registry: Registry, started: set[str]) -> Non
                 output_schema=parsed.output_schemas.get(name),
                 max_turns=table.max_turns,
                 max_tool_calls_per_turn=table.max_tool_calls_per_turn,
+                guardrails=table.guardrails,
                 description=table.description,
                 model=table.model,
                 source=str(parsed.path),

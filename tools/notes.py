@@ -7,6 +7,7 @@ activity finds its earlier write instead of adding a second note.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,8 @@ class NoteStore:
         self.path = path
 
     def _connect(self) -> sqlite3.Connection:
+        # Created 0600 before SQLite opens it (its journal files copy the mode): notes are the users' data.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(self.path, timeout=10)
         conn.execute(_SCHEMA)
         return conn

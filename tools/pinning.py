@@ -47,6 +47,7 @@ def agent_spec(registry: Registry, agent: AgentProfile) -> AgentSpec:
         read_only=agent.read_only,
         max_turns=agent.max_turns,
         max_tool_calls_per_turn=agent.max_tool_calls_per_turn,
+        guardrails=agent.guardrails,
         output_schema=agent.output_schema,
         source=agent.source,
     )
@@ -67,6 +68,12 @@ def pin(registry: Registry, refs: Iterable[AgentRef], *, specialists: bool = Fal
         names.append(ref.name)
     if specialists:
         names += [PLANNER, *specialist_names(registry)]
+    for name in list(names):  # screening agents are pinned with the agents they screen for
+        screener = registry.agents[name].guardrails.screening_agent
+        if screener is not None and screener not in names:
+            if screener not in registry.agents:
+                raise InvalidInput(f"agent {name!r}: unknown screening_agent {screener!r}")
+            names.append(screener)
     specs = {name: agent_spec(registry, registry.agents[name]) for name in dict.fromkeys(names)}
     return PinnedAgents(specs=specs, digests={name: spec.digest() for name, spec in specs.items()})
 
@@ -81,6 +88,7 @@ def profile_of(spec: AgentSpec) -> AgentProfile:
         output_schema=spec.output_schema,
         max_turns=spec.max_turns,
         max_tool_calls_per_turn=spec.max_tool_calls_per_turn,
+        guardrails=spec.guardrails,
         description=spec.description,
         model=spec.model,
         source=spec.source,

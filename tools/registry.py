@@ -17,6 +17,7 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 from temporalio.common import RetryPolicy
 
+from models.guardrails import GuardrailPolicy
 from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 
 if TYPE_CHECKING:
@@ -129,6 +130,8 @@ class AgentProfile:
     """The agent's own turn ceiling when it runs whole as one black box."""
     max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN
     """Tool calls of one model reply that run; the rest go back to the model as errors."""
+    guardrails: GuardrailPolicy = field(default_factory=GuardrailPolicy)
+    """Circuit breakers and screening (models/guardrails.py)."""
     description: str = ""
     """One line shown to the hybrid planner (defaults to the instructions' first line)."""
     model: str | None = None

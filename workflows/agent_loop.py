@@ -39,6 +39,7 @@ class AgentLoopWorkflow(AgentWorkflow):
             registry=start.registry,
             agent=agent,
             spec=start.pinned.digests.get(agent.name),
+            llm_task_queue=start.pinned.llm_task_queue(agent.model or request.model),
             model=agent.model or request.model,
             ledger=self._ledger,
             approval_policy=request.approval,

@@ -32,6 +32,10 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
         where = "steps.{}.agent" if request.steps else "agent"
         return [(where.format(i), s.agent) for i, s in enumerate(request.planned_steps())]
 
+    def _screened_inputs(self, request: AgentRunInput) -> list[tuple[str, str]]:
+        assert isinstance(request, BlackBoxInput)
+        return [(s.agent, s.prompt) for s in request.planned_steps()]
+
     def _agent_label(self, request: AgentRunInput) -> str:
         assert isinstance(request, BlackBoxInput)
         return request.agent if not request.steps else ",".join(dict.fromkeys(s.agent for s in request.steps))
@@ -69,6 +73,7 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
             spec=start.pinned.digests.get(step.agent),
             model=spec.model,
             max_turns=spec.max_turns,
+            llm_task_queue=start.pinned.llm_task_queue(spec.model or start.request.model),
         )
 
     def _entering(self, steps: list[BlackBoxStep]) -> Callable[[BlackBoxStep], None]:

@@ -50,6 +50,8 @@ class BlackBoxStep:
     model: str | None = None
     """The agent's own model, when its spec names one (else the run's)."""
     max_turns: int = DEFAULT_MAX_TURNS
+    llm_task_queue: str | None = None
+    """The provider's own task queue (LLM_RATE_LIMITS), or None: the run's."""
 
 
 class BlackBoxSteps:
@@ -94,7 +96,9 @@ class BlackBoxSteps:
             max_output_tokens=self._ledger.branch_allowance(DEFAULT_MAX_OUTPUT_TOKENS, branches),
             label=step.label,
         )
-        result = await calls.invoke_black_box(request, summary=step.summary, where=step.where)
+        result = await calls.invoke_black_box(
+            request, summary=step.summary, where=step.where, task_queue=step.llm_task_queue
+        )
         ending = f" stopped: {result.stopped}" if result.stopped else " answered"
         self._ledger.record_usage(result.usage, f"{step.noun} ({result.turns} turns){ending}")
         if result.stopped:

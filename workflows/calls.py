@@ -143,10 +143,13 @@ def tool_options(timeout: timedelta, retry: RetryPolicy, *, local: bool = False)
     return replace(RUN_TOOL, start_to_close_timeout=timeout, retry_policy=retry, local=local)
 
 
-async def call_llm(request: LlmRequest, *, summary: str, where: str) -> LlmResponse:
-    """One inference; failure after its retries is `LlmCallFailed` naming `where` (e.g. `at step 3`)."""
+async def call_llm(request: LlmRequest, *, summary: str, where: str, task_queue: str | None = None) -> LlmResponse:
+    """One inference; failure after its retries is `LlmCallFailed` naming `where` (e.g. `at step 3`).
+
+    `task_queue`: the provider's own queue when the worker caps the fleet's rate (LLM_RATE_LIMITS).
+    """
     try:
-        return await _execute(CALL_LLM, request, LlmResponse, summary)
+        return await _execute(CALL_LLM, request, LlmResponse, summary, task_queue=task_queue)
     except ActivityError as exc:
         _unless_cancelled(exc)
         raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}") from exc
@@ -163,10 +166,12 @@ async def run_tool(invocation: ToolInvocation, options: ActivityOptions, *, summ
         raise ToolCallFailed(f"tool {invocation.call.name} failed after {attempts} attempts: {_failure(exc)}") from exc
 
 
-async def invoke_black_box(request: InvokeAgentRequest, *, summary: str, where: str) -> InvokeAgentResult:
-    """One whole agent run; failure after its retries is `AgentRunFailed` naming `where`."""
+async def invoke_black_box(
+    request: InvokeAgentRequest, *, summary: str, where: str, task_queue: str | None = None
+) -> InvokeAgentResult:
+    """One whole agent run; failure after its retries is `AgentRunFailed` naming `where` (`task_queue`: as call_llm)."""
     try:
-        return await _execute(INVOKE_BLACK_BOX, request, InvokeAgentResult, summary)
+        return await _execute(INVOKE_BLACK_BOX, request, InvokeAgentResult, summary, task_queue=task_queue)
     except ActivityError as exc:
         _unless_cancelled(exc)
         raise AgentRunFailed(f"agent {request.agent} failed at {where}: {_failure(exc)}") from exc
@@ -225,7 +230,9 @@ async def resolve_agents(request: ResolveAgentsRequest) -> PinnedAgents:
         raise
 
 
-async def _execute(options: ActivityOptions, arg: Any, result_type: type[R], summary: str) -> R:
+async def _execute(
+    options: ActivityOptions, arg: Any, result_type: type[R], summary: str, *, task_queue: str | None = None
+) -> R:
     args = [] if arg is None else [arg]
     result: R
     if options.local:
@@ -247,6 +254,7 @@ async def _execute(options: ActivityOptions, arg: Any, result_type: type[R], sum
         retry_policy=options.retry_policy,
         cancellation_type=options.cancellation_type,
         summary=summary,
+        task_queue=task_queue,
     )
     return result
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from models.agents import PinnedAgents
 from models.conversation import Conversation
+from models.guardrails import BreakerState
 from models.history import HistoryLimits
 from workflows.approvals import ApprovalBook
 from workflows.ledger import RunLedger
@@ -21,6 +22,8 @@ class LoopState(BaseModel):
     """The model's latest text, for the stop summary if a ceiling ends the run."""
     context_tokens: int = 0
     """Input plus output tokens of the latest reply: how big the model's context has grown."""
+    breakers: BreakerState = Field(default_factory=BreakerState)
+    """The circuit breakers' counts, so a continued run trips where one long run would."""
 
 
 class RunCarry(BaseModel):

@@ -34,6 +34,7 @@ FINAL_STATES = {
     RunStatus.REJECTED,
     RunStatus.APPROVAL_TIMED_OUT,
     RunStatus.BUDGET_EXCEEDED,
+    RunStatus.STOPPED,
     RunStatus.FAILED,
     RunStatus.CANCELLED,
 }

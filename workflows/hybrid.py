@@ -152,7 +152,12 @@ class HybridAgentWorkflow(AgentWorkflow):
                 conversation=planning,
                 max_tokens=ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
             )
-            response = await calls.call_llm(request, summary=f"{stage} (call_llm{suffix})", where="while planning")
+            response = await calls.call_llm(
+                request,
+                summary=f"{stage} (call_llm{suffix})",
+                where="while planning",
+                task_queue=self._run.pinned.llm_task_queue(request.model),
+            )
             ledger.record_llm(response)
             planning.add_assistant_turn(response.text or "(empty reply)", [])
             plan, correction = parse_plan(response.text, self._run.registry)
@@ -182,6 +187,9 @@ class HybridAgentWorkflow(AgentWorkflow):
                 spec=self._run.pinned.digests.get(c.agent),
                 model=self._run.pinned.spec(c.agent).model,
                 max_turns=self._run.pinned.spec(c.agent).max_turns,
+                llm_task_queue=self._run.pinned.llm_task_queue(
+                    self._run.pinned.spec(c.agent).model or self._request.model
+                ),
             )
             for c, key in zip(plan.consultations, keys)
         ]
@@ -206,6 +214,7 @@ class HybridAgentWorkflow(AgentWorkflow):
             registry=self._run.registry,
             agent=agent,
             spec=self._run.pinned.digests.get(agent.name),
+            llm_task_queue=self._run.pinned.llm_task_queue(agent.model or self._request.model),
             model=agent.model or self._request.model,
             ledger=self._ledger,
             approval_policy=self._request.approval,

@@ -31,9 +31,14 @@ with workflow.unsafe.imports_passed_through():
     from models.agents import AgentRef, PinnedAgents, ResolveAgentsRequest
     from models.conversation import Conversation
     from models.errors import InvalidInput, RunFailed
+    from models.guardrails import GuardrailPolicy
     from models.history import HistoryLimits
+    from models.llm import LlmRequest
     from models.run import AgentRunInput, AgentRunResult, RunStatus
+    from telemetry.metrics import record_guardrail_rejection
     from tools.catalog import REGISTRY
+    from tools.guardrails import screen_text
+    from tools.output_check import check_output
     from tools.pinning import pin, registry_of
     from tools.registry import Registry
     from workflows.carry import RunCarry
@@ -44,6 +49,15 @@ BOUNDED_HISTORY_PATCH = "bounded-history"
 """Runs recorded before offload and continue-as-new have no marker for this and replay as they ran."""
 ARCHIVE_PATCH = "archive-on-completion"
 """Runs recorded before archives existed replay without the `archive_run` local activity."""
+SCREENING_PATCH = "input-screening"
+"""Runs recorded before input screening went straight to their first model call."""
+SCREENING_MAX_OUTPUT_TOKENS = 256
+SCREENING_VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {"allowed": {"type": "boolean"}, "reason": {"type": "string"}},
+    "required": ["allowed"],
+}
+"""What a screening agent answers (its output_schema should say the same)."""
 PIN_PATCH = "pinned-agents"
 """Runs recorded before pinning existed resolved every agent from the built-in registry, inside the workflow."""
 
@@ -123,7 +137,7 @@ class AgentWorkflow(RunHandlers):
         start: RunStart | None = None
         try:
             start = await self._begin(raw, carry, model)
-            end = await self._execute(start)
+            end = await self._screen(start) or await self._execute(start)
         except RunFailed as exc:
             if self._state != RunStatus.FAILED:  # a bad input already said so in `_accept_input`: upsert once
                 self._set_state(RunStatus.FAILED)
@@ -199,6 +213,56 @@ class AgentWorkflow(RunHandlers):
             raise
         tag_trace(user_id=request.customer_id, session_id=request.session_id or workflow.info().workflow_id)
         return request
+
+    def _screened_inputs(self, request: AgentRunInput) -> list[tuple[str, str]]:
+        """(agent, text) pairs screened before the first model call: the prompt, for the agent that reads it."""
+        return [(request.agent, request.prompt)]
+
+    async def _screen(self, start: RunStart) -> RunEnd | None:
+        """Input screening before any model call or tool: the agent's rules, then its screening agent if any.
+
+        A refused input ends the run `stopped` with the rule; nothing else runs.
+        """
+        if start.resumed is not None or not workflow.patched(SCREENING_PATCH):
+            return None
+        for name, text in self._screened_inputs(start.request):
+            spec = start.pinned.specs.get(name)
+            if spec is None:
+                continue
+            rule = screen_text(text, spec.guardrails)
+            if rule is None and spec.guardrails.screening_agent:
+                rule = await self._screening_verdict(start, spec.guardrails.screening_agent, spec.guardrails, text)
+            if rule is not None:
+                record_guardrail_rejection(workflow.metric_meter(), reason=f"input:{rule.split(':', 1)[0]}")
+                assert self._ledger is not None
+                summary = self._ledger.stop_summary(f"input refused for agent {name} by {rule}", ["the whole request"])
+                return RunEnd(RunStatus.STOPPED, {**summary, "rule": rule.split(":", 1)[0]})
+        return None
+
+    async def _screening_verdict(
+        self, start: RunStart, screener: str, policy: GuardrailPolicy, text: str
+    ) -> str | None:
+        """Ask the screening agent; a refusal (or a reply that is no verdict) is the rule that fired."""
+        assert self._ledger is not None
+        scope = f"The agent's scope: {policy.scope}\n\n" if policy.scope else ""
+        request = LlmRequest(
+            agent=screener,
+            spec=start.pinned.digests.get(screener),
+            model=start.pinned.spec(screener).model or start.request.model,
+            conversation=Conversation.start(f"{scope}Decide whether this input may be handled:\n\n{text}"),
+            max_tokens=self._ledger.output_allowance(SCREENING_MAX_OUTPUT_TOKENS),
+        )
+        response = await calls.call_llm(
+            request,
+            summary=f"screening (call_llm {screener})",
+            where="while screening",
+            task_queue=start.pinned.llm_task_queue(request.model),
+        )
+        self._ledger.record_llm(response)
+        verdict, problems = check_output(response.text, SCREENING_VERDICT_SCHEMA)
+        if problems is not None:
+            return f"screening_agent: {screener} gave no valid verdict ({problems})"
+        return None if verdict["allowed"] else f"screening_agent: {verdict.get('reason') or 'refused'}"
 
     def _agent_refs(self, request: AgentRunInput) -> list[AgentRef]:
         return [AgentRef(where=where, name=name) for where, name in self._agents_named(request)]

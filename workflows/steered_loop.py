@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from models.run import ApprovalPolicy, RunStatus
     from models.tooling import ToolInvocation, refused_tool_call_message
     from telemetry.metrics import record_guardrail_rejection
+    from tools.guardrails import CircuitBreakers, screen_tool_output
     from tools.output_check import CORRECTIONS, check_output, correction
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
     from workflows.carry import LoopState
@@ -26,6 +27,9 @@ with workflow.unsafe.imports_passed_through():
 
 AskApproval = Callable[..., Awaitable[Decision]]
 TOOL_FAN_IN_PATCH = "bounded-tool-fan-in"
+GUARDRAILS_PATCH = "circuit-breakers"
+EMPTY_REPLY_NUDGE = "Your reply was empty. Call a tool, or give your final answer."
+"""Runs recorded before the circuit breakers and tool-output screening ran without them."""
 """Runs recorded before it ran every tool call of a reply, however many; they replay so."""
 
 
@@ -49,6 +53,7 @@ class SteeredLoop:
         model: str | None,
         ledger: RunLedger,
         spec: str | None = None,
+        llm_task_queue: str | None = None,
         approval_policy: ApprovalPolicy,
         ask_approval: AskApproval,
         step_label: str = "",
@@ -58,6 +63,8 @@ class SteeredLoop:
         self._registry = registry
         self._agent = agent
         self._spec = spec
+        self._llm_task_queue = llm_task_queue
+        """The provider's own task queue (LLM_RATE_LIMITS), or None: the run's."""
         """The pinned spec's digest, sent with every call_llm (None for runs recorded before pinning)."""
         self._model = model
         self._output_corrections = 0
@@ -76,6 +83,7 @@ class SteeredLoop:
     async def run(self, state: LoopState) -> LoopOutcome:
         """Alternate `call_llm` and `run_tool` until the model is done, or hand over between steps."""
         conversation = state.conversation
+        guard = CircuitBreakers(self._agent.guardrails, state.breakers) if workflow.patched(GUARDRAILS_PATCH) else None
         while True:
             if reason := self._ledger.exceeded(workflow.now()):
                 return self._stopped(reason, ["the model had not given its final answer"], state.last_text)
@@ -89,6 +97,11 @@ class SteeredLoop:
             state.last_text = response.text or state.last_text
             state.context_tokens = response.usage.input_tokens + response.usage.output_tokens
             conversation.add_assistant_turn(response.text, response.tool_calls, response.stored)
+            if guard is not None and (rule := self._idle(guard, response)):
+                return self._tripped(rule, ["the model had not given its final answer"], state.last_text)
+            if not response.tool_calls and guard is not None and not response.text.strip():
+                conversation.add_user_text(EMPTY_REPLY_NUDGE)  # counted by the no-progress breaker above
+                continue
             if not response.tool_calls:
                 schema = self._agent.output_schema if self._spec is not None else None
                 if schema is None:
@@ -112,10 +125,42 @@ class SteeredLoop:
                     return self._stopped(
                         reason, not_done + ["the model had not given its final answer"], state.last_text
                     )
+                if guard is not None and (rule := guard.call(call.name, call.arguments)):
+                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index:]]
+                    return self._tripped(rule, [*not_done, "the model had not given its final answer"], state.last_text)
                 outcome = await self._run_tool(call)
                 self._ledger.record_tool(call, outcome)
+                if guard is not None:
+                    outcome = self._screened(guard, outcome)
                 outcomes.append(outcome)
+                if guard is not None and (rule := guard.outcome(outcome.is_error)):
+                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index + 1 :]]
+                    return self._tripped(rule, [*not_done, "the model had not given its final answer"], state.last_text)
             conversation.add_tool_results(outcomes + refused)
+
+    def _idle(self, guard: CircuitBreakers, response: LlmResponse) -> str | None:
+        """The no-progress breaker after a reply: no call and no answer, or only calls the checks refuse."""
+        refused = sum(
+            1
+            for c in response.tool_calls
+            if check_tool_call(self._registry, self._agent, c.name, c.arguments).tool is None
+        )
+        calls_asked = [(c.name, c.arguments) for c in response.tool_calls]
+        return guard.reply(text=response.text, calls=calls_asked, refused=refused)
+
+    def _screened(self, guard: CircuitBreakers, outcome: ToolOutcome) -> ToolOutcome:
+        """A tool output that reads like instructions to the model is marked or withheld, as the agent declares."""
+        content, rule = screen_tool_output(outcome.content, guard.policy)
+        if rule is None:
+            return outcome
+        record_guardrail_rejection(workflow.metric_meter(), reason=f"tool_output:{rule}")
+        return outcome.model_copy(update={"content": content})
+
+    def _tripped(self, rule: str, not_done: list[str], last_text: str) -> LoopOutcome:
+        """A circuit breaker stopped the run: status `stopped`, with the rule, what was done and what was not."""
+        record_guardrail_rejection(workflow.metric_meter(), reason=rule.split(":", 1)[0])
+        summary = self._ledger.stop_summary(rule, not_done, last_text)
+        return LoopOutcome(RunStatus.STOPPED, {**summary, "rule": rule.split(":", 1)[0]})
 
     def _fan_in(self, requested: list[ToolCall]) -> tuple[list[ToolCall], list[ToolOutcome]]:
         """The tool calls of one reply that run (at most the agent's limit), and error results for the rest."""
@@ -166,7 +211,10 @@ class SteeredLoop:
         step = self._ledger.steps + 1
         what = "summarise earlier turns" if summarising else self._agent.name
         return await calls.call_llm(
-            request, summary=f"{self._label}step {step}: call_llm ({what})", where=f"at step {step}"
+            request,
+            summary=f"{self._label}step {step}: call_llm ({what})",
+            where=f"at step {step}",
+            task_queue=self._llm_task_queue,
         )
 
     async def _run_tool(self, call: ToolCall) -> ToolOutcome:

@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     import opentelemetry.trace
 
     from models import search_attributes as sa
-    from telemetry.tracing import tracer
+    from telemetry.tracing import content_captured, tracer
 
 TRACE_INPUT = "langfuse.trace.input"
 TRACE_OUTPUT = "langfuse.trace.output"
@@ -28,8 +28,13 @@ def as_attribute(value: Any) -> str:
 
 
 def observation_io(*, input: Any = None, output: Any = None) -> dict[str, str]:
-    """Span attributes Langfuse shows as an observation's Input and Output (JSON), for whichever is given."""
-    attributes = {}
+    """Span attributes Langfuse shows as an observation's Input and Output (JSON), for whichever is given.
+
+    None with LANGFUSE_CAPTURE_CONTENT=0: then spans keep names and outcomes, never content.
+    """
+    attributes: dict[str, str] = {}
+    if not content_captured():
+        return attributes
     if input is not None:
         attributes[OBSERVATION_INPUT] = as_attribute(input)
     if output is not None:
@@ -39,6 +44,8 @@ def observation_io(*, input: Any = None, output: Any = None) -> dict[str, str]:
 
 def set_trace_input(value: Any) -> None:
     """The run's input as its Langfuse trace's input: set once, on the workflow span, by the first generation."""
+    if not content_captured():
+        return
     opentelemetry.trace.get_current_span().set_attribute(TRACE_INPUT, as_attribute(value))
 
 
