@@ -137,3 +137,22 @@ class WebhookSink:
 def gateway_client(base_url: str) -> httpx.AsyncClient:
     """An HTTP client for the gateway (no proxies from the environment)."""
     return httpx.AsyncClient(base_url=base_url, timeout=30, trust_env=False)
+
+
+async def close_runs(*handles: Any) -> None:
+    """Cancel runs a test leaves waiting and wait until they close, so no suspended run is left in a worker's cache
+    (garbage-collecting a cached run's coroutine later, in another test, is noisy and has tripped CPython's parser)."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    from tests.helpers import eventually
+
+    for handle in handles:
+        await handle.cancel()
+
+    async def closed() -> bool:
+        for handle in handles:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                return False
+        return True
+
+    await eventually(closed, 30)

@@ -15,6 +15,7 @@ from tests.gateway_support import (
     LINK_SECRET,
     WebhookSink,
     auth,
+    close_runs,
     gateway_client,
     running_gateway,
     with_gateway,
@@ -116,7 +117,8 @@ async def test_pending_requests_per_approver_across_runs_and_decisions_as_the_to
     empty = await api.post(f"/v1/runs/{nobody.id}/approvals/req-1", json={"approved": True}, headers=auth("bob"))
     assert empty.status_code == 403 and "lists no approvers" in empty.json()["detail"]
 
-    fake_llm.push(Reply(text="saved"), Reply(text="saved too"))
+    # The model answers slowly, so the run is still open for the second decision below.
+    fake_llm.push(Reply(text="saved", delay=3.0), Reply(text="saved too", delay=3.0))
     decided = await api.post(path, json={"approved": True, "comment": "fine"}, headers=auth("bob"))
     assert decided.status_code == 200, decided.text
     assert decided.json()["approver"] == "bob" and decided.json()["approved"] is True
@@ -130,6 +132,7 @@ async def test_pending_requests_per_approver_across_runs_and_decisions_as_the_to
     for handle in (both, anyone):
         assert (await asyncio.wait_for(handle.result(), 20))["status"] == "completed"
     assert (await api.post(path, json={"approved": True}, headers=auth("alice"))).status_code == 409  # run ended
+    await close_runs(only_bob, nobody)
 
 
 async def test_an_expired_request_is_409(api, client, gw_worker, fake_llm):
@@ -144,6 +147,7 @@ async def test_an_expired_request_is_409(api, client, gw_worker, fake_llm):
     await eventually(second_request, 30)
     expired = await api.post(f"/v1/runs/{handle.id}/approvals/req-1", json={"approved": True}, headers=auth("bob"))
     assert expired.status_code == 409 and "expired" in expired.json()["detail"]
+    await close_runs(handle)
 
 
 # --- the approval webhook --------------------------------------------------------------------------
@@ -196,6 +200,7 @@ async def test_the_webhook_is_retried_on_5xx(client, gw_worker, sink, fake_llm):
         return done and 3 in started
 
     await eventually(third_attempt_completed, 20)  # Temporal's retries, visible in the run's history
+    await close_runs(handle)
 
 
 async def test_a_worker_crash_mid_post_never_sends_two_notices(client, settings, worker_processes, fake_llm):
@@ -223,3 +228,4 @@ async def test_a_worker_crash_mid_post_never_sends_two_notices(client, settings,
             if e.activity_task_scheduled_event_attributes.activity_type.name == "notify_approval"
         ]
         assert len(scheduled) == 1  # the run asked once; only the activity's attempt was repeated
+        await close_runs(handle)
