@@ -50,9 +50,12 @@ def build_worker(client: Client, settings: Settings, registry: Registry | None =
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
-        # Heartbeats carry the run's cancellation back to an activity: sent at least every second, a cancel
-        # reaches a tool or model call within about a heartbeat interval (activities/heartbeat.py), not 8 s.
-        max_heartbeat_throttle_interval=timedelta(seconds=1),
+        # Heartbeats carry the run's cancellation back to an activity and prove the worker alive: every beat
+        # (a third of the 2 s heartbeat timeout, activities/heartbeat.py) goes out, so a stall of 1.3 s is tolerated.
+        max_heartbeat_throttle_interval=timedelta(seconds=0.5),
+        # A killed worker's sticky queue holds the run's next task this long before another worker may take it
+        # (the SDK's default is 10 s). A live but saturated worker that misses it costs one replay elsewhere, not a failure.
+        sticky_queue_schedule_to_start_timeout=timedelta(milliseconds=settings.sticky_timeout_ms),
         identity=settings.identity,
     )
 

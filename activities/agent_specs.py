@@ -19,7 +19,7 @@ from models.agents import AgentSpec, PinnedAgents, ResolveAgentsRequest, spec_di
 from models.errors import BlobNotFound, InvalidInput
 from payloads.blobs import BlobStore
 from payloads.lru import Lru
-from tools.pinning import pin, profile_of, tool_of
+from tools.pinning import pin, profile_of, tool_of, transfer_tools
 from tools.registry import AgentProfile, Registry, Tool
 
 _SPEC_CACHE_ENTRIES = 256
@@ -109,8 +109,11 @@ class AgentResolver:
         self._registry = registry
         self._specs = specs
 
-    async def resolve(self, name: str, digest: str | None) -> tuple[AgentProfile, list[Tool]]:
-        """The agent's profile and the tools the model is shown (metadata as pinned)."""
+    async def resolve(
+        self, name: str, digest: str | None, *, handoffs: bool = False
+    ) -> tuple[AgentProfile, list[Tool]]:
+        """The agent's profile and the tools the model is shown (metadata as pinned; with `handoffs`, its
+        `transfer_to_<agent>` tools too)."""
         if digest is None:  # runs recorded before pinning: the built-in agents, as this worker declares them
             try:
                 agent = self._registry.agent(name)
@@ -118,4 +121,5 @@ class AgentResolver:
                 raise config_error(str(exc.args[0])) from None
             return agent, self._registry.tools_of(agent)
         spec = await self._specs.get(digest)
-        return profile_of(spec), [tool_of(t) for t in spec.tools]
+        tools = [tool_of(t) for t in spec.tools]
+        return profile_of(spec), tools + transfer_tools(spec) if handoffs else tools

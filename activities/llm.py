@@ -46,7 +46,7 @@ class LlmActivities:
         )
         if request.task == "summarise":
             return await self._summarise(request, model, provider)
-        agent, tools = await self._agents.resolve(request.agent, request.spec)
+        agent, tools = await self._agents.resolve(request.agent, request.spec, handoffs=True)
         conversation = await self._conversations.for_model(request.conversation)
         activity.logger.info("calling %s for agent %s (%d messages)", model, agent.name, len(conversation.messages))
         call = provider.complete(

@@ -31,7 +31,8 @@ class ToolActivities:
             on_failure="retry",
             agent_name=invocation.agent,
         )
-        outcome = await (running if activity.info().is_local else heartbeating(running))
+        beats = activity.in_activity() and not activity.info().is_local  # a local one has no heartbeat to send
+        outcome = await (heartbeating(running) if beats else running)
         if not invocation.offload or outcome.is_error:
             return outcome
         kept, ref = await self._conversations.offload_output(outcome.content)

@@ -60,6 +60,8 @@ class Settings:
     """Runs kept in memory; waiting runs beyond it cost nothing until their signal (bench/waiting.py)."""
     graceful_shutdown_seconds: int = var("WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, integer(0))
     max_concurrent_workflow_tasks: int = var("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 100, integer(1))
+    sticky_timeout_ms: int = var("WORKER_STICKY_TIMEOUT_MS", 500, integer(100))
+    """How long a run's next workflow task waits for the worker that has it cached before any worker may take it."""
     identity: str | None = var("WORKER_IDENTITY", None)
     """Worker identity shown in event histories; None keeps the SDK's `pid@hostname`."""
     notify_outbox: str = var("NOTIFY_OUTBOX", "outbox.jsonl")

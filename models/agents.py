@@ -35,6 +35,19 @@ class ToolSpec(BaseModel):
     source: str = "python"
 
 
+HandoffContext = Literal["full", "summary", "none"]
+"""What the next agent sees after a handoff: the whole conversation, a summary of it, or only the request."""
+
+
+class HandoffSpec(BaseModel):
+    """An agent the pinned one may hand the conversation to, and how the model is told about it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+
+
 class AgentSpec(BaseModel):
     """One agent as pinned by a run."""
 
@@ -49,6 +62,8 @@ class AgentSpec(BaseModel):
     max_turns: int = Field(10, ge=1)
     max_tool_calls_per_turn: int = Field(DEFAULT_MAX_TOOL_CALLS_PER_TURN, ge=1)
     guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
+    handoffs: list[HandoffSpec] = Field(default_factory=list)
+    handoff_context: HandoffContext = "full"
     output_schema: dict[str, Any] | None = None
     source: str = "built-in"
 

@@ -13,6 +13,8 @@ class StatusView(BaseModel):
 
     state: RunStatus
     agent: str | None = None
+    active_agent: str | None = None
+    """The agent that has the conversation now (after handoffs); None until the run's first agent starts."""
     pattern: str
     stage: str | None = None
     waiting_for: str | None = None

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,3 +120,31 @@ def resolver_for(registry: Any) -> Any:
     from payloads.blobs import LocalBlobStore
 
     return AgentResolver(registry, SpecStore(LocalBlobStore(tempfile.mkdtemp(prefix="specs-"))))
+
+
+def patch_ids(history: WorkflowHistory) -> list[str]:
+    """The `workflow.patched` ids recorded in a run's history, in order."""
+    found = []
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_patch":
+                found.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
+    return found
+
+
+@contextlib.asynccontextmanager
+async def file_agents_worker(client: Any) -> AsyncIterator[Any]:
+    """An in-process worker on the environment's settings with its agents file, tool modules and MCP servers
+    loaded (AGENTS_FILE, TOOL_MODULES); yields the settings. MCP sessions are closed afterwards."""
+    from config.settings import Settings
+    from tools.loader import load_registry
+    from worker import build_worker
+
+    settings = Settings.from_env()
+    loaded = await load_registry(settings)
+    try:
+        async with build_worker(client, settings, loaded.registry):
+            yield settings
+    finally:
+        await loaded.close()

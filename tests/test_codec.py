@@ -35,12 +35,17 @@ def activity_results(history, activity: str) -> list:
         for e in history.events
         if e.HasField("activity_task_scheduled_event_attributes")
     }
-    return [
-        e.activity_task_completed_event_attributes.result
-        for e in history.events
-        if e.HasField("activity_task_completed_event_attributes")
-        and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id] == activity
-    ]
+    results = []
+    for e in history.events:
+        if e.HasField("activity_task_completed_event_attributes"):
+            if scheduled[e.activity_task_completed_event_attributes.scheduled_event_id] == activity:
+                results.append(e.activity_task_completed_event_attributes.result)
+        elif e.HasField("marker_recorded_event_attributes"):  # a local activity (a short read tool): its marker
+            marker = e.marker_recorded_event_attributes
+            local = marker.marker_name == "core_local_activity" and "result" in marker.details
+            if local and json.loads(marker.details["data"].payloads[0].data).get("activity_type") == activity:
+                results.append(marker.details["result"])
+    return results
 
 
 async def run_big_tool(client, settings, fake_llm, *, offload: bool):

@@ -8,10 +8,9 @@ import textwrap
 
 import pytest
 
-from config.settings import Settings
 from devstack.fake_anthropic import Reply
 from tests.conftest import workflow_id
-from tests.helpers import eventually
+from tests.helpers import eventually, file_agents_worker
 from tools.notes import NoteStore
 
 
@@ -113,16 +112,8 @@ async def guarded_worker(client, settings, monkeypatch, tmp_path):
         )
     )
     monkeypatch.setenv("AGENTS_FILE", str(path))
-    from tools.loader import load_registry
-    from worker import build_worker
-
-    worker_settings = Settings.from_env()
-    loaded = await load_registry(worker_settings)
-    try:
-        async with build_worker(client, worker_settings, loaded.registry):
-            yield worker_settings
-    finally:
-        await loaded.close()
+    async with file_agents_worker(client) as worker_settings:
+        yield worker_settings
 
 
 async def test_an_agents_own_input_rule_and_withheld_tool_outputs(client, guarded_worker, fake_llm):

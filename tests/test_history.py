@@ -125,7 +125,7 @@ async def test_worker_killed_mid_long_run_gives_the_clean_runs_result(
     assert crashed["usage"] == clean["usage"]  # the call lost with the worker was re-sent, never counted twice
     assert len(fake_llm.requests) == 2 * per_run + 1
     histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)
-    assert len(histories) >= 3
+    assert len(histories) >= 2  # local read tools: fewer events per step, so fewer generations than before
     assert {carried(h)["trace_id"] for h in histories[1:]} == {crashed["trace_id"]}
 
 

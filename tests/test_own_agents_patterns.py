@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from config.settings import Settings
 from devstack.fake_anthropic import Reply
 from devstack.fake_openai import FakeOpenAI
 from tests.conftest import workflow_id
-from tests.helpers import pending_approvals
+from tests.helpers import file_agents_worker, pending_approvals
 
 AGENTS = Path(__file__).parent / "fixtures" / "agents"
 PLAN = {
@@ -46,16 +45,8 @@ async def file_worker(client, settings, fake_openai, monkeypatch, tmp_path):
     monkeypatch.setenv("CRM_PID_FILE", str(tmp_path / "crm.pid"))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.syspath_prepend(str(AGENTS))
-    from tools.loader import load_registry
-    from worker import build_worker
-
-    worker_settings = Settings.from_env()
-    loaded = await load_registry(worker_settings)
-    try:
-        async with build_worker(client, worker_settings, loaded.registry):
-            yield worker_settings
-    finally:
-        await loaded.close()
+    async with file_agents_worker(client) as worker_settings:
+        yield worker_settings
 
 
 def _items(body: dict) -> list:

@@ -216,7 +216,7 @@ LONG_RUN = "agent_loop_long"
 
 
 async def test_long_run_generations_replay(client, settings, fake_llm, monkeypatch):
-    monkeypatch.setenv("HISTORY_MAX_EVENTS", "400")  # about 30 loop steps per generation
+    monkeypatch.setenv("HISTORY_MAX_EVENTS", "200")  # about 30 loop steps per generation (the search runs locally)
     monkeypatch.setenv("CONTEXT_SUMMARY_TOKENS", "8000")  # a summary every dozen steps
     seed_log(settings.notes_db, 50, 2000)
     fake_llm.responder = log_reader

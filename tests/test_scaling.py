@@ -141,7 +141,9 @@ async def test_three_workers_share_30_runs_and_survive_a_sigkill(client, fake_ll
     assert set(activities) <= set(workers) and set(workflow_tasks) <= set(workers)
     assert len(activities) >= 2, f"activities ran on one worker only: {activities}"
     assert len(set(activities) | set(workflow_tasks)) == WORKERS, (activities, workflow_tasks)
-    assert sum(activities.values()) == 3 * RUNS  # one started attempt recorded per activity
+    # One started attempt recorded per regular activity: two call_llm per run (the calculator runs as a local
+    # activity inside a workflow task, a marker rather than a started event).
+    assert sum(activities.values()) == 2 * RUNS
 
 
 async def _list_runs(client, prefix: str) -> list[str] | None:

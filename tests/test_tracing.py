@@ -267,8 +267,9 @@ async def test_replaying_every_workflow_task_exports_no_duplicate_spans(
         if e.HasField("activity_task_scheduled_event_attributes")
     )
     # history_limits and archive_run are local activities: markers in history rather than scheduled events.
-    for local in ("history_limits", "archive_run", "resolve_agents"):
-        scheduled[local] = sum(
+    # The calculator is a read tool: a local `run_tool` too, beside the scheduled write_note.
+    for local in ("history_limits", "archive_run", "resolve_agents", "run_tool"):
+        scheduled[local] += sum(
             1
             for e in history.events
             if e.marker_recorded_event_attributes.marker_name == "core_local_activity"

@@ -21,7 +21,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -50,6 +50,9 @@ class AgentTable(BaseModel):
     """Tool calls of one model reply that run; the rest go back to the model as errors."""
     guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
     """`[agents.NAME.guardrails]`: circuit breakers and screening (models/guardrails.py)."""
+    handoffs: list[str] = Field(default_factory=list, max_length=50)
+    """Agents (of this file or built in) this one may hand the conversation to."""
+    handoff_context: Literal["full", "summary", "none"] = "full"
     output_schema: str | dict[str, Any] | None = None
     """A JSON Schema file (relative to the agents file) or an inline table."""
 
@@ -259,11 +262,26 @@ def add_agents(parsed: AgentsFile, registry: Registry, started: set[str]) -> Non
                 max_turns=table.max_turns,
                 max_tool_calls_per_turn=table.max_tool_calls_per_turn,
                 guardrails=table.guardrails,
+                handoffs=tuple(table.handoffs),
+                handoff_context=table.handoff_context,
                 description=table.description,
                 model=table.model,
                 source=str(parsed.path),
             )
         )
+
+
+def check_references(parsed: AgentsFile, registry: Registry) -> None:
+    """Handoff targets and screening agents the file's agents name must exist (in the file or built in)."""
+    known = ", ".join(sorted(registry.agents))
+    for name, table in parsed.agents.items():
+        where = f"agents.{name}"
+        for target in table.handoffs:
+            if target not in registry.agents and target not in parsed.agents:
+                parsed.problem(where, f"agent {name!r}: unknown handoff target {target!r} (known: {known})")
+        screener = table.guardrails.screening_agent
+        if screener is not None and screener not in registry.agents and screener not in parsed.agents:
+            parsed.problem(where, f"agent {name!r}: unknown screening_agent {screener!r} (known: {known})")
 
 
 def add_mcp_tools(parsed: AgentsFile, registry: Registry, tools: dict[str, list[Tool]]) -> None:

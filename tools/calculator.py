@@ -69,7 +69,7 @@ def format_number(value: float | int) -> str:
     return f"{value:.10g}" if isinstance(value, float) else str(value)
 
 
-@tool(effect="read")
+@tool(effect="read", timeout_seconds=10)  # fast and in-process: runs as a local activity (workflows/tool_plan.py)
 def calculator(
     expression: Annotated[
         str, Field(min_length=1, max_length=500, description="Arithmetic, e.g. '6000 * 0.2' or '(3 + 4) ** 2'")

@@ -53,7 +53,7 @@ def future_value(monthly: float, years: int, annual_rate: float) -> float:
     return round(monthly * ((1 + rate) ** months - 1) / rate, 2)
 
 
-@tool(effect="read")
+@tool(effect="read", timeout_seconds=10)  # fast and in-process: runs as a local activity (workflows/tool_plan.py)
 def calculate_budget(
     monthly_income: Annotated[float, Field(gt=0, le=1e9, description="Net monthly income")],
 ) -> dict[str, float]:
@@ -61,7 +61,7 @@ def calculate_budget(
     return split_budget(monthly_income)
 
 
-@tool(effect="read")
+@tool(effect="read", timeout_seconds=10)  # fast and in-process: runs as a local activity (workflows/tool_plan.py)
 def project_savings(
     monthly_amount: Annotated[float, Field(gt=0, le=1e9, description="Amount saved each month")],
     years: Annotated[int, Field(ge=1, le=100)],

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from config.settings import Settings
 from models.errors import AgentsFileInvalid
-from tools.agents_file import AgentsFile, add_agents, add_mcp_tools, read_agents_file
+from tools.agents_file import AgentsFile, add_agents, add_mcp_tools, check_references, read_agents_file
 from tools.catalog import build_registry, planner_agent
 from tools.mcp_servers import McpManager, McpServer
 from tools.pinning import PLANNER
@@ -45,6 +45,7 @@ async def load_registry(settings: Settings) -> LoadedTools:
         add_mcp_tools(parsed, registry, loaded.mcp.tools)
         started = {s for s in loaded.mcp.tools}
         add_agents(parsed, registry, started)
+        check_references(parsed, registry)
         problems += parsed.problems
     registry.agents[PLANNER] = planner_agent(registry)  # its list of specialists includes the file's agents
     if problems:

@@ -80,7 +80,7 @@ class NoteStore:
             return [Note(*row) for row in conn.execute("SELECT * FROM notes ORDER BY id").fetchall()]
 
 
-@tool(effect="read")
+@tool(effect="read", timeout_seconds=10)  # fast and in-process: runs as a local activity (workflows/tool_plan.py)
 async def search_notes(
     query: Annotated[
         str, Field(min_length=1, max_length=200, description="Text to look for in note titles and bodies")

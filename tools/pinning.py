@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from models.agents import AgentRef, AgentSpec, PinnedAgents, ToolSpec
+from models.agents import AgentRef, AgentSpec, HandoffSpec, PinnedAgents, ToolSpec
 from models.errors import InvalidInput
 from tools.registry import AgentProfile, Registry, Tool
 
@@ -36,11 +36,37 @@ def tool_spec(tool: Tool) -> ToolSpec:
     )
 
 
+TRANSFER_PREFIX = "transfer_to_"
+"""The tool a model calls to hand the conversation to another agent: `transfer_to_<agent>`."""
+
+
+def describe_agent(agent: AgentProfile) -> str:
+    """An agent's one line: its description, else its instructions' first line."""
+    return agent.description or agent.instructions.strip().split("\n", 1)[0][:200]
+
+
+def transfer_tools(spec: AgentSpec) -> list[Tool]:
+    """The `transfer_to_<agent>` tools a pinned agent is offered, one per handoff target."""
+    return [
+        Tool(
+            name=f"{TRANSFER_PREFIX}{h.name}",
+            description=f"Hand the conversation over to agent {h.name!r}: {h.description}".strip(),
+            schema={
+                "type": "object",
+                "properties": {"reason": {"type": "string", "description": "Why this agent should take over"}},
+            },
+            effect="read",
+            source="handoff",
+        )
+        for h in spec.handoffs
+    ]
+
+
 def agent_spec(registry: Registry, agent: AgentProfile) -> AgentSpec:
     """What a run pins of one agent: its profile and each of its tools."""
     return AgentSpec(
         name=agent.name,
-        description=agent.description or agent.instructions.strip().split("\n", 1)[0][:200],
+        description=describe_agent(agent),
         instructions=agent.instructions,
         model=agent.model,
         tools=[tool_spec(t) for t in registry.tools_of(agent)],
@@ -48,6 +74,8 @@ def agent_spec(registry: Registry, agent: AgentProfile) -> AgentSpec:
         max_turns=agent.max_turns,
         max_tool_calls_per_turn=agent.max_tool_calls_per_turn,
         guardrails=agent.guardrails,
+        handoffs=[HandoffSpec(name=n, description=describe_agent(registry.agents[n])) for n in agent.handoffs],
+        handoff_context=agent.handoff_context,
         output_schema=agent.output_schema,
         source=agent.source,
     )
@@ -68,6 +96,12 @@ def pin(registry: Registry, refs: Iterable[AgentRef], *, specialists: bool = Fal
         names.append(ref.name)
     if specialists:
         names += [PLANNER, *specialist_names(registry)]
+    for name in names:  # handoff targets, and theirs: a run may end with any agent it can reach
+        for target in registry.agents[name].handoffs:
+            if target not in registry.agents:
+                raise InvalidInput(f"agent {name!r}: unknown handoff target {target!r}")
+            if target not in names:
+                names.append(target)
     for name in list(names):  # screening agents are pinned with the agents they screen for
         screener = registry.agents[name].guardrails.screening_agent
         if screener is not None and screener not in names:
@@ -89,6 +123,8 @@ def profile_of(spec: AgentSpec) -> AgentProfile:
         max_turns=spec.max_turns,
         max_tool_calls_per_turn=spec.max_tool_calls_per_turn,
         guardrails=spec.guardrails,
+        handoffs=tuple(h.name for h in spec.handoffs),
+        handoff_context=spec.handoff_context,
         description=spec.description,
         model=spec.model,
         source=spec.source,

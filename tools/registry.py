@@ -132,6 +132,10 @@ class AgentProfile:
     """Tool calls of one model reply that run; the rest go back to the model as errors."""
     guardrails: GuardrailPolicy = field(default_factory=GuardrailPolicy)
     """Circuit breakers and screening (models/guardrails.py)."""
+    handoffs: tuple[str, ...] = ()
+    """Agents this one may hand the conversation to (a `transfer_to_<agent>` tool each)."""
+    handoff_context: Literal["full", "summary", "none"] = "full"
+    """What the agent handed to sees: the whole conversation, a summary of it, or only the request."""
     description: str = ""
     """One line shown to the hybrid planner (defaults to the instructions' first line)."""
     model: str | None = None

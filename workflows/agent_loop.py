@@ -34,13 +34,15 @@ class AgentLoopWorkflow(AgentWorkflow):
     async def _execute(self, start: RunStart) -> RunEnd:
         request = start.request
         assert self._ledger is not None
-        agent = start.registry.agent(request.agent)
+        first = self._active_agent(start, request.agent)
         loop = self.LOOP(
             registry=start.registry,
-            agent=agent,
-            spec=start.pinned.digests.get(agent.name),
-            llm_task_queue=start.pinned.llm_task_queue(agent.model or request.model),
-            model=agent.model or request.model,
+            agent=first.profile,
+            spec=first.spec,
+            llm_task_queue=first.llm_task_queue,
+            model=first.model,
+            agents=lambda name: self._active_agent(start, name),
+            on_handoff=self._handed_off,
             ledger=self._ledger,
             approval_policy=request.approval,
             ask_approval=self._ask_approval,
@@ -48,6 +50,7 @@ class AgentLoopWorkflow(AgentWorkflow):
             may_hand_over=self._may_continue_as_new,
         )
         state = start.resumed.loop if start.resumed else loop.start(request.prompt)
+        self._active = state.active_agent  # after a continue-as-new, the agent handed off to
         outcome = await loop.run(state)
         if outcome.handover is not None:
             carry = RunCarry(

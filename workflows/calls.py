@@ -67,13 +67,21 @@ class ArchiveFailed(AgentServiceError):
     """`archive_run` failed after its attempts; the run still returns its result."""
 
 
+RECOVERY_HEARTBEAT_TIMEOUT = timedelta(seconds=2)
+"""Silence after which a model or tool call's worker counts as dead and the call is retried on another.
+
+With beats every 2/3 s (activities/heartbeat.py) a live worker may stall 1.3 s before a false timeout; a
+SIGKILLed worker's step resumes within about 2 s + the first retry (0.25 s) + the sticky timeout (0.5 s)."""
+
 CALL_LLM = ActivityOptions(
     name="call_llm",
     start_to_close_timeout=timedelta(minutes=3),
-    heartbeat_timeout=timedelta(seconds=10),  # a crashed worker's call is retried within ~10 s, not 3 min
+    heartbeat_timeout=RECOVERY_HEARTBEAT_TIMEOUT,  # a crashed worker's call is retried within ~2 s, not 3 min
+    # A quick first retry (a crashed worker's call resumes at once), then steep backoff: 8 attempts still span
+    # about 2.5 minutes of provider trouble (429s bring their own retry-after as next_retry_delay).
     retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
+        initial_interval=timedelta(milliseconds=250),
+        backoff_coefficient=3.0,
         maximum_interval=timedelta(seconds=60),
         maximum_attempts=8,
     ),
@@ -81,7 +89,7 @@ CALL_LLM = ActivityOptions(
 RUN_TOOL = ActivityOptions(
     name="run_tool",
     start_to_close_timeout=timedelta(seconds=30),
-    heartbeat_timeout=timedelta(seconds=10),  # run_tool heartbeats: a cancellation reaches the handler in ~1 s
+    heartbeat_timeout=RECOVERY_HEARTBEAT_TIMEOUT,  # run_tool heartbeats: a cancellation reaches the handler in ~1 s
     cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,  # a cancelled run writes nothing after
 )
 """Defaults only: each call takes its timeout and retry policy from the tool's declaration (`tool_options`)."""
@@ -159,11 +167,16 @@ async def run_tool(invocation: ToolInvocation, options: ActivityOptions, *, summ
     """One validated tool call; failure after its retries is `ToolCallFailed` with the attempts made."""
     try:
         return await _execute(options, invocation, ToolOutcome, summary)
-    except ActivityError as exc:
-        _unless_cancelled(exc)
+    # A local activity's failure may arrive as its cause itself (a non-retryable ApplicationError, a timeout).
+    except (ActivityError, ApplicationError, TimeoutError) as exc:
+        if isinstance(exc, ActivityError):
+            _unless_cancelled(exc)
+        elif not options.local:
+            raise
         policy = options.retry_policy
         attempts = (policy.maximum_attempts if policy else 0) or "unlimited"
-        raise ToolCallFailed(f"tool {invocation.call.name} failed after {attempts} attempts: {_failure(exc)}") from exc
+        why = _failure(exc) if isinstance(exc, ActivityError) else str(exc)
+        raise ToolCallFailed(f"tool {invocation.call.name} failed after {attempts} attempts: {why}") from exc
 
 
 async def invoke_black_box(

@@ -22,6 +22,10 @@ class LoopState(BaseModel):
     """The model's latest text, for the stop summary if a ceiling ends the run."""
     context_tokens: int = 0
     """Input plus output tokens of the latest reply: how big the model's context has grown."""
+    prompt: str = ""
+    """The request the loop started with (what a handoff with `handoff_context = "none"` passes on)."""
+    active_agent: str | None = None
+    """The agent that has the conversation after handoffs (None: the loop's own)."""
     breakers: BreakerState = Field(default_factory=BreakerState)
     """The circuit breakers' counts, so a continued run trips where one long run would."""
 

@@ -50,6 +50,8 @@ class RunHandlers:
         self._book = ApprovalBook()
         self._ledger: RunLedger | None = None
         self._agent: str | None = None
+        self._active: str | None = None
+        """The agent holding the conversation after a handoff (None: the run's own)."""
         self._stage: str | None = None
         self._waiting_for: str | None = None
         self._ended = False
@@ -124,6 +126,7 @@ class RunHandlers:
         return StatusView(
             state=self._state,
             agent=self._agent,
+            active_agent=self._active or self._agent,
             pattern=self.PATTERN,
             stage=self._stage,
             waiting_for=self._waiting_for,

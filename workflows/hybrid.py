@@ -209,13 +209,15 @@ class HybridAgentWorkflow(AgentWorkflow):
 
     def _loop(self) -> SteeredLoop:
         assert self._ledger is not None
-        agent = self._run.registry.agent(self._request.agent)
+        first = self._active_agent(self._run, self._request.agent)
         return SteeredLoop(
             registry=self._run.registry,
-            agent=agent,
-            spec=self._run.pinned.digests.get(agent.name),
-            llm_task_queue=self._run.pinned.llm_task_queue(agent.model or self._request.model),
-            model=agent.model or self._request.model,
+            agent=first.profile,
+            spec=first.spec,
+            llm_task_queue=first.llm_task_queue,
+            model=first.model,
+            agents=lambda name: self._active_agent(self._run, name),
+            on_handoff=self._handed_off,
             ledger=self._ledger,
             approval_policy=self._request.approval,
             ask_approval=self._ask_approval,

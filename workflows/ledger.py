@@ -93,6 +93,10 @@ class RunLedger(BaseModel):
         self.steps += 1
         self._note(f"step {self.steps}: {note}")
 
+    def note(self, entry: str) -> None:
+        """Record something that happened without spending (a handoff), in the run's record of work."""
+        self._note(entry)
+
     def _note(self, entry: str) -> None:
         self.done.append(entry)
         del self.done[:-MAX_DONE_ENTRIES]

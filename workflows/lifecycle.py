@@ -16,6 +16,7 @@ from temporalio.exceptions import is_cancelled_exception
 
 from workflows import calls
 from workflows.handlers import RunHandlers
+from workflows.steered_loop import ActiveAgent
 from workflows.visibility import (
     current_trace_id,
     publish_search_attributes,
@@ -263,6 +264,17 @@ class AgentWorkflow(RunHandlers):
         if problems is not None:
             return f"screening_agent: {screener} gave no valid verdict ({problems})"
         return None if verdict["allowed"] else f"screening_agent: {verdict.get('reason') or 'refused'}"
+
+    def _active_agent(self, start: RunStart, name: str) -> ActiveAgent:
+        """Agent `name` as the run pinned it, ready for a loop to run as (its start, or after a handoff)."""
+        profile = start.registry.agent(name)
+        model = profile.model or start.request.model
+        return ActiveAgent(profile, start.pinned.digests.get(name), model, start.pinned.llm_task_queue(model))
+
+    def _handed_off(self, source: str, target: str) -> None:
+        """The status query's active agent, and the UI's current details, after a handoff."""
+        self._active = target
+        workflow.set_current_details(f"**handoff**: {source} handed the conversation to {target}")
 
     def _agent_refs(self, request: AgentRunInput) -> list[AgentRef]:
         return [AgentRef(where=where, name=name) for where, name in self._agents_named(request)]

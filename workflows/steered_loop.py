@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from temporalio import workflow
 
-from workflows import calls
+from workflows import calls, tool_plan
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import Decision
@@ -19,8 +21,10 @@ with workflow.unsafe.imports_passed_through():
     from models.run import ApprovalPolicy, RunStatus
     from models.tooling import ToolInvocation, refused_tool_call_message
     from telemetry.metrics import record_guardrail_rejection
+    from telemetry.tracing import tracer
     from tools.guardrails import CircuitBreakers, screen_tool_output
     from tools.output_check import CORRECTIONS, check_output, correction
+    from tools.pinning import TRANSFER_PREFIX
     from tools.registry import AgentProfile, Registry, Tool, check_tool_call
     from workflows.carry import LoopState
     from workflows.ledger import RunLedger, describe_call
@@ -31,6 +35,16 @@ GUARDRAILS_PATCH = "circuit-breakers"
 EMPTY_REPLY_NUDGE = "Your reply was empty. Call a tool, or give your final answer."
 """Runs recorded before the circuit breakers and tool-output screening ran without them."""
 """Runs recorded before it ran every tool call of a reply, however many; they replay so."""
+
+
+@dataclass(frozen=True)
+class ActiveAgent:
+    """An agent a loop can run as: its pinned profile, spec digest, model and the queue of its model calls."""
+
+    profile: AgentProfile
+    spec: str | None
+    model: str | None
+    llm_task_queue: str | None
 
 
 @dataclass
@@ -59,6 +73,8 @@ class SteeredLoop:
         step_label: str = "",
         limits: HistoryLimits | None = None,
         may_hand_over: Callable[[], bool] | None = None,
+        agents: Callable[[str], ActiveAgent] | None = None,
+        on_handoff: Callable[[str, str], None] | None = None,
     ) -> None:
         self._registry = registry
         self._agent = agent
@@ -75,13 +91,18 @@ class SteeredLoop:
         self._limits = limits or HistoryLimits.legacy()
         self._may_hand_over = may_hand_over
         """The workflow's say on continuing as new (no approval pending, no handler running); None: never."""
+        self._agents = agents
+        """The pinned agents a handoff can switch to (None: this loop cannot hand off)."""
+        self._on_handoff = on_handoff
 
     def start(self, prompt: str) -> LoopState:
         """A fresh loop state: the prompt, kept by reference when the run offloads its conversation."""
-        return LoopState(conversation=Conversation.start(prompt, by_reference=self._limits.offload))
+        return LoopState(conversation=Conversation.start(prompt, by_reference=self._limits.offload), prompt=prompt)
 
     async def run(self, state: LoopState) -> LoopOutcome:
         """Alternate `call_llm` and `run_tool` until the model is done, or hand over between steps."""
+        if state.active_agent and state.active_agent != self._agent.name:
+            self._become(state.active_agent)  # a continued run resumes with the agent it had handed off to
         conversation = state.conversation
         guard = CircuitBreakers(self._agent.guardrails, state.breakers) if workflow.patched(GUARDRAILS_PATCH) else None
         while True:
@@ -118,32 +139,117 @@ class SteeredLoop:
                 conversation.add_user_text(correction(problems, schema))
                 continue
             runnable, refused = self._fan_in(response.tool_calls)
-            outcomes: list[ToolOutcome] = []
-            for index, call in enumerate(runnable):
+            ran = await self._run_tools(runnable, state, guard)
+            if isinstance(ran, LoopOutcome):
+                return ran
+            if state.conversation is not conversation:  # handed off with a fresh conversation: the old one is left
+                conversation = state.conversation
+                continue
+            conversation.add_tool_results(ran + refused)
+
+    async def _run_tools(
+        self, runnable: list[ToolCall], state: LoopState, guard: CircuitBreakers | None
+    ) -> list[ToolOutcome] | LoopOutcome:
+        """One reply's calls in the model's order, reads side by side (`tool_plan`); a ceiling or a breaker stops
+        them between calls; a handoff switches the agent for the calls after it."""
+        parallel = len(runnable) > 1 and workflow.patched(tool_plan.PARALLEL_TOOL_CALLS_PATCH)
+        overlap = partial(tool_plan.may_overlap, self._registry, self._agent)
+        groups = tool_plan.batches(runnable, overlap) if parallel else [[call] for call in runnable]
+        outcomes: list[ToolOutcome] = []
+
+        def not_done() -> list[str]:
+            pending = [f"{describe_call(c)} (requested, not run)" for c in runnable[len(outcomes) :]]
+            return [*pending, "the model had not given its final answer"]
+
+        for group in groups:
+            while group:
                 if reason := self._ledger.exceeded(workflow.now()):
-                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index:]]
-                    return self._stopped(
-                        reason, not_done + ["the model had not given its final answer"], state.last_text
-                    )
-                if guard is not None and (rule := guard.call(call.name, call.arguments)):
-                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index:]]
-                    return self._tripped(rule, [*not_done, "the model had not given its final answer"], state.last_text)
-                outcome = await self._run_tool(call)
-                self._ledger.record_tool(call, outcome)
+                    return self._stopped(reason, not_done(), state.last_text)
+                if group[0].name.startswith(TRANSFER_PREFIX) and self._agents is not None:
+                    outcome, conversation = self._hand_off(group.pop(0), state)
+                    outcomes.append(outcome)
+                    if conversation is not state.conversation:
+                        state.conversation = conversation
+                        return outcomes  # the next agent starts afresh: the rest of this reply is not run
+                    continue
+                room = self._ledger.budget.max_steps - self._ledger.steps  # each call is a step: run no more
+                now, group = group[:room], group[room:]
                 if guard is not None:
-                    outcome = self._screened(guard, outcome)
-                outcomes.append(outcome)
-                if guard is not None and (rule := guard.outcome(outcome.is_error)):
-                    not_done = [f"{describe_call(c)} (requested, not run)" for c in runnable[index + 1 :]]
-                    return self._tripped(rule, [*not_done, "the model had not given its final answer"], state.last_text)
-            conversation.add_tool_results(outcomes + refused)
+                    for call in now:
+                        if rule := guard.call(call.name, call.arguments):
+                            return self._tripped(rule, not_done(), state.last_text)
+                tripped: str | None = None
+                for call, outcome in zip(now, await self._run_batch(now), strict=True):  # all ran: all are counted
+                    self._ledger.record_tool(call, outcome)
+                    outcomes.append(self._screened(guard, outcome) if guard is not None else outcome)
+                    if guard is not None and (rule := guard.outcome(outcome.is_error)) and tripped is None:
+                        tripped = rule
+                if tripped is not None:
+                    return self._tripped(tripped, not_done(), state.last_text)
+        return outcomes
+
+    async def _run_batch(self, batch: list[ToolCall]) -> list[ToolOutcome]:
+        """Run `batch` concurrently (at most MAX_CONCURRENT_TOOL_CALLS at once); outcomes in its order."""
+        first = self._ledger.steps + 1
+        if len(batch) == 1:
+            return [await self._run_tool(batch[0], first)]
+        gate = asyncio.Semaphore(tool_plan.MAX_CONCURRENT_TOOL_CALLS)
+
+        async def one(index: int, call: ToolCall) -> ToolOutcome:
+            async with gate:
+                return await self._run_tool(call, first + index)
+
+        return list(await asyncio.gather(*(one(i, call) for i, call in enumerate(batch))))
+
+    def _become(self, name: str) -> None:
+        assert self._agents is not None
+        active = self._agents(name)
+        self._agent, self._spec, self._model = active.profile, active.spec, active.model
+        self._llm_task_queue = active.llm_task_queue
+        self._output_corrections = 0
+
+    def _hand_off(self, call: ToolCall, state: LoopState) -> tuple[ToolOutcome, Conversation]:
+        """Switch the active agent for the rest of the run; the next agent sees what `handoff_context` says.
+
+        Returns the tool result and the conversation the loop goes on with: the same one (`full`), or a fresh
+        one holding the request (`none`) or the request and a summary of the work so far (`summary`).
+        """
+        target = call.name.removeprefix(TRANSFER_PREFIX)
+        source = self._agent
+        if target not in source.handoffs:
+            offered = ", ".join(source.handoffs) or "none"
+            content = f"Error: agent {source.name!r} cannot hand off to {target!r} (it can hand off to: {offered})."
+            return ToolOutcome(tool_call_id=call.id, name=call.name, content=content, is_error=True), state.conversation
+        reason = str(call.arguments.get("reason") or "no reason given")
+        self._become(target)
+        state.active_agent = target
+        self._ledger.note(f"handed off from {source.name} to {target} ({source.handoff_context} context): {reason}")
+        with tracer().start_as_current_span(
+            f"handoff {source.name} -> {target}",
+            attributes={"handoff.from": source.name, "handoff.to": target, "handoff.context": source.handoff_context},
+        ):
+            pass
+        if self._on_handoff is not None:
+            self._on_handoff(source.name, target)
+        outcome = ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Transferred to {target}.")
+        if source.handoff_context == "full":
+            return outcome, state.conversation
+        opening = state.prompt
+        if source.handoff_context == "summary":
+            done = "; ".join(self._ledger.done[-10:]) or "nothing yet"
+            opening = (
+                f"{state.prompt}\n\n(Handed over by agent {source.name}: {reason}. Work so far: {done}. "
+                f"Its last message: {state.last_text or '(none)'})"
+            )
+        return outcome, Conversation.start(opening, by_reference=self._limits.offload)
 
     def _idle(self, guard: CircuitBreakers, response: LlmResponse) -> str | None:
         """The no-progress breaker after a reply: no call and no answer, or only calls the checks refuse."""
         refused = sum(
             1
             for c in response.tool_calls
-            if check_tool_call(self._registry, self._agent, c.name, c.arguments).tool is None
+            if c.name.removeprefix(TRANSFER_PREFIX) not in self._agent.handoffs
+            and check_tool_call(self._registry, self._agent, c.name, c.arguments).tool is None
         )
         calls_asked = [(c.name, c.arguments) for c in response.tool_calls]
         return guard.reply(text=response.text, calls=calls_asked, refused=refused)
@@ -217,7 +323,7 @@ class SteeredLoop:
             task_queue=self._llm_task_queue,
         )
 
-    async def _run_tool(self, call: ToolCall) -> ToolOutcome:
+    async def _run_tool(self, call: ToolCall, step: int) -> ToolOutcome:
         check = check_tool_call(self._registry, self._agent, call.name, call.arguments)
         if check.tool is None:
             record_guardrail_rejection(workflow.metric_meter(), reason=check.reason or "refused")
@@ -237,14 +343,14 @@ class SteeredLoop:
                     else f"rejected by {decision.approver}: {decision.comment or 'no reason given'}"
                 )
                 return ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Not run: {why}", is_error=True)
-        return await self._execute(tool, call)
+        return await self._execute(tool, call, step)
 
     def tool_options(self, tool: Tool) -> calls.ActivityOptions:
-        """How `run_tool` is called for `tool`: its declared timeout and retry policy."""
-        return calls.tool_options(tool.timeout, tool.retry)
+        """How `run_tool` is called for `tool`: its declared timeout and retry policy, locally if it is a short read."""
+        local = tool_plan.runs_locally(tool) and workflow.patched(tool_plan.LOCAL_READ_TOOLS_PATCH)
+        return calls.tool_options(tool.timeout, tool.retry, local=local)
 
-    async def _execute(self, tool: Tool, call: ToolCall) -> ToolOutcome:
-        step = self._ledger.steps + 1
+    async def _execute(self, tool: Tool, call: ToolCall, step: int) -> ToolOutcome:
         invocation = ToolInvocation(
             agent=self._agent.name,
             call=call,
