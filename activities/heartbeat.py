@@ -8,6 +8,9 @@ from typing import TypeVar
 
 from temporalio import activity
 
+from models.budget import spend_in
+from models.run import Usage
+
 T = TypeVar("T")
 
 DEFAULT_HEARTBEAT_SECONDS = 1.0
@@ -37,3 +40,14 @@ async def heartbeating(call: Awaitable[T], beat: Callable[[], None] = activity.h
             beat()
     finally:
         task.cancel()
+
+
+def carried_spend() -> Usage:
+    """The spend earlier attempts of this activity reported in their last heartbeat (nothing on a first attempt).
+
+    Temporal hands an attempt the previous attempt's last heartbeat details: an attempt that paid for model calls
+    and then failed is counted by the next one, which reports the cumulative total.
+    """
+    if not activity.in_activity():
+        return Usage()
+    return spend_in(activity.info().heartbeat_details) or Usage()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.agent_specs import AgentResolver
 from activities.conversation_store import ConversationStore
 from activities.cooldown import ProviderCooldown
-from activities.heartbeat import heartbeating
+from activities.heartbeat import carried_spend, heartbeating
+from activities.progress_publisher import publishing
 from activities.providers import LlmProvider
 from activities.routing import route
 from activities.summarise import SUMMARY_INSTRUCTIONS, split_point, summarised_opening, transcript
@@ -49,18 +51,37 @@ class LlmActivities:
         agent, tools = await self._agents.resolve(request.agent, request.spec, handoffs=True)
         conversation = await self._conversations.for_model(request.conversation)
         activity.logger.info("calling %s for agent %s (%d messages)", model, agent.name, len(conversation.messages))
-        call = provider.complete(
-            model=model,
-            system=agent.instructions,
-            conversation=conversation,
-            tools=tools,
-            max_tokens=request.max_tokens,
-        )
-        response = await heartbeating(self._cooldown.run(model.split(":", 1)[0], call))
+        earlier = carried_spend()  # replies earlier attempts were billed for before they failed
+        try:
+            call = provider.complete(
+                model=model,
+                system=agent.instructions,
+                conversation=conversation,
+                tools=tools,
+                max_tokens=request.max_tokens,
+            )
+            async with publishing(request.progress):
+                response = await heartbeating(
+                    self._cooldown.run(model.split(":", 1)[0], call),
+                    lambda: activity.heartbeat({"usage": earlier.model_dump()}),  # carried on, never reset
+                )
+        except ApplicationError as exc:  # a refused or failed call is not billed; earlier attempts' replies were
+            raise with_spend(exc, earlier) from exc
+        spent = earlier.add(response.usage)
+        activity.heartbeat({"usage": spent.model_dump()})  # should this attempt fail now, the next one counts it
+        if earlier.llm_calls:
+            response.earlier_attempts = earlier
+        try:
+            return await self._keep(request, model, agent.name, response)
+        except Exception as exc:  # the reply was paid for: the failure reports it, the workflow counts it
+            raise with_spend(exc, spent) from exc
+
+    async def _keep(self, request: LlmRequest, model: str, agent: str, response: LlmResponse) -> LlmResponse:
+        """Count the reply's tokens and, for a conversation kept by reference, store it."""
         record_llm_tokens(
             activity_meter(),
             model=model,
-            agent=agent.name,
+            agent=agent,
             input_tokens=response.usage.input_tokens,
             output_tokens=response.usage.output_tokens,
         )
@@ -97,3 +118,18 @@ class LlmActivities:
         return response.model_copy(
             update={"text": response.text[:200], "tool_calls": [], "stored": stored, "summarised": cut}
         )
+
+
+def with_spend(exc: BaseException, spent: Usage) -> ApplicationError:
+    """`exc` as this attempt's failure, its details ending with what all attempts so far were billed."""
+    details = {"usage": spent.model_dump()}
+    if isinstance(exc, ApplicationError):
+        return ApplicationError(
+            exc.message,
+            *exc.details,
+            details,
+            type=exc.type,
+            non_retryable=exc.non_retryable,
+            next_retry_delay=exc.next_retry_delay,
+        )
+    return ApplicationError(str(exc) or type(exc).__name__, details, type=type(exc).__name__)

@@ -1,22 +1,7 @@
-"""Price per million tokens, by model, used to turn token usage into cost.
-
-Unknown models are charged at the dearest known rate so that a cost budget errs on the safe side.
-"""
+"""Token prices for the activities; the table lives in `models/pricing.py` so workflows can budget with it too."""
 
 from __future__ import annotations
 
-# (input USD per 1M tokens, output USD per 1M tokens)
-PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
-    "anthropic:claude-opus-5-5": (5.00, 25.00),
-    "anthropic:claude-sonnet-5-5": (3.00, 15.00),
-    "anthropic:claude-haiku-5-5": (1.00, 5.00),
-    "openai:gpt-5": (1.25, 10.00),
-    "openai:gpt-5-mini": (0.25, 2.00),
-}
-FALLBACK_PER_MTOK = max(PRICES_PER_MTOK.values(), key=lambda p: p[0] + p[1])
+from models.pricing import FALLBACK_PER_MTOK, PRICES_PER_MTOK, cost_usd, prices
 
-
-def cost_usd(model: str, input_tokens: int, output_tokens: int) -> float:
-    """The cost of one call to `model` (`provider:model`)."""
-    per_in, per_out = PRICES_PER_MTOK.get(model, FALLBACK_PER_MTOK)
-    return round((input_tokens * per_in + output_tokens * per_out) / 1_000_000, 8)
+__all__ = ["FALLBACK_PER_MTOK", "PRICES_PER_MTOK", "cost_usd", "prices"]

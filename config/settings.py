@@ -55,6 +55,8 @@ class Settings:
     default_model: str = var("AGENT_MODEL", "anthropic:claude-sonnet-5-5", _model_name)
     notes_db: str = var("NOTES_DB", "notes.db")
     llm_timeout_seconds: int = var("LLM_TIMEOUT_SECONDS", 120, integer(1))
+    llm_streaming: bool = var("LLM_STREAMING", True, boolean)
+    """Stream model replies (and publish their text on the run's progress stream); 0 for proxies that cannot."""
     max_concurrent_activities: int = var("WORKER_MAX_CONCURRENT_ACTIVITIES", 100, integer(1))
     max_cached_workflows: int = var("WORKER_MAX_CACHED_WORKFLOWS", 25, integer(0))
     """Runs kept in memory; waiting runs beyond it cost nothing until their signal (bench/waiting.py)."""

@@ -24,6 +24,8 @@ from config.settings import Settings
 from devstack.dev_server import port_open, start_dev_server, temporal_cli
 from devstack.fake_anthropic import FakeAnthropic
 from devstack.scripted_model import respond
+from progress.reader import follow_events
+from progress.render import Renderer
 from service.connect import connect
 from telemetry.tracing import shutdown_tracing
 
@@ -143,46 +145,53 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
     )
     link = f"{ui}/namespaces/{client.namespace}/workflows/{workflow_id}"
     say(f"\nStarted {workflow_type} {workflow_id}\n  prompt: {prompt}\n  watch it: {link}\n")
-    announced: set[str] = set()
-    latest_request = ""
-    stages: list[str] = []
     enter_pressed = threading.Event()
+    latest = {"request_id": ""}  # what Enter approves: the request announced last
+    renderer = Renderer(workflow_id, sys.stdout)
+
+    async def on_event(event: dict) -> None:
+        """Follow the run's progress stream (no polling): stages, streamed text, tools, approvals."""
+        if event["type"] == "stage":
+            say(f"[{event['stage']}] waiting for {event.get('waiting_for') or '...'}")
+            return
+        if event["type"] != "approval_requested":
+            renderer.show(event)
+            return
+        request_id = event["request_id"]
+        say(f"Waiting for approval ({request_id}): {event['summary']}")
+        pending = [p for p in (await handle.query("status"))["pending_approvals"] if p["request_id"] == request_id]
+        if pending and (pending[0].get("kind") == "plan" or "plan" in pending[0]["proposal"]):
+            say("  proposed plan and specialist findings:\n" + _indent(json.dumps(pending[0]["proposal"], indent=2)))
+        data = json.dumps({"approver": "you", "request_id": request_id})
+        say(f"  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {data}")
+        say(f"  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input '{data}'")
+        say("  (a signal's approver is taken as typed; the gateway's links and API authenticate approvers)")
+        latest["request_id"] = request_id
+        if auto_approve:
+            approve_with_cli(address, workflow_id, "demo", request_id)
+            say("  --auto-approve: approved as 'demo' with the temporal CLI.")
+        else:
+            say("  or press Enter here to approve as 'you'.")
+            threading.Thread(target=lambda: (sys.stdin.readline(), enter_pressed.set()), daemon=True).start()
+
+    async def follow() -> None:
+        async for event in follow_events(client, workflow_id):
+            await on_event(event)
+
+    follower = asyncio.ensure_future(follow())
     result_task = asyncio.ensure_future(handle.result())
-    while not result_task.done():
-        try:
-            status = await handle.query("status")
-        except Exception:  # the run may finish between the check and the query
-            await asyncio.wait({result_task}, timeout=0.2)
-            continue
-        if status.get("stage") and (not stages or stages[-1] != status["stage"]):
-            stages.append(status["stage"])
-            say(f"[{status['stage']}] waiting for {status.get('waiting_for') or '...'}")
-        for pending in status["pending_approvals"]:
-            if pending["request_id"] in announced:
-                continue
-            announced.add(pending["request_id"])
-            say(f"Waiting for approval ({pending['request_id']}): {pending['summary']}")
-            if pending.get("kind") == "plan" or "plan" in pending["proposal"]:
-                say("  proposed plan and specialist findings:\n" + _indent(json.dumps(pending["proposal"], indent=2)))
-            data = json.dumps({"approver": "you", "request_id": pending["request_id"]})
-            say(f"  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {data}")
-            say(
-                f"  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input '{data}'"
-            )
-            say("  (a signal's approver is taken as typed; the gateway's links and API authenticate approvers)")
-            latest_request = pending["request_id"]
-            if auto_approve:
-                approve_with_cli(address, workflow_id, "demo", pending["request_id"])
-                say("  --auto-approve: approved as 'demo' with the temporal CLI.")
-            else:
-                say("  or press Enter here to approve as 'you'.")
-                threading.Thread(target=lambda: (sys.stdin.readline(), enter_pressed.set()), daemon=True).start()
+    while not (result_task.done() and follower.done()):
         if enter_pressed.is_set():
             enter_pressed.clear()
             await handle.signal(
-                "approve", {"approver": "you", "comment": "approved at the demo prompt", "request_id": latest_request}
+                "approve",
+                {"approver": "you", "comment": "approved at the demo prompt", "request_id": latest["request_id"]},
             )
-        await asyncio.wait({result_task}, timeout=0.5)
+        await asyncio.wait({result_task, follower}, timeout=0.5)
+        if result_task.done() and not follower.done():
+            await asyncio.wait({follower}, timeout=10)  # the last events, then on
+            break
+    follower.cancel()
     result = result_task.result()
     say("Result:\n" + json.dumps(result, indent=2))
     if workflow == "hybrid":

@@ -7,11 +7,21 @@ function; it records every request so tests can count what was sent (and paid fo
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.scripted_http import Fault, Reply, Responder, ScriptedServer, Step, estimate_tokens
+from devstack.scripted_http import (
+    Fault,
+    Reply,
+    Responder,
+    ScriptedServer,
+    Step,
+    capped_output,
+    estimate_tokens,
+    text_pieces,
+)
 
 __all__ = ["FakeAnthropic", "Fault", "Recorded", "Reply", "Responder", "Step", "estimate_tokens"]
 
@@ -73,10 +83,19 @@ def check_conversation(body: dict[str, Any]) -> str | None:
 
 
 class FakeAnthropic(ScriptedServer):
-    """The Messages API at `/v1/messages`; use as a context manager or call start()/stop()."""
+    """The Messages API at `/v1/messages` (and token counting at `/v1/messages/count_tokens`, outside the script).
+
+    Use as a context manager or call start()/stop(). A reply's output tokens stop at the request's `max_tokens`
+    (`stop_reason: max_tokens`), as the real API's do.
+    """
 
     name = "fake-anthropic"
     credential_headers = ("x-api-key", "authorization")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counted: list[dict[str, Any]] = []
+        """Bodies of token-counting requests (not in `requests`: nothing is generated or billed for them)."""
 
     @property
     def url(self) -> str:
@@ -89,7 +108,14 @@ class FakeAnthropic(ScriptedServer):
         return sum(estimate_tokens(r.body.get("messages")) for r in self.requests if r.served == "reply")
 
     def route(self, path: str) -> str | None:
-        return "messages" if path == "/v1/messages" else None
+        return {"/v1/messages": "messages", "/v1/messages/count_tokens": "count_tokens"}.get(path)
+
+    def direct_answer(self, api: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """`count_tokens`: the input tokens a `messages` request with this body would be billed (the same figure)."""
+        if api != "count_tokens":
+            return None
+        self.counted.append(body)
+        return {"input_tokens": estimate_tokens(body.get("messages"))}
 
     def authorised(self, headers: Any) -> str | None:
         return None if headers.get("x-api-key") or headers.get("authorization") else "x-api-key header is required"
@@ -108,14 +134,44 @@ class FakeAnthropic(ScriptedServer):
         content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
         for i, (name, args) in enumerate(reply.tool_calls):
             content.append({"type": "tool_use", "id": f"toolu_{n:04d}_{i}", "name": name, "input": args})
-        out_tokens = reply.output_tokens if reply.output_tokens is not None else estimate_tokens(content)
+        out_tokens, cut = capped_output(reply, body, "max_tokens", estimate_tokens(content))
         return {
             "id": f"msg_fake_{n:06d}",
             "type": "message",
             "role": "assistant",
             "model": body.get("model", "unknown"),
             "content": content,
-            "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
+            "stop_reason": "max_tokens" if cut else "tool_use" if reply.tool_calls else "end_turn",
             "stop_sequence": None,
             "usage": {"input_tokens": estimate_tokens(body.get("messages")), "output_tokens": out_tokens},
         }
+
+    def stream_events(self, api: str, body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
+        """The Messages API's SSE: message_start, a start/deltas/stop per content block, message_delta, message_stop."""
+        message = self.reply_body(api, body, reply)
+        content, usage = message["content"], message["usage"]
+        opening = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 0}}
+        events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": opening})]
+        for index, block in enumerate(content):
+            if block["type"] == "text":
+                start = {"type": "text", "text": ""}
+                deltas = [{"type": "text_delta", "text": piece} for piece in text_pieces(block["text"])]
+            else:
+                start = {**block, "input": {}}
+                deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}]
+            events.append(
+                ("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+            )
+            events += [
+                ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas
+            ]
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        closing = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+        events.append(
+            (
+                "message_delta",
+                {"type": "message_delta", "delta": closing, "usage": {"output_tokens": usage["output_tokens"]}},
+            )
+        )
+        events.append(("message_stop", {"type": "message_stop"}))
+        return events

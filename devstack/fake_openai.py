@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.scripted_http import Fault, Reply, ScriptedServer, estimate_tokens
+from devstack.scripted_http import Fault, Reply, ScriptedServer, capped_output, estimate_tokens, text_pieces
 
 __all__ = ["FakeOpenAI", "Fault", "OpenAIRecorded", "Reply"]
 
@@ -80,7 +80,8 @@ class FakeOpenAI(ScriptedServer):
         return OpenAIRecorded(api=api, body=body, headers=headers, at=time.time())
 
     def invalid(self, api: str, body: dict[str, Any]) -> str | None:
-        return "fake server: streaming is not supported" if body.get("stream") else None
+        streaming_chat = api == "chat" and body.get("stream")
+        return "fake server: Chat Completions streaming is not supported" if streaming_chat else None
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         kind = _ERROR_TYPES.get(status, "server_error")
@@ -115,7 +116,7 @@ class FakeOpenAI(ScriptedServer):
                 }
             )
         tokens_in = estimate_tokens(body.get("input"))
-        tokens_out = reply.output_tokens if reply.output_tokens is not None else estimate_tokens(output)
+        tokens_out, _ = capped_output(reply, body, "max_output_tokens", estimate_tokens(output))
         return {
             "id": f"resp_fake_{n:06d}",
             "object": "response",
@@ -146,7 +147,7 @@ class FakeOpenAI(ScriptedServer):
         if calls:
             message["tool_calls"] = calls
         tokens_in = estimate_tokens(body.get("messages"))
-        tokens_out = reply.output_tokens if reply.output_tokens is not None else estimate_tokens(message)
+        tokens_out, _ = capped_output(reply, body, "max_completion_tokens", estimate_tokens(message))
         return {
             "id": f"chatcmpl-fake-{n:06d}",
             "object": "chat.completion",
@@ -161,3 +162,37 @@ class FakeOpenAI(ScriptedServer):
                 "total_tokens": tokens_in + tokens_out,
             },
         }
+
+    def stream_events(self, api: str, body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
+        """The Responses API's stream: created, each output item added/streamed/done, then completed."""
+        response = self.responses_body(body, reply)
+        events: list[tuple[str, dict[str, Any]]] = []
+
+        def emit(kind: str, **fields: Any) -> None:
+            events.append((kind, {"type": kind, "sequence_number": len(events), **fields}))
+
+        emit("response.created", response={**response, "status": "in_progress", "output": [], "usage": None})
+        for index, item in enumerate(response["output"]):
+            if item["type"] == "message":
+                text = item["content"][0]["text"]
+                emit(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "status": "in_progress", "content": []},
+                )
+                part = {"type": "output_text", "text": "", "annotations": []}
+                ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+                emit("response.content_part.added", **ids, part=part)
+                for piece in text_pieces(text):
+                    emit("response.output_text.delta", **ids, delta=piece, logprobs=[])
+                emit("response.output_text.done", **ids, text=text, logprobs=[])
+                emit("response.content_part.done", **ids, part={**part, "text": text})
+            else:
+                opening = {**item, "arguments": "", "status": "in_progress"}
+                emit("response.output_item.added", output_index=index, item=opening)
+                ids = {"item_id": item["id"], "output_index": index}
+                emit("response.function_call_arguments.delta", **ids, delta=item["arguments"])
+                emit("response.function_call_arguments.done", **ids, arguments=item["arguments"], name=item["name"])
+            emit("response.output_item.done", output_index=index, item=item)
+        emit("response.completed", response=response)
+        return events

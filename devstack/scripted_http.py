@@ -23,6 +23,8 @@ class Reply:
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     delay: float = 0.0
     output_tokens: int | None = None
+    chunk_delay: float = 0.0
+    """Seconds between streamed events (a request with `stream: true` gets the reply as SSE, word by word)."""
 
 
 @dataclass
@@ -37,6 +39,16 @@ class Fault:
 
 Step = Reply | Fault
 Responder = Callable[[dict[str, Any]], Reply]
+
+
+def capped_output(reply: Reply, body: dict[str, Any], key: str, estimate: int) -> tuple[int, bool]:
+    """Output tokens billed for `reply`: its own figure (else `estimate`) cut at the request's limit, as a real
+    provider stops at it; and whether the limit cut it."""
+    tokens = reply.output_tokens if reply.output_tokens is not None else estimate
+    limit = body.get(key)
+    if isinstance(limit, int) and 0 < limit < tokens:
+        return limit, True
+    return tokens, False
 
 
 def estimate_tokens(payload: Any) -> int:
@@ -81,8 +93,16 @@ class ScriptedServer:
         """The provider's success payload for `reply`."""
         raise NotImplementedError
 
+    def direct_answer(self, api: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The payload of a request answered outside the script and the recorder (e.g. token counting), or None."""
+        return None
+
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         """The provider's error payload."""
+        raise NotImplementedError
+
+    def stream_events(self, api: str, body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
+        """The provider's streamed reply as (event name, data) pairs, for a request with `stream: true`."""
         raise NotImplementedError
 
     # -- lifecycle and script ------------------------------------------------------------------
@@ -157,6 +177,26 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away (e.g. its worker was killed mid-call)
 
+            def _send_events(self, events: list[tuple[str, dict[str, Any]]], pause: float) -> None:
+                """Server-sent events, one chunk each (chunked encoding), `pause` seconds apart."""
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("cache-control", "no-cache")
+                    self.send_header("transfer-encoding", "chunked")
+                    self.send_header("request-id", f"req_fake_{len(fake.requests)}")
+                    self.end_headers()
+                    for name, data in events:
+                        chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                        if pause:
+                            time.sleep(pause)
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (e.g. its worker was killed mid-stream)
+
             def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
                 self._send(status, fake.error_body(status, message), headers)
 
@@ -171,6 +211,8 @@ class ScriptedServer:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
                     return self._error(400, "request body is not JSON")
+                if (direct := fake.direct_answer(api, body)) is not None:
+                    return self._send(200, direct)
                 headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in fake.credential_headers}
                 record = fake.record(api, body, headers)
                 with fake._lock:
@@ -188,6 +230,16 @@ class ScriptedServer:
                     extra = {"retry-after": f"{step.retry_after:g}"} if step.retry_after is not None else {}
                     return self._error(step.status, step.message, extra)
                 record.served = "reply"
+                if body.get("stream"):
+                    return self._send_events(fake.stream_events(api, body, step), step.chunk_delay)
                 self._send(200, fake.reply_body(api, body, step))
 
         return Handler
+
+
+def text_pieces(text: str) -> list[str]:
+    """How a fake streams text: word by word, each piece keeping its leading space."""
+    pieces: list[str] = []
+    for i, word in enumerate(text.split(" ")):
+        pieces.append(word if i == 0 else " " + word)
+    return [p for p in pieces if p]

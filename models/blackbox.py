@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from models.budget import Allowance
 from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
 from models.run import AgentRunInput, Strict, Usage
 
@@ -46,6 +47,10 @@ class InvokeAgentRequest(BaseModel):
     max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
     label: str = ""
     """Where this run sits in the workflow (e.g. `step 2`); part of tool idempotency keys."""
+    allowance: Allowance | None = None
+    """The branch's share of what the run has left, enforced before every model call (None: runs recorded before)."""
+    progress: bool = False
+    """Publish turns and text deltas on the run's progress stream (False in runs recorded before streams)."""
 
 
 class InvokeAgentResult(BaseModel):
@@ -56,6 +61,7 @@ class InvokeAgentResult(BaseModel):
     output: Any = None
     """Final text, or the agent's structured output as a JSON object."""
     usage: Usage
+    """Spend of every attempt of this activity, failed ones included: the workflow counts it all."""
     turns: int
     stopped: str | None = None
-    """Why the agent stopped before answering (its turn ceiling), or None when it answered."""
+    """Why the agent stopped before answering (its turn ceiling or its allowance), or None when it answered."""

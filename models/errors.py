@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
+from models.run import Usage
+
 
 class AgentServiceError(Exception):
     """Base of every error this product raises on purpose."""
@@ -44,11 +46,19 @@ class InvalidInput(RunFailed):
         super().__init__(f"invalid input: {message}")
 
 
-class LlmCallFailed(RunFailed):
+class _SpentBeforeFailing(RunFailed):
+    """A failure of an activity that may have paid for model calls first; `spent` is what its attempts reported."""
+
+    def __init__(self, message: str, spent: Usage | None = None) -> None:
+        super().__init__(message)
+        self.spent = spent
+
+
+class LlmCallFailed(_SpentBeforeFailing):
     """The model could not be reached after its retries, or refused the request."""
 
 
-class AgentRunFailed(RunFailed):
+class AgentRunFailed(_SpentBeforeFailing):
     """A black-box agent failed after its retries."""
 
 

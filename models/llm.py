@@ -26,6 +26,8 @@ class LlmRequest(BaseModel):
     max_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
     task: Literal["reply", "summarise"] = "reply"
     """`reply`: the agent's next turn. `summarise`: condense the older turns of a stored conversation into one."""
+    progress: bool = False
+    """Publish the reply's text deltas on the run's progress stream (False in runs recorded before streams)."""
 
 
 class LlmResponse(BaseModel):
@@ -38,5 +40,7 @@ class LlmResponse(BaseModel):
     usage: Usage
     stored: StoredConversation | None = None
     """For a conversation kept by reference: where it now ends (the reply included, or the summary in place)."""
+    earlier_attempts: Usage | None = None
+    """Replies earlier attempts of this call were billed for before they failed; they count against the budget."""
     summarised: int = 0
     """Messages a `summarise` task folded into the summary (0: nothing old enough to condense; no model call)."""

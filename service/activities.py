@@ -9,6 +9,7 @@ from temporalio.client import Client
 
 from activities.agent_specs import AgentResolver, AgentSpecActivities, SpecStore
 from activities.approval_notify import ApprovalNotifyActivities
+from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.claude_engine import ClaudeAgentEngine
 from activities.black_box.invoke_agent import BlackBoxActivities
 from activities.black_box.openai_engine import OpenAIAgentEngine
@@ -35,8 +36,8 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
     file, MCP servers); without it, the built-ins only.
     """
     registry = REGISTRY if registry is None else registry
-    anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds)
-    openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds)
+    anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
+    openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
     context = ConversationStore(
         blob_store(settings.blobs, settings.payloads), settings.tool_output_max_chars
     )  # one cache for all
@@ -55,6 +56,7 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
         resolver,
         {"openai": OpenAIAgentEngine(openai, registry), "anthropic": ClaudeAgentEngine(anthropic, registry)},
         executor,
+        Checkpoints(context.blobs),
     )
     approvals = ApprovalNotifyActivities(settings.gateway)
     archive = ArchiveActivities(settings, context.blobs, client.data_converter.payload_codec, context)

@@ -36,6 +36,7 @@ SANDBOX_PASSTHROUGH = (
     # run the sandbox loads, keeps each cached run smaller (bench/waiting.py).
     "workflows.calls",
     "workflows.visibility",
+    "workflows.progress",
 )
 
 

@@ -61,7 +61,8 @@ async def run_big_tool(client, settings, fake_llm, *, offload: bool):
     async with build_worker(client, dataclasses.replace(settings, history=limits)):
         handle = await client.start_workflow(
             "AgentLoopWorkflow",
-            {"prompt": "Read my quarterly ledger."},
+            # ~1.7M estimated input tokens follow the 5 MB output: a budget that can pay for the next call.
+            {"prompt": "Read my quarterly ledger.", "budget": {"max_tokens": 10_000_000, "max_cost_usd": 1000.0}},
             id=workflow_id("big-tool"),
             task_queue=settings.task_queue,
         )

@@ -128,6 +128,21 @@ async def _cancelled_run(client, settings, fake_llm):
     return handle
 
 
+async def _fan_out_budget_run(client, settings, fake_llm):
+    """Four black boxes at once under `max_tokens: 1000`: each fits its calls into its share, then stops."""
+    from tests.test_budget_bounds import FOUR_STEPS, keeps_calling_tools
+
+    fake_llm.responder = keeps_calling_tools
+    handle = await client.start_workflow(
+        "BlackBoxAgentWorkflow",
+        {"prompt": "plan", "steps": FOUR_STEPS, "parallel": True, "budget": {"max_tokens": 1000}},
+        id=workflow_id("replay-fan-out-budget"),
+        task_queue=settings.task_queue,
+    )
+    assert (await handle.result())["status"] == "budget_exceeded"
+    return handle
+
+
 async def _no_longer_pending(handle, request_id: str) -> bool:
     status = await handle.query("status")
     return all(p["request_id"] != request_id for p in status["pending_approvals"])
@@ -157,10 +172,18 @@ SCENARIOS = {
     "blackbox": _blackbox_run,
     "hybrid": _hybrid_run,
     "cancelled": _cancelled_run,
+    "fan_out_budget": _fan_out_budget_run,
 }
 
 
-HISTORY_NAMES = {name: name if name in ("blackbox", "hybrid") else f"agent_loop_{name}" for name in SCENARIOS}
+HISTORY_NAMES = {
+    name: name
+    if name in ("blackbox", "hybrid")
+    else "blackbox_fan_out_budget"
+    if name == "fan_out_budget"
+    else f"agent_loop_{name}"
+    for name in SCENARIOS
+}
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

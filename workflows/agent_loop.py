@@ -62,6 +62,6 @@ class AgentLoopWorkflow(AgentWorkflow):
                 approvals=self._book.for_next_generation(),
                 pinned=start.pinned,
             )
-            self._continue_as_new(start.raw, carry)
+            await self._continue_as_new(start.raw, carry)
         final = outcome.output if outcome.status == RunStatus.COMPLETED else None
         return RunEnd(outcome.status, outcome.output, final_answer=final, conversations={"agent": state.conversation})

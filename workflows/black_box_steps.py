@@ -19,6 +19,8 @@ from workflows import calls
 
 with workflow.unsafe.imports_passed_through():
     from models.blackbox import DEFAULT_MAX_TURNS, InvokeAgentRequest
+    from models.budget import BUDGET_ESTIMATES_PATCH
+    from models.errors import AgentRunFailed
     from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
     from workflows.ledger import RunLedger
 
@@ -81,7 +83,8 @@ class BlackBoxSteps:
     async def run(self, step: BlackBoxStep, branches: int = 1) -> bool:
         """Run one step; False (and `stopped` set) when a ceiling forbade it or the agent stopped before answering.
 
-        One of `branches` running at once gets its share of the tokens left, so together they cannot overspend.
+        One of `branches` running at once gets its share of the tokens, cost and steps left, so together they
+        cannot overspend; a step in sequence gets all that is left. Spend of failed attempts counts.
         """
         if reason := self._ledger.exceeded(workflow.now()):
             return self._stop(reason)
@@ -95,10 +98,16 @@ class BlackBoxSteps:
             max_turns=step.max_turns,
             max_output_tokens=self._ledger.branch_allowance(DEFAULT_MAX_OUTPUT_TOKENS, branches),
             label=step.label,
+            allowance=self._ledger.share(branches) if workflow.patched(BUDGET_ESTIMATES_PATCH) else None,
         )
-        result = await calls.invoke_black_box(
-            request, summary=step.summary, where=step.where, task_queue=step.llm_task_queue
-        )
+        try:
+            result = await calls.invoke_black_box(
+                request, summary=step.summary, where=step.where, task_queue=step.llm_task_queue
+            )
+        except AgentRunFailed as exc:
+            if exc.spent is not None:  # what its failed attempts paid for counts
+                self._ledger.record_usage(exc.spent, f"{step.noun} failed after spending")
+            raise
         ending = f" stopped: {result.stopped}" if result.stopped else " answered"
         self._ledger.record_usage(result.usage, f"{step.noun} ({result.turns} turns){ending}")
         if result.stopped:

@@ -18,16 +18,21 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
+from workflows.progress import progress_of_run
+
 with workflow.unsafe.imports_passed_through():
     from archives.models import ArchiveReceipt, ArchiveRequest
     from models.agents import PinnedAgents, ResolveAgentsRequest
     from models.approval_notice import ApprovalNotice, ApprovalNoticeReceipt
     from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+    from models.budget import spend_in
     from models.conversation import ToolOutcome
     from models.errors import AgentRunFailed, AgentServiceError, InvalidInput, LlmCallFailed
     from models.history import HistoryLimits
     from models.hybrid import NotificationReceipt, NotificationRequest
     from models.llm import LlmRequest, LlmResponse
+    from models.progress import PREVIEW_CHARS
+    from models.run import Usage
     from models.tooling import ToolInvocation
 
 R = TypeVar("R")
@@ -156,17 +161,33 @@ async def call_llm(request: LlmRequest, *, summary: str, where: str, task_queue:
 
     `task_queue`: the provider's own queue when the worker caps the fleet's rate (LLM_RATE_LIMITS).
     """
+    progress = progress_of_run()
+    if progress.asks_activities:
+        request = request.model_copy(update={"progress": True})
+    progress.publish("llm_started", summary=summary, model=request.model, task=request.task)
     try:
-        return await _execute(CALL_LLM, request, LlmResponse, summary, task_queue=task_queue)
+        response = await _execute(CALL_LLM, request, LlmResponse, summary, task_queue=task_queue)
     except ActivityError as exc:
+        progress.publish("llm_finished", summary=summary, error=_failure(exc), usage=None)
         _unless_cancelled(exc)
-        raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}") from exc
+        raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}", spent=reported_spend(exc)) from exc
+    progress.publish(
+        "llm_finished",
+        summary=summary,
+        usage=response.usage.model_dump(mode="json"),
+        stop_reason=response.stop_reason,
+        tool_calls=[call.name for call in response.tool_calls],
+    )
+    return response
 
 
 async def run_tool(invocation: ToolInvocation, options: ActivityOptions, *, summary: str) -> ToolOutcome:
     """One validated tool call; failure after its retries is `ToolCallFailed` with the attempts made."""
+    progress = progress_of_run()
+    tool = invocation.call.name
+    progress.publish("tool_started", tool=tool, arguments=invocation.call.arguments, summary=summary)
     try:
-        return await _execute(options, invocation, ToolOutcome, summary)
+        outcome = await _execute(options, invocation, ToolOutcome, summary)
     # A local activity's failure may arrive as its cause itself (a non-retryable ApplicationError, a timeout).
     except (ActivityError, ApplicationError, TimeoutError) as exc:
         if isinstance(exc, ActivityError):
@@ -176,18 +197,26 @@ async def run_tool(invocation: ToolInvocation, options: ActivityOptions, *, summ
         policy = options.retry_policy
         attempts = (policy.maximum_attempts if policy else 0) or "unlimited"
         why = _failure(exc) if isinstance(exc, ActivityError) else str(exc)
-        raise ToolCallFailed(f"tool {invocation.call.name} failed after {attempts} attempts: {why}") from exc
+        message = f"tool {tool} failed after {attempts} attempts: {why}"
+        progress.publish("tool_finished", tool=tool, is_error=True, preview=message[:PREVIEW_CHARS])
+        raise ToolCallFailed(message) from exc
+    progress.publish("tool_finished", tool=tool, is_error=outcome.is_error, preview=outcome.content[:PREVIEW_CHARS])
+    return outcome
 
 
 async def invoke_black_box(
     request: InvokeAgentRequest, *, summary: str, where: str, task_queue: str | None = None
 ) -> InvokeAgentResult:
     """One whole agent run; failure after its retries is `AgentRunFailed` naming `where` (`task_queue`: as call_llm)."""
+    if progress_of_run().asks_activities:
+        request = request.model_copy(update={"progress": True})
     try:
         return await _execute(INVOKE_BLACK_BOX, request, InvokeAgentResult, summary, task_queue=task_queue)
     except ActivityError as exc:
         _unless_cancelled(exc)
-        raise AgentRunFailed(f"agent {request.agent} failed at {where}: {_failure(exc)}") from exc
+        raise AgentRunFailed(
+            f"agent {request.agent} failed at {where}: {_failure(exc)}", spent=reported_spend(exc)
+        ) from exc
 
 
 async def send_notification(request: NotificationRequest, *, summary: str) -> NotificationReceipt:
@@ -276,6 +305,20 @@ def _unless_cancelled(exc: ActivityError) -> None:
     """Re-raise an activity error the run's cancellation caused: it is no tool's or model's failure."""
     if is_cancelled_exception(exc) and workflow.patched(CANCELLATION_PATCH):
         raise exc
+
+
+def reported_spend(exc: ActivityError) -> Usage | None:
+    """What the activity's attempts spent, all of them: its failure's details, or its last heartbeat's on a timeout.
+
+    The SDK's `ActivityError` carries no heartbeat details of its own; each attempt carries the previous attempt's
+    spend forward (read from its heartbeat details) and reports the total in its failure's details.
+    """
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return spend_in(cause.details)
+    if isinstance(cause, TimeoutError):
+        return spend_in(cause.last_heartbeat_details)
+    return None
 
 
 def _failure(exc: ActivityError) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from models.agents import PinnedAgents
 from models.conversation import Conversation
@@ -46,3 +47,5 @@ class RunCarry(BaseModel):
     """The agents the first generation pinned (None in runs recorded before pinning: the built-ins)."""
     stage_output: dict[str, Any] | None = None
     """Workflow-specific results of earlier stages (the hybrid's plan and specialist outputs)."""
+    progress: WorkflowStreamState | None = None
+    """The run's progress stream (events, offsets, publishers' dedup state), so followers see one stream."""

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from temporalio import workflow
 
 from workflows import calls
+from workflows.progress import RunProgress
 from workflows.visibility import observation_io, publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
@@ -55,6 +56,7 @@ class RunHandlers:
         self._stage: str | None = None
         self._waiting_for: str | None = None
         self._ended = False
+        self._progress = RunProgress.disabled()  # the run opens its stream first thing (AgentWorkflow._lifecycle)
 
     def _set_state(self, state: RunStatus) -> None:
         self._state = state
@@ -62,6 +64,7 @@ class RunHandlers:
         if state in FINAL_STATES and not self._ended:
             self._ended = True
             self._record_end(state)
+            self._progress.run_finished(state.value)
 
     def _record_end(self, state: RunStatus) -> None:
         """Per-run metrics; a run stopped by a ceiling also counts as a guardrail rejection."""
@@ -150,6 +153,7 @@ class RunHandlers:
             timeout=timedelta(seconds=policy.timeout_seconds),
             any_approver=gateway and "*" in policy.approvers,
         )
+        self._progress.approval_requested(request.request_id, summary, kind, list(policy.approvers))
         if gateway:
             self._announce(request)
         self._waiting_for = f"approval of {request.request_id}: {summary}"
@@ -183,6 +187,7 @@ class RunHandlers:
         if self._ledger is not None:
             self._ledger.waited_seconds += waited
         record_approval(workflow.metric_meter(), kind=kind, outcome=outcome, waited_seconds=waited)
+        self._progress.approval_decided(request.request_id, decision.approved, decision.approver, decision.via)
         verdict = "approved" if decision.approved else "rejected"
         workflow.set_current_details(f"{request.request_id} {verdict} by {decision.approver}: {summary}")
         self._waiting_for = None

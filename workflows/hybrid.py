@@ -12,6 +12,7 @@ from workflows.lifecycle import AgentWorkflow, RunEnd, RunStart
 from workflows.steered_loop import SteeredLoop
 
 with workflow.unsafe.imports_passed_through():
+    from models.budget import BUDGET_ESTIMATES_PATCH, estimate_call_input
     from models.conversation import Conversation
     from models.errors import PlanInvalid
     from models.hybrid import HybridInput, HybridOutput, HybridPlan, NotificationRequest
@@ -83,6 +84,8 @@ class HybridAgentWorkflow(AgentWorkflow):
     def _enter(self, stage: str | None, waiting_for: str | None) -> None:
         self._stage, self._waiting_for = stage, waiting_for
         if stage is not None:
+            self._progress.stage(stage, waiting_for)
+        if stage is not None:
             workflow.set_current_details(f"**{stage}** — waiting for {waiting_for}")
 
     async def _stages(self) -> RunStatus:
@@ -145,12 +148,23 @@ class HybridAgentWorkflow(AgentWorkflow):
             self._enter(stage, "the planner's answer (call_llm)")
             suffix = f", attempt {attempt}" if attempt > 1 else ""
             planner = self._run.pinned.spec(PLANNER)
+            model = planner.model or self._request.model
+            max_tokens = ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS)
+            if workflow.patched(BUDGET_ESTIMATES_PATCH):  # the planner has no tools: its prompt and the conversation
+                estimate = estimate_call_input(system=planner.instructions, tools=[], conversation=planning)
+                fit = ledger.fit_next_call(estimate, model, DEFAULT_MAX_OUTPUT_TOKENS)
+                if fit.refused is not None:  # the call is not made
+                    self._output.stopped = ledger.stop_summary(
+                        fit.refused, ["plan", "specialists", "approval", "execution"]
+                    )
+                    return None
+                max_tokens = fit.output_tokens
             request = LlmRequest(
                 agent=PLANNER,
                 spec=self._run.pinned.digests.get(PLANNER),
-                model=planner.model or self._request.model,
+                model=model,
                 conversation=planning,
-                max_tokens=ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS),
+                max_tokens=max_tokens,
             )
             response = await calls.call_llm(
                 request,
@@ -243,7 +257,7 @@ class HybridAgentWorkflow(AgentWorkflow):
                 stage_output=self._output.model_dump(mode="json"),
                 pinned=self._run.pinned,
             )
-            self._continue_as_new(self._run.raw, carry)
+            await self._continue_as_new(self._run.raw, carry)
         if outcome.status == RunStatus.COMPLETED:
             self._output.answer = outcome.output
         else:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from models.budget import Allowance, CallFit, fit_call
 from models.conversation import ToolCall, ToolOutcome
 from models.llm import LlmResponse
 from models.run import Budget, Usage
@@ -70,9 +72,33 @@ class RunLedger(BaseModel):
         left = self.budget.max_tokens - self.usage.total_tokens
         return max(1, min(default, left // max(1, branches)))
 
+    def share(self, branches: int) -> Allowance:
+        """One of `branches` parallel branches' share of the tokens, cost and steps left (1: all that is left).
+
+        Steps become the branch's turns; it gets at least one, since the ledger counts a whole branch as one step.
+        """
+        b, u, n = self.budget, self.usage, max(1, branches)
+        return Allowance(
+            max_tokens=max(0, (b.max_tokens - u.total_tokens) // n),
+            max_cost_usd=max(0.0, math.floor((b.max_cost_usd - u.cost_usd) / n * 1e8) / 1e8),
+            max_steps=max(1, (b.max_steps - self.steps) // n),
+        )
+
+    def fit_next_call(self, input_estimate: int, model: str | None, default_output: int) -> CallFit:
+        """The next model call's output allowance once its estimated input is paid, or why it cannot be made."""
+        return fit_call(
+            tokens_left=self.budget.max_tokens - self.usage.total_tokens,
+            cost_left=self.budget.max_cost_usd - self.usage.cost_usd,
+            input_estimate=input_estimate,
+            model=model,
+            default_output=default_output,
+        )
+
     def record_llm(self, response: LlmResponse) -> None:
-        """Count one inference and note what the model decided."""
+        """Count one inference (and replies its failed earlier attempts paid for) and note what the model decided."""
         self.usage = self.usage.add(response.usage)
+        if response.earlier_attempts is not None:
+            self.usage = self.usage.add(response.earlier_attempts)
         self.steps += 1
         if response.tool_calls:
             decided = "asked for " + ", ".join(capped([c.name for c in response.tool_calls], 8))

@@ -16,6 +16,7 @@ from temporalio.exceptions import is_cancelled_exception
 
 from workflows import calls
 from workflows.handlers import RunHandlers
+from workflows.progress import RunProgress
 from workflows.steered_loop import ActiveAgent
 from workflows.visibility import (
     current_trace_id,
@@ -133,6 +134,7 @@ class AgentWorkflow(RunHandlers):
         A cancellation (whatever the run was awaiting) marks the run cancelled, archives it, and is re-raised
         so the run closes Canceled.
         """
+        self._progress = RunProgress.open(carry)
         if carry is None:
             set_trace_input(raw)  # as given: also the input of a run that fails validation
         start: RunStart | None = None
@@ -148,7 +150,9 @@ class AgentWorkflow(RunHandlers):
             if is_cancelled_exception(exc) and not self._ended and workflow.patched(calls.CANCELLATION_PATCH):
                 await self._cancelled(start)
             raise
-        return await self._finish(start, end)
+        result = await self._finish(start, end)
+        await self._progress.close()
+        return result
 
     def _usage_so_far(self) -> dict[str, Any]:
         if self._ledger is None:
@@ -315,11 +319,12 @@ class AgentWorkflow(RunHandlers):
 
     def _may_continue_as_new(self) -> bool:
         """Only between steps with nobody's decision outstanding and no handler mid-way."""
-        return not self._book.pending() and workflow.all_handlers_finished()
+        return not self._book.pending() and self._progress.handlers_finished()
 
-    def _continue_as_new(self, raw: Any, carry: RunCarry) -> None:
-        """End this generation; the next starts with the same input and what `carry` holds."""
+    async def _continue_as_new(self, raw: Any, carry: RunCarry) -> None:
+        """End this generation; the next starts with the same input, what `carry` holds, and the progress stream."""
         workflow.logger.info("continuing as new: generation %d, step %d", carry.generation, carry.ledger.steps)
+        carry = carry.model_copy(update={"progress": await self._progress.hand_over()})
         workflow.continue_as_new(args=[raw, carry])
 
     async def _finish(self, start: RunStart, end: RunEnd) -> AgentRunResult:

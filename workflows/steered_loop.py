@@ -14,8 +14,9 @@ from workflows import calls, tool_plan
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import Decision
+    from models.budget import BUDGET_ESTIMATES_PATCH, CallFit, estimate_call_input
     from models.conversation import Conversation, ToolCall, ToolOutcome
-    from models.errors import OutputInvalid
+    from models.errors import LlmCallFailed, OutputInvalid
     from models.history import RECENT_MESSAGES_KEPT, HistoryLimits
     from models.llm import DEFAULT_MAX_OUTPUT_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS, LlmRequest, LlmResponse
     from models.run import ApprovalPolicy, RunStatus
@@ -94,6 +95,9 @@ class SteeredLoop:
         self._agents = agents
         """The pinned agents a handoff can switch to (None: this loop cannot hand off)."""
         self._on_handoff = on_handoff
+        self._priced_model = model
+        """The model the next call is priced at: the run's, then the one the last reply named (None: the dearest)."""
+        self._summary_refused = False
 
     def start(self, prompt: str) -> LoopState:
         """A fresh loop state: the prompt, kept by reference when the run offloads its conversation."""
@@ -110,10 +114,18 @@ class SteeredLoop:
                 return self._stopped(reason, ["the model had not given its final answer"], state.last_text)
             if self._should_hand_over():
                 return LoopOutcome(RunStatus.RUNNING, None, handover=state)
-            if self._limits.summarises and state.context_tokens >= self._limits.context_summary_tokens:
+            if (
+                self._limits.summarises
+                and state.context_tokens >= self._limits.context_summary_tokens
+                and not self._summary_refused
+            ):
                 await self._summarise(state)
                 continue  # a summary is a step: check the ceilings again
-            response = await self._call_llm(conversation)
+            fit = self._fit(state, DEFAULT_MAX_OUTPUT_TOKENS)
+            if fit is not None and fit.refused is not None:  # the call is not made
+                return self._stopped(fit.refused, ["the model had not given its final answer"], state.last_text)
+            response = await self._call_llm(conversation, max_tokens=fit.output_tokens if fit else None)
+            self._priced_model = response.model
             self._ledger.record_llm(response)
             state.last_text = response.text or state.last_text
             state.context_tokens = response.usage.input_tokens + response.usage.output_tokens
@@ -205,6 +217,7 @@ class SteeredLoop:
         assert self._agents is not None
         active = self._agents(name)
         self._agent, self._spec, self._model = active.profile, active.spec, active.model
+        self._priced_model = active.model
         self._llm_task_queue = active.llm_task_queue
         self._output_corrections = 0
 
@@ -288,12 +301,34 @@ class SteeredLoop:
         long = info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._limits.max_events
         return long and self._may_hand_over()
 
+    def _fit(self, state: LoopState, default_output: int) -> CallFit | None:
+        """The next call's output allowance after its estimated input, or its refusal (None: runs recorded before)."""
+        if not workflow.patched(BUDGET_ESTIMATES_PATCH):
+            return None
+        try:
+            tools = self._registry.tools_of(self._agent)
+        except KeyError:  # a tool the workflow's registry lacks: the estimate goes without its declaration
+            tools = []
+        estimate = estimate_call_input(
+            system=self._agent.instructions,
+            tools=[{"name": t.name, "description": t.description, "input_schema": t.input_schema()} for t in tools],
+            conversation=state.conversation,
+            context_tokens=state.context_tokens,
+        )
+        return self._ledger.fit_next_call(estimate, self._priced_model, default_output)
+
     async def _summarise(self, state: LoopState) -> None:
         """One `call_llm` step condenses the older turns; the conversation then points at the shorter chain."""
+        fit = self._fit(state, SUMMARY_MAX_OUTPUT_TOKENS)  # its input is at most the context measured last
+        if fit is not None and fit.refused is not None:
+            self._summary_refused = True  # the next reply's own estimate decides whether the run goes on
+            return
         state.context_tokens = 0  # measured again by the next reply
         if state.conversation.length <= RECENT_MESSAGES_KEPT + 2:
             return  # too few turns to condense: the context is big because of the recent ones
-        response = await self._call_llm(state.conversation, task="summarise")
+        response = await self._call_llm(
+            state.conversation, task="summarise", max_tokens=fit.output_tokens if fit else None
+        )
         if response.stored is not None:
             state.conversation.adopt(response.stored)
         if response.summarised:
@@ -302,26 +337,36 @@ class SteeredLoop:
     def _stopped(self, reason: str, not_done: list[str], last_text: str) -> LoopOutcome:
         return LoopOutcome(RunStatus.BUDGET_EXCEEDED, self._ledger.stop_summary(reason, not_done, last_text))
 
-    async def _call_llm(self, conversation: Conversation, task: Literal["reply", "summarise"] = "reply") -> LlmResponse:
+    async def _call_llm(
+        self,
+        conversation: Conversation,
+        task: Literal["reply", "summarise"] = "reply",
+        max_tokens: int | None = None,
+    ) -> LlmResponse:
+        """One `call_llm` step; `max_tokens` is its fitted output allowance (None: runs recorded before estimates)."""
         summarising = task == "summarise"
+        default = SUMMARY_MAX_OUTPUT_TOKENS if summarising else DEFAULT_MAX_OUTPUT_TOKENS
         request = LlmRequest(
             agent=self._agent.name,
             spec=self._spec,
             model=self._model,
             conversation=conversation,
-            max_tokens=self._ledger.output_allowance(
-                SUMMARY_MAX_OUTPUT_TOKENS if summarising else DEFAULT_MAX_OUTPUT_TOKENS
-            ),
+            max_tokens=max_tokens if max_tokens is not None else self._ledger.output_allowance(default),
             task=task,
         )
         step = self._ledger.steps + 1
         what = "summarise earlier turns" if summarising else self._agent.name
-        return await calls.call_llm(
-            request,
-            summary=f"{self._label}step {step}: call_llm ({what})",
-            where=f"at step {step}",
-            task_queue=self._llm_task_queue,
-        )
+        try:
+            return await calls.call_llm(
+                request,
+                summary=f"{self._label}step {step}: call_llm ({what})",
+                where=f"at step {step}",
+                task_queue=self._llm_task_queue,
+            )
+        except LlmCallFailed as exc:
+            if exc.spent is not None and exc.spent.llm_calls:  # replies its failed attempts were billed for
+                self._ledger.record_usage(exc.spent, "LLM replies of failed call_llm attempts")
+            raise
 
     async def _run_tool(self, call: ToolCall, step: int) -> ToolOutcome:
         check = check_tool_call(self._registry, self._agent, call.name, call.arguments)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.progress import AgentProgress
 from activities.tool_executor import ToolExecutor
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
@@ -24,6 +25,7 @@ class AgentEngine(Protocol):
         max_turns: int,
         progress: AgentProgress,
         tools: BlackBoxTools,
+        checkpoints: Checkpoints | None = None,
     ) -> InvokeAgentResult:
         """Run until the agent answers or reaches `max_turns`; raise `ApplicationError` on provider failure."""
         ...

@@ -5,9 +5,11 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.agent_specs import AgentResolver
+from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.engine import AgentEngine, BlackBoxTools
 from activities.black_box.progress import AgentProgress
-from activities.heartbeat import heartbeating
+from activities.heartbeat import carried_spend, heartbeating
+from activities.progress_publisher import publishing
 from activities.routing import route
 from activities.tool_executor import ToolExecutor
 from config.settings import Settings
@@ -18,8 +20,15 @@ class BlackBoxActivities:
     """Holds the worker's agent engines, keyed by provider (`openai`, `anthropic`), and its tool executor."""
 
     def __init__(
-        self, settings: Settings, agents: AgentResolver, engines: dict[str, AgentEngine], executor: ToolExecutor
+        self,
+        settings: Settings,
+        agents: AgentResolver,
+        engines: dict[str, AgentEngine],
+        executor: ToolExecutor,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
+        self._checkpoints = checkpoints
+        """Turn-level resume (None: a retry starts the agent from its first turn)."""
         self._settings = settings
         self._agents = agents
         self._engines = engines
@@ -37,13 +46,26 @@ class BlackBoxActivities:
         agent, definitions = await self._agents.resolve(request.agent, request.spec)
         info = activity.info()
         max_turns = min(request.max_turns, agent.max_turns)
-        progress = AgentProgress(agent=agent.name, model=model)
+        # Earlier attempts' spend comes first: the allowance is the branch's, whichever attempt spends it.
+        progress = AgentProgress(agent=agent.name, model=model, usage=carried_spend(), allowance=request.allowance)
         activity.logger.info(
             "running agent %s on %s (attempt %d, at most %d turns)", agent.name, model, info.attempt, max_turns
         )
         progress.heartbeat()
         tools = BlackBoxTools(self._executor, agent, definitions, f"{info.workflow_id}:{request.label}", progress)
-        return await heartbeating(
-            engine.run(agent=agent, request=request, model=model, max_turns=max_turns, progress=progress, tools=tools),
-            progress.heartbeat,
-        )
+        try:
+            async with publishing(request.progress, agent=agent.name):
+                return await heartbeating(
+                    engine.run(
+                        agent=agent,
+                        request=request,
+                        model=model,
+                        max_turns=max_turns,
+                        progress=progress,
+                        tools=tools,
+                        checkpoints=self._checkpoints,
+                    ),
+                    progress.heartbeat,
+                )
+        except Exception as exc:  # not cancellation (a BaseException): the run closes Canceled with what it saw
+            raise progress.failure(exc) from exc

@@ -6,6 +6,7 @@ model is built on our own `AsyncOpenAI(max_retries=0)` (which honours `OPENAI_BA
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -17,38 +18,70 @@ from agents import (
     ItemHelpers,
     MaxTurnsExceeded,
     ModelBehaviorError,
+    ModelSettings,
     OpenAIResponsesModel,
     RunConfig,
     RunHooks,
-    Runner,
     TResponseInputItem,
     set_tracing_disabled,
 )
 from agents.strict_schema import ensure_strict_json_schema
+from openai.types.responses import ResponseCompletedEvent
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.engine import BlackBoxTools
 from activities.black_box.progress import AgentProgress
+from activities.black_box.streamed_run import run_agent
 from activities.pricing import cost_usd
 from activities.providers.errors import connection_error, http_error
 from activities.providers.openai_provider import OpenAIProvider
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+from models.budget import estimate_tokens
 from models.conversation import ToolCall
 from telemetry.observe import generation
 from tools.output_check import CORRECTIONS, check_output, correction, output_invalid
 from tools.registry import AgentProfile, Registry, Tool
 
 
-class _ObservedResponsesModel(OpenAIResponsesModel):
-    """The Responses API model with each inference recorded as a Langfuse generation (SDK tracing stays off)."""
+class AllowanceSpent(Exception):
+    """The branch's allowance cannot pay for the next model call; raised before it is made, ending `Runner.run`."""
 
-    def __init__(self, *, model: str, openai_client: openai.AsyncOpenAI) -> None:
+
+class _ObservedResponsesModel(OpenAIResponsesModel):
+    """The Responses API model with each inference recorded as a Langfuse generation (SDK tracing stays off).
+
+    Each inference is first fitted into the branch's allowance: its input estimated, `max_output_tokens` what
+    remains after it; a call that cannot fit is not made (`AllowanceSpent`).
+    """
+
+    def __init__(
+        self, *, model: str, openai_client: openai.AsyncOpenAI, progress: AgentProgress, max_output: int
+    ) -> None:
         super().__init__(model=model.split(":", 1)[1], openai_client=openai_client)
         self._full_model = model
+        self._progress = progress
+        self._max_output = max_output
+
+    def _fitted(self, system_instructions: Any, input: Any, tools: Any, model_settings: ModelSettings) -> ModelSettings:
+        """`model_settings` with the call's output allowance; `AllowanceSpent` when the call cannot fit."""
+        if self._progress.allowance is None:
+            return model_settings
+        # No token counting against the Responses API here: the serialised request at 3 characters a token.
+        schemas = [getattr(t, "params_json_schema", None) or getattr(t, "name", str(t)) for t in tools]
+        estimate = estimate_tokens({"system": system_instructions, "input": input, "tools": schemas})
+        fit = self._progress.fit_next_call(
+            estimate, min(model_settings.max_tokens or self._max_output, self._max_output)
+        )
+        if fit.refused is not None:
+            raise AllowanceSpent(fit.refused)
+        return dataclasses.replace(model_settings, max_tokens=fit.output_tokens)
 
     async def get_response(
         self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
     ) -> Any:
+        model_settings = self._fitted(system_instructions, input, tools, model_settings)
         observed_input = {
             "system": system_instructions,
             "input": input,
@@ -67,12 +100,67 @@ class _ObservedResponsesModel(OpenAIResponsesModel):
             )
             return response
 
+    async def stream_response(
+        self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        """The streamed call, recorded like `get_response` once its `response.completed` event arrives."""
+        observed_input = {
+            "system": system_instructions,
+            "input": input,
+            "tools": [getattr(t, "name", str(t)) for t in tools],
+        }
+        with generation(name="openai.responses", model=self._full_model, input=observed_input) as observed:
+            stream = super().stream_response(system_instructions, input, model_settings, tools, *args, **kwargs)
+            async for event in stream:
+                if isinstance(event, ResponseCompletedEvent):
+                    response = event.response
+                    usage = response.usage
+                    tokens_in = usage.input_tokens if usage else 0
+                    tokens_out = usage.output_tokens if usage else 0
+                    observed.finish(
+                        output=[item.model_dump(mode="json") for item in response.output],
+                        input_tokens=tokens_in,
+                        output_tokens=tokens_out,
+                        cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
+                    )
+                yield event
+
+
+class _Journal:
+    """The run's input items as they grow (prompt, each reply's items, each tool output), saved after each.
+
+    A retried attempt starts `Runner.run` from these items instead of the prompt: replies already paid for
+    are not asked again, tools already run are not run again (activities/black_box/checkpoint.py).
+    """
+
+    def __init__(self, items: list[Any], progress: AgentProgress, checkpoints: Checkpoints | None) -> None:
+        self.items = items
+        self._progress = progress
+        self._checkpoints = checkpoints
+
+    async def add(self, items: list[Any]) -> None:
+        self.items.extend(items)
+        if self._checkpoints is not None:
+            self._progress.resume = await self._checkpoints.save_items(self.items, turns=self._progress.turns)
+            self._progress.heartbeat()
+
+
+def _pending_calls(items: list[Any]) -> list[dict[str, Any]]:
+    """Function calls the journal holds without their output (the round a crash cut off)."""
+    answered = {i.get("call_id") for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"}
+    return [
+        i
+        for i in items
+        if isinstance(i, dict) and i.get("type") == "function_call" and i.get("call_id") not in answered
+    ]
+
 
 class _ProgressHooks(RunHooks[Any]):
-    """Counts each inference as a turn and heartbeats it."""
+    """Counts each inference as a turn, heartbeats it, and journals its items."""
 
-    def __init__(self, progress: AgentProgress) -> None:
+    def __init__(self, progress: AgentProgress, journal: _Journal | None = None) -> None:
         self._progress = progress
+        self._journal = journal
 
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         usage = response.usage
@@ -80,10 +168,23 @@ class _ProgressHooks(RunHooks[Any]):
         self._progress.record_llm(
             usage.input_tokens, usage.output_tokens, f"asked for {', '.join(calls)}" if calls else "answered"
         )
+        if self._journal is not None:
+            await self._journal.add([_plain(i) for i in response.to_input_items()])
 
 
-def _function_tool(tool: Tool, tools: BlackBoxTools) -> FunctionTool:
+def _plain(item: Any) -> Any:
+    return item.model_dump(mode="json", exclude_unset=True) if hasattr(item, "model_dump") else item
+
+
+def _function_tool(tool: Tool, tools: BlackBoxTools, journal: _Journal | None = None) -> FunctionTool:
     async def invoke(ctx: Any, arguments: str) -> str:
+        content = await _invoke(ctx, arguments)
+        if journal is not None:
+            call_id = getattr(ctx, "tool_call_id", "call")
+            await journal.add([{"type": "function_call_output", "call_id": call_id, "output": content}])
+        return content
+
+    async def _invoke(ctx: Any, arguments: str) -> str:
         try:
             parsed = json.loads(arguments or "{}")
         except json.JSONDecodeError as exc:
@@ -173,22 +274,45 @@ class OpenAIAgentEngine:
         max_turns: int,
         progress: AgentProgress,
         tools: BlackBoxTools,
+        checkpoints: Checkpoints | None = None,
     ) -> InvokeAgentResult:
-        """`Runner.run` until a final output or `max_turns`; provider errors classified for Temporal."""
+        """`Runner.run` until a final output or `max_turns`; provider errors classified for Temporal.
+
+        With `checkpoints`, a retried attempt starts from the items its predecessor journaled.
+        """
+        journal = _Journal([{"role": "user", "content": request.prompt}], progress, checkpoints)
+        turn_input: str | list[TResponseInputItem] = request.prompt
+        restored = await checkpoints.restore_items() if checkpoints is not None else None
+        if restored is not None:
+            journal.items, progress.turns = restored
+            activity.logger.info("resuming agent %s at turn %d", agent.name, progress.turns)
+            for pending in _pending_calls(journal.items):  # run again with the same call id: the same key
+                arguments = json.loads(pending.get("arguments") or "{}")
+                call = ToolCall(id=pending["call_id"], name=pending["name"], arguments=arguments)
+                outcome = await tools.run(call)
+                await journal.add([{"type": "function_call_output", "call_id": call.id, "output": outcome.content}])
+            turn_input = list(journal.items)
         output = JsonSchemaOutput(agent.name, agent.output_schema) if agent.output_schema is not None else None
         sdk_agent: Agent[Any] = Agent(
             name=agent.name,
             instructions=agent.instructions,
-            tools=[_function_tool(t, tools) for t in tools.definitions],
-            model=_ObservedResponsesModel(model=model, openai_client=self._provider.client()),
+            tools=[_function_tool(t, tools, journal if checkpoints is not None else None) for t in tools.definitions],
+            model=_ObservedResponsesModel(
+                model=model,
+                openai_client=self._provider.client(),
+                progress=progress,
+                max_output=request.max_output_tokens,
+            ),
             output_type=output,
         )
-        turn_input: str | list[TResponseInputItem] = request.prompt
+        hooks = _ProgressHooks(progress, journal if checkpoints is not None else None)
         for attempt in range(CORRECTIONS + 1):
             try:
-                result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, progress)
+                result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, hooks)
             except MaxTurnsExceeded:
                 return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
+            except AllowanceSpent as exc:  # before the call: nothing was sent for it
+                return progress.result(None, stopped=str(exc))
             except ModelBehaviorError as exc:  # e.g. a final answer that is not the output schema's JSON
                 if output is None or output.rejected is None:
                     raise ApplicationError(f"openai agent output rejected: {exc}", type="AgentOutputInvalid") from None
@@ -197,21 +321,25 @@ class OpenAIAgentEngine:
                 if attempt >= CORRECTIONS or progress.turns >= max_turns:
                     raise output_invalid(agent.name, problems) from None
                 turn_input = _retry_input(request.prompt, exc, rejected, problems, agent.output_schema or {})
+                if isinstance(turn_input, list):  # the journal goes on from the corrected input
+                    journal.items = [_plain(i) for i in turn_input]
                 continue
             return progress.result(result.final_output)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _run(self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, progress: AgentProgress) -> Any:
+    async def _run(self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, hooks: _ProgressHooks) -> Any:
         """One `Runner.run`, provider errors classified for Temporal."""
         try:
-            return await Runner.run(
+            result = await run_agent(
                 sdk_agent,
                 turn_input,
+                streaming=self._provider.streaming,
                 max_turns=max_turns,
-                hooks=_ProgressHooks(progress),
+                hooks=hooks,
                 run_config=RunConfig(tracing_disabled=True, trace_include_sensitive_data=False),
             )
         except openai.APIStatusError as exc:
             raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise connection_error("openai", exc) from None
+        return result

@@ -1,4 +1,8 @@
-"""What a black-box agent run reports while it goes: turns and spending, sent as heartbeat details."""
+"""What a black-box agent run reports while it goes: turns and spending, sent as heartbeat details.
+
+Spending is cumulative over the activity's attempts: an attempt starts from the spend its predecessor
+last heartbeated (`activities.heartbeat.carried_spend`), so a retried or finally failed activity still reports all it paid for.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.pricing import cost_usd
+from activities.progress_publisher import publish_event
 from models.blackbox import InvokeAgentResult
+from models.budget import Allowance, CallFit, fit_within
 from models.run import Usage
 from telemetry.metrics import activity_meter, record_llm_tokens
 
@@ -21,7 +28,22 @@ class AgentProgress:
     model: str
     turns: int = 0
     usage: Usage = field(default_factory=Usage)
+    """Spend of every attempt so far (this one's and what `carried_spend` brought in)."""
     last: str = "started"
+    allowance: Allowance | None = None
+    """The branch's share of the run's budget (None: runs recorded before allowances)."""
+    resume: dict[str, Any] | None = None
+    """Where a retried attempt starts (activities/black_box/checkpoint.py): sent with every heartbeat."""
+
+    def fit_next_call(self, input_estimate: int, default_output: int) -> CallFit:
+        """The next call's output allowance within what the branch has left, or why it is not made."""
+        if self.allowance is None:
+            return CallFit(output_tokens=default_output)
+        if self.turns >= self.allowance.max_steps:
+            return CallFit(refused=f"step allowance spent: {self.turns} of the {self.allowance.max_steps} turns given")
+        return fit_within(
+            self.allowance, self.usage, input_estimate=input_estimate, model=self.model, default_output=default_output
+        )
 
     def record_llm(self, input_tokens: int, output_tokens: int, what: str) -> None:
         """Count one inference (one turn) and heartbeat at once."""
@@ -35,6 +57,7 @@ class AgentProgress:
         self.turns += 1
         self.last = what
         self.heartbeat()
+        publish_event("agent_turn", agent=self.agent, turn=self.turns, last=what, usage=self.usage.model_dump())
 
     def record_tool(self, name: str, is_error: bool) -> None:
         """Count one tool call."""
@@ -43,12 +66,30 @@ class AgentProgress:
 
     def snapshot(self) -> dict[str, Any]:
         """Heartbeat details: small and free of prompts and outputs."""
-        return {"agent": self.agent, "turn": self.turns, "last": self.last, "usage": self.usage.model_dump()}
+        snapshot = {"agent": self.agent, "turn": self.turns, "last": self.last, "usage": self.usage.model_dump()}
+        if self.resume is not None:
+            snapshot["resume"] = self.resume
+        return snapshot
 
     def heartbeat(self) -> None:
         """Report progress to Temporal (only inside an activity)."""
         if activity.in_activity():
             activity.heartbeat(self.snapshot())
+
+    def failure(self, exc: BaseException) -> ApplicationError:
+        """`exc` as the attempt's failure, its details ending with the spend so far (the workflow counts it)."""
+        self.last = f"failed: {type(exc).__name__}"
+        self.heartbeat()  # the next attempt starts from this
+        if isinstance(exc, ApplicationError):
+            return ApplicationError(
+                exc.message,
+                *exc.details,
+                self.snapshot(),
+                type=exc.type,
+                non_retryable=exc.non_retryable,
+                next_retry_delay=exc.next_retry_delay,
+            )
+        return ApplicationError(str(exc) or type(exc).__name__, self.snapshot(), type=type(exc).__name__)
 
     def result(self, output: Any, stopped: str | None = None) -> InvokeAgentResult:
         """The activity's result."""

@@ -7,8 +7,10 @@ from typing import Any
 import anthropic
 
 from activities.pricing import cost_usd
+from activities.progress_publisher import publish_text
 from activities.providers.errors import config_error, connection_error, http_error
 from config.sections import AnthropicSettings
+from models.budget import estimate_tokens
 from models.conversation import Conversation, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
 from models.llm import LlmResponse
 from models.run import Usage
@@ -42,9 +44,11 @@ def to_wire_tools(tools: list[Tool]) -> list[dict[str, Any]]:
 class AnthropicProvider:
     """`LlmProvider` for Claude; the client is built lazily so a worker without a key still starts."""
 
-    def __init__(self, config: AnthropicSettings, timeout_seconds: float = 120.0) -> None:
+    def __init__(self, config: AnthropicSettings, timeout_seconds: float = 120.0, *, streaming: bool = True) -> None:
         self._config = config
         self._timeout = timeout_seconds
+        self._streaming = streaming
+        """Stream the reply (Messages SSE) and publish its text as it comes; off: one plain request."""
         self._client: anthropic.AsyncAnthropic | None = None
 
     def _client_or_raise(self) -> anthropic.AsyncAnthropic:
@@ -76,7 +80,7 @@ class AnthropicProvider:
                 params: dict[str, Any] = {"model": provider_model, "system": system, "messages": messages}
                 if tools:  # the API refuses an empty tools list
                     params["tools"] = to_wire_tools(tools)
-                message = await client.messages.create(max_tokens=max_tokens, **params)
+                message = await self._send(client, max_tokens, params)
             except anthropic.APIStatusError as exc:
                 raise http_error("anthropic", exc.status_code, _error_message(exc), exc.response.headers) from None
             except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
@@ -84,6 +88,15 @@ class AnthropicProvider:
             response = _to_response(model, message)
             observed.finish_response(response)
         return response
+
+    async def _send(self, client: anthropic.AsyncAnthropic, max_tokens: int, params: dict[str, Any]) -> Any:
+        """One request; streamed, its text deltas go to the run's progress stream and the whole message comes back."""
+        if not self._streaming:
+            return await client.messages.create(max_tokens=max_tokens, **params)
+        async with client.messages.stream(max_tokens=max_tokens, **params) as stream:
+            async for text in stream.text_stream:
+                publish_text(text)
+            return await stream.get_final_message()
 
 
 def _error_message(exc: anthropic.APIStatusError) -> str:
@@ -111,3 +124,22 @@ def _to_response(model: str, message: Any) -> LlmResponse:
             cost_usd=cost_usd(model, tokens_in, tokens_out),
         ),
     )
+
+
+async def count_input_tokens(
+    provider: AnthropicProvider, *, model: str, system: str, conversation: Conversation, tools: list[Tool]
+) -> int:
+    """Input tokens of the next Messages request as the API counts them (`messages.count_tokens`, itself an
+    estimate); where counting fails, the conservative estimate of the serialised request (models/budget.py)."""
+    params: dict[str, Any] = {
+        "model": model.split(":", 1)[1],
+        "system": system,
+        "messages": to_wire_messages(conversation),
+    }
+    if tools:
+        params["tools"] = to_wire_tools(tools)
+    try:
+        counted = await provider._client_or_raise().messages.count_tokens(**params)
+    except (anthropic.APIStatusError, anthropic.APIConnectionError, anthropic.APITimeoutError):
+        return estimate_tokens(params)
+    return int(counted.input_tokens)

@@ -6,8 +6,15 @@ import json
 from typing import Any
 
 import openai
+from openai.types.responses import (
+    ResponseCompletedEvent,
+    ResponseFailedEvent,
+    ResponseIncompleteEvent,
+    ResponseTextDeltaEvent,
+)
 
 from activities.pricing import cost_usd
+from activities.progress_publisher import publish_text
 from activities.providers.errors import config_error, connection_error, http_error
 from config.sections import OpenAISettings
 from models.conversation import Conversation, TextBlock, ToolCall, ToolUseBlock
@@ -55,9 +62,11 @@ def to_function_tools(tools: list[Tool]) -> list[dict[str, Any]]:
 class OpenAIProvider:
     """`LlmProvider` for `openai:` models; the client is built lazily so a worker without a key still starts."""
 
-    def __init__(self, config: OpenAISettings, timeout_seconds: float = 120.0) -> None:
+    def __init__(self, config: OpenAISettings, timeout_seconds: float = 120.0, *, streaming: bool = True) -> None:
         self._config = config
         self._timeout = timeout_seconds
+        self.streaming = streaming
+        """Stream replies (Responses API events) and publish their text as it comes; off: one plain request."""
         self._client: openai.AsyncOpenAI | None = None
 
     def client(self) -> openai.AsyncOpenAI:
@@ -88,7 +97,7 @@ class OpenAIProvider:
                 params: dict[str, Any] = {"model": model.split(":", 1)[1], "instructions": system, "input": items}
                 if tools:
                     params["tools"] = to_function_tools(tools)
-                reply = await client.responses.create(max_output_tokens=max_tokens, **params)
+                reply = await self._send(client, max_tokens, params)
             except openai.APIStatusError as exc:
                 raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
             except (openai.APIConnectionError, openai.APITimeoutError) as exc:
@@ -96,6 +105,24 @@ class OpenAIProvider:
             response = _to_response(model, reply)
             observed.finish_response(response)
         return response
+
+    async def _send(self, client: openai.AsyncOpenAI, max_tokens: int, params: dict[str, Any]) -> Any:
+        """One request; streamed, its text deltas go to the run's progress stream and the whole response comes back."""
+        if not self.streaming:
+            return await client.responses.create(max_output_tokens=max_tokens, **params)
+        stream = await client.responses.create(max_output_tokens=max_tokens, stream=True, **params)
+        final = None
+        async for event in stream:
+            if isinstance(event, ResponseTextDeltaEvent):
+                publish_text(event.delta)
+            elif isinstance(event, ResponseCompletedEvent | ResponseIncompleteEvent):
+                final = event.response
+            elif isinstance(event, ResponseFailedEvent):
+                error = event.response.error
+                raise http_error("openai", 500, error.message if error else "response failed", {})
+        if final is None:
+            raise http_error("openai", 502, "the response stream ended before response.completed", {})
+        return final
 
 
 def _to_response(model: str, reply: Any) -> LlmResponse:

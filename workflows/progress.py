@@ -1,0 +1,132 @@
+"""The run's progress stream, workflow side: one `WorkflowStream` per run, carried across continue-as-new.
+
+Workflow-side publishes only append to the stream's in-memory log (no command, no history event), and a
+replay appends the same events in the same order, so offsets are stable. Activities publish through
+signals (activities/progress_publisher.py); followers read with polling updates, or queries once the run
+has closed (progress/reader.py). Runs recorded before the stream existed have no marker for
+`PROGRESS_PATCH` and replay without publishing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStream, WorkflowStreamState
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import TypeAdapter
+
+    from models.progress import PROGRESS_TOPIC
+
+PROGRESS_PATCH = "progress-stream"
+"""Runs recorded before the progress stream replay without it (no events, activities told not to publish)."""
+_POLL = "__temporal_workflow_stream_poll"
+
+
+class RunProgress:
+    """Publishes the run's events (`llm_started`, `tool_finished`, `run_finished`, ...) on its stream."""
+
+    def __init__(self, prior: WorkflowStreamState | None = None, *, enabled: bool = True) -> None:
+        # Constructed in the run's first activation, before any await; WorkflowStream requires its caller to be
+        # an `__init__`, which this is.
+        self.enabled = enabled
+        self._stream: WorkflowStream | None = WorkflowStream(prior) if enabled else None
+        self._polls = 0
+        self._detached = False
+        if self._stream is not None:
+            self._count_polls()
+
+    @classmethod
+    def disabled(cls) -> RunProgress:
+        """A stream that publishes nothing: before the run opens its own, and in runs recorded before streams."""
+        return cls(enabled=False)
+
+    @classmethod
+    def open(cls, carry: Any) -> RunProgress:
+        """The run's stream: fresh, or the previous generation's handed over in `carry["progress"]`."""
+        if not workflow.patched(PROGRESS_PATCH):
+            return cls.disabled()
+        prior = carry.get("progress") if isinstance(carry, dict) else None
+        state = TypeAdapter(WorkflowStreamState).validate_python(prior) if prior else None
+        return cls(state)
+
+    def _count_polls(self) -> None:
+        """Wrap the stream's poll update so the run can tell followers' polls from its own handlers."""
+        poll = workflow.get_update_handler(_POLL)
+        assert poll is not None
+
+        async def counted(payload: PollInput) -> PollResult:
+            self._polls += 1
+            try:
+                result: PollResult = await poll(payload)
+                return result
+            finally:
+                self._polls -= 1
+
+        workflow.set_update_handler(_POLL, counted, validator=self._validate_poll)
+
+    def _validate_poll(self, payload: PollInput) -> None:
+        if self._detached:  # the stream's own validator's rule, with its well-known error type
+            raise ApplicationError("Workflow pollers are detached for continue-as-new", type="StreamDraining")
+
+    def publish(self, type_: str, **fields: Any) -> None:
+        """Append one event; its offset is its place in the stream, given to followers when they read it."""
+        if self._stream is None:
+            return
+        event = {"type": type_, "at": workflow.now().isoformat(), **fields}
+        self._stream.topic(PROGRESS_TOPIC).publish(event)
+
+    @property
+    def asks_activities(self) -> bool:
+        """Whether activities should publish their own events (text deltas, black-box turns) to this run."""
+        return self._stream is not None
+
+    def handlers_finished(self) -> bool:
+        """`workflow.all_handlers_finished()`, except followers' long polls (which a hand-over releases)."""
+        if workflow.all_handlers_finished():
+            return True
+        # approve/reject/decide are synchronous: only polls stay in flight across activations.
+        return self._polls > 0
+
+    async def hand_over(self) -> WorkflowStreamState | None:
+        """Release followers' polls (they follow the next run) and return the state the next generation resumes."""
+        if self._stream is None:
+            return None
+        self._detached = True
+        self._stream.detach_pollers()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._stream.get_state(publisher_ttl=timedelta(minutes=30))
+
+    async def close(self) -> None:
+        """At the run's end: release waiting polls with the last events, so none is left running."""
+        if self._stream is None:
+            return
+        self._stream.detach_pollers()
+        self._detached = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    # -- the events --------------------------------------------------------------------------------
+    def stage(self, stage: str, waiting_for: str | None) -> None:
+        """The hybrid entered a stage."""
+        self.publish("stage", stage=stage, waiting_for=waiting_for)
+
+    def approval_requested(self, request_id: str, summary: str, kind: str, approvers: list[str]) -> None:
+        """A request now waits for a person; followers show how to decide it."""
+        self.publish("approval_requested", request_id=request_id, summary=summary, kind=kind, approvers=approvers)
+
+    def approval_decided(self, request_id: str, approved: bool, approver: str | None, via: str) -> None:
+        """A request was decided (or expired: `via` is `timeout`)."""
+        self.publish("approval_decided", request_id=request_id, approved=approved, approver=approver, via=via)
+
+    def run_finished(self, status: str) -> None:
+        """The run reached a final state: the last event of its stream."""
+        self.publish("run_finished", status=status)
+
+
+def progress_of_run() -> RunProgress:
+    """The current run's stream (a disabled one outside agent workflows, e.g. in bench workflows)."""
+    progress = getattr(workflow.instance(), "_progress", None)
+    return progress if progress is not None else RunProgress.disabled()
