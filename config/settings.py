@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.env import boolean, choice, http_url, integer, names, port, rates, read, switch, value, var
+from config.gateway import GatewaySettings, check_gateway
 from config.payloads import PayloadSettings, read_payload_settings
 from config.sections import (
     AnthropicSettings,
@@ -99,6 +100,8 @@ class Settings:
     anthropic: AnthropicSettings = field(default_factory=AnthropicSettings)
     openai: OpenAISettings = field(default_factory=OpenAISettings)
     codec_server: CodecServerSettings = field(default_factory=CodecServerSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    """The HTTP gateway, approval links and the approval webhook (config/gateway.py)."""
     temporal: dict[str, Any] = field(default_factory=lambda: read_temporal({}), repr=False)
     """`Client.connect` arguments (address, namespace, TLS, API key) read by `temporalio.envconfig`."""
     environ: dict[str, str] = field(default_factory=dict, repr=False)
@@ -135,6 +138,7 @@ class Settings:
             anthropic=read(AnthropicSettings, env),
             openai=read(OpenAISettings, env),
             codec_server=read(CodecServerSettings, env),
+            gateway=check_gateway(read(GatewaySettings, env)),
             temporal=read_temporal(env),
             environ=env,
             secrets=secret_values(env),

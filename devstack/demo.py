@@ -110,9 +110,9 @@ def cli_name() -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else "temporal"
 
 
-def approve_with_cli(address: str, workflow_id: str, approver: str) -> None:
-    """Send `approve` exactly as a user would from a terminal."""
-    payload = json.dumps({"approver": approver, "comment": "approved from the demo"})
+def approve_with_cli(address: str, workflow_id: str, approver: str, request_id: str) -> None:
+    """Send `approve` for one request exactly as a user would from a terminal."""
+    payload = json.dumps({"approver": approver, "comment": "approved from the demo", "request_id": request_id})
     subprocess.run(
         [
             temporal_cli(),
@@ -146,6 +146,7 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
     link = f"{ui}/namespaces/{client.namespace}/workflows/{workflow_id}"
     say(f"\nStarted {workflow_type} {workflow_id}\n  prompt: {prompt}\n  watch it: {link}\n")
     enter_pressed = threading.Event()
+    latest = {"request_id": ""}  # what Enter approves: the request announced last
     renderer = Renderer(workflow_id, sys.stdout)
 
     async def on_event(event: dict) -> None:
@@ -161,12 +162,13 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
         pending = [p for p in (await handle.query("status"))["pending_approvals"] if p["request_id"] == request_id]
         if pending and (pending[0].get("kind") == "plan" or "plan" in pending[0]["proposal"]):
             say("  proposed plan and specialist findings:\n" + _indent(json.dumps(pending[0]["proposal"], indent=2)))
-        say(f'  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {{"approver": "you"}}')
-        say(
-            f'  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input \'{{"approver": "you"}}\''
-        )
+        data = json.dumps({"approver": "you", "request_id": request_id})
+        say(f"  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {data}")
+        say(f"  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input '{data}'")
+        say("  (a signal's approver is taken as typed; the gateway's links and API authenticate approvers)")
+        latest["request_id"] = request_id
         if auto_approve:
-            approve_with_cli(address, workflow_id, "demo")
+            approve_with_cli(address, workflow_id, "demo", request_id)
             say("  --auto-approve: approved as 'demo' with the temporal CLI.")
         else:
             say("  or press Enter here to approve as 'you'.")
@@ -181,7 +183,10 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
     while not (result_task.done() and follower.done()):
         if enter_pressed.is_set():
             enter_pressed.clear()
-            await handle.signal("approve", {"approver": "you", "comment": "approved at the demo prompt"})
+            await handle.signal(
+                "approve",
+                {"approver": "you", "comment": "approved at the demo prompt", "request_id": latest["request_id"]},
+            )
         await asyncio.wait({result_task, follower}, timeout=0.5)
         if result_task.done() and not follower.done():
             await asyncio.wait({follower}, timeout=10)  # the last events, then on

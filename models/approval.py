@@ -57,6 +57,8 @@ class ApprovalRequest(BaseModel):
     requested_at: datetime
     expires_at: datetime
     decision: Decision | None = None
+    any_approver: bool = False
+    """`approvers` is `["*"]` and the run honours it: any approver may decide (the gateway: any `approver` token)."""
 
 
 class IgnoredDecision(BaseModel):

@@ -74,8 +74,39 @@ class ToolInputError(AgentServiceError):
     """A tool was used wrongly (bad expression, missing record): told to the model, never retried."""
 
 
-class DecisionRefused(AgentServiceError, ValueError):
-    """An update `decide` that cannot be applied; the message says why."""
+class DecisionRefused(ApplicationError, AgentServiceError, ValueError):
+    """An update `decide` that cannot be applied; the message says why.
+
+    Callers see type `DecisionRefused` and, as the failure's first detail, `reason`: what kind of refusal
+    it is (the gateway maps `unknown_request` to 404, `not_an_approver` to 403, `already_decided` and
+    `expired` to 409).
+    """
+
+    reason = "refused"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message, reason or self.reason, type="DecisionRefused", non_retryable=True)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UnknownRequest(DecisionRefused):
+    """A decision names a request the run never opened (or none is pending)."""
+
+    reason = "unknown_request"
+
+
+class AlreadyDecided(DecisionRefused):
+    """A decision for a request that is decided already, or expired (which counts as a rejection)."""
+
+    reason = "already_decided"
+
+
+class NotAnApprover(DecisionRefused):
+    """A decision from someone the request's `approvers` does not list."""
+
+    reason = "not_an_approver"
 
 
 class BlobNotFound(AgentServiceError, KeyError):

@@ -8,6 +8,7 @@ from typing import Any
 from temporalio.client import Client
 
 from activities.agent_specs import AgentResolver, AgentSpecActivities, SpecStore
+from activities.approval_notify import ApprovalNotifyActivities
 from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.claude_engine import ClaudeAgentEngine
 from activities.black_box.invoke_agent import BlackBoxActivities
@@ -57,6 +58,7 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
         executor,
         Checkpoints(context.blobs),
     )
+    approvals = ApprovalNotifyActivities(settings.gateway)
     archive = ArchiveActivities(settings, context.blobs, client.data_converter.payload_codec, context)
     return [
         llm.call_llm,
@@ -66,4 +68,5 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
         archive.archive_run,
         history.history_limits,
         pinning.resolve_agents,
+        approvals.notify_approval,
     ]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.errors import DecisionRefused
+from models.errors import DecisionRefused, NotAnApprover
 from workflows.approvals import MAX_IGNORED, ApprovalBook, proposal_markdown
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -295,3 +295,33 @@ def test_proposal_markdown_shows_the_tool_arguments_and_how_to_answer():
     assert "Approvers: alice, bob." in text
     assert (T0 + WEEK).isoformat() in text
     assert "temporal workflow signal --workflow-id wf-42 --name approve" in text
+
+
+def test_a_signal_without_request_id_is_ambiguous_when_several_are_pending():
+    book = ApprovalBook()
+    for _ in range(2):
+        book.open(kind="tool_call", summary="s", proposal={}, approvers=[], now=T0, timeout=timedelta(days=1))
+    outcome = book.apply_signal("approve", {"approver": "alice"}, T0, one_pending_only=True)
+    assert outcome.reason == "ambiguous: 2 requests are pending (req-1, req-2); name one with request_id"
+    assert book.ignored[-1] == outcome and [r.decision for r in book.requests] == [None, None]
+    named = book.apply_signal("approve", {"approver": "alice", "request_id": "req-2"}, T0, one_pending_only=True)
+    assert named.request_id == "req-2" and named.approved
+    single = book.apply_signal("reject", {"approver": "alice"}, T0, one_pending_only=True)
+    assert single.request_id == "req-1" and not single.approved
+
+
+def test_approvers_star_lets_anyone_named_decide_only_when_the_run_honours_it():
+    book = ApprovalBook()
+    for honoured in (True, False):
+        book.open(
+            kind="tool_call",
+            summary="s",
+            proposal={},
+            approvers=["*"],
+            now=T0,
+            timeout=timedelta(days=1),
+            any_approver=honoured,
+        )
+    assert book.apply_update(book.check_update({"request_id": "req-1", "approved": True, "approver": "carol"}), T0)
+    with pytest.raises(NotAnApprover):
+        book.check_update({"request_id": "req-2", "approved": True, "approver": "carol"})

@@ -36,7 +36,7 @@ def test_hybrid_demo_runs_offline_end_to_end(tmp_path):
     assert "SCRIPTED LOCAL MODEL SERVER" in out
     assert "Started HybridAgentWorkflow demo-" in out
     assert "Waiting for approval (req-1): approve plan:" in out
-    assert '--name approve --input \'{"approver": "you"}\'' in out
+    assert '--name approve --input \'{"approver": "you", "request_id": "req-1"}\'' in out
     assert "http://localhost:8233/namespaces/default/workflows/demo-" in out
     assert (
         "Stages completed (from the event history): stage 1: plan, stage 2: specialists, stage 3: approval, stage 4: execute, stage 5: notify"

@@ -29,6 +29,7 @@ CORE = {
     "blob-store",
     "blob-store-setup",
     "worker",
+    "gateway",
 }
 CODEC = {"codec-server"}
 LANGFUSE = {
@@ -121,6 +122,8 @@ def test_every_setting_the_readme_documents_reaches_the_worker(tmp_path):
     for name in sorted(names):
         # The codec server's own settings reach the codec server, which runs the same image.
         service = "codec-server" if name.startswith("CODEC_SERVER_") else "worker"
+        if name in ("GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_TOKENS"):  # the gateway's own, likewise
+            service = "gateway"
         env = services[service]["environment"]
         assert any(var == name or (name == "TEMPORAL_TLS" and var.startswith(name)) for var in env), (
             f"{name} (README) does not reach {service}"
@@ -130,7 +133,7 @@ def test_every_setting_the_readme_documents_reaches_the_worker(tmp_path):
 def test_every_replica_and_the_codec_server_share_one_blob_store():
     services = resolved("codec")["services"]
     worker, codec, setup = (services[s] for s in ("worker", "codec-server", "blob-store-setup"))
-    for env in (worker["environment"], codec["environment"]):
+    for env in (worker["environment"], codec["environment"], services["gateway"]["environment"]):
         assert env["BLOB_STORE_S3_BUCKET"] == setup["environment"]["BUCKET"] == "agent-blobs"
         assert env["AWS_ENDPOINT_URL"] == "http://blob-store:9000"
         assert env["AWS_ACCESS_KEY_ID"] == setup["environment"]["WORKER_ACCESS_KEY_ID"]

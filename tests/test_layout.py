@@ -11,6 +11,7 @@ PACKAGES = (
     "activities",
     "archives",
     "config",
+    "gateway",
     "models",
     "payloads",
     "service",

@@ -148,8 +148,25 @@ async def _no_longer_pending(handle, request_id: str) -> bool:
     return all(p["request_id"] != request_id for p in status["pending_approvals"])
 
 
+async def _gateway_approval_run(client, settings, fake_llm):
+    """Patch approval-gateway: `["*"]` honoured for a decision as any approver, and the request announced."""
+    fake_llm.push(Reply(tool_calls=[("write_note", {"title": "Answer", "body": "1200"})]), Reply(text="Saved."))
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow",
+        {"prompt": "Save 1200 as a note.", "approval": {"approvers": ["*"]}},
+        id=workflow_id("replay-gateway"),
+        task_queue=settings.task_queue,
+    )
+    await pending_approvals(handle)
+    await handle.signal("approve", {"approver": "mallory", "request_id": "req-9"})  # no such request: ignored
+    await handle.execute_update("decide", {"request_id": "req-1", "approved": True, "approver": "carol"})
+    assert (await handle.result())["status"] == "completed"
+    return handle
+
+
 SCENARIOS = {
     "approval": _approval_run,
+    "gateway_approval": _gateway_approval_run,
     "budget": _budget_run,
     "invalid_input": _invalid_input_run,
     "blackbox": _blackbox_run,

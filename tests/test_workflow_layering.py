@@ -42,7 +42,7 @@ def test_activities_are_called_only_through_the_call_layer() -> None:
 
 def test_every_activity_in_the_table_is_documented_and_heartbeats_where_it_runs_long() -> None:
     names = [o.name for o in calls.ACTIVITY_OPTIONS]
-    assert len(names) == len(set(names)) == 7
+    assert len(names) == len(set(names)) == 8
     assert set(names) == {
         "call_llm",
         "run_tool",
@@ -51,6 +51,7 @@ def test_every_activity_in_the_table_is_documented_and_heartbeats_where_it_runs_
         "archive_run",
         "history_limits",
         "resolve_agents",
+        "notify_approval",
     }
     long_running = {
         o.name for o in calls.ACTIVITY_OPTIONS if o.start_to_close_timeout.total_seconds() > 60 and not o.local

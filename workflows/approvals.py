@@ -22,7 +22,7 @@ from models.approval import (
     PendingApproval,
     RejectSignal,
 )
-from models.errors import DecisionRefused
+from models.errors import AlreadyDecided, DecisionRefused, NotAnApprover, UnknownRequest
 
 MAX_IGNORED = 100
 MAX_IGNORED_CARRIED = 20
@@ -86,8 +86,9 @@ class ApprovalBook(BaseModel):
         approvers: list[str],
         now: datetime,
         timeout: timedelta,
+        any_approver: bool = False,
     ) -> ApprovalRequest:
-        """Open a request; ids are `req-1`, `req-2`, ... in order."""
+        """Open a request; ids are `req-1`, `req-2`, ... in order; `any_approver`: `["*"]` lets anyone named decide."""
         request = ApprovalRequest(
             request_id=f"req-{self.opened_before + len(self.requests) + 1}",
             kind=kind,
@@ -96,6 +97,7 @@ class ApprovalBook(BaseModel):
             approvers=list(approvers),
             requested_at=now,
             expires_at=expiry(now, timeout),
+            any_approver=any_approver,
         )
         self.requests.append(request)
         return request
@@ -123,18 +125,27 @@ class ApprovalBook(BaseModel):
         ]
 
     def apply_signal_args(
-        self, signal: Literal["approve", "reject"], args: Sequence[Any], now: datetime
+        self,
+        signal: Literal["approve", "reject"],
+        args: Sequence[Any],
+        now: datetime,
+        *,
+        one_pending_only: bool = False,
     ) -> Decision | IgnoredDecision:
         """Apply a signal as it arrived: zero, one or several payloads; only exactly one JSON object can decide."""
         if len(args) != 1:
             example = '{"approver": "alice"}'
             return self._ignore(now, signal, None, None, f"expected one payload like {example}, got {len(args)}")
-        return self.apply_signal(signal, args[0], now)
+        return self.apply_signal(signal, args[0], now, one_pending_only=one_pending_only)
 
     def apply_signal(
-        self, signal: Literal["approve", "reject"], payload: Any, now: datetime
+        self, signal: Literal["approve", "reject"], payload: Any, now: datetime, *, one_pending_only: bool = False
     ) -> Decision | IgnoredDecision:
-        """Apply an `approve`/`reject` signal, or record why it was ignored."""
+        """Apply an `approve`/`reject` signal, or record why it was ignored.
+
+        `one_pending_only`: a signal without `request_id` while several requests wait is ambiguous and ignored
+        (runs recorded before this rule decided the oldest).
+        """
         model = ApproveSignal if signal == "approve" else RejectSignal
         if not isinstance(payload, Mapping):
             return self._ignore(now, signal, None, None, f"payload must be a JSON object, got {_json_type(payload)}")
@@ -146,7 +157,7 @@ class ApprovalBook(BaseModel):
             )
         comment = parsed.comment if isinstance(parsed, ApproveSignal) else parsed.reason
         try:
-            request = self._target(parsed.request_id, parsed.approver)
+            request = self._target(parsed.request_id, parsed.approver, one_pending_only=one_pending_only)
         except DecisionRefused as exc:
             return self._ignore(now, signal, parsed.approver, parsed.request_id, str(exc))
         return self._decide(request, signal == "approve", parsed.approver, comment, now, "signal")
@@ -185,24 +196,32 @@ class ApprovalBook(BaseModel):
             self._decide(r, False, "cancellation", "the run was cancelled", now, "cancelled") for r in self.pending()
         ]
 
-    def _target(self, request_id: str | None, approver: str) -> ApprovalRequest:
+    def _target(self, request_id: str | None, approver: str, *, one_pending_only: bool = False) -> ApprovalRequest:
         request: ApprovalRequest | None
         if request_id is None:
             pending = self.pending()
             if not pending:
-                raise DecisionRefused("no approval request is pending")
+                raise UnknownRequest("no approval request is pending")
+            if one_pending_only and len(pending) > 1:
+                ids = ", ".join(r.request_id for r in pending)
+                raise DecisionRefused(
+                    f"ambiguous: {len(pending)} requests are pending ({ids}); name one with request_id", "ambiguous"
+                )
             request = pending[0]
         else:
             request = self.get(request_id)
             if request is None:
                 known = ", ".join(r.request_id for r in self.pending()) or "none pending"
-                raise DecisionRefused(f"unknown request_id {request_id!r} (pending: {known})")
+                raise UnknownRequest(f"unknown request_id {request_id!r} (pending: {known})")
         if request.decision is not None:
             d = request.decision
             verdict = "approved" if d.approved else "rejected"
-            raise DecisionRefused(f"request {request.request_id} was already {verdict} by {d.approver}")
-        if request.approvers and approver not in request.approvers:
-            raise DecisionRefused(
+            raise AlreadyDecided(
+                f"request {request.request_id} was already {verdict} by {d.approver}",
+                "expired" if d.via == "timeout" else None,
+            )
+        if request.approvers and not request.any_approver and approver not in request.approvers:
+            raise NotAnApprover(
                 f"approver {approver!r} is not allowed to decide (allowed: {', '.join(request.approvers)})"
             )
         return request
@@ -242,7 +261,8 @@ def proposal_markdown(workflow_id: str, request: ApprovalRequest) -> str:
         f"**{request.summary}**\n\n```json\n{proposal}\n```\n\n"
         f"Expires {request.expires_at.isoformat()} (then counts as rejected). Approvers: {who}.\n\n"
         f'Approve: signal `approve` with `{{"approver": "<name>", "request_id": "{request.request_id}"}}`; '
-        f'reject: signal `reject` with `{{"approver": "<name>", "reason": "..."}}`.\n\n'
+        f'reject: signal `reject` with `{{"approver": "<name>", "reason": "...", "request_id": "{request.request_id}"}}`. '
+        "The approver name in a signal is taken as sent; the gateway's approval links and API authenticate it.\n\n"
         f"CLI: `temporal workflow signal --workflow-id {workflow_id} --name approve "
         f'--input \'{{"approver": "<name>", "request_id": "{request.request_id}"}}\'`'
     )

@@ -23,6 +23,7 @@ from workflows.progress import progress_of_run
 with workflow.unsafe.imports_passed_through():
     from archives.models import ArchiveReceipt, ArchiveRequest
     from models.agents import PinnedAgents, ResolveAgentsRequest
+    from models.approval_notice import ApprovalNotice, ApprovalNoticeReceipt
     from models.blackbox import InvokeAgentRequest, InvokeAgentResult
     from models.budget import spend_in
     from models.conversation import ToolOutcome
@@ -114,6 +115,13 @@ SEND_NOTIFICATION = ActivityOptions(
         initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
     ),
 )
+NOTIFY_APPROVAL = ActivityOptions(
+    name="notify_approval",
+    start_to_close_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
+    ),
+)
 ARCHIVE_RUN = ActivityOptions(
     name="archive_run",
     start_to_close_timeout=timedelta(minutes=2),
@@ -138,6 +146,7 @@ ACTIVITY_OPTIONS = (
     ARCHIVE_RUN,
     HISTORY_LIMITS,
     RESOLVE_AGENTS,
+    NOTIFY_APPROVAL,
 )
 """The table: every activity a workflow calls, with how it is called."""
 
@@ -217,6 +226,25 @@ async def send_notification(request: NotificationRequest, *, summary: str) -> No
     except ActivityError as exc:
         _unless_cancelled(exc)
         raise NotificationFailed(_failure(exc)) from exc
+
+
+def notify_approval(notice: ApprovalNotice) -> None:
+    """Announce an opened request without waiting for it: the durable wait starts at once, and a webhook
+    that stays down after its retries costs only a warning (the request is still decidable every other way)."""
+    handle = workflow.start_activity(
+        NOTIFY_APPROVAL.name,
+        notice,
+        result_type=ApprovalNoticeReceipt,
+        start_to_close_timeout=NOTIFY_APPROVAL.start_to_close_timeout,
+        retry_policy=NOTIFY_APPROVAL.retry_policy,
+        summary=f"notify approvers of {notice.request_id}",
+    )
+
+    def _observe(done: Any) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            workflow.logger.warning("approval notice for %s failed: %s", notice.request_id, done.exception())
+
+    handle.add_done_callback(_observe)
 
 
 async def archive_run(request: ArchiveRequest) -> ArchiveReceipt:

@@ -11,17 +11,24 @@ from typing import Any, Literal
 
 from temporalio import workflow
 
+from workflows import calls
 from workflows.progress import RunProgress
 from workflows.visibility import observation_io, publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import ApprovalRequest, Decision
+    from models.approval_notice import ApprovalNotice
     from models.run import ApprovalPolicy, RunStatus, Usage
     from models.status import StatusView
     from telemetry.metrics import record_approval, record_guardrail_rejection, record_run_end
     from telemetry.tracing import tracer
     from workflows.approvals import ApprovalBook, proposal_markdown
     from workflows.ledger import RunLedger
+
+APPROVAL_GATEWAY_PATCH = "approval-gateway"
+"""Runs recorded before the gateway neither honoured `approvers: ["*"]` nor announced requests (notify_approval)."""
+ONE_PENDING_SIGNAL_PATCH = "signal-needs-one-pending"
+"""Runs recorded before it let a signal without `request_id` decide the oldest of several pending requests."""
 
 FINAL_STATES = {
     RunStatus.COMPLETED,
@@ -77,7 +84,7 @@ class RunHandlers:
 
     @workflow.signal(
         name="approve",
-        description='Approve a pending request: {"approver": "alice", "comment": "ok", "request_id": "optional, oldest pending if absent"}',
+        description='Approve a pending request: {"approver": "alice", "comment": "ok", "request_id": "req-1 (optional when exactly one is pending)"}',
     )
     def approve(self, *payloads: Any) -> None:
         """Signal `approve`; a bad payload (none, `null`, several, not an object) or unlisted approver is recorded and ignored.
@@ -96,7 +103,8 @@ class RunHandlers:
         self._on_signal("reject", payloads)
 
     def _on_signal(self, name: Literal["approve", "reject"], payloads: tuple[Any, ...]) -> None:
-        outcome = self._book.apply_signal_args(name, payloads, workflow.now())
+        one_pending_only = workflow.patched(ONE_PENDING_SIGNAL_PATCH)
+        outcome = self._book.apply_signal_args(name, payloads, workflow.now(), one_pending_only=one_pending_only)
         if isinstance(outcome, Decision):
             workflow.logger.info("%s: %s decided by %s", name, outcome.request_id, outcome.approver)
         else:
@@ -135,6 +143,7 @@ class RunHandlers:
         self, *, kind: Literal["tool_call", "plan"], summary: str, proposal: dict[str, Any], policy: ApprovalPolicy
     ) -> Decision:
         """Open a request and wait for a decision on a durable timer: no worker slot or thread is held."""
+        gateway = workflow.patched(APPROVAL_GATEWAY_PATCH)
         request = self._book.open(
             kind=kind,
             summary=summary,
@@ -142,8 +151,11 @@ class RunHandlers:
             approvers=policy.approvers,
             now=workflow.now(),
             timeout=timedelta(seconds=policy.timeout_seconds),
+            any_approver=gateway and "*" in policy.approvers,
         )
         self._progress.approval_requested(request.request_id, summary, kind, list(policy.approvers))
+        if gateway:
+            self._announce(request)
         self._waiting_for = f"approval of {request.request_id}: {summary}"
         self._set_state(RunStatus.WAITING_FOR_APPROVAL)
         workflow.set_current_details(proposal_markdown(workflow.info().workflow_id, request))
@@ -181,6 +193,22 @@ class RunHandlers:
         self._waiting_for = None
         self._set_state(RunStatus.RUNNING)
         return decision
+
+    def _announce(self, request: ApprovalRequest) -> None:
+        """Tell the approval webhook (when the worker has one) that `request` waits, with signed links."""
+        info = workflow.info()
+        calls.notify_approval(
+            ApprovalNotice(
+                workflow_id=info.workflow_id,
+                first_run_id=info.first_execution_run_id,
+                request_id=request.request_id,
+                kind=request.kind,
+                summary=request.summary,
+                proposal=request.proposal,
+                approvers=request.approvers,
+                expires_at=request.expires_at,
+            )
+        )
 
     async def _await_decision(self, request: ApprovalRequest, timeout_seconds: int) -> Decision:
         """A durable timer until a decision lands or the request expires (which then counts as a rejection)."""

@@ -1,0 +1,73 @@
+"""The gateway's ASGI app: routes, error handling, and its shared state (one Temporal client, settings, tokens)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from temporalio.client import Client, RPCTimeoutOrCancelledError
+from temporalio.service import RPCError
+
+from config.settings import Settings
+from gateway import approvals, page, runs
+from gateway.http import ApiError
+from gateway.openapi import openapi_document
+from gateway.tokens import TokenBook
+
+log = logging.getLogger("gateway")
+
+
+async def healthz(request: Request) -> Response:
+    """200 while Temporal answers its health check, 503 otherwise."""
+    client: Client = request.app.state.client
+    try:
+        serving = await client.service_client.check_health(timeout=timedelta(seconds=3))
+    except (RPCError, RuntimeError):
+        serving = False
+    return JSONResponse({"status": "serving" if serving else "not_serving"}, status_code=200 if serving else 503)
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI document."""
+    return JSONResponse(openapi_document())
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _temporal_error(request: Request, exc: Exception) -> Response:
+    log.warning("Temporal call failed on %s %s: %s", request.method, request.url.path.split("/approve/")[0], exc)
+    return JSONResponse({"detail": f"Temporal did not answer: {exc}"}, status_code=503)
+
+
+def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlette:
+    """The app; stateless apart from its client, so several may run behind one load balancer."""
+    routes = [
+        Route("/v1/runs", runs.start_run, methods=["POST"]),
+        Route("/v1/runs/{workflow_id}", runs.read_run, methods=["GET"]),
+        Route("/v1/runs/{workflow_id}/cancel", runs.cancel_run, methods=["POST"]),
+        Route("/v1/approvals", approvals.list_approvals, methods=["GET"]),
+        Route("/v1/runs/{workflow_id}/approvals/{request_id}", approvals.decide_request, methods=["POST"]),
+        Route("/approve/{link}", page.show_request, methods=["GET"]),
+        Route("/approve/{link}", page.decide_request, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: _api_error,
+            RPCError: _temporal_error,
+            RPCTimeoutOrCancelledError: _temporal_error,
+        },
+    )
+    app.state.client = client
+    app.state.settings = settings
+    app.state.tokens = tokens
+    return app
