@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from starlette.applications import Starlette
@@ -14,9 +15,10 @@ from temporalio.service import RPCError
 
 from config.settings import Settings
 from gateway import approvals, page, runs
-from gateway.http import ApiError
+from gateway.http import ApiError, caller
 from gateway.openapi import openapi_document
 from gateway.tokens import TokenBook
+from progress.sse import run_events_endpoint
 
 log = logging.getLogger("gateway")
 
@@ -29,6 +31,21 @@ async def healthz(request: Request) -> Response:
     except (RPCError, RuntimeError):
         serving = False
     return JSONResponse({"status": "serving" if serving else "not_serving"}, status_code=200 if serving else 503)
+
+
+def run_events(client: Client) -> Callable[[Request], Awaitable[Response]]:
+    """`GET /v1/runs/{workflow_id}/events`: the run's progress as Server-Sent Events (progress/sse.py), for any token."""
+
+    async def get_client() -> Client:
+        return client
+
+    stream = run_events_endpoint(get_client)
+
+    async def endpoint(request: Request) -> Response:
+        caller(request)  # reading needs a valid token, like every route
+        return await stream(request)
+
+    return endpoint
 
 
 async def openapi(request: Request) -> Response:
@@ -52,6 +69,7 @@ def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlett
         Route("/v1/runs", runs.start_run, methods=["POST"]),
         Route("/v1/runs/{workflow_id}", runs.read_run, methods=["GET"]),
         Route("/v1/runs/{workflow_id}/cancel", runs.cancel_run, methods=["POST"]),
+        Route("/v1/runs/{workflow_id}/events", run_events(client), methods=["GET"]),
         Route("/v1/approvals", approvals.list_approvals, methods=["GET"]),
         Route("/v1/runs/{workflow_id}/approvals/{request_id}", approvals.decide_request, methods=["POST"]),
         Route("/approve/{link}", page.show_request, methods=["GET"]),

@@ -86,6 +86,13 @@ def openapi_document() -> dict[str, Any]:
                 parameters=[run_id],
             )
         },
+        "/v1/runs/{workflow_id}/events": {
+            "get": _op(
+                "The run's progress as Server-Sent Events (id: offset; resume with Last-Event-ID; ends after run_finished)",
+                {"200": {"description": "text/event-stream"}, **_errors(400, 401, 404)},
+                parameters=[run_id],
+            )
+        },
         "/v1/approvals": {
             "get": _op(
                 "Pending requests across runs that the caller may decide",

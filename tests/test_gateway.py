@@ -268,3 +268,28 @@ def test_a_link_is_refused_when_altered_or_signed_with_another_secret():
             verify_link("s" * 32, bad)
     with pytest.raises(LinkInvalid):
         verify_link("t" * 32, token)
+
+
+async def test_the_events_route_streams_the_run_to_any_token_and_resumes(api, fake_llm):
+    fake_llm.push(Reply(text="6000 * 0.2 = 1200"))
+    started = await api.post("/v1/runs", json=loop_body(), headers=auth("alice"))
+    workflow_id = started.json()["workflow_id"]
+    assert (await api.get(f"/v1/runs/{workflow_id}/events")).status_code == 401
+    await finished(api, workflow_id)
+
+    async def events(headers: dict) -> list[tuple[int, str]]:
+        seen = []
+        async with api.stream("GET", f"/v1/runs/{workflow_id}/events", headers=headers, timeout=30) as response:
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+            offset = None
+            async for line in response.aiter_lines():
+                if line.startswith("id:"):
+                    offset = int(line[3:])
+                elif line.startswith("event:"):
+                    seen.append((offset, line[6:].strip()))
+        return seen
+
+    everything = await events(auth("reader"))
+    assert everything[-1][1] == "run_finished" and [o for o, _ in everything] == sorted(o for o, _ in everything)
+    middle = everything[len(everything) // 2][0]
+    assert await events({**auth("reader"), "Last-Event-ID": str(middle)}) == [e for e in everything if e[0] > middle]
