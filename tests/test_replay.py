@@ -164,7 +164,41 @@ async def _gateway_approval_run(client, settings, fake_llm):
     return handle
 
 
+async def _fan_in_run(client, settings, fake_llm):
+    # One reply with 40 reads: 32 run, side by side (local activities), the rest are refused.
+    calls = [("calculator", {"expression": f"{i} + 1"}) for i in range(40)]
+    fake_llm.push(Reply(tool_calls=calls), Reply(text="done"))
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow",
+        {"prompt": "many sums", "budget": {"max_steps": 100}},
+        id=workflow_id("replay-fan-in"),
+        task_queue=settings.task_queue,
+    )
+    await handle.result()
+    return handle
+
+
+async def _hybrid_budget_run(client, settings, fake_llm):
+    import dataclasses
+
+    # The specialists spend what the planner left: no one is asked to approve the plan.
+    fake_llm.responder = lambda body: dataclasses.replace(respond(body), output_tokens=1500)
+    handle = await client.start_workflow(
+        "HybridAgentWorkflow",
+        {
+            "prompt": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month.",
+            "budget": {"max_tokens": 4000},
+        },
+        id=workflow_id("replay-hybrid-budget"),
+        task_queue=settings.task_queue,
+    )
+    await handle.result()
+    return handle
+
+
 SCENARIOS = {
+    "fan_in": _fan_in_run,
+    "hybrid_budget": _hybrid_budget_run,
     "approval": _approval_run,
     "gateway_approval": _gateway_approval_run,
     "budget": _budget_run,
@@ -178,7 +212,7 @@ SCENARIOS = {
 
 HISTORY_NAMES = {
     name: name
-    if name in ("blackbox", "hybrid")
+    if name in ("blackbox", "hybrid", "hybrid_budget")
     else "blackbox_fan_out_budget"
     if name == "fan_out_budget"
     else f"agent_loop_{name}"
