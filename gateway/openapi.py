@@ -30,6 +30,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
+        400: "Last-Event-ID (or from_offset) is not an integer",
         401: "missing or unknown token",
         403: "the token lacks the role, or is not an allowed approver",
         404: "no such run or request",
