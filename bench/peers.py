@@ -300,8 +300,8 @@ def report(args: argparse.Namespace, results: dict[str, Any], loads: tuple[float
         f"{args.rounds} interleaved rounds, medians (min-max); load average {loads[0]:.2f} at start, {loads[1]:.2f} at end"
     )
     head = (
-        f"{'framework':<15}{'floor ms/step':>16}{'temporal ms/step':>20}{'cost ms/step':>18}{'server CPU':>11}"
-        f"{'WFT+act+mark/step':>17}{f'hist B/step@{steps}':>16}{f'@{args.history_steps}':>9}"
+        f"{'framework':<15}{'floor ms/step':>16}{'temporal ms/step':>20}{'cost ms/step':>18}{'server CPU':>12}"
+        f"{'WFT+act+mark/step':>19}{f'hist B/step@{steps}':>16}{f'@{args.history_steps}':>9}"
     )
     print(head)
     print("-" * len(head))
@@ -320,14 +320,14 @@ def report(args: argparse.Namespace, results: dict[str, Any], loads: tuple[float
         cost = f"{costs[framework]:.1f} ({spread(r['cost_ms'])})"
         print(
             f"{framework:<15}{f'{med(floor):.1f} ({spread(floor)})':>16}{f'{med(durable):.1f} ({spread(durable)})':>20}"
-            f"{cost:>18}{med(r['server_cpu_ms']):>11.1f}{counts:>17}"
+            f"{cost:>18}{med(r['server_cpu_ms']):>12.1f}{counts:>19}"
             f"{med(t['history_bytes'] / steps for t in r['temporal']):>16,.0f}"
             f"{hist['history_bytes'] / args.history_steps:>9,.0f}"
         )
     peers = {f: c for f, c in costs.items() if f != "product"}
     print("cost = Temporal run - the same framework's loop without Temporal, same round, / steps; server CPU: dev")
     print(
-        "server ms per step in the Temporal run; WFT+act+LA: workflow tasks, activities, markers (local activities, patches) per step"
+        "server ms per step in the Temporal run; WFT+act+mark: workflow tasks, activities, markers (local activities, patches) per step"
     )
     if "product" not in costs or not peers:
         print(f"ratio: not computed (measured: {sorted(costs)}); bench took {elapsed:.0f} s")
