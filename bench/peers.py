@@ -57,7 +57,9 @@ BENCH = Path(__file__).resolve().parent
 PEERS_VENV = BENCH / ".venv-peers"
 REQUIREMENTS = BENCH / "peers-requirements.txt"
 PEERS = ("openai-agents", "pydantic-ai")
-FRAMEWORKS = ("product", *PEERS)
+STOCK = "product-stock"
+"""The product worker with the SDK's sandbox context lookups (before service/sandbox.py): what that cut is worth."""
+FRAMEWORKS = ("product", STOCK, *PEERS)
 
 
 def openai_responder(body: dict[str, Any]):
@@ -245,6 +247,11 @@ async def measure(args: argparse.Namespace, root: Path, log) -> dict[str, Any]:
             settings = Settings.from_env({**os.environ, "TEMPORAL_TASK_QUEUE": f"bench-peers-{uuid.uuid4().hex[:6]}"})
             await stack.enter_async_context(build_variant_worker(client, settings, Variant("product", "product")))
             runners["product"] = Product(client, settings.task_queue, *product_activities(client, settings))
+            if args.stock:
+                stock = Settings.from_env({**os.environ, "TEMPORAL_TASK_QUEUE": f"bench-stock-{uuid.uuid4().hex[:6]}"})
+                variant = Variant(STOCK, STOCK, stock_sandbox=True)
+                await stack.enter_async_context(build_variant_worker(client, stock, variant))
+                runners[STOCK] = Product(client, stock.task_queue, *product_activities(client, stock))
             for framework in args.peers:
                 try:
                     runners[framework] = await Peer.start(python, framework, server.address)
@@ -324,7 +331,7 @@ def report(args: argparse.Namespace, results: dict[str, Any], loads: tuple[float
             f"{med(t['history_bytes'] / steps for t in r['temporal']):>16,.0f}"
             f"{hist['history_bytes'] / args.history_steps:>9,.0f}"
         )
-    peers = {f: c for f, c in costs.items() if f != "product"}
+    peers = {f: c for f, c in costs.items() if f in PEERS}
     print("cost = Temporal run - the same framework's loop without Temporal, same round, / steps; server CPU: dev")
     print(
         "server ms per step in the Temporal run; WFT+act+mark: workflow tasks, activities, markers (local activities, patches) per step"
@@ -332,7 +339,18 @@ def report(args: argparse.Namespace, results: dict[str, Any], loads: tuple[float
     if "product" not in costs or not peers:
         print(f"ratio: not computed (measured: {sorted(costs)}); bench took {elapsed:.0f} s")
         return float("nan")
+    if STOCK in costs:
+        paired = [s - p for s, p in zip(results[STOCK]["cost_ms"], results["product"]["cost_ms"], strict=True)]
+        print(
+            f"skipping the sandbox's context lookups (service/sandbox.py) is worth {costs[STOCK] - costs['product']:.1f} "
+            f"ms/step here (median of rounds {med(paired):.1f}, {spread(paired)})"
+        )
     best = min(peers, key=lambda f: peers[f])
+    if peers[best] <= 0:
+        print(
+            f"ratio: not computed ({best}'s cost is not positive: too few steps or rounds); bench took {elapsed:.0f} s"
+        )
+        return float("nan")
     ratio = costs["product"] / peers[best]
     print(
         f"product {costs['product']:.1f} ms/step vs best peer {best} {peers[best]:.1f} ms/step: ratio {ratio:.2f} "
@@ -388,6 +406,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--history-steps", type=int, default=30, help="steps of the run whose history is sized (30)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed 3-step runs per framework and mode (default 1)")
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS, help="peers to measure (default all)")
+    parser.add_argument(
+        "--no-stock", dest="stock", action="store_false", help="skip the product-stock row (SDK sandbox lookups)"
+    )
     parser.add_argument("--json", help="write every run's figures to this file")
     parser.add_argument("--keep-logs", help="copy the peers' stderr logs to this directory")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each run as it finishes")
