@@ -39,6 +39,7 @@ if __name__ == "__main__":  # runnable from anywhere: the repo root holds the pa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio import workflow
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from models.conversation import Conversation, ToolOutcome
 from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
@@ -387,6 +388,10 @@ class BenchLocalToolLoopWorkflow(AgentLoopWorkflow):
         return await self._lifecycle(raw, carry, AgentRunInput)
 
 
+class StockSandboxedWorkflowRunner(SandboxedWorkflowRunner):
+    """The SDK's sandbox as it ships: a subclass, so service/sandbox.py leaves its context lookups in place."""
+
+
 @dataclasses.dataclass
 class Variant:
     key: str
@@ -397,6 +402,8 @@ class Variant:
     local_tool: bool = False
     runs: int | None = None
     steps: int | None = None
+    stock_sandbox: bool = False
+    """The SDK's sandbox with its per-payload serialization-context lookups (before service/sandbox.py)."""
     primed: bool = False
     """Run once untimed right before each timed run: a server rate limiter starts the timed run drained
     (steady state), not with the burst it refilled while the other variants ran."""
@@ -442,7 +449,7 @@ def build_variant_worker(client, settings, variant: Variant):
     import worker as worker_module
 
     traced = variant.client is not plain_client
-    if variant.sandboxed and not variant.local_tool and traced:
+    if variant.sandboxed and not variant.local_tool and traced and not variant.stock_sandbox:
         return worker_module.build_worker(client, settings)
     args, kwargs = recorded_worker_args(client, settings)
     if not traced:
@@ -451,6 +458,8 @@ def build_variant_worker(client, settings, variant: Variant):
             plugin.interceptors = None
     if not variant.sandboxed:
         kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
+    if variant.stock_sandbox:
+        kwargs["workflow_runner"] = StockSandboxedWorkflowRunner()
     if variant.local_tool:
         kwargs["workflows"] = [BenchLocalToolLoopWorkflow]  # the plugin adds the product's three
     return Worker(*args, **kwargs)
@@ -463,6 +472,7 @@ def variants_for(args: argparse.Namespace) -> list[Variant]:
     return [
         product,
         Variant("no-otel", "  - without the OpenTelemetry plugin", client=plain_client),
+        Variant("stock-sandbox", "  - the SDK's sandbox context lookups (no service/sandbox.py)", stock_sandbox=True),
         Variant("no-sandbox", "  - with UnsandboxedWorkflowRunner", sandboxed=False),
         Variant("local-tool", "  - no sandbox, run_tool as a local activity", sandboxed=False, local_tool=True),
         Variant(

@@ -12,13 +12,14 @@ import dataclasses
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import WorkerConfig, WorkflowRunner
+from temporalio.worker import ReplayerConfig, WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from config.settings import Settings
 from models.errors import RunFailed
 from payloads.converter import data_converter
 from service.activities import build_activities
+from service.sandbox import context_free
 from telemetry.tracing import setup_tracing, temporal_interceptor
 from tools.registry import Registry
 from workflows.agent_loop import AgentLoopWorkflow
@@ -73,10 +74,17 @@ class AgentServicePlugin(SimplePlugin):
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         """Workflows, interceptor and sandbox as SimplePlugin does, then the activities built from the settings."""
         config = super().configure_worker(config)
+        config["workflow_runner"] = context_free(config["workflow_runner"], config["client"].data_converter)
         config["activities"] = [
             *config.get("activities", []),
             *build_activities(self.settings, config["client"], self.registry),
         ]
+        return config
+
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        """As SimplePlugin does, then the sandbox without its context lookups (service/sandbox.py), as workers run."""
+        config = super().configure_replayer(config)
+        config["workflow_runner"] = context_free(config["workflow_runner"], config["data_converter"])
         return config
 
 
