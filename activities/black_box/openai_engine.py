@@ -78,26 +78,33 @@ class _ObservedResponsesModel(OpenAIResponsesModel):
             raise AllowanceSpent(fit.refused)
         return dataclasses.replace(model_settings, max_tokens=fit.output_tokens)
 
-    async def get_response(
-        self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        model_settings = self._fitted(system_instructions, input, tools, model_settings)
+    def _generation(self, system_instructions: Any, input: Any, tools: Any) -> Any:
+        """The Langfuse generation of one inference (tool names only: their schemas are in the agent's spec)."""
         observed_input = {
             "system": system_instructions,
             "input": input,
             "tools": [getattr(t, "name", str(t)) for t in tools],
         }
-        with generation(name="openai.responses", model=self._full_model, input=observed_input) as observed:
+        return generation(name="openai.responses", model=self._full_model, input=observed_input)
+
+    def _finish(self, observed: Any, response: Any) -> None:
+        usage = response.usage
+        tokens_in = usage.input_tokens if usage else 0
+        tokens_out = usage.output_tokens if usage else 0
+        observed.finish(
+            output=[item.model_dump(mode="json") if hasattr(item, "model_dump") else item for item in response.output],
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
+        )
+
+    async def get_response(
+        self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        model_settings = self._fitted(system_instructions, input, tools, model_settings)
+        with self._generation(system_instructions, input, tools) as observed:
             response = await super().get_response(system_instructions, input, model_settings, tools, *args, **kwargs)
-            tokens_in, tokens_out = response.usage.input_tokens, response.usage.output_tokens
-            observed.finish(
-                output=[
-                    item.model_dump(mode="json") if hasattr(item, "model_dump") else item for item in response.output
-                ],
-                input_tokens=tokens_in,
-                output_tokens=tokens_out,
-                cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
-            )
+            self._finish(observed, response)
             return response
 
     async def stream_response(
@@ -105,25 +112,11 @@ class _ObservedResponsesModel(OpenAIResponsesModel):
     ) -> Any:
         """The streamed call, fitted and recorded like `get_response` (once its `response.completed` event arrives)."""
         model_settings = self._fitted(system_instructions, input, tools, model_settings)
-        observed_input = {
-            "system": system_instructions,
-            "input": input,
-            "tools": [getattr(t, "name", str(t)) for t in tools],
-        }
-        with generation(name="openai.responses", model=self._full_model, input=observed_input) as observed:
+        with self._generation(system_instructions, input, tools) as observed:
             stream = super().stream_response(system_instructions, input, model_settings, tools, *args, **kwargs)
             async for event in stream:
                 if isinstance(event, ResponseCompletedEvent):
-                    response = event.response
-                    usage = response.usage
-                    tokens_in = usage.input_tokens if usage else 0
-                    tokens_out = usage.output_tokens if usage else 0
-                    observed.finish(
-                        output=[item.model_dump(mode="json") for item in response.output],
-                        input_tokens=tokens_in,
-                        output_tokens=tokens_out,
-                        cost_usd=cost_usd(self._full_model, tokens_in, tokens_out),
-                    )
+                    self._finish(observed, event.response)
                 yield event
 
 
