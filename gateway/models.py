@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from models.approval import PendingApproval
 from models.run import Strict
 
 WorkflowType = Literal["AgentLoopWorkflow", "BlackBoxAgentWorkflow", "HybridAgentWorkflow"]
@@ -48,16 +49,10 @@ class DecisionBody(Strict):
     comment: str = Field("", max_length=5000)
 
 
-class PendingRequest(BaseModel):
-    """One request the caller may decide (`GET /v1/approvals`)."""
+class PendingRequest(PendingApproval):
+    """One request the caller may decide (`GET /v1/approvals`): what the `status` query shows, and its run."""
 
     workflow_id: str
-    request_id: str
-    kind: str
-    summary: str
-    proposal: dict[str, Any]
-    approvers: list[str]
-    expires_at: datetime
 
 
 class RecordedDecision(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tools.calculator import calculator
 from tools.finance import analysis_agent, budget_agent, calculate_budget, project_savings
 from tools.notes import search_notes, write_note
-from tools.pinning import PLANNER
+from tools.pinning import PLANNER, describe_agent
 from tools.registry import AgentProfile, Registry
 
 
@@ -42,7 +42,7 @@ def build_registry() -> Registry:
 def planner_agent(registry: Registry) -> AgentProfile:
     """The planner, told which specialists (agents with a structured output) it may consult."""
     specialists = "\n".join(
-        f"- {a.name}: {describe(a)}" for a in registry.agents.values() if a.output_schema is not None
+        f"- {a.name}: {describe_agent(a)}" for a in registry.agents.values() if a.output_schema is not None
     )
     return AgentProfile(
         name=PLANNER,
@@ -59,11 +59,6 @@ def planner_agent(registry: Registry) -> AgentProfile:
         tools=(),
         read_only=True,
     )
-
-
-def describe(agent: AgentProfile) -> str:
-    """The one line the planner reads about an agent: its description, else its instructions' first line."""
-    return agent.description or (agent.instructions.strip().splitlines() or [""])[0]
 
 
 REGISTRY = build_registry()

@@ -41,8 +41,9 @@ TRANSFER_PREFIX = "transfer_to_"
 
 
 def describe_agent(agent: AgentProfile) -> str:
-    """An agent's one line: its description, else its instructions' first line."""
-    return agent.description or agent.instructions.strip().split("\n", 1)[0][:200]
+    """An agent's one line (the hybrid planner's list, handoff tools, pinned specs): its description, else its
+    instructions' first line."""
+    return agent.description or (agent.instructions.strip().splitlines() or [""])[0]
 
 
 def transfer_tools(spec: AgentSpec) -> list[Tool]:

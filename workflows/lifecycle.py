@@ -194,30 +194,34 @@ class AgentWorkflow(RunHandlers):
     async def _begin(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> RunStart:
         trace_id = current_trace_id()
         pinning = workflow.patched(PIN_PATCH)
-        request = self._accept_input(raw, model, known_here=not pinning)
+        request, built_ins = self._accept_input(raw, model, known_here=not pinning)
         self._agent = self._agent_label(request)
         publish_search_attributes(agent=self._agent, pattern=self.PATTERN, customer_id=request.customer_id)
         self._set_state(RunStatus.RUNNING)
         resumed = self._resume(carry)
         if resumed is not None:
-            pinned = resumed.pinned or self._pin_built_ins(request)
+            pinned = resumed.pinned or built_ins or self._pin_built_ins(request)
             return RunStart(raw, request, resumed.trace_id, resumed.limits, resumed, pinned, registry_of(pinned))
         limits = await self._history_limits() if self.BOUNDED_HISTORY else HistoryLimits.legacy()
         self._ledger = RunLedger(budget=request.budget, started_at=workflow.now())
-        pinned = await self._pin(request) if pinning else self._pin_built_ins(request)
+        pinned = await self._pin(request) if built_ins is None else built_ins
         return RunStart(raw, request, trace_id, limits, None, pinned, registry_of(pinned))
 
-    def _accept_input(self, raw: Any, model: type[AgentRunInput], *, known_here: bool) -> AgentRunInput:
-        """Validate the input (and, for runs recorded before pinning, the agents it names); a bad one fails at once."""
+    def _accept_input(
+        self, raw: Any, model: type[AgentRunInput], *, known_here: bool
+    ) -> tuple[AgentRunInput, PinnedAgents | None]:
+        """Validate the input (and, for runs recorded before pinning, the agents it names); a bad one fails at once.
+
+        Returns the request and, with `known_here`, the built-in agents pinned while checking them.
+        """
         try:
             request = parse_input(raw, model)
-            if known_here:
-                self._pin_built_ins(request)
+            built_ins = self._pin_built_ins(request) if known_here else None
         except Exception:
             self._set_state(RunStatus.FAILED)
             raise
         tag_trace(user_id=request.customer_id, session_id=request.session_id or workflow.info().workflow_id)
-        return request
+        return request, built_ins
 
     def _screened_inputs(self, request: AgentRunInput) -> list[tuple[str, str]]:
         """(agent, text) pairs screened before the first model call: the prompt, for the agent that reads it."""
