@@ -117,11 +117,15 @@ async def test_three_workers_share_30_runs_and_survive_a_sigkill(client, fake_ll
 
     results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=120)
 
-    # Every run completed, with the right answer, having paid for exactly its two model calls.
+    # Every run completed, with the right answer, in its three steps. Its usage counts its two model
+    # calls, plus a reply the fake served to an attempt that died after recording it (heartbeat
+    # details carry what an attempt was billed for): never more than the replies the fake served it.
+    served = Counter(prompt_of(r.body) for r in fake_llm.requests if r.served == "reply")
     for n, result in enumerate(results):
         assert result["status"] == "completed", result
         assert result["output"] == f"{n} * 7 = {n * 7}"
-        assert (result["usage"]["llm_calls"], result["usage"]["tool_calls"], result["steps"]) == (2, 1, 3)
+        assert (result["usage"]["tool_calls"], result["steps"]) == (1, 3)
+        assert 2 <= result["usage"]["llm_calls"] <= served[f"What is {n} * 7?"], (result["usage"], served)
     # None twice: one run per workflow id ...
     listed = await eventually(lambda: _list_runs(client, prefix), timeout=20)
     assert sorted(listed) == sorted(h.id for h in handles)
