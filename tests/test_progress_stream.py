@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-import pytest
-
 from devstack.fake_anthropic import Reply
 from models.progress import EVENT_TYPES
 from progress.reader import follow_events
@@ -127,7 +125,6 @@ async def test_history_cost_per_step_is_bounded(client, settings, fake_llm):
     assert 0 < extra <= EXTRA_EVENTS_PER_STEP
 
 
-@pytest.mark.skip(reason="hangs with a live follower across continue-as-new: not yet diagnosed (issue 17 report)")
 async def test_continue_as_new_keeps_one_stream(client, settings, fake_llm, monkeypatch):
     from config.settings import Settings
     from worker import build_worker
@@ -155,16 +152,11 @@ async def test_continue_as_new_keeps_one_stream(client, settings, fake_llm, monk
             async for e in follow_events(client, handle.id):
                 events.append(e)
 
-        try:
-            await asyncio.wait_for(follow(), timeout=120)
-        except TimeoutError:
-            from tests.helpers import event_types
-
-            desc = await handle.describe()
-            print("DEBUG", desc.status, desc.run_id, [e["type"] for e in events][-10:], len(events))
-            print("DEBUG", (await event_types(handle))[-30:])
-            raise
+        await asyncio.wait_for(follow(), timeout=120)
         result = await handle.result()
+        # After the close: the whole stream again, across runs. Reading a closed run is a query, which a
+        # worker answers by replaying it, so this stays inside the worker's lifetime.
+        again = [e async for e in follow_events(client, handle.id)]
     assert result["status"] == "completed" and result["output"] == "All sums done."
     runs = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]
     assert len(runs) >= 2, "the run never continued as new"
@@ -172,5 +164,4 @@ async def test_continue_as_new_keeps_one_stream(client, settings, fake_llm, monk
     assert [e["type"] for e in events].count("llm_started") == calls + 1
     assert [e["type"] for e in events].count("tool_finished") == calls
     assert events[-1]["type"] == "run_finished"
-    again = [e async for e in follow_events(client, handle.id)]  # after the close: the whole stream, across runs
     assert again == events
