@@ -74,13 +74,26 @@ async def test_empty_replies_stop_the_sdk_agent(client, fake_openai, worker):
     assert result["usage"]["llm_calls"] == 3 and result["usage"]["tool_calls"] == 0
 
 
-async def test_a_repeat_inside_one_reply_of_parallel_calls_stops_the_sdk_agent(client, fake_openai, worker):
-    twice = Reply(tool_calls=[("calculate_budget", {"monthly_income": 100}), ("calculate_budget", {"monthly_income": 100})])
-    fake_openai.push(twice, twice)  # the 4th identical call is in the second reply
+def side_by_side(*incomes: float) -> Reply:
+    return Reply(tool_calls=[("calculate_budget", {"monthly_income": i}) for i in incomes])
+
+
+async def test_a_reply_of_parallel_calls_that_repeats_too_often_runs_none_of_them(client, fake_openai, worker):
+    fake_openai.push(side_by_side(100, 100), side_by_side(100, 100))  # the 3rd and 4th identical calls
     result = await run_budget(client, worker.task_queue)
     assert result["status"] == "stopped" and result["output"]["rule"] == "max_repeated_calls", result
-    assert result["usage"]["llm_calls"] == 2 and result["usage"]["tool_calls"] == 3
+    # The SDK runs a reply's calls side by side: the round that breaks the rule is refused whole.
+    assert result["usage"]["llm_calls"] == 2 and result["usage"]["tool_calls"] == 2
     fake_openai.assert_script_consumed()
+
+
+async def test_a_round_of_parallel_errors_finishes_then_the_sdk_agent_stops(client, fake_openai, worker):
+    fake_openai.push(side_by_side(-1, -2, -3), side_by_side(-4, -5, -6))
+    result = await run_budget(client, worker.task_queue)
+    assert result["status"] == "stopped" and result["output"]["rule"] == "max_consecutive_tool_errors", result
+    # The 5th error came mid-round: the round's other call finished, and the model was not asked again.
+    assert result["usage"]["tool_calls"] == 6 and result["usage"]["llm_calls"] == 2
+    assert len(fake_openai.requests) == 2
 
 
 async def test_an_sdk_agent_that_makes_progress_is_never_stopped(client, fake_openai, worker):

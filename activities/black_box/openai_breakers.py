@@ -1,13 +1,13 @@
 """The guardrails inside an Agents SDK black box, on the SDK's own hooks: the Claude engine's rules, the same counts.
 
-- the same call repeated: a tool input guardrail, before each call runs;
-- tool errors in a row, and tool-output screening: a tool output guardrail, after each call (`reject_content`
-  replaces the output with the marked or withheld text the model is shown);
-- replies without progress: `RunHooks.on_llm_end`, before the reply's calls run.
+- replies without progress, and the same call repeated: `RunHooks.on_llm_end`, before the reply's calls run;
+- tool errors in a row, and tool-output screening: a tool output guardrail after each call (`reject_content`
+  replaces the output with the marked or withheld text the model is shown); a trip there stops the run in
+  `RunHooks.on_llm_start`, before the model is asked again.
 
-A tripped breaker raises (`raise_exception`, or `BreakerTripped` from the hook), which ends `Runner.run`; the
-engine turns it into a stopped result naming the rule (`tripped_rule`). The counts belong to one attempt, as in
-the Claude engine: a retried attempt resumed from its checkpoint starts them afresh.
+A tripped breaker raises `BreakerTripped` from a hook, which ends `Runner.run`; the engine turns it into a stopped
+result naming the rule. The counts belong to one attempt, as in the Claude engine: a retried attempt resumed from
+its checkpoint starts them afresh.
 """
 
 from __future__ import annotations
@@ -18,12 +18,8 @@ from typing import Any
 from agents import (
     ModelResponse,
     ToolGuardrailFunctionOutput,
-    ToolInputGuardrail,
-    ToolInputGuardrailData,
-    ToolInputGuardrailTripwireTriggered,
     ToolOutputGuardrail,
     ToolOutputGuardrailData,
-    ToolOutputGuardrailTripwireTriggered,
 )
 
 from models.guardrails import GuardrailPolicy
@@ -57,21 +53,27 @@ def screened(content: str, policy: GuardrailPolicy) -> tuple[str, str | None]:
 
 
 class AgentsSdkBreakers:
-    """One attempt's breakers, as the SDK's tool guardrails and a reply check."""
+    """One attempt's breakers: a check of each reply (`after_reply`), a tool output guardrail, and a check before
+    each further inference (`before_inference`)."""
 
     def __init__(self, policy: GuardrailPolicy) -> None:
         self.breakers = CircuitBreakers(policy)
+        self.tripped: str | None = None
+        """A rule tool results broke in the round now running: the run stops once the round is over."""
         self._errors: dict[str, bool] = {}
         """Whether each call's outcome (by call id) was an error: the output guardrail sees only the text."""
-        self.input_guardrail: ToolInputGuardrail[Any] = ToolInputGuardrail(self._before_call, name="circuit_breakers")
-        self.output_guardrail: ToolOutputGuardrail[Any] = ToolOutputGuardrail(self._after_call, name="tool_outputs")
+        self.output_guardrail: ToolOutputGuardrail[Any] = ToolOutputGuardrail(self._after_call, name="guardrails")
 
     def ran(self, call_id: str, is_error: bool) -> None:
         """Record a call's outcome, for the errors-in-a-row breaker (called by the function tool)."""
         self._errors[call_id] = is_error
 
     def after_reply(self, response: ModelResponse) -> None:
-        """The no-progress breaker after a reply; raises `BreakerTripped`. Refused calls are tool errors here."""
+        """A reply without progress, or one repeating a call too often: `BreakerTripped` before any of its calls run.
+
+        The SDK runs one reply's calls side by side, so the whole round is judged before it starts (the Claude
+        engine runs a round in order and stops at the call that trips); invalid calls count as tool errors.
+        """
         text = "".join(
             getattr(part, "text", "") or ""
             for item in response.output
@@ -85,26 +87,20 @@ class AgentsSdkBreakers:
         ]
         if rule := self.breakers.reply(text=text, calls=calls, refused=0):
             raise BreakerTripped(rule)
+        for name, arguments in calls:
+            if rule := self.breakers.call(name, arguments):
+                raise BreakerTripped(rule)
 
-    def _before_call(self, data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
-        context = data.context
-        rule = self.breakers.call(context.tool_name, call_arguments(context.tool_arguments))
-        return ToolGuardrailFunctionOutput.raise_exception(rule) if rule else ToolGuardrailFunctionOutput.allow()
+    def before_inference(self) -> None:
+        """Raise `BreakerTripped` when the last round of tool results broke a rule: no model call after it."""
+        if self.tripped is not None:
+            raise BreakerTripped(self.tripped)
 
     def _after_call(self, data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
+        # Not raise_exception: that would cancel the round's other calls wherever they are; they finish first.
         content, flagged = screened(str(data.output), self.breakers.policy)
-        if rule := self.breakers.outcome(self._errors.pop(data.context.tool_call_id, False)):
-            return ToolGuardrailFunctionOutput.raise_exception(rule)
+        rule = self.breakers.outcome(self._errors.pop(data.context.tool_call_id, False))
+        self.tripped = self.tripped or rule
         if flagged is not None:
             return ToolGuardrailFunctionOutput.reject_content(content, output_info=flagged)
         return ToolGuardrailFunctionOutput.allow()
-
-
-def tripped_rule(exc: BaseException) -> str | None:
-    """The full reason of the breaker `exc` reports, or None when it is no breaker's."""
-    if isinstance(exc, BreakerTripped):
-        return exc.rule
-    if isinstance(exc, ToolInputGuardrailTripwireTriggered | ToolOutputGuardrailTripwireTriggered):
-        info = exc.output.output_info
-        return info if isinstance(info, str) else None
-    return None

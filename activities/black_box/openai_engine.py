@@ -22,8 +22,6 @@ from agents import (
     OpenAIResponsesModel,
     RunConfig,
     RunHooks,
-    ToolInputGuardrailTripwireTriggered,
-    ToolOutputGuardrailTripwireTriggered,
     TResponseInputItem,
     set_tracing_disabled,
 )
@@ -39,7 +37,6 @@ from activities.black_box.openai_breakers import (
     BreakerTripped,
     call_arguments,
     screened,
-    tripped_rule,
 )
 from activities.black_box.progress import AgentProgress
 from activities.black_box.streamed_run import run_agent
@@ -171,6 +168,9 @@ class _ProgressHooks(RunHooks[Any]):
         self._breakers = breakers
         self._journal = journal
 
+    async def on_llm_start(self, context: Any, agent: Any, system_prompt: Any, input_items: Any) -> None:
+        self._breakers.before_inference()
+
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         usage = response.usage
         calls = [getattr(item, "name", "") for item in response.output if getattr(item, "type", "") == "function_call"]
@@ -213,7 +213,6 @@ def _function_tool(tool: Tool, tools: BlackBoxTools, breakers: AgentsSdkBreakers
         params_json_schema=tool.input_schema(),
         on_invoke_tool=invoke,
         strict_json_schema=False,
-        tool_input_guardrails=[breakers.input_guardrail],
         tool_output_guardrails=[breakers.output_guardrail],
     )
 
@@ -324,10 +323,11 @@ class OpenAIAgentEngine:
         for attempt in range(CORRECTIONS + 1):
             try:
                 result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, hooks)
-            except (BreakerTripped, ToolInputGuardrailTripwireTriggered, ToolOutputGuardrailTripwireTriggered) as exc:
-                rule = tripped_rule(exc) or f"tool_guardrail: {exc}"
-                return progress.result(None, stopped=rule, rule=rule.split(":", 1)[0])
+            except BreakerTripped as exc:
+                return progress.result(None, stopped=exc.rule, rule=exc.rule.split(":", 1)[0])
             except MaxTurnsExceeded:
+                if breakers.tripped is not None:  # the last round broke a rule; the ceiling came before the check
+                    return progress.result(None, stopped=breakers.tripped, rule=breakers.tripped.split(":", 1)[0])
                 return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
             except AllowanceSpent as exc:  # before the call: nothing was sent for it
                 return progress.result(None, stopped=str(exc))
