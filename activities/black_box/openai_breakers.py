@@ -22,9 +22,9 @@ from agents import (
     ToolOutputGuardrailData,
 )
 
+from activities.black_box.engine import screened
 from models.guardrails import GuardrailPolicy
-from telemetry.metrics import activity_meter, record_guardrail_rejection
-from tools.guardrails import CircuitBreakers, screen_tool_output
+from tools.guardrails import CircuitBreakers
 
 
 class BreakerTripped(Exception):
@@ -42,14 +42,6 @@ def call_arguments(raw: str) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {"unparsed": raw}
     return parsed if isinstance(parsed, dict) else {"unparsed": raw}
-
-
-def screened(content: str, policy: GuardrailPolicy) -> tuple[str, str | None]:
-    """`screen_tool_output`, each flagged output counted in `agent_guardrail_rejections_total`."""
-    shown, flagged = screen_tool_output(content, policy)
-    if flagged is not None:
-        record_guardrail_rejection(activity_meter(), reason=f"tool_output:{flagged}")
-    return shown, flagged
 
 
 class AgentsSdkBreakers:

@@ -31,12 +31,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.black_box.checkpoint import Checkpoints
-from activities.black_box.engine import BlackBoxTools
+from activities.black_box.engine import BlackBoxTools, screened
 from activities.black_box.openai_breakers import (
     AgentsSdkBreakers,
     BreakerTripped,
     call_arguments,
-    screened,
 )
 from activities.black_box.progress import AgentProgress
 from activities.black_box.streamed_run import run_agent
