@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from config.settings import Settings
 from devstack.dev_server import free_port, temporal_cli
 from devstack.fake_anthropic import Reply
 from devstack.fake_openai import FakeOpenAI
@@ -255,3 +256,41 @@ async def test_trips_and_refusals_are_counted_by_rule_and_stopped_runs_listed_by
         text=True,
     ).stdout
     assert {json.loads(row)["execution"]["workflowId"] for row in _json_rows(cli)} == set(rules)
+
+
+async def test_the_repeat_count_is_carried_across_continue_as_new_and_replays_the_same(
+    client, settings, fake_llm, monkeypatch
+):
+    """One call asked for at steps 1, 17, 33 and 34 of a loop that continues as new every dozen steps or so: no
+    generation sees it four times, yet the 4th trips the breaker, as in one long run; each generation replays."""
+    from devstack.histories import generations
+    from tests.test_replay import replayer
+    from worker import build_worker
+
+    monkeypatch.setenv("HISTORY_MAX_EVENTS", "100")  # the least allowed: a new generation every dozen steps or so
+    repeated = {1, 17, 33, 34}
+    step = iter(range(1, 1000))
+
+    def respond(body: dict) -> Reply:
+        n = next(step)
+        if n > 40:
+            return Reply(text="done")
+        expression = "6 * 7" if n in repeated else f"{n} + 1"
+        return Reply(tool_calls=[("calculator", {"expression": expression})])
+
+    fake_llm.responder = respond
+    async with build_worker(client, Settings.from_env()):
+        handle = await client.start_workflow(
+            "AgentLoopWorkflow",
+            {"prompt": "many sums", "budget": {"max_steps": 200}},
+            id=workflow_id("guard-carry"),
+            task_queue=settings.task_queue,
+        )
+        result = await handle.result()
+    assert result["status"] == "stopped" and result["output"]["rule"] == "max_repeated_calls", result
+    assert "asked for 4 times (limit 3)" in result["output"]["reason"]
+    assert result["usage"]["llm_calls"] == 34
+    histories = await generations(client, handle.id, handle.first_execution_run_id or handle.run_id)
+    assert len(histories) >= 3  # the four calls fell into different generations
+    for history in histories:
+        await replayer().replay_workflow(history)
