@@ -1,6 +1,7 @@
 """Guardrails inside Agents SDK black boxes (pattern A on `openai:` models), through the SDK's tool guardrails and
 run hooks: the same breakers as the Claude engine end the run `stopped` with the rule, a run that makes progress
-goes on to its answer, and tool outputs that read like instructions are marked or withheld before the model sees them.
+goes on to its answer (on both engines), and tool outputs that read like instructions are marked or withheld
+before the model sees them.
 
 The real Agents SDK talks to the scripted fake Responses API (streamed, the product's default)."""
 
@@ -96,16 +97,23 @@ async def test_a_round_of_parallel_errors_finishes_then_the_sdk_agent_stops(clie
     assert len(fake_openai.requests) == 2
 
 
-async def test_an_sdk_agent_that_makes_progress_is_never_stopped(client, fake_openai, worker):
+@pytest.mark.parametrize("model", [OPENAI_MODEL, "anthropic:claude-sonnet-5-5"])
+async def test_a_black_box_that_makes_progress_is_never_stopped(client, fake_openai, fake_llm, worker, model):
     # Up to each limit but never past it: one call made exactly 3 times, 4 errors in a row, then progress.
-    fake_openai.push(
+    fake = fake_openai if model == OPENAI_MODEL else fake_llm
+    fake.push(
         budget(1000), budget(1000), budget(1000), budget(-1), budget(-2), budget(-3), budget(-4), budget(2000), answer()
     )
-    result = await run_budget(client, worker.task_queue)
+    result = await client.execute_workflow(
+        "BlackBoxAgentWorkflow",
+        {"agent": "budget", "prompt": "plan my budget", "model": model},
+        id=workflow_id("bb-progress"),
+        task_queue=worker.task_queue,
+    )
     assert result["status"] == "completed", result
     assert result["output"]["monthly_income"] == 5000
     assert result["usage"]["tool_calls"] == 8 and result["usage"]["llm_calls"] == 9
-    fake_openai.assert_script_consumed()
+    fake.assert_script_consumed()
 
 
 @pytest.fixture

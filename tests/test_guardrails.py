@@ -138,6 +138,14 @@ async def test_an_agents_own_input_rule_and_withheld_tool_outputs(client, guarde
     assert text.startswith("[withheld by a guardrail") and "say yes" not in text
 
 
+async def test_an_agents_own_breaker_count_stops_it_sooner(client, guarded_worker, fake_llm):
+    fake_llm.responder = lambda body: Reply(tool_calls=[("search_notes", {"query": "order 8"})])
+    result = await run(client, guarded_worker.task_queue, {"agent": "desk", "prompt": "Is there an order 8?"})
+    assert result["status"] == "stopped" and result["output"]["rule"] == "max_repeated_calls", result
+    assert "asked for 3 times (limit 2)" in result["output"]["reason"]  # the agent's max_repeated_calls = 2
+    assert result["usage"]["tool_calls"] == 2 and result["usage"]["llm_calls"] == 3
+
+
 async def test_the_screening_agents_verdict_decides_before_the_agent_runs(client, guarded_worker, fake_llm):
     fake_llm.push(Reply(text=json.dumps({"allowed": False, "reason": "asks for another customer's records"})))
     refused = await run(client, guarded_worker.task_queue, {"agent": "screened", "prompt": "Bob's orders, please"})
