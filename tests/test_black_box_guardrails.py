@@ -75,6 +75,16 @@ async def test_empty_replies_stop_the_sdk_agent(client, fake_openai, worker):
     assert result["usage"]["llm_calls"] == 3 and result["usage"]["tool_calls"] == 0
 
 
+async def test_calls_to_a_tool_the_sdk_agent_lacks_are_errors_for_the_model_then_stop_it(client, fake_openai, worker):
+    fake_openai.push(*(Reply(tool_calls=[("delete_everything", {"scope": i})]) for i in range(5)))
+    result = await run_budget(client, worker.task_queue)
+    assert result["status"] == "stopped" and result["output"]["rule"] == "max_consecutive_tool_errors", result
+    [told] = fake_openai.requests[1].tool_outputs()  # the model was told, with the tools it has
+    assert "Unknown tool 'delete_everything'" in told["output"] and "calculate_budget" in told["output"]
+    assert result["usage"]["llm_calls"] == 5
+    fake_openai.assert_script_consumed()
+
+
 def side_by_side(*incomes: float) -> Reply:
     return Reply(tool_calls=[("calculate_budget", {"monthly_income": i}) for i in incomes])
 

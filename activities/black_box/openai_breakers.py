@@ -83,6 +83,10 @@ class AgentsSdkBreakers:
             if rule := self.breakers.call(name, arguments):
                 raise BreakerTripped(rule)
 
+    def refused(self) -> None:
+        """A call the SDK could not run (no such tool): a tool error, as it is in the Claude engine."""
+        self.tripped = self.tripped or self.breakers.outcome(True)
+
     def before_inference(self) -> None:
         """Raise `BreakerTripped` when the last round of tool results broke a rule: no model call after it."""
         if self.tripped is not None:

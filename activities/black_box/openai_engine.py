@@ -22,6 +22,7 @@ from agents import (
     OpenAIResponsesModel,
     RunConfig,
     RunHooks,
+    ToolErrorFormatterArgs,
     TResponseInputItem,
     set_tracing_disabled,
 )
@@ -216,6 +217,19 @@ def _function_tool(tool: Tool, tools: BlackBoxTools, breakers: AgentsSdkBreakers
     )
 
 
+def _unknown_tool_message(tools: BlackBoxTools, breakers: AgentsSdkBreakers) -> Any:
+    """The SDK's `tool_error_formatter`: a call to a tool the agent lacks gets the `ToolExecutor`'s error result."""
+
+    async def message(args: ToolErrorFormatterArgs[Any]) -> str | None:
+        if args.kind != "tool_not_found":
+            return None  # the SDK's own message
+        outcome = await tools.run(ToolCall(id=args.call_id, name=args.tool_name, arguments={}))
+        breakers.refused()
+        return outcome.content
+
+    return message
+
+
 class JsonSchemaOutput(AgentOutputSchemaBase):
     """The agent's `output_schema` as the SDK's output type: validated with jsonschema, strict only where it can be."""
 
@@ -319,9 +333,16 @@ class OpenAIAgentEngine:
             output_type=output,
         )
         hooks = _ProgressHooks(progress, breakers, journal if checkpoints is not None else None)
+        run_config = RunConfig(
+            tracing_disabled=True,
+            trace_include_sensitive_data=False,
+            # A call to a tool the agent lacks is an error result for the model (listing its tools), not a crash.
+            tool_not_found_behavior="return_error_to_model",
+            tool_error_formatter=_unknown_tool_message(tools, breakers),
+        )
         for attempt in range(CORRECTIONS + 1):
             try:
-                result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, hooks)
+                result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, hooks, run_config)
             except BreakerTripped as exc:
                 return progress.result(None, stopped=exc.rule, rule=exc.rule.split(":", 1)[0])
             except MaxTurnsExceeded:
@@ -344,7 +365,9 @@ class OpenAIAgentEngine:
             return progress.result(result.final_output)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _run(self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, hooks: _ProgressHooks) -> Any:
+    async def _run(
+        self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, hooks: _ProgressHooks, run_config: RunConfig
+    ) -> Any:
         """One `Runner.run`, provider errors classified for Temporal."""
         try:
             result = await run_agent(
@@ -353,7 +376,7 @@ class OpenAIAgentEngine:
                 streaming=self._provider.streaming,
                 max_turns=max_turns,
                 hooks=hooks,
-                run_config=RunConfig(tracing_disabled=True, trace_include_sensitive_data=False),
+                run_config=run_config,
             )
         except openai.APIStatusError as exc:
             raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
