@@ -21,6 +21,7 @@ from agents import (
     ToolOutputGuardrail,
     ToolOutputGuardrailData,
 )
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
 
 from activities.black_box.engine import screened
 from models.guardrails import GuardrailPolicy
@@ -69,13 +70,13 @@ class AgentsSdkBreakers:
         text = "".join(
             getattr(part, "text", "") or ""
             for item in response.output
-            if getattr(item, "type", "") == "message"
-            for part in getattr(item, "content", [])
+            if isinstance(item, ResponseOutputMessage)
+            for part in item.content
         )
         calls = [
             (item.name, call_arguments(item.arguments))
             for item in response.output
-            if getattr(item, "type", "") == "function_call"
+            if isinstance(item, ResponseFunctionToolCall)
         ]
         if rule := self.breakers.reply(text=text, calls=calls, refused=0):
             raise BreakerTripped(rule)
