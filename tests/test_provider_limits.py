@@ -44,13 +44,23 @@ async def test_two_workers_together_never_send_more_than_the_fleet_rate(client, 
     late = [t for t in stamps if t >= min(stamps) + 1.0]  # after the first second's burst
     assert len(late) / max(span - 1.0, 0.1) <= RATE * 1.5, sorted(round(t - min(stamps), 2) for t in stamps)
     assert span >= (runs - BURST) / RATE, span
-    history = await handles[0].fetch_history()
-    queues = {
-        e.activity_task_scheduled_event_attributes.task_queue.name
-        for e in history.events
-        if e.activity_task_scheduled_event_attributes.activity_type.name == "call_llm"
-    }
+    queues: set[str] = set()
+    callers: set[str] = set()  # the workers that ran the model calls
+    for handle in handles:
+        events = (await handle.fetch_history()).events
+        scheduled = {
+            e.event_id: e.activity_task_scheduled_event_attributes
+            for e in events
+            if e.activity_task_scheduled_event_attributes.activity_type.name == "call_llm"
+        }
+        queues |= {a.task_queue.name for a in scheduled.values()}
+        callers |= {
+            e.activity_task_started_event_attributes.identity
+            for e in events
+            if e.activity_task_started_event_attributes.scheduled_event_id in scheduled
+        }
     assert queues == {f"{settings.task_queue}-llm-anthropic"}
+    assert len(callers) == 2, callers  # the rate held for the two workers together, not for each
 
 
 def test_rate_limits_are_checked_at_start() -> None:

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from models.budget import BUDGET_ESTIMATES_PATCH
     from models.errors import AgentRunFailed
     from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
+    from telemetry.metrics import record_guardrail_rejection
     from workflows.ledger import RunLedger
 
 
@@ -111,6 +112,8 @@ class BlackBoxSteps:
         ending = f" stopped: {result.stopped}" if result.stopped else " answered"
         self._ledger.record_usage(result.usage, f"{step.noun} ({result.turns} turns){ending}")
         if result.stopped:
+            if result.rule:  # a breaker inside the black box (either engine), counted once per run by its rule
+                record_guardrail_rejection(workflow.metric_meter(), reason=result.rule)
             stopped = self._stop(f"{step.key}: {result.stopped}")
             if result.rule and self.stopped is not None:  # a guardrail, not a ceiling: the run ends `stopped`
                 self.stopped.setdefault("rule", result.rule)

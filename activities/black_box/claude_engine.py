@@ -5,12 +5,12 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.black_box.checkpoint import Checkpoints, pending_calls
-from activities.black_box.engine import BlackBoxTools
+from activities.black_box.engine import BlackBoxTools, screened
 from activities.black_box.progress import AgentProgress
 from activities.providers.anthropic_provider import AnthropicProvider, count_input_tokens
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
-from models.conversation import Conversation, ToolCall
-from tools.guardrails import CircuitBreakers, screen_tool_output
+from models.conversation import Conversation, ToolCall, ToolOutcome
+from tools.guardrails import CircuitBreakers
 from tools.output_check import CORRECTIONS, check_output, correction, output_invalid, schema_instruction
 from tools.registry import AgentProfile, Registry
 
@@ -48,7 +48,7 @@ class ClaudeAgentEngine:
             activity.logger.info("resuming agent %s at turn %d", agent.name, restored.turns)
             if cut_off := pending_calls(conversation):  # the round the crash cut off runs again, same call ids
                 calls = [ToolCall(id=b.id, name=b.name, arguments=b.arguments) for b in cut_off]
-                conversation.add_tool_results([await tools.run(call) for call in calls])
+                conversation.add_tool_results([self._screened(await tools.run(call), agent) for call in calls])
                 await self._checkpoint(checkpoints, progress, conversation, corrections)
 
         guard = CircuitBreakers(agent.guardrails)  # counts of this attempt (a resumed one starts them afresh)
@@ -96,13 +96,18 @@ class ClaudeAgentEngine:
                 if rule := guard.call(call.name, call.arguments):
                     return progress.result(None, stopped=rule, rule=rule.split(":", 1)[0])
                 outcome = await tools.run(call)
-                content, flagged = screen_tool_output(outcome.content, guard.policy)
-                outcomes.append(outcome.model_copy(update={"content": content}) if flagged else outcome)
+                outcomes.append(self._screened(outcome, agent))
                 if rule := guard.outcome(outcome.is_error):
                     return progress.result(None, stopped=rule, rule=rule.split(":", 1)[0])
             conversation.add_tool_results(outcomes)
             await self._checkpoint(checkpoints, progress, conversation, corrections)  # the tools have run
         return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
+
+    @staticmethod
+    def _screened(outcome: ToolOutcome, agent: AgentProfile) -> ToolOutcome:
+        """The outcome as the model is shown it: marked or withheld when it reads like instructions."""
+        content, flagged = screened(outcome.content, agent.guardrails)
+        return outcome.model_copy(update={"content": content}) if flagged else outcome
 
     @staticmethod
     async def _checkpoint(

@@ -10,6 +10,9 @@ from activities.black_box.progress import AgentProgress
 from activities.tool_executor import ToolExecutor
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.conversation import ToolCall, ToolOutcome
+from models.guardrails import GuardrailPolicy
+from telemetry.metrics import activity_meter, record_guardrail_rejection
+from tools.guardrails import screen_tool_output
 from tools.registry import AgentProfile, Tool
 
 
@@ -50,3 +53,11 @@ class BlackBoxTools:
         )
         self.progress.record_tool(call.name, outcome.is_error)
         return outcome
+
+
+def screened(content: str, policy: GuardrailPolicy) -> tuple[str, str | None]:
+    """A tool output as the model is shown it, and the rule it broke: `screen_tool_output`, each flag counted."""
+    shown, flagged = screen_tool_output(content, policy)
+    if flagged is not None:
+        record_guardrail_rejection(activity_meter(), reason=f"tool_output:{flagged}")
+    return shown, flagged

@@ -22,6 +22,7 @@ from agents import (
     OpenAIResponsesModel,
     RunConfig,
     RunHooks,
+    ToolErrorFormatterArgs,
     TResponseInputItem,
     set_tracing_disabled,
 )
@@ -31,7 +32,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.black_box.checkpoint import Checkpoints
-from activities.black_box.engine import BlackBoxTools
+from activities.black_box.engine import BlackBoxTools, screened
+from activities.black_box.openai_breakers import (
+    AgentsSdkBreakers,
+    BreakerTripped,
+    call_arguments,
+)
 from activities.black_box.progress import AgentProgress
 from activities.black_box.streamed_run import run_agent
 from activities.pricing import cost_usd
@@ -152,11 +158,18 @@ def _pending_calls(items: list[Any]) -> list[dict[str, Any]]:
 
 
 class _ProgressHooks(RunHooks[Any]):
-    """Counts each inference as a turn, heartbeats it, and journals its items."""
+    """Counts each inference as a turn, heartbeats it, journals its items, and checks it makes progress.
 
-    def __init__(self, progress: AgentProgress, journal: _Journal | None = None) -> None:
+    Each tool output is journaled as the model is shown it (after the output guardrail marked or withheld it).
+    """
+
+    def __init__(self, progress: AgentProgress, breakers: AgentsSdkBreakers, journal: _Journal | None = None) -> None:
         self._progress = progress
+        self._breakers = breakers
         self._journal = journal
+
+    async def on_llm_start(self, context: Any, agent: Any, system_prompt: Any, input_items: Any) -> None:
+        self._breakers.before_inference()
 
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         usage = response.usage
@@ -166,31 +179,32 @@ class _ProgressHooks(RunHooks[Any]):
         )
         if self._journal is not None:
             await self._journal.add([_plain(i) for i in response.to_input_items()])
+        self._breakers.after_reply(response)  # the reply is paid for and journaled; its calls have not run
+
+    async def on_tool_end(self, context: Any, agent: Any, tool: Any, result: object) -> None:
+        if self._journal is not None:
+            call_id = getattr(context, "tool_call_id", "call")
+            await self._journal.add([{"type": "function_call_output", "call_id": call_id, "output": str(result)}])
 
 
 def _plain(item: Any) -> Any:
     return item.model_dump(mode="json", exclude_unset=True) if hasattr(item, "model_dump") else item
 
 
-def _function_tool(tool: Tool, tools: BlackBoxTools, journal: _Journal | None = None) -> FunctionTool:
-    async def invoke(ctx: Any, arguments: str) -> str:
-        content = await _invoke(ctx, arguments)
-        if journal is not None:
-            call_id = getattr(ctx, "tool_call_id", "call")
-            await journal.add([{"type": "function_call_output", "call_id": call_id, "output": content}])
-        return content
+def _function_tool(tool: Tool, tools: BlackBoxTools, breakers: AgentsSdkBreakers) -> FunctionTool:
+    """A registry tool for the SDK, run through the worker's `ToolExecutor`, guarded before and after each call."""
 
-    async def _invoke(ctx: Any, arguments: str) -> str:
+    async def invoke(ctx: Any, arguments: str) -> str:
+        call_id = getattr(ctx, "tool_call_id", "call")
         try:
             parsed = json.loads(arguments or "{}")
         except json.JSONDecodeError as exc:
+            breakers.ran(call_id, is_error=True)
             return f"Error: arguments are not JSON ({exc.msg})"
-        call = ToolCall(
-            id=getattr(ctx, "tool_call_id", "call"),
-            name=tool.name,
-            arguments=parsed if isinstance(parsed, dict) else {},
-        )
-        return (await tools.run(call)).content
+        call = ToolCall(id=call_id, name=tool.name, arguments=parsed if isinstance(parsed, dict) else {})
+        outcome = await tools.run(call)
+        breakers.ran(call_id, outcome.is_error)
+        return outcome.content
 
     # Not strict: the registry's pydantic models validate the arguments, with errors the model can act on.
     return FunctionTool(
@@ -199,7 +213,21 @@ def _function_tool(tool: Tool, tools: BlackBoxTools, journal: _Journal | None = 
         params_json_schema=tool.input_schema(),
         on_invoke_tool=invoke,
         strict_json_schema=False,
+        tool_output_guardrails=[breakers.output_guardrail],
     )
+
+
+def _unknown_tool_message(tools: BlackBoxTools, breakers: AgentsSdkBreakers) -> Any:
+    """The SDK's `tool_error_formatter`: a call to a tool the agent lacks gets the `ToolExecutor`'s error result."""
+
+    async def message(args: ToolErrorFormatterArgs[Any]) -> str | None:
+        if args.kind != "tool_not_found":
+            return None  # the SDK's own message
+        outcome = await tools.run(ToolCall(id=args.call_id, name=args.tool_name, arguments={}))
+        breakers.refused()
+        return outcome.content
+
+    return message
 
 
 class JsonSchemaOutput(AgentOutputSchemaBase):
@@ -285,16 +313,17 @@ class OpenAIAgentEngine:
                 progress.usage = usage  # the checkpoint is newer than the last heartbeat that got through
             activity.logger.info("resuming agent %s at turn %d", agent.name, progress.turns)
             for pending in _pending_calls(journal.items):  # run again with the same call id: the same key
-                arguments = json.loads(pending.get("arguments") or "{}")
+                arguments = call_arguments(pending.get("arguments") or "{}")
                 call = ToolCall(id=pending["call_id"], name=pending["name"], arguments=arguments)
-                outcome = await tools.run(call)
-                await journal.add([{"type": "function_call_output", "call_id": call.id, "output": outcome.content}])
+                content, _ = screened((await tools.run(call)).content, agent.guardrails)
+                await journal.add([{"type": "function_call_output", "call_id": call.id, "output": content}])
             turn_input = list(journal.items)
         output = JsonSchemaOutput(agent.name, agent.output_schema) if agent.output_schema is not None else None
+        breakers = AgentsSdkBreakers(agent.guardrails)  # counts of this attempt (a resumed one starts them afresh)
         sdk_agent: Agent[Any] = Agent(
             name=agent.name,
             instructions=agent.instructions,
-            tools=[_function_tool(t, tools, journal if checkpoints is not None else None) for t in tools.definitions],
+            tools=[_function_tool(t, tools, breakers) for t in tools.definitions],
             model=_ObservedResponsesModel(
                 model=model,
                 openai_client=self._provider.client(),
@@ -303,11 +332,22 @@ class OpenAIAgentEngine:
             ),
             output_type=output,
         )
-        hooks = _ProgressHooks(progress, journal if checkpoints is not None else None)
+        hooks = _ProgressHooks(progress, breakers, journal if checkpoints is not None else None)
+        run_config = RunConfig(
+            tracing_disabled=True,
+            trace_include_sensitive_data=False,
+            # A call to a tool the agent lacks is an error result for the model (listing its tools), not a crash.
+            tool_not_found_behavior="return_error_to_model",
+            tool_error_formatter=_unknown_tool_message(tools, breakers),
+        )
         for attempt in range(CORRECTIONS + 1):
             try:
-                result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, hooks)
+                result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, hooks, run_config)
+            except BreakerTripped as exc:
+                return progress.result(None, stopped=exc.rule, rule=exc.rule.split(":", 1)[0])
             except MaxTurnsExceeded:
+                if breakers.tripped is not None:  # the last round broke a rule; the ceiling came before the check
+                    return progress.result(None, stopped=breakers.tripped, rule=breakers.tripped.split(":", 1)[0])
                 return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
             except AllowanceSpent as exc:  # before the call: nothing was sent for it
                 return progress.result(None, stopped=str(exc))
@@ -325,7 +365,9 @@ class OpenAIAgentEngine:
             return progress.result(result.final_output)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _run(self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, hooks: _ProgressHooks) -> Any:
+    async def _run(
+        self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, hooks: _ProgressHooks, run_config: RunConfig
+    ) -> Any:
         """One `Runner.run`, provider errors classified for Temporal."""
         try:
             result = await run_agent(
@@ -334,7 +376,7 @@ class OpenAIAgentEngine:
                 streaming=self._provider.streaming,
                 max_turns=max_turns,
                 hooks=hooks,
-                run_config=RunConfig(tracing_disabled=True, trace_include_sensitive_data=False),
+                run_config=run_config,
             )
         except openai.APIStatusError as exc:
             raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
