@@ -159,7 +159,9 @@ class ClaudeAgentEngine:
                     return next_seat, fresh  # the next agent starts afresh: the rest of this reply is left
                 outcomes.append(ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Transferred to {target}."))
                 unrun = f"Not run: the conversation was handed to {target}."
-                outcomes += [ToolOutcome(tool_call_id=c.id, name=c.name, content=unrun, is_error=True) for c in calls[i + 1 :]]
+                outcomes += [
+                    ToolOutcome(tool_call_id=c.id, name=c.name, content=unrun, is_error=True) for c in calls[i + 1 :]
+                ]
                 conversation.add_tool_results(outcomes)
                 return next_seat, conversation
             if rule := guard.call(call.name, call.arguments):

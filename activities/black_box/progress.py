@@ -58,7 +58,11 @@ class AgentProgress:
         """Count one inference (one turn) and heartbeat at once."""
         cost = cost_usd(self.model, input_tokens, output_tokens)
         record_llm_tokens(
-            activity_meter(), model=self.model, agent=self.speaker, input_tokens=input_tokens, output_tokens=output_tokens
+            activity_meter(),
+            model=self.model,
+            agent=self.speaker,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
         self.usage = self.usage.add(
             Usage(llm_calls=1, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost)
