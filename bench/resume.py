@@ -11,8 +11,10 @@ of the same engine, in the same bench run:
 
 - requests and tokens re-spent: what the fake served beyond the clean run (input + output tokens, the fake's
   own counting; the reply the crash cut off is never delivered and is not counted);
-- kill -> result: wall time from the SIGKILL to the run's result (detection, ~10 s heartbeat timeout plus the
-  retry's start, is the same in both modes; the rest is the turns asked again).
+- retry -> result: wall time from the retried attempt's first model request to the run's result: the turns
+  asked again plus the turns left (a clean run's last 10 - k + 1 turns take about that much with resume on);
+- kill -> result: wall time from the SIGKILL to the result, dominated by detection (the 10 s heartbeat
+  timeout counts from the last heartbeat that got through, so it varies by a second or two between runs).
 
 "Off" is what main did before checkpoints: bench/resume_worker.py replaces the checkpoint restore with one
 that finds nothing, so a retry starts at turn 1 (saving stays on, so each turn's own work is the same).
@@ -68,6 +70,9 @@ class Script:
         self.lock = threading.Lock()
         self.served = 0
         self.tokens = 0
+        self.killed_at: float | None = None
+        self.retried_at: float | None = None
+        """When the first request after the kill arrived: the retried attempt's start."""
 
     def reply(self, turn: int) -> Any:
         from devstack.scripted_http import Reply
@@ -76,6 +81,8 @@ class Script:
             crash = self.crash_at == turn
             if crash:
                 self.crash_at = None
+            elif self.killed_at is not None and self.retried_at is None:
+                self.retried_at = time.monotonic()
         delay = CRASH_DELAY if crash else self.latency
         if turn < TURNS:
             return Reply(tool_calls=[("calculator", {"expression": f"{turn} * 2"})], delay=delay)
@@ -91,6 +98,7 @@ class Script:
     def reset(self) -> tuple[int, int]:
         with self.lock:
             served, tokens, self.served, self.tokens = self.served, self.tokens, 0, 0
+            self.killed_at = self.retried_at = None
         return served, tokens
 
 
@@ -166,6 +174,8 @@ class Row:
     tokens: int
     seconds: float
     """Clean run: start -> result; crash run: kill -> result."""
+    after_retry: float = 0.0
+    """Crash run: the retried attempt's first request -> result (the work done after the crash)."""
 
 
 async def one_run(client: Any, task_queue: str, model: str) -> Any:
@@ -245,15 +255,19 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
                         await asyncio.sleep(0.02)
                     await asyncio.sleep(0.2)  # the request is in flight, nothing after it has happened
                     worker.kill()
-                    killed = time.monotonic()
+                    script.killed_at = killed = time.monotonic()
                     worker = spawn()
                     result = await handle.result()
-                    seconds = time.monotonic() - killed
+                    done = time.monotonic()
+                    retried = script.retried_at or done
                     served, tokens = script.reset()
                     assert result["status"] == "completed", result
-                    rows.append(Row(engine, mode, k, served, tokens, seconds))
-                    print(f"{engine} resume {mode}, crash at turn {k}: {served} requests, {tokens} tokens, "
-                          f"kill -> result {seconds:.2f} s", flush=True)
+                    rows.append(Row(engine, mode, k, served, tokens, done - killed, done - retried))
+                    print(
+                        f"{engine} resume {mode}, crash at turn {k}: {served} requests, {tokens} tokens, "
+                        f"kill -> result {done - killed:.2f} s, retry -> result {done - retried:.2f} s",
+                        flush=True,
+                    )
             worker.stop()
         report(rows, args)
         return 0
@@ -266,16 +280,22 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     """The markdown table bench/README.md shows."""
     clean = {r.engine: r for r in rows if r.mode == "clean"}
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\n{datetime.date.today()}, load average at the end {load}, {os.cpu_count()} cores, "
-          f"model latency {args.latency:g} s per turn")
-    print("| engine | crash at turn | resume | requests re-asked | tokens re-spent | kill -> result |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"\n{datetime.date.today()}, load average at the end {load}, {os.cpu_count()} cores, "
+        f"model latency {args.latency:g} s per turn"
+    )
+    print(
+        "| engine | crash at turn | resume | requests re-asked | tokens re-spent | retry -> result | kill -> result |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         if r.mode == "clean":
             continue
         base = clean[r.engine]
-        print(f"| {r.engine} | {r.k} of {TURNS} | {r.mode} | {r.served - base.served} | "
-              f"{r.tokens - base.tokens} | {r.seconds:.2f} s |")
+        print(
+            f"| {r.engine} | {r.k} of {TURNS} | {r.mode} | {r.served - base.served} | "
+            f"{r.tokens - base.tokens} | {r.after_retry:.2f} s | {r.seconds:.2f} s |"
+        )
     for engine, r in clean.items():
         print(f"clean run, {engine}: {r.served} requests, {r.tokens} tokens, {r.seconds:.2f} s start -> result")
 
