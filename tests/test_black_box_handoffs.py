@@ -114,14 +114,15 @@ async def test_the_next_agent_sees_what_handoff_context_promises(client, tmp_pat
     if context == "full":
         assert len(seen) == 5 and "2 * 21" in text and "transfer_to_billing" in text
     elif context == "summary":
-        [message] = seen  # one message holding the request and the work so far, no raw tool items
+        assert len(seen) == 1  # one message holding the request and the work so far, no raw tool items
         assert PROMPT in text and "calculator" in text and "42" in text
         if model.startswith("anthropic"):  # the wording pattern B uses
             assert "Handed over by agent front: a payment question" in text
         else:  # the Agents SDK's own nest_handoff_history: the transcript folded into one message
             assert "<CONVERSATION HISTORY>" in text
     else:
-        assert len(seen) == 1 and PROMPT in text and "calculator" not in text and "2 * 21 " not in text
+        assert len(seen) == 1 and seen[0]["role"] == "user" and "calculator" not in text
+        assert json.dumps(seen[0]["content"]) in (json.dumps(PROMPT), json.dumps([{"type": "text", "text": PROMPT}]))
     assert status["active_agent"] == "billing"
     [handoff] = [e for e in events if e["type"] == "handoff"]
     assert (handoff["agent"], handoff["target"], handoff["context"]) == ("front", "billing", context)
@@ -146,9 +147,8 @@ async def test_a_handoff_to_an_agent_not_offered_is_an_error_for_the_model(clien
 
     assert result["status"] == "completed" and result["output"] == "I will answer myself: 42."
     assert "FRONT DESK" in _system(fake.requests[1])
-    refused = json.dumps(fake.requests[1].tool_results() if hasattr(fake.requests[1], "tool_results") else [])
-    if model.startswith("openai"):
-        refused = json.dumps(fake.requests[1].tool_outputs())
+    answer = fake.requests[1]
+    refused = json.dumps(answer.tool_outputs() if model.startswith("openai") else answer.tool_results())
     assert "cannot hand off to 'payroll' (it can hand off to: billing)" in refused
     assert status["active_agent"] == "front"
 

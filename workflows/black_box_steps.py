@@ -109,8 +109,7 @@ class BlackBoxSteps:
             max_output_tokens=self._ledger.branch_allowance(DEFAULT_MAX_OUTPUT_TOKENS, branches),
             label=step.label,
             allowance=self._ledger.share(branches) if workflow.patched(BUDGET_ESTIMATES_PATCH) else None,
-            # Only runs whose agents can hand off carry the marker: the others' histories are unchanged.
-            handoff_specs=step.handoff_specs if step.handoff_specs and workflow.patched(BLACK_BOX_HANDOFFS_PATCH) else {},
+            handoff_specs=self._handoff_specs(step),
         )
         try:
             result = await calls.invoke_black_box(
@@ -132,6 +131,14 @@ class BlackBoxSteps:
             return stopped
         self.outputs[step.key] = result.output
         return True
+
+    @staticmethod
+    def _handoff_specs(step: BlackBoxStep) -> dict[str, str]:
+        """What the black box may hand off to; only runs whose agents can hand off carry the patch marker, so
+        the others' histories are unchanged."""
+        if step.handoff_specs and workflow.patched(BLACK_BOX_HANDOFFS_PATCH):
+            return step.handoff_specs
+        return {}
 
     def _record_handoffs(self, step: BlackBoxStep, result: InvokeAgentResult) -> None:
         """Each handoff inside the black box, in the run's record of work, its archive and its status query."""
