@@ -19,7 +19,7 @@ from models.agents import AgentSpec, PinnedAgents, ResolveAgentsRequest, spec_di
 from models.errors import BlobNotFound, InvalidInput
 from payloads.blobs import BlobStore
 from payloads.lru import Lru
-from tools.pinning import pin, profile_of, tool_of, transfer_tools
+from tools.pinning import black_box_handoff_problem, pin, profile_of, tool_of, transfer_tools
 from tools.registry import AgentProfile, Registry, Tool
 
 _SPEC_CACHE_ENTRIES = 256
@@ -95,6 +95,9 @@ class AgentSpecActivities:
             raise ApplicationError(
                 exc.message.removeprefix("invalid input: "), type="InvalidInput", non_retryable=True
             ) from None
+        for ref in request.agents:
+            if ref.black_box and (problem := black_box_handoff_problem(pinned, [ref.name])):
+                raise ApplicationError(f"{ref.where}: {problem}", type="InvalidInput", non_retryable=True)
         for spec in pinned.specs.values():
             await self._specs.put(spec)
         return pinned.model_copy(

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from models.conversation import Conversation
 
-ANNOTATION_NAMES = ("plan", "specialist_results", "final_answer", "customer_id", "status")
+ANNOTATION_NAMES = ("plan", "specialist_results", "final_answer", "customer_id", "status", "handoffs")
 """The named structured outputs every archive carries (null where a workflow has none)."""
 
 

@@ -83,6 +83,8 @@ class AgentRef(BaseModel):
 
     where: str
     name: str
+    black_box: bool = False
+    """It runs whole as a black box (pattern A): the agents it can hand off to must be read-only."""
 
 
 class ResolveAgentsRequest(BaseModel):

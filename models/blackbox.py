@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from models.agents import HandoffContext
 from models.budget import Allowance
 from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
 from models.run import AgentRunInput, Strict, Usage
@@ -51,6 +52,19 @@ class InvokeAgentRequest(BaseModel):
     """The branch's share of what the run has left, enforced before every model call (None: runs recorded before)."""
     progress: bool = False
     """Publish turns and text deltas on the run's progress stream (False in runs recorded before streams)."""
+    handoff_specs: dict[str, str] = Field(default_factory=dict)
+    """Digests of the pinned agents this one can reach by handoffs, by name (empty: it cannot hand off)."""
+
+
+class BlackBoxHandoff(BaseModel):
+    """One handoff inside a black box: who passed the conversation to whom, with what context, at which turn."""
+
+    source: str
+    target: str
+    context: HandoffContext
+    reason: str = ""
+    turn: int = 0
+    """Turns the black box had taken when the handoff happened."""
 
 
 class InvokeAgentResult(BaseModel):
@@ -67,3 +81,7 @@ class InvokeAgentResult(BaseModel):
     """Why the agent stopped before answering (its turn ceiling or its allowance), or None when it answered."""
     rule: str | None = None
     """The guardrail that stopped it (`max_repeated_calls`, ...): the run ends `stopped`, not `budget_exceeded`."""
+    answered_by: str | None = None
+    """The agent that had the conversation at the end (after handoffs); None: `agent` itself."""
+    handoffs: list[BlackBoxHandoff] = Field(default_factory=list)
+    """Every handoff inside this black box, in order."""

@@ -15,6 +15,7 @@ EVENT_TYPES = (
     "approval_decided",
     "stage",
     "agent_turn",
+    "handoff",
     "run_finished",
 )
 """Every event type a run publishes; each event is JSON with `offset`, `type`, `at` and its own fields."""

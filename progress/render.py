@@ -73,6 +73,9 @@ class Renderer:
     def _agent_turn(self, e: dict[str, Any]) -> None:
         self._line(f"   agent {e.get('agent')} turn {e.get('turn')}: {e.get('last')}")
 
+    def _handoff(self, e: dict[str, Any]) -> None:
+        self._line(f"   agent {e.get('agent')} handed off to {e.get('target')} ({e.get('context')} context)")
+
     def _approval_requested(self, e: dict[str, Any]) -> None:
         self._line(f"?? waiting for approval {e['request_id']}: {e.get('summary', '')}")
         self._line(f"   approve: {decide_command(self._workflow_id, e['request_id'])}")

@@ -301,8 +301,8 @@ async def test_long_run_generations_replay(client, settings, fake_llm, monkeypat
 async def test_checked_in_histories_replay_without_nondeterminism():
     files = sorted(HISTORIES.glob("*.json"))
     # Also recorded elsewhere: a run with a handoff (test_handoffs.py), a black box resumed after a crash
-    # (test_black_box_resume.py).
-    expected = {*HISTORY_NAMES.values(), FILE_AGENT, "agent_loop_handoff", "blackbox_resumed"}
+    # (test_black_box_resume.py), a black box whose agent handed off inside it (test_black_box_handoffs.py).
+    expected = {*HISTORY_NAMES.values(), FILE_AGENT, "agent_loop_handoff", "blackbox_resumed", "blackbox_handoff"}
     assert {f.stem for f in files} >= expected, "record histories first (see module docstring)"
     assert any(f.stem.startswith(LONG_RUN) for f in files), "record the long run's histories first"
     histories = [WorkflowHistory.from_json(f.stem, json.loads(f.read_text())) for f in files]

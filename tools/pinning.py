@@ -46,21 +46,50 @@ def describe_agent(agent: AgentProfile) -> str:
     return agent.description or (agent.instructions.strip().splitlines() or [""])[0]
 
 
+def transfer_tool(handoff: HandoffSpec) -> Tool:
+    """The `transfer_to_<agent>` tool that hands the conversation to `handoff`'s agent."""
+    return Tool(
+        name=f"{TRANSFER_PREFIX}{handoff.name}",
+        description=f"Hand the conversation over to agent {handoff.name!r}: {handoff.description}".strip(),
+        schema={
+            "type": "object",
+            "properties": {"reason": {"type": "string", "description": "Why this agent should take over"}},
+        },
+        effect="read",
+        source="handoff",
+    )
+
+
 def transfer_tools(spec: AgentSpec) -> list[Tool]:
     """The `transfer_to_<agent>` tools a pinned agent is offered, one per handoff target."""
-    return [
-        Tool(
-            name=f"{TRANSFER_PREFIX}{h.name}",
-            description=f"Hand the conversation over to agent {h.name!r}: {h.description}".strip(),
-            schema={
-                "type": "object",
-                "properties": {"reason": {"type": "string", "description": "Why this agent should take over"}},
-            },
-            effect="read",
-            source="handoff",
-        )
-        for h in spec.handoffs
-    ]
+    return [transfer_tool(h) for h in spec.handoffs]
+
+
+def black_box_handoff_problem(pinned: PinnedAgents, names: Iterable[str]) -> str | None:
+    """Why agents run as black boxes cannot hand off as pinned, or None: every agent they can reach by handoffs
+    must be read-only (nobody approves inside a black box, and a retry repeats at most a turn of its tools)."""
+    for name in names:
+        for target in reachable_agents(pinned, name):
+            if not pinned.specs[target].read_only:
+                return (
+                    f"agent {name!r} can hand off to {target!r}, which is not read-only: inside a black box "
+                    f"(pattern A) handoff targets must be read-only agents (set read_only = true on {target!r}, "
+                    f"or run {name!r} in AgentLoopWorkflow)"
+                )
+    return None
+
+
+def reachable_agents(pinned: PinnedAgents, name: str) -> list[str]:
+    """The pinned agents `name` can hand off to, directly or through others (not `name` itself unless a cycle
+    leads back to it), in the order they are found."""
+    found: list[str] = []
+    frontier = [name]
+    while frontier:
+        for target in pinned.specs[frontier.pop(0)].handoffs:
+            if target.name not in found and target.name in pinned.specs:
+                found.append(target.name)
+                frontier.append(target.name)
+    return found
 
 
 def agent_spec(registry: Registry, agent: AgentProfile) -> AgentSpec:

@@ -11,8 +11,10 @@ from workflows.black_box_steps import BlackBoxStep, BlackBoxSteps, step_keys
 from workflows.lifecycle import AgentWorkflow, RunEnd, RunStart
 
 with workflow.unsafe.imports_passed_through():
+    from models.agents import AgentRef
     from models.blackbox import AgentStep, BlackBoxInput
     from models.run import AgentRunInput, AgentRunResult, RunStatus
+    from tools.pinning import reachable_agents
 
 
 @workflow.defn(name="BlackBoxAgentWorkflow")
@@ -32,6 +34,10 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
         where = "steps.{}.agent" if request.steps else "agent"
         return [(where.format(i), s.agent) for i, s in enumerate(request.planned_steps())]
 
+    def _agent_refs(self, request: AgentRunInput) -> list[AgentRef]:
+        """Its agents run as black boxes: pinning refuses handoffs to agents that are not read-only."""
+        return [ref.model_copy(update={"black_box": True}) for ref in super()._agent_refs(request)]
+
     def _screened_inputs(self, request: AgentRunInput) -> list[tuple[str, str]]:
         assert isinstance(request, BlackBoxInput)
         return [(s.agent, s.prompt) for s in request.planned_steps()]
@@ -46,7 +52,9 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
         planned = request.planned_steps()
         keys = step_keys([s.agent for s in planned])
         steps = [self._step(start, s, key, i) for i, (s, key) in enumerate(zip(planned, keys))]
-        runner = BlackBoxSteps(self._ledger, request.model, keys, on_start=self._entering(steps))
+        runner = BlackBoxSteps(
+            self._ledger, request.model, keys, on_start=self._entering(steps), on_handoff=self._handed_off
+        )
         stop = await (
             self._fan_out(request, runner, steps) if request.parallel else self._in_sequence(request, runner, steps)
         )
@@ -58,7 +66,7 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
         else:
             status, output = RunStatus.COMPLETED, runner.outputs if request.steps else runner.outputs[keys[0]]
         final = output if status == RunStatus.COMPLETED else None
-        return RunEnd(status, output, final_answer=final, specialist_results=runner.outputs)
+        return RunEnd(status, output, final_answer=final, specialist_results=runner.outputs, handoffs=runner.handoffs)
 
     @staticmethod
     def _step(start: RunStart, step: AgentStep, key: str, i: int) -> BlackBoxStep:
@@ -75,6 +83,11 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
             model=spec.model,
             max_turns=spec.max_turns,
             llm_task_queue=start.pinned.llm_task_queue(spec.model or start.request.model),
+            handoff_specs={
+                name: start.pinned.digests[name]
+                for name in reachable_agents(start.pinned, step.agent)
+                if name in start.pinned.digests
+            },
         )
 
     def _entering(self, steps: list[BlackBoxStep]) -> Callable[[BlackBoxStep], None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
@@ -18,7 +18,7 @@ from temporalio.exceptions import is_cancelled_exception
 from workflows import calls
 
 with workflow.unsafe.imports_passed_through():
-    from models.blackbox import DEFAULT_MAX_TURNS, InvokeAgentRequest
+    from models.blackbox import DEFAULT_MAX_TURNS, InvokeAgentRequest, InvokeAgentResult
     from models.budget import BUDGET_ESTIMATES_PATCH
     from models.errors import AgentRunFailed
     from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
@@ -55,6 +55,12 @@ class BlackBoxStep:
     max_turns: int = DEFAULT_MAX_TURNS
     llm_task_queue: str | None = None
     """The provider's own task queue (LLM_RATE_LIMITS), or None: the run's."""
+    handoff_specs: dict[str, str] = field(default_factory=dict)
+    """Digests of the pinned agents this one can hand off to inside its black box (empty: none)."""
+
+
+BLACK_BOX_HANDOFFS_PATCH = "black-box-handoffs"
+"""Black boxes are sent their handoff targets' digests and the run records the handoffs they report."""
 
 
 class BlackBoxSteps:
@@ -69,6 +75,7 @@ class BlackBoxSteps:
         pending_label: Callable[[str], str] = str,
         later: Sequence[str] = (),
         on_start: Callable[[BlackBoxStep], None] | None = None,
+        on_handoff: Callable[[str, str], None] | None = None,
     ) -> None:
         self._ledger = ledger
         self._model = model
@@ -77,6 +84,9 @@ class BlackBoxSteps:
         self._later = list(later)
         """What comes after these steps, listed as not done when they stop the run (e.g. approval, execution)."""
         self._on_start = on_start
+        self._on_handoff = on_handoff
+        self.handoffs: list[dict[str, Any]] = []
+        """Every handoff the black boxes reported, with the step it happened in (the archive keeps them)."""
         self.outputs: dict[str, Any] = {}
         self.stopped: dict[str, Any] | None = None
         """The ledger's stop summary of the first step that could not run or stopped early; None while all answer."""
@@ -100,6 +110,7 @@ class BlackBoxSteps:
             max_output_tokens=self._ledger.branch_allowance(DEFAULT_MAX_OUTPUT_TOKENS, branches),
             label=step.label,
             allowance=self._ledger.share(branches) if workflow.patched(BUDGET_ESTIMATES_PATCH) else None,
+            handoff_specs=self._handoff_specs(step),
         )
         try:
             result = await calls.invoke_black_box(
@@ -109,7 +120,10 @@ class BlackBoxSteps:
             if exc.spent is not None:  # what its failed attempts paid for counts
                 self._ledger.record_usage(exc.spent, f"{step.noun} failed after spending")
             raise
+        self._record_handoffs(step, result)
         ending = f" stopped: {result.stopped}" if result.stopped else " answered"
+        if result.answered_by:
+            ending += f" as {result.answered_by}"
         self._ledger.record_usage(result.usage, f"{step.noun} ({result.turns} turns){ending}")
         if result.stopped:
             if result.rule:  # a breaker inside the black box (either engine), counted once per run by its rule
@@ -120,6 +134,22 @@ class BlackBoxSteps:
             return stopped
         self.outputs[step.key] = result.output
         return True
+
+    @staticmethod
+    def _handoff_specs(step: BlackBoxStep) -> dict[str, str]:
+        """What the black box may hand off to; only runs whose agents can hand off carry the patch marker, so
+        the others' histories are unchanged."""
+        if step.handoff_specs and workflow.patched(BLACK_BOX_HANDOFFS_PATCH):
+            return step.handoff_specs
+        return {}
+
+    def _record_handoffs(self, step: BlackBoxStep, result: InvokeAgentResult) -> None:
+        """Each handoff inside the black box, in the run's record of work, its archive and its status query."""
+        for h in result.handoffs:
+            self._ledger.note(f"{step.key}: handed off from {h.source} to {h.target} ({h.context} context): {h.reason}")
+            self.handoffs.append({"step": step.key, **h.model_dump(mode="json")})
+            if self._on_handoff is not None:
+                self._on_handoff(h.source, h.target)
 
     async def fan_out(self, steps: Sequence[BlackBoxStep], bound: int) -> bool:
         """Run `steps` at most `bound` at a time; once one stops, those not yet started are skipped."""

@@ -113,6 +113,8 @@ class RunEnd:
     plan: Any = None
     specialist_results: Any = None
     conversations: dict[str, Conversation] = field(default_factory=dict)
+    handoffs: list[dict[str, Any]] = field(default_factory=list)
+    """Handoffs inside black boxes (pattern A), in the order they were reported."""
 
 
 class AgentWorkflow(RunHandlers):
@@ -372,6 +374,7 @@ class AgentWorkflow(RunHandlers):
                 "final_answer": end.final_answer,
                 "customer_id": customer_id,
                 "status": result.status.value,
+                "handoffs": end.handoffs,
             },
             conversations=end.conversations,
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from activities.black_box.checkpoint import Checkpoints
+from activities.black_box.handoffs import HandoffRoster
 from activities.black_box.progress import AgentProgress
 from activities.tool_executor import ToolExecutor
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
@@ -29,8 +30,12 @@ class AgentEngine(Protocol):
         progress: AgentProgress,
         tools: BlackBoxTools,
         checkpoints: Checkpoints | None = None,
+        roster: HandoffRoster | None = None,
     ) -> InvokeAgentResult:
-        """Run until the agent answers or reaches `max_turns`; raise `ApplicationError` on provider failure."""
+        """Run until the agent answers or reaches `max_turns`; raise `ApplicationError` on provider failure.
+
+        With a `roster`, the agent may hand the conversation to the agents in it (activities/black_box/handoffs.py).
+        """
         ...
 
 

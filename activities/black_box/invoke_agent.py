@@ -7,6 +7,7 @@ from temporalio import activity
 from activities.agent_specs import AgentResolver
 from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.engine import AgentEngine, BlackBoxTools
+from activities.black_box.handoffs import HandoffRoster
 from activities.black_box.progress import AgentProgress
 from activities.heartbeat import carried_spend, heartbeating
 from activities.progress_publisher import publishing
@@ -53,6 +54,7 @@ class BlackBoxActivities:
         )
         progress.heartbeat()
         tools = BlackBoxTools(self._executor, agent, definitions, f"{info.workflow_id}:{request.label}", progress)
+        roster = HandoffRoster(self._agents, request.handoff_specs) if request.handoff_specs else None
         try:
             async with publishing(request.progress, agent=agent.name):
                 return await heartbeating(
@@ -64,6 +66,7 @@ class BlackBoxActivities:
                         progress=progress,
                         tools=tools,
                         checkpoints=self._checkpoints,
+                        roster=roster,
                     ),
                     progress.heartbeat,
                 )

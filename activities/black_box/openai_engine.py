@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
@@ -33,11 +34,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.engine import BlackBoxTools, screened
+from activities.black_box.handoffs import HandoffRoster, target_of
 from activities.black_box.openai_breakers import (
     AgentsSdkBreakers,
     BreakerTripped,
     call_arguments,
 )
+from activities.black_box.openai_handoffs import missing_tool_message, native_handoff
 from activities.black_box.progress import AgentProgress
 from activities.black_box.streamed_run import run_agent
 from activities.pricing import cost_usd
@@ -140,11 +143,28 @@ class _Journal:
 
     async def add(self, items: list[Any]) -> None:
         self.items.extend(items)
+        await self._save()
+
+    async def replace(self, items: list[Any]) -> None:
+        """After a handoff: the next agent's input is the journal from now on (saved with the new active agent)."""
+        self.items = list(items)
+        await self._save()
+
+    async def output(self, call_id: str, text: str) -> None:
+        """A tool output the SDK made itself (a refused handoff)."""
+        await self.add([{"type": "function_call_output", "call_id": call_id, "output": text}])
+
+    async def _save(self) -> None:
         if self._checkpoints is not None:
-            self._progress.resume = await self._checkpoints.save_items(
-                self.items, turns=self._progress.turns, usage=self._progress.usage
+            progress = self._progress
+            progress.resume = await self._checkpoints.save_items(
+                self.items,
+                turns=progress.turns,
+                usage=progress.usage,
+                agent=progress.active or None,
+                handoffs=progress.handoffs,
             )
-            self._progress.heartbeat()
+            progress.heartbeat()
 
 
 def _pending_calls(items: list[Any]) -> list[dict[str, Any]]:
@@ -217,13 +237,18 @@ def _function_tool(tool: Tool, tools: BlackBoxTools, breakers: AgentsSdkBreakers
     )
 
 
-def _unknown_tool_message(tools: BlackBoxTools, breakers: AgentsSdkBreakers) -> Any:
-    """The SDK's `tool_error_formatter`: a call to a tool the agent lacks gets the `ToolExecutor`'s error result."""
+def _missing_tool_message(crew: _Crew, progress: AgentProgress, breakers: AgentsSdkBreakers, transfers: Any) -> Any:
+    """The SDK's `tool_error_formatter` for a call to a tool the active agent lacks: a `transfer_to_<agent>` it
+    was not offered gets the handoff's refusal (`transfers`); any other name the `ToolExecutor`'s error result,
+    counted by the breakers."""
 
     async def message(args: ToolErrorFormatterArgs[Any]) -> str | None:
         if args.kind != "tool_not_found":
             return None  # the SDK's own message
-        outcome = await tools.run(ToolCall(id=args.call_id, name=args.tool_name, arguments={}))
+        if target_of(args.tool_name) is not None:
+            text: str | None = await transfers(args)
+            return text
+        outcome = await crew.tools[progress.speaker].run(ToolCall(id=args.call_id, name=args.tool_name, arguments={}))
         breakers.refused()
         return outcome.content
 
@@ -281,6 +306,20 @@ def _retry_input(
     return items
 
 
+@dataclass
+class _Crew:
+    """The SDK agents one black box can run as (its own and its handoff targets'), by name."""
+
+    profiles: dict[str, AgentProfile]
+    agents: dict[str, Agent[Any]] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    tools: dict[str, BlackBoxTools] = field(default_factory=dict)
+    outputs: dict[str, JsonSchemaOutput] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    """Targets on another provider, and why a handoff to them is refused."""
+    formatter: Any = None
+
+
 class OpenAIAgentEngine:
     """`AgentEngine` for `openai:` models, on the worker's one OpenAI client."""
 
@@ -299,74 +338,136 @@ class OpenAIAgentEngine:
         progress: AgentProgress,
         tools: BlackBoxTools,
         checkpoints: Checkpoints | None = None,
+        roster: HandoffRoster | None = None,
     ) -> InvokeAgentResult:
         """`Runner.run` until a final output or `max_turns`; provider errors classified for Temporal.
 
-        With `checkpoints`, a retried attempt starts from the items its predecessor journaled.
+        With `checkpoints`, a retried attempt starts from the items its predecessor journaled, as the agent
+        that had the conversation then (after handoffs).
         """
         journal = _Journal([{"role": "user", "content": request.prompt}], progress, checkpoints)
         turn_input: str | list[TResponseInputItem] = request.prompt
+        breakers = AgentsSdkBreakers(agent.guardrails)  # counts of this attempt (a resumed one starts them afresh)
+        crew = await self._crew(
+            agent, request, model, progress, tools, breakers, journal if checkpoints else None, roster
+        )
         restored = await checkpoints.restore_items() if checkpoints is not None else None
         if restored is not None:
-            journal.items, progress.turns, usage = restored
-            if usage is not None and usage.llm_calls > progress.usage.llm_calls:
-                progress.usage = usage  # the checkpoint is newer than the last heartbeat that got through
-            activity.logger.info("resuming agent %s at turn %d", agent.name, progress.turns)
+            journal.items, progress.turns = restored.items, restored.turns
+            if restored.usage is not None and restored.usage.llm_calls > progress.usage.llm_calls:
+                progress.usage = restored.usage  # the checkpoint is newer than the last heartbeat that got through
+            if restored.agent is not None and restored.agent in crew.agents and restored.agent != agent.name:
+                progress.handoffs, progress.active = list(restored.handoffs), restored.agent
+                progress.model = crew.models[restored.agent]
+            activity.logger.info("resuming agent %s at turn %d", progress.speaker, progress.turns)
             for pending in _pending_calls(journal.items):  # run again with the same call id: the same key
-                arguments = call_arguments(pending.get("arguments") or "{}")
-                call = ToolCall(id=pending["call_id"], name=pending["name"], arguments=arguments)
-                content, _ = screened((await tools.run(call)).content, agent.guardrails)
-                await journal.add([{"type": "function_call_output", "call_id": call.id, "output": content}])
+                await journal.output(pending["call_id"], await self._rerun(pending, crew, progress.speaker))
             turn_input = list(journal.items)
-        output = JsonSchemaOutput(agent.name, agent.output_schema) if agent.output_schema is not None else None
-        breakers = AgentsSdkBreakers(agent.guardrails)  # counts of this attempt (a resumed one starts them afresh)
-        sdk_agent: Agent[Any] = Agent(
-            name=agent.name,
-            instructions=agent.instructions,
-            tools=[_function_tool(t, tools, breakers) for t in tools.definitions],
-            model=_ObservedResponsesModel(
-                model=model,
-                openai_client=self._provider.client(),
-                progress=progress,
-                max_output=request.max_output_tokens,
-            ),
-            output_type=output,
-        )
         hooks = _ProgressHooks(progress, breakers, journal if checkpoints is not None else None)
-        run_config = RunConfig(
-            tracing_disabled=True,
-            trace_include_sensitive_data=False,
-            # A call to a tool the agent lacks is an error result for the model (listing its tools), not a crash.
-            tool_not_found_behavior="return_error_to_model",
-            tool_error_formatter=_unknown_tool_message(tools, breakers),
-        )
         for attempt in range(CORRECTIONS + 1):
+            speaker = progress.speaker
             try:
-                result = await self._run(sdk_agent, turn_input, max_turns - progress.turns, hooks, run_config)
+                result = await self._run(crew.agents[speaker], turn_input, max_turns - progress.turns, hooks, crew)
             except BreakerTripped as exc:
                 return progress.result(None, stopped=exc.rule, rule=exc.rule.split(":", 1)[0])
             except MaxTurnsExceeded:
+                if breakers.tripped is not None:  # the last round broke a rule; the ceiling came before the check
+                    return progress.result(None, stopped=breakers.tripped, rule=breakers.tripped.split(":", 1)[0])
                 if breakers.tripped is not None:  # the last round broke a rule; the ceiling came before the check
                     return progress.result(None, stopped=breakers.tripped, rule=breakers.tripped.split(":", 1)[0])
                 return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
             except AllowanceSpent as exc:  # before the call: nothing was sent for it
                 return progress.result(None, stopped=str(exc))
             except ModelBehaviorError as exc:  # e.g. a final answer that is not the output schema's JSON
+                output = crew.outputs.get(progress.speaker)
                 if output is None or output.rejected is None:
                     raise ApplicationError(f"openai agent output rejected: {exc}", type="AgentOutputInvalid") from None
                 rejected, problems = output.rejected
                 output.rejected = None
                 if attempt >= CORRECTIONS or progress.turns >= max_turns:
-                    raise output_invalid(agent.name, problems) from None
-                turn_input = _retry_input(request.prompt, exc, rejected, problems, agent.output_schema or {})
+                    raise output_invalid(progress.speaker, problems) from None
+                turn_input = _retry_input(request.prompt, exc, rejected, problems, output.json_schema())
                 if isinstance(turn_input, list):  # the journal goes on from the corrected input
                     journal.items = [_plain(i) for i in turn_input]
                 continue
             return progress.result(result.final_output)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    async def _crew(
+        self,
+        agent: AgentProfile,
+        request: InvokeAgentRequest,
+        model: str,
+        progress: AgentProgress,
+        tools: BlackBoxTools,
+        breakers: AgentsSdkBreakers,
+        journal: _Journal | None,
+        roster: HandoffRoster | None,
+    ) -> _Crew:
+        """The SDK agent of `agent` and of every agent it can hand off to, wired with native handoffs."""
+        seats = {agent.name: (agent, tools.definitions)}
+        for name, other in (await roster.everyone() if roster is not None else {}).items():
+            seats.setdefault(name, (other.profile, other.definitions))
+        crew = _Crew(profiles={name: p for name, (p, _) in seats.items()})
+        for name, (profile, definitions) in seats.items():
+            crew.models[name] = profile.model or model
+            if name != agent.name and not crew.models[name].startswith("openai:"):
+                crew.unreachable[name] = (
+                    f"Error: agent {name!r} runs on {crew.models[name]!r}; this black box runs on the OpenAI Agents "
+                    "SDK and cannot hand off to another provider's agent."
+                )
+                continue
+            bound = dataclasses.replace(tools, agent=profile, definitions=definitions)
+            crew.tools[name] = bound
+            if profile.output_schema is not None:
+                crew.outputs[name] = JsonSchemaOutput(name, profile.output_schema)
+            crew.agents[name] = Agent(
+                name=name,
+                instructions=profile.instructions,
+                tools=[_function_tool(t, bound, breakers) for t in definitions],
+                model=_ObservedResponsesModel(
+                    model=crew.models[name],
+                    openai_client=self._provider.client(),
+                    progress=progress,
+                    max_output=request.max_output_tokens,
+                ),
+                output_type=crew.outputs.get(name),
+            )
+        reset = journal.replace if journal is not None else None
+        for name, sdk_agent in crew.agents.items():
+            source = crew.profiles[name]
+            sdk_agent.handoffs = [
+                native_handoff(
+                    source, crew.profiles[t], crew.agents[t], crew.models[t], progress, request.prompt, reset
+                )
+                for t in source.handoffs
+                if t in crew.agents
+            ]
+        crew.formatter = _missing_tool_message(
+            crew,
+            progress,
+            breakers,
+            missing_tool_message(
+                crew.profiles, progress, crew.unreachable, journal.output if journal is not None else None
+            ),
+        )
+        return crew
+
+    @staticmethod
+    async def _rerun(pending: dict[str, Any], crew: _Crew, speaker: str) -> str:
+        """The output of a call the crash cut off: a tool runs again (same call id, same key); a handoff whose
+        switch was never recorded is not guessed at: the model is told to ask again."""
+        if target_of(pending.get("name", "")) is not None:
+            return "Error: this handoff was interrupted by a worker restart and did not happen; call it again."
+        call = ToolCall(
+            id=pending["call_id"], name=pending["name"], arguments=call_arguments(pending.get("arguments") or "{}")
+        )
+        tools = crew.tools[speaker]
+        content, _ = screened((await tools.run(call)).content, tools.agent.guardrails)
+        return content
+
     async def _run(
-        self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, hooks: _ProgressHooks, run_config: RunConfig
+        self, sdk_agent: Agent[Any], turn_input: Any, max_turns: int, hooks: _ProgressHooks, crew: _Crew
     ) -> Any:
         """One `Runner.run`, provider errors classified for Temporal."""
         try:
@@ -376,7 +477,13 @@ class OpenAIAgentEngine:
                 streaming=self._provider.streaming,
                 max_turns=max_turns,
                 hooks=hooks,
-                run_config=run_config,
+                run_config=RunConfig(
+                    tracing_disabled=True,
+                    trace_include_sensitive_data=False,
+                    # A transfer_to_<agent> it was not offered is an error the model reads, as any unknown tool.
+                    tool_not_found_behavior="return_error_to_model",
+                    tool_error_formatter=crew.formatter,
+                ),
             )
         except openai.APIStatusError as exc:
             raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.pricing import cost_usd
 from activities.progress_publisher import publish_event
-from models.blackbox import InvokeAgentResult
+from models.blackbox import BlackBoxHandoff, InvokeAgentResult
 from models.budget import Allowance, CallFit, fit_within
 from models.run import Usage
 from telemetry.metrics import activity_meter, record_llm_tokens
@@ -34,6 +34,15 @@ class AgentProgress:
     """The branch's share of the run's budget (None: runs recorded before allowances)."""
     resume: dict[str, Any] | None = None
     """Where a retried attempt starts (activities/black_box/checkpoint.py): sent with every heartbeat."""
+    active: str = ""
+    """The agent that has the conversation after handoffs ("": `agent` itself)."""
+    handoffs: list[BlackBoxHandoff] = field(default_factory=list)
+    """The handoffs so far, in order (activities/black_box/handoffs.py)."""
+
+    @property
+    def speaker(self) -> str:
+        """The agent whose turns these are now."""
+        return self.active or self.agent
 
     def fit_next_call(self, input_estimate: int, default_output: int) -> CallFit:
         """The next call's output allowance within what the branch has left, or why it is not made."""
@@ -49,7 +58,11 @@ class AgentProgress:
         """Count one inference (one turn) and heartbeat at once."""
         cost = cost_usd(self.model, input_tokens, output_tokens)
         record_llm_tokens(
-            activity_meter(), model=self.model, agent=self.agent, input_tokens=input_tokens, output_tokens=output_tokens
+            activity_meter(),
+            model=self.model,
+            agent=self.speaker,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
         self.usage = self.usage.add(
             Usage(llm_calls=1, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost)
@@ -57,7 +70,7 @@ class AgentProgress:
         self.turns += 1
         self.last = what
         self.heartbeat()
-        publish_event("agent_turn", agent=self.agent, turn=self.turns, last=what, usage=self.usage.model_dump())
+        publish_event("agent_turn", agent=self.speaker, turn=self.turns, last=what, usage=self.usage.model_dump())
 
     def record_tool(self, name: str, is_error: bool) -> None:
         """Count one tool call."""
@@ -66,7 +79,7 @@ class AgentProgress:
 
     def snapshot(self) -> dict[str, Any]:
         """Heartbeat details: small and free of prompts and outputs."""
-        snapshot = {"agent": self.agent, "turn": self.turns, "last": self.last, "usage": self.usage.model_dump()}
+        snapshot = {"agent": self.speaker, "turn": self.turns, "last": self.last, "usage": self.usage.model_dump()}
         if self.resume is not None:
             snapshot["resume"] = self.resume
         return snapshot
@@ -101,4 +114,6 @@ class AgentProgress:
             turns=self.turns,
             stopped=stopped,
             rule=rule,
+            answered_by=self.active or None,
+            handoffs=list(self.handoffs),
         )
