@@ -13,6 +13,7 @@ from devstack.dev_server import free_port, start_dev_server
 from devstack.fake_anthropic import FakeAnthropic
 from service.connect import connect
 from tests.helpers import WorkerProcess
+from tests.replay_check import WINDOWS, replay_failures
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -55,9 +56,26 @@ def blob_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 async def client(dev_server, blob_dir):
-    """A client configured like the worker's (pydantic converter, payload codec, tracing plugin)."""
+    """A client configured like the worker's (pydantic converter, payload codec, tracing plugin).
+
+    When the session ends, every run the session's server saw is replayed (tests/replay_check.py): a run
+    that does not replay fails the suite, naming its workflow id and the test that made it.
+    """
     await dev_server.wait_serving()  # the port opens before the frontend is healthy
-    return await connect(Settings.from_env(), target_host=dev_server.address)
+    client = await connect(Settings.from_env(), target_host=dev_server.address)
+    yield client
+    failures = await replay_failures(client)
+    assert not failures, f"{len(failures)} runs do not replay:\n" + "\n".join(failures)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Note when each test runs, so the replay check can name the test that started a run."""
+    WINDOWS.begin(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        WINDOWS.end()
 
 
 @pytest.fixture
