@@ -1,0 +1,401 @@
+"""The storm: all three patterns under random SIGKILLs of several workers, one of which replays every task.
+
+Seeded (`STORM_SEED`) and bounded (about 90 s). Four worker processes (tests/storm_worker.py: the product's
+worker with an activity journal) serve one task queue; one has `WORKER_MAX_CACHED_WORKFLOWS=0`, so every
+workflow task it takes is a replay of the whole history so far. A killer SIGKILLs a random worker every few
+seconds and starts it again; an approver decides every pending request as it appears, by signal or by the
+`decide` update. The runs cover pattern B (with a write that needs approval), black boxes on both engines
+with approval between steps, handoffs inside black boxes, input screening by a screening agent, and the
+hybrid; replies stream (LLM_STREAMING on, as shipped).
+
+What must hold: every run completes; no workflow task fails; no activity Temporal recorded as completed is
+executed again (the journal); no note is written twice; every run replays on a fresh replayer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sys
+import textwrap
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+
+from devstack.fake_anthropic import Reply
+from devstack.fake_openai import FakeOpenAI
+from devstack.scripted_model import respond as scripted_respond
+from tests.conftest import workflow_id
+from tests.helpers import ROOT, WorkerProcess
+from tests.replay_check import assert_replays
+from tests.test_blackbox import specialist_responder
+from tools.notes import NoteStore
+
+SEED = int(os.environ.get("STORM_SEED", "28"))
+STORM_SECONDS = 60.0
+"""How long the killer runs; the runs then get up to `SETTLE_SECONDS` more with every worker up."""
+SETTLE_SECONDS = 30.0
+WORKERS = 4
+REPLY_DELAY = 0.25
+CHUNK_DELAY = 0.04
+ANTHROPIC = "anthropic:claude-sonnet-5-5"
+OPENAI = "openai:gpt-5"
+APPROVER = "storm"
+START_TIMEOUT = 120.0
+"""A worker process imports for several seconds, more while three others start beside it on two cores."""
+
+AGENTS = textwrap.dedent(
+    """
+    [agents.front]
+    description = "Front desk"
+    instructions = "FRONT DESK: calculate, then hand billing questions over."
+    tools = ["calculator"]
+    handoffs = ["billing"]
+    handoff_context = "summary"
+    read_only = true
+
+    [agents.billing]
+    description = "Takes payment questions"
+    instructions = "BILLING DESK: explain how to pay."
+    tools = ["search_notes"]
+    read_only = true
+
+    [agents.screened]
+    instructions = "SCREENED DESK: you answer questions about orders."
+    tools = []
+
+    [agents.screened.guardrails]
+    scope = "Questions about the caller's own orders"
+    screening_agent = "gatekeeper"
+
+    [agents.gatekeeper]
+    instructions = "GATEKEEPER: decide whether an input is within the scope. Answer JSON only."
+    tools = []
+    output_schema = { type = "object", properties = { allowed = { type = "boolean" }, reason = { type = "string" } }, required = ["allowed"] }
+    """
+)
+
+
+def _system(body: dict[str, Any]) -> str:
+    """The agent's instructions: Messages `system` (a string or text blocks) or Responses `instructions`."""
+    system = body.get("system") or body.get("instructions") or ""
+    return system if isinstance(system, str) else " ".join(b.get("text", "") for b in system)
+
+
+def _answered(body: dict[str, Any], tool: str) -> bool:
+    """Whether the conversation already holds a call of `tool` (either wire format)."""
+    return tool in json.dumps(body.get("messages") or body.get("input") or [])
+
+
+def desk_reply(body: dict[str, Any]) -> Reply | None:
+    """The storm's own agents, the same on both wire formats; None for the built-in roles."""
+    system = _system(body)
+    if system.startswith("GATEKEEPER"):
+        return Reply(text=json.dumps({"allowed": True}))
+    if system.startswith("SCREENED DESK"):
+        return Reply(text="Order 7 ships tomorrow.")
+    if system.startswith("BILLING DESK"):
+        return Reply(text="Billing here: pay 42 by card.")
+    if system.startswith("FRONT DESK"):
+        if not _answered(body, "calculator"):
+            return Reply(tool_calls=[("calculator", {"expression": "2 * 21"})])
+        return Reply(tool_calls=[("transfer_to_billing", {"reason": "a payment question"})])
+    return None
+
+
+def paced(reply: Reply) -> Reply:
+    """Slow enough that kills land mid-reply, streamed word by word."""
+    reply.delay, reply.chunk_delay = REPLY_DELAY, CHUNK_DELAY
+    return reply
+
+
+def anthropic_responder(body: dict[str, Any]) -> Reply:
+    return paced(desk_reply(body) or scripted_respond(body))
+
+
+def openai_responder(body: dict[str, Any]) -> Reply:
+    return paced(desk_reply(body) or specialist_responder()(body))
+
+
+def storm_runs() -> list[tuple[str, str, dict[str, Any], int]]:
+    """(label, workflow type, input, notes it writes) of every run in the storm."""
+    approval = {"approvers": [APPROVER]}
+    note_prompt = "What is {} * 0.2? Then save a note with the answer."
+    specialists = [{"agent": "budget", "prompt": "Split 5000."}, {"agent": "analysis", "prompt": "Project 1000."}]
+    runs: list[tuple[str, str, dict[str, Any], int]] = []
+    for n in (6000, 7000, 8000):
+        runs.append((f"loop-{n}", "AgentLoopWorkflow", {"prompt": note_prompt.format(n), "approval": approval}, 1))
+    for model in (ANTHROPIC, ANTHROPIC, OPENAI):
+        runs.append(
+            (
+                f"gated-{model.split(':')[0]}",
+                "BlackBoxAgentWorkflow",
+                {
+                    "prompt": "advise",
+                    "model": model,
+                    "steps": specialists,
+                    "approval_between_steps": True,
+                    "approval": approval,
+                },
+                0,
+            )
+        )
+    for model in (ANTHROPIC, OPENAI):
+        runs.append(
+            (
+                f"handoff-{model.split(':')[0]}",
+                "BlackBoxAgentWorkflow",
+                {"agent": "front", "prompt": "What is 2 * 21, and how do I pay it?", "model": model},
+                0,
+            )
+        )
+    runs.append(("screened", "BlackBoxAgentWorkflow", {"agent": "screened", "prompt": "Where is order 7?"}, 0))
+    hybrid = "My income is 6000 a month; plan a budget and decide whether to invest 500 a month."
+    for n in range(2):
+        runs.append((f"hybrid-{n}", "HybridAgentWorkflow", {"prompt": hybrid, "approval": approval}, 1))
+    return runs
+
+
+@dataclass
+class Storm:
+    """What the storm did, for its assertions and its closing figures."""
+
+    rng: random.Random
+    workers: list[WorkerProcess]
+    kills: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    decided: dict[tuple[str, str], float] = field(default_factory=dict)
+    restarting: list[WorkerProcess] = field(default_factory=list)
+
+
+@pytest.fixture
+def fake_openai(monkeypatch):
+    with FakeOpenAI(responder=openai_responder) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        yield fake
+
+
+async def test_runs_survive_a_storm_of_worker_kills(
+    client, dev_server, settings, fake_llm, fake_openai, worker_process_env, tmp_path
+):
+    fake_llm.responder = anthropic_responder
+    agents = tmp_path / "agents.toml"
+    agents.write_text(AGENTS)
+    journal = tmp_path / "journal.jsonl"
+    env = {
+        **worker_process_env,
+        "OPENAI_BASE_URL": fake_openai.url,
+        "AGENTS_FILE": str(agents),
+        "STORM_JOURNAL": str(journal),
+        "NOTIFY_OUTBOX": str(tmp_path / "outbox.jsonl"),
+        "LLM_STREAMING": "1",
+    }
+    command = [sys.executable, str(ROOT / "tests" / "storm_worker.py")]
+    workers = [
+        WorkerProcess(
+            {**env, **({"WORKER_MAX_CACHED_WORKFLOWS": "0"} if i == 0 else {})},
+            tmp_path / f"worker-{i}.log",
+            command=command,
+        )
+        for i in range(WORKERS)
+    ]
+    storm = Storm(random.Random(SEED), workers)
+    await asyncio.gather(*(asyncio.to_thread(w.start, START_TIMEOUT) for w in workers))
+    try:
+        handles = await start_runs(client, settings.task_queue, storm)
+        began = time.monotonic()
+        killer = asyncio.create_task(kill_at_random(storm))
+        approver = asyncio.create_task(approve_as_they_come(handles, storm))
+        try:
+            await asyncio.sleep(STORM_SECONDS)
+        finally:
+            killer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await killer
+        for proc in workers:  # every worker up for the runs still going
+            if proc.proc is None or proc.proc.poll() is not None:
+                await asyncio.to_thread(proc.start, START_TIMEOUT)
+        closed = await wait_closed(handles, SETTLE_SECONDS)
+        approver.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await approver
+        elapsed = time.monotonic() - began
+        open_runs = [h.id for h, done in zip(handles.values(), closed) if not done]
+        assert not open_runs, f"runs still open after the storm: {open_runs}"
+        results = {label: await outcome(h) for label, h in handles.items()}
+        histories = {label: await h.fetch_history() for label, h in handles.items()}
+    finally:
+        for proc in workers:
+            proc.stop()
+
+    assert all(r["status"] == "completed" for r in results.values()), json.dumps(
+        {k: r["status"] for k, r in results.items()}
+    )
+    failed_tasks = workflow_task_failures(histories)
+    assert not failed_tasks, f"workflow tasks failed: {failed_tasks}"
+    reruns = completed_activities_run_again(histories, journal)
+    assert not reruns, f"activities executed again after Temporal recorded them completed: {reruns}"
+    notes = NoteStore(settings.notes_db).all()
+    written = Counter(n.idempotency_key for n in notes)
+    assert all(n == 1 for n in written.values())
+    assert len(notes) == sum(expected for _, _, _, expected in storm_runs()), [(n.title, n.body) for n in notes]
+    await assert_replays(client, "tests/test_storm.py", [h.id for h in handles.values()])
+
+    replays = tasks_by_identity(histories, [p for p in cache0_pids(workers[0])])
+    print(
+        f"\nstorm (seed {SEED}): {len(handles)} runs, {storm.kills} kills, {replays} workflow tasks replayed whole "
+        f"by the cache-0 worker, {sum(storm.decisions.values())} decisions ({dict(storm.decisions)}), "
+        f"{len(failed_tasks)} failed workflow tasks, {elapsed:.0f} s"
+    )
+    assert storm.kills >= 5 and replays >= 10, (storm.kills, replays)
+
+
+async def outcome(handle: WorkflowHandle) -> dict[str, Any]:
+    """The run's result, or its failure as a result-shaped dict (so one assertion lists every run's outcome)."""
+    try:
+        return await handle.result()
+    except WorkflowFailureError as exc:
+        return {"status": f"workflow failed: {exc.cause}"}
+
+
+async def start_runs(client, queue: str, storm: Storm) -> dict[str, WorkflowHandle]:
+    runs = storm_runs()
+    storm.rng.shuffle(runs)
+    handles = {}
+    for label, workflow, payload, _ in runs:
+        handles[label] = await client.start_workflow(
+            workflow, payload, id=workflow_id(f"storm-{label}"), task_queue=queue
+        )
+    return handles
+
+
+async def kill_at_random(storm: Storm) -> None:
+    """SIGKILL a random worker every 1.5-4 s and start it again a moment later (in the background)."""
+    restarts: set[asyncio.Task] = set()
+    try:
+        while True:
+            await asyncio.sleep(storm.rng.uniform(1.5, 4.0))
+            victim = storm.rng.choice(storm.workers)
+            if victim in storm.restarting:
+                continue  # not polling yet: a kill now would test start-up, not recovery
+            victim.kill()
+            storm.restarting.append(victim)
+            storm.kills += 1
+            pause = storm.rng.uniform(0.0, 1.5)
+            task = asyncio.create_task(_restart(storm, victim, pause))
+            restarts.add(task)
+            task.add_done_callback(restarts.discard)
+    finally:
+        await asyncio.gather(*restarts, return_exceptions=True)
+
+
+async def _restart(storm: Storm, proc: WorkerProcess, pause: float) -> None:
+    await asyncio.sleep(pause)
+    try:
+        await asyncio.to_thread(proc.start, START_TIMEOUT)
+    finally:
+        storm.restarting.remove(proc)
+
+
+async def approve_as_they_come(handles: dict[str, WorkflowHandle], storm: Storm) -> None:
+    """Decide each pending request as it shows, by signal or `decide` update (seeded); again if it stays pending."""
+    while True:
+        for handle in handles.values():
+            with contextlib.suppress(Exception):  # a query can fail while no worker is up: ask again later
+                status = await asyncio.wait_for(handle.query("status"), timeout=5)
+                for pending in status.get("pending_approvals", []):
+                    await _decide(handle, pending["request_id"], storm)
+        await asyncio.sleep(0.3)
+
+
+async def _decide(handle: WorkflowHandle, request_id: str, storm: Storm) -> None:
+    key = (handle.id, request_id)
+    if time.monotonic() - storm.decided.get(key, -1e9) < 5:
+        return
+    storm.decided[key] = time.monotonic()
+    if storm.rng.random() < 0.5:
+        await handle.signal("approve", {"approver": APPROVER, "request_id": request_id, "comment": "storm"})
+        storm.decisions["signal"] += 1
+    else:
+        update = {"request_id": request_id, "approved": True, "approver": APPROVER, "comment": "storm"}
+        await asyncio.wait_for(handle.execute_update("decide", update), timeout=10)
+        storm.decisions["update"] += 1
+
+
+async def wait_closed(handles: dict[str, WorkflowHandle], timeout: float) -> list[bool]:
+    deadline = time.monotonic() + timeout
+    while True:
+        closed = [(await h.describe()).status != WorkflowExecutionStatus.RUNNING for h in handles.values()]
+        if all(closed) or time.monotonic() > deadline:
+            return closed
+        await asyncio.sleep(0.5)
+
+
+def workflow_task_failures(histories: dict[str, Any]) -> list[str]:
+    """Failed workflow tasks, but for a signal that came while the run was completing (Temporal retries those)."""
+    benign = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
+    failures = []
+    for label, history in histories.items():
+        for event in history.events:
+            if event.HasField("workflow_task_failed_event_attributes"):
+                attrs = event.workflow_task_failed_event_attributes
+                if attrs.cause not in benign:
+                    failures.append(f"{label}: {WorkflowTaskFailedCause.Name(attrs.cause)}: {attrs.failure.message}")
+    return failures
+
+
+def completed_activities_run_again(histories: dict[str, Any], journal: Path) -> list[str]:
+    """Journal entries that started an activity after Temporal had recorded that activity completed.
+
+    Regular activities: after their ActivityTaskCompleted event. Local activities: after the marker that records
+    their result (a local activity re-run by a workflow task that was lost is not a re-run of a completed one).
+    """
+    completed: dict[tuple[str, str], float] = {}
+    for history in histories.values():
+        scheduled: dict[int, str] = {}
+        for event in history.events:
+            at = event.event_time.ToDatetime().timestamp()
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
+            elif event.HasField("activity_task_completed_event_attributes"):
+                activity_id = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
+                completed[(history.run_id, activity_id)] = at
+            elif event.HasField("marker_recorded_event_attributes"):
+                marker = event.marker_recorded_event_attributes
+                if marker.marker_name == "core_local_activity":
+                    data = json.loads(marker.details["data"].payloads[0].data)
+                    completed[(history.run_id, str(data["activity_id"]))] = at
+    reruns = []
+    for line in journal.read_text().splitlines():
+        entry = json.loads(line)
+        done_at = completed.get((entry["run_id"], str(entry["activity_id"])))
+        if entry["kind"] == "start" and done_at is not None and entry["at"] > done_at:
+            reruns.append(f"{entry['workflow_id']} {entry['type']} #{entry['activity_id']} attempt {entry['attempt']}")
+    return reruns
+
+
+def cache0_pids(proc: WorkerProcess) -> list[str]:
+    """Every pid the cache-0 worker had over the storm, from its log's 'worker polling ... (pid N)' lines."""
+    text = proc.log_path.read_text(errors="replace")
+    return [line.rsplit("(pid ", 1)[1].rstrip(")") for line in text.splitlines() if "worker polling" in line]
+
+
+def tasks_by_identity(histories: dict[str, Any], pids: list[str]) -> int:
+    """Workflow tasks taken by the given worker processes (identity `pid@host`)."""
+    prefixes = tuple(f"{pid}@" for pid in pids)
+    return sum(
+        1
+        for history in histories.values()
+        for event in history.events
+        if event.HasField("workflow_task_started_event_attributes")
+        and event.workflow_task_started_event_attributes.identity.startswith(prefixes)
+    )
