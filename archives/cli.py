@@ -11,7 +11,7 @@ import json
 import sys
 
 from archives.annotations import Annotator
-from archives.store import PREFIX, list_archives, parse_name, parse_where, segment
+from archives.store import PREFIX, archive_name, list_archives, name_segments, parse_where, segment
 from config.settings import Settings
 from models.errors import ConfigError
 from payloads.blobs import blob_store
@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                     else f"{row['workflow_id']}\t{row['first_run_id']}\t{row.get('status')}\t{row.get('customer_id') or '-'}"
                 )
             return 0
-        names = [n for n in store.list_objects(f"{PREFIX}{segment(args.workflow_id)}/") if parse_name(n)]
-        names = [n for n in names if args.run is None or parse_name(n) == (args.workflow_id, args.run)]
+        # The writer's names: a shortened segment lists only its own id's archives (its hash is of the whole id).
+        names = [n for n in store.list_objects(f"{PREFIX}{segment(args.workflow_id)}/") if name_segments(n)]
+        names = [n for n in names if args.run is None or n == archive_name(args.workflow_id, args.run)]
         if not names:
             print(
                 f"no archive for workflow {args.workflow_id!r}" + (f" run {args.run!r}" if args.run else ""),

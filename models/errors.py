@@ -70,6 +70,13 @@ class OutputInvalid(RunFailed):
     """An agent's final answer did not match its `output_schema`, also after being told what was wrong."""
 
 
+class OutputSchemaUnusable(RunFailed):
+    """An agent's `output_schema` cannot check any answer (a `$ref` that does not resolve, a `$ref` loop).
+
+    Start-up checks refuse most such schemas; this is the run's failure for the rest, since no answer can pass.
+    """
+
+
 class ToolInputError(AgentServiceError):
     """A tool was used wrongly (bad expression, missing record): told to the model, never retried."""
 

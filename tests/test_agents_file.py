@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,7 +69,7 @@ async def test_fixture_file_loads_agents_module_tools_and_mcp_tools(env):
         assert support.output_schema["title"] == "RefundAnswer" and support.max_turns == 8
         status = registry.agent("order_status")
         assert status.tools == ("crm__lookup_order",) and status.read_only
-        assert status.output_schema["required"] == ["status"]
+        assert status.output_schema["required"] == ["status"] and "$defs" in status.output_schema  # its $ref resolved
         refund = registry.tools["crm__refund_order"]
         assert refund.effect == "write" and refund.requires_approval and refund.retry.maximum_attempts == 3
         assert not registry.tools["crm__slow_lookup"].requires_approval
@@ -185,6 +186,66 @@ async def test_bad_json_schemas_inline_file_and_missing(env, tmp_path):
     assert "agent 'missing': output_schema file 'schemas/none.json': No such file or directory" in problems[3]
 
 
+async def test_output_schema_references_must_resolve_inside_the_schema(env, tmp_path):
+    problems = await _problems(
+        env,
+        """
+        [agents.inline]
+        instructions = "x"
+        output_schema = { type = "object", properties = { total = { "$ref" = "#/$defs/missing" } } }
+
+        [agents.draft7]
+        instructions = "x"
+        output_schema = "schemas/draft7.json"
+
+        [agents.nested]
+        instructions = "x"
+        output_schema = "schemas/nested.json"
+
+        [agents.remote]
+        instructions = "x"
+        output_schema = { "$ref" = "https://example.com/order.json" }
+
+        [agents.loop]
+        instructions = "x"
+        output_schema = { "$ref" = "#" }
+
+        [agents.fine]
+        instructions = "x"
+        output_schema = { "$defs" = { money = { type = "number" } }, properties = { total = { "$ref" = "#/$defs/money" } } }
+        """,
+        tmp_path,
+        **{
+            "schemas/draft7.json": json.dumps(
+                {
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                    "definitions": {"y": {"type": "string"}},
+                    "properties": {"x": {"$ref": "#/definitions/x"}, "y": {"$ref": "#/definitions/y"}},
+                }
+            ),
+            "schemas/nested.json": json.dumps(
+                {
+                    "$defs": {"a": {"type": "array", "items": {"$ref": "#/$defs/b"}}},
+                    "properties": {"list": {"$ref": "#/$defs/a"}},
+                }
+            ),
+        },
+    )
+    where = tmp_path / "agents.toml"
+    assert problems == [
+        f"{where}: [agents.inline] (line 2): agent 'inline': output_schema: $ref '#/$defs/missing' points to "
+        "nothing in the schema (define what it names, e.g. under $defs, or fix the $ref)",
+        f"{where}: [agents.draft7] (line 6): agent 'draft7': output_schema file 'schemas/draft7.json': "
+        "$ref '#/definitions/x' points to nothing in the schema (define what it names, e.g. under $defs, or fix the $ref)",
+        f"{where}: [agents.nested] (line 10): agent 'nested': output_schema file 'schemas/nested.json': "
+        "$ref '#/$defs/b' points to nothing in the schema (define what it names, e.g. under $defs, or fix the $ref)",
+        f"{where}: [agents.remote] (line 14): agent 'remote': output_schema: $ref 'https://example.com/order.json' "
+        "is remote: workers never fetch schemas (copy what it defines into this schema's $defs)",
+        f"{where}: [agents.loop] (line 18): agent 'loop': output_schema: $refs loop without descending into the "
+        "answer, so no answer can be checked",
+    ]
+
+
 async def test_unimportable_tool_modules(env, tmp_path, monkeypatch):
     broken = f"broken_tools_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{broken}.py").write_text(
@@ -252,6 +313,18 @@ def test_check_agents_command_exit_codes_and_messages(env, tmp_path):
     bad = _check_agents(bad_file, env)
     assert bad.returncode == 1
     assert bad.stdout.startswith(f"{bad_file}: [agents.a] (line 1): agent 'a': unknown tool 'nope'")
+    assert "1 problem(s) found" in bad.stderr
+
+
+def test_check_agents_command_fails_on_a_dangling_ref(env, tmp_path):
+    bad_file = tmp_path / "bad.toml"
+    bad_file.write_text('[agents.a]\ninstructions = "x"\noutput_schema = { "$ref" = "#/$defs/answer" }\n')
+    bad = _check_agents(bad_file, env)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert bad.stdout == (
+        f"{bad_file}: [agents.a] (line 1): agent 'a': output_schema: $ref '#/$defs/answer' points to nothing in "
+        "the schema (define what it names, e.g. under $defs, or fix the $ref)\n"
+    )
     assert "1 problem(s) found" in bad.stderr
 
 

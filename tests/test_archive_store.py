@@ -8,9 +8,11 @@ The annotation calls themselves are checked against botocore's S3 model with a S
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -23,7 +25,7 @@ from archives.activity import ArchiveActivities
 from archives.annotations import _PROBE_BODY, PROBE_NAME, Annotator, sidecar_name
 from archives.cli import main as _main
 from archives.models import ANNOTATION_NAMES, ArchiveRequest
-from archives.store import archive_name, write_archive
+from archives.store import NAME_MAX, archive_name, segment, write_archive
 from config.settings import Settings
 from devstack.dev_server import free_port
 from payloads.blobs import LocalBlobStore, S3BlobStore
@@ -79,6 +81,56 @@ async def test_archive_is_written_once_and_embeds_offloaded_items_decoded(tmp_pa
     assert skipped.annotations == "off" and not skipped.written and store.list_objects("archives/wf-2") == []
 
 
+def test_long_ids_get_stable_short_segments_and_short_ids_keep_theirs():
+    # Ids that fit keep exactly the names they always had, so archives written before are still found.
+    assert archive_name("wf/1", "run-1") == "archives/wf%2F1/run-1.json"
+    assert segment("..") == "%2E%2E" and segment("é") == "%C3%A9" and segment("a" * NAME_MAX) == "a" * NAME_MAX
+    # A longer one: its quoted head, '!', the SHA-256 of the whole id. Spelled out: a change would lose archives.
+    assert segment("run/" + "x" * 300) == (
+        "run%2F" + "x" * 184 + "!9f3fbe0cf7d961a8555c66e0992f95d50b09b16cd6f0696bc5529f1af124af88"
+    )
+    # Ids sharing a 400-character head (and the head itself) get distinct names, each of whole characters.
+    shared = "order-" + "é" * 400
+    names = [segment(shared + tail) for tail in ("", "a", "b", "é")]
+    assert len(set(names)) == 4 and len({name.split("!")[0] for name in names}) == 1
+    for text in (shared, "a" + shared, "ab" + shared, "x" * 1000):
+        name = segment(text)
+        head, digest = name.split("!")
+        assert len(name.encode()) <= NAME_MAX and digest == hashlib.sha256(text.encode()).hexdigest()
+        assert text.startswith(unquote(head, errors="strict")) and len(head) >= NAME_MAX - 65 - 5
+    assert segment("a!b") == "a%21b"  # no full segment has the '!' of a shortened one
+    # The longest names fit a file name (the sidecar's too) and an S3 key (1024 bytes).
+    longest = archive_name("é" * 1000, "r" * 1000)
+    assert len(sidecar_name(longest).rsplit("/", 1)[1].encode()) <= NAME_MAX and len(sidecar_name(longest)) < 600
+
+
+LONG_IDS = {"300": "wf-" + "x" * 297, "1000-slashes": "tenant/" + "a/" * 496 + "z", "1000-utf8": "é" * 1000}
+
+
+@pytest.mark.parametrize("workflow_id", LONG_IDS.values(), ids=LONG_IDS.keys())
+async def test_an_archive_of_a_long_workflow_id_is_written_listed_and_shown(workflow_id, tmp_path, monkeypatch, capsys):
+    store = LocalBlobStore(tmp_path)
+    activities = ArchiveActivities(Settings(), store)
+    twin = workflow_id + "-twin"  # the same long head: a name of its own all the same
+    receipt = await ActivityEnvironment().run(activities.archive_run, request(workflow_id))
+    await ActivityEnvironment().run(activities.archive_run, request(twin, output="the twin's"))
+    assert receipt.written and receipt.annotations == "sidecar" and receipt.name == archive_name(workflow_id, "run-1")
+    again = await ActivityEnvironment().run(activities.archive_run, request(workflow_id))
+    assert not again.written  # found again under the same name
+
+    monkeypatch.setenv("BLOB_STORE_DIR", str(tmp_path))
+    assert _main(["show", workflow_id]) == 0
+    assert json.loads(capsys.readouterr().out)["output"] == "Refund for customer C123 sent."
+    assert _main(["show", twin, "--run", "run-1"]) == 0
+    assert json.loads(capsys.readouterr().out)["output"] == "the twin's"
+    assert _main(["show", workflow_id[:-1]]) == 1 and _main(["show", workflow_id, "--run", "run-2"]) == 1
+    capsys.readouterr()
+    assert _main(["list", "--where", "final_answer~c123", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(row["workflow_id"] for row in rows) == sorted([workflow_id, twin])  # whole ids, from the archives
+    assert {row["first_run_id"] for row in rows} == {"run-1"}
+
+
 @pytest.fixture
 def moto_s3(monkeypatch):
     """moto's S3 server on 127.0.0.1, with a bucket; the environment points boto3 at it."""
@@ -117,6 +169,19 @@ async def test_on_a_real_s3_endpoint_without_annotations_the_archive_gets_a_side
     assert capsys.readouterr().out.splitlines() == ["wf/1\trun-1\tcompleted\tC123"]
     assert _main(["show", "wf/1"]) == 0
     assert json.loads(capsys.readouterr().out)["first_run_id"] == "run-1"
+
+
+async def test_a_long_workflow_id_on_s3_fits_its_key_and_metadata(moto_s3, monkeypatch, capsys):
+    store = S3BlobStore(BUCKET, "prod", client=moto_s3)
+    workflow_id = "tenant/" + "é" * 993  # quoted whole: 5,967 bytes, over S3's 2 KB of user metadata
+    name, _, written = await write_archive(store, Annotator(store), None, request(workflow_id))
+    assert written and len(f"prod/{sidecar_name(name)}".encode()) <= 1024  # S3's key limit
+    head = moto_s3.head_object(Bucket=BUCKET, Key=f"prod/{name}")
+    assert head["Metadata"]["workflow-id"] == segment(workflow_id)  # bounded by NAME_MAX
+    monkeypatch.setenv("BLOB_STORE_S3_BUCKET", BUCKET)
+    monkeypatch.setenv("BLOB_STORE_S3_PREFIX", "prod")
+    assert _main(["show", workflow_id]) == 0
+    assert json.loads(capsys.readouterr().out)["workflow_id"] == workflow_id
 
 
 def body(data: bytes) -> StreamingBody:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from devstack.fake_anthropic import Reply
 from devstack.fake_openai import FakeOpenAI
 from tests.conftest import workflow_id
 from tests.helpers import file_agents_worker, pending_approvals
+from tools.output_check import schema_problems
 
 AGENTS = Path(__file__).parent / "fixtures" / "agents"
 PLAN = {
@@ -151,3 +154,29 @@ async def test_a_black_box_answer_that_does_not_match_the_schema_goes_back_once_
     assert "does not match its output_schema" in str(info.value.cause)
     assert "'status' is a required property" in str(info.value.cause)
     assert len(fake_llm.requests) == 3  # lookup, answer, corrected answer: no retry of the whole agent
+
+
+async def test_a_schema_that_cannot_check_the_answer_fails_the_run_instead_of_wedging_it(
+    client, settings, fake_llm, monkeypatch, tmp_path
+):
+    # The property refers to itself: the file loads (the loop is reached only through an answer's member),
+    # and validating the answer used to raise RecursionError in workflow code, failing every workflow task.
+    schema = '{ properties = { status = { "$ref" = "#/properties/status" } } }'
+    assert schema_problems({"properties": {"status": {"$ref": "#/properties/status"}}}) == []
+    path = tmp_path / "agents.toml"
+    path.write_text(f'[agents.looping]\ninstructions = "Say the status."\noutput_schema = {schema}\n')
+    monkeypatch.setenv("AGENTS_FILE", str(path))
+    fake_llm.push(Reply(text='{"status": "shipped"}'))
+    async with file_agents_worker(client) as worker_settings:
+        with pytest.raises(WorkflowFailureError) as info:
+            await client.execute_workflow(
+                "AgentLoopWorkflow",
+                {"agent": "looping", "prompt": "Status of A1?"},
+                id=workflow_id("own-unusable-schema"),
+                task_queue=worker_settings.task_queue,
+                execution_timeout=timedelta(seconds=30),  # a wedged run ends here instead
+            )
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "OutputSchemaUnusable", cause
+    assert "the output_schema of agent 'looping' cannot check an answer (its $refs loop" in str(cause)
+    assert len(fake_llm.requests) == 1  # not sent back to the model: no answer could pass

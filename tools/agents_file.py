@@ -30,6 +30,7 @@ from models.guardrails import GuardrailPolicy
 from models.run import check_model_name
 from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from tools.mcp_servers import SEPARATOR, McpServerConfig
+from tools.output_check import schema_problems
 from tools.registry import AgentProfile, Registry, Tool
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -199,7 +200,12 @@ def _output_schema(parsed: AgentsFile, agent: str, value: str | dict[str, Any]) 
         at = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         parsed.problem(where, f"agent {agent!r}: output_schema is not a valid JSON Schema at {at}: {exc.message}")
         return None
-    return schema
+    # A $ref that does not resolve (or loops) would fail each of the agent's runs at its answer: refuse it now.
+    unusable = schema_problems(schema)
+    named = f"output_schema file {value!r}" if isinstance(value, str) else "output_schema"
+    for problem in unusable:
+        parsed.problem(where, f"agent {agent!r}: {named}: {problem}")
+    return None if unusable else schema
 
 
 def resolve_tools(

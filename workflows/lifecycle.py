@@ -270,7 +270,7 @@ class AgentWorkflow(RunHandlers):
             task_queue=start.pinned.llm_task_queue(request.model),
         )
         self._ledger.record_llm(response)
-        verdict, problems = check_output(response.text, SCREENING_VERDICT_SCHEMA)
+        verdict, problems = check_output(response.text, SCREENING_VERDICT_SCHEMA, screener)
         if problems is not None:
             return f"screening_agent: {screener} gave no valid verdict ({problems})"
         return None if verdict["allowed"] else f"screening_agent: {verdict.get('reason') or 'refused'}"

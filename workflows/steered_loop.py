@@ -139,7 +139,7 @@ class SteeredLoop:
                 schema = self._agent.output_schema if self._spec is not None else None
                 if schema is None:
                     return LoopOutcome(RunStatus.COMPLETED, response.text)
-                value, problems = check_output(response.text, schema)
+                value, problems = check_output(response.text, schema, self._agent.name)
                 if problems is None:
                     return LoopOutcome(RunStatus.COMPLETED, value)
                 if self._output_corrections >= CORRECTIONS:

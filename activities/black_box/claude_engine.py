@@ -114,7 +114,7 @@ class ClaudeAgentEngine:
                 schema = seat.agent.output_schema
                 if schema is None:
                     return progress.result(response.text)
-                parsed, problems = check_output(response.text, schema)
+                parsed, problems = check_output(response.text, schema, seat.agent.name)
                 if problems is None:
                     return progress.result(parsed)
                 if corrections >= CORRECTIONS:

@@ -278,7 +278,7 @@ class JsonSchemaOutput(AgentOutputSchemaBase):
         return self._strict
 
     def validate_json(self, json_str: str) -> Any:
-        value, problems = check_output(json_str, self._schema)
+        value, problems = check_output(json_str, self._schema, self._agent)
         if problems is not None:
             self.rejected = (json_str, problems)
             raise ModelBehaviorError(f"output does not match the output_schema: {problems}")
