@@ -1,8 +1,8 @@
 """A scripted stand-in for the Anthropic Messages API on 127.0.0.1.
 
 The real `anthropic` client talks to it through `ANTHROPIC_BASE_URL`. It answers from a
-script (replies, HTTP faults, delays) or, once the script is empty, from a responder
-function; it records every request so tests can count what was sent (and paid for).
+script (replies, HTTP faults, in-stream errors, cut streams, delays) or, once the script is
+empty, from a responder function; it records every request so tests can count what was sent (and paid for).
 """
 
 from __future__ import annotations
@@ -18,23 +18,39 @@ from devstack.scripted_http import (
     Responder,
     ScriptedServer,
     Step,
+    StreamError,
+    Truncated,
     capped_output,
     estimate_tokens,
     text_pieces,
 )
 
-__all__ = ["FakeAnthropic", "Fault", "Recorded", "Reply", "Responder", "Step", "estimate_tokens"]
+__all__ = [
+    "FakeAnthropic",
+    "Fault",
+    "Recorded",
+    "Reply",
+    "Responder",
+    "Step",
+    "StreamError",
+    "Truncated",
+    "estimate_tokens",
+]
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     408: "timeout_error",
+    413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",
+    504: "timeout_error",
     529: "overloaded_error",
 }
+"""The API's error type of each status (others: `api_error` for a 5xx, `invalid_request_error` for a 4xx)."""
 
 
 @dataclass
@@ -45,7 +61,7 @@ class Recorded:
     headers: dict[str, str]
     at: float
     served: str = "pending"
-    """`reply`, `fault` or `invalid` once answered."""
+    """`reply`, `fault`, `stream_error`, `truncated` or `invalid` once answered."""
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -96,6 +112,9 @@ class FakeAnthropic(ScriptedServer):
         super().__init__(*args, **kwargs)
         self.counted: list[dict[str, Any]] = []
         """Bodies of token-counting requests (not in `requests`: nothing is generated or billed for them)."""
+        self.count_tokens_reply: dict[str, Any] | None = None
+        """When set, token counting answers 200 with this payload instead of `{"input_tokens": N}` (some
+        Anthropic-compatible proxies answer that path with another shape)."""
 
     @property
     def url(self) -> str:
@@ -115,6 +134,8 @@ class FakeAnthropic(ScriptedServer):
         if api != "count_tokens":
             return None
         self.counted.append(body)
+        if self.count_tokens_reply is not None:
+            return self.count_tokens_reply
         return {"input_tokens": estimate_tokens(body.get("messages"))}
 
     def authorised(self, headers: Any) -> str | None:
@@ -126,8 +147,9 @@ class FakeAnthropic(ScriptedServer):
     def invalid(self, api: str, body: dict[str, Any]) -> str | None:
         return check_conversation(body)
 
-    def error_body(self, status: int, message: str) -> dict[str, Any]:
-        return {"type": "error", "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": message}}
+    def error_body(self, status: int, message: str, kind: str | None = None) -> dict[str, Any]:
+        kind = kind or _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
 
     def reply_body(self, api: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         n = self.next_number()
@@ -175,3 +197,16 @@ class FakeAnthropic(ScriptedServer):
         )
         events.append(("message_stop", {"type": "message_stop"}))
         return events
+
+    def stream_error_events(
+        self, api: str, body: dict[str, Any], fault: StreamError
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """`message_start`, the text so far, then `event: error` with the error's type, as the API sends an
+        overload that strikes after the 200 (the message is never finished)."""
+        begun = [e for e in self.stream_events(api, body, Reply(text=fault.text)) if e[0] in _OPENING_EVENTS]
+        error = {"type": "error", "error": {"type": fault.kind, "message": fault.message}}
+        return [*begun, ("error", error)]
+
+
+_OPENING_EVENTS = {"message_start", "content_block_start", "content_block_delta"}
+"""Events of a reply still being written (no block or message closed yet)."""

@@ -2,7 +2,8 @@
 
 The real `openai` client (and the OpenAI Agents SDK on top of it) talks to it through
 `OPENAI_BASE_URL` (`<url>/v1`). Like `FakeAnthropic`, it answers from a script (replies,
-HTTP faults, delays) or, once the script is empty, from a responder; it records every request.
+HTTP faults, in-stream errors, cut streams, delays) or, once the script is empty, from a responder; it
+records every request.
 The response shapes follow the installed SDK's types (`openai.types.responses.Response`,
 `openai.types.chat.ChatCompletion`) so the real client parses them.
 """
@@ -14,11 +15,29 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.scripted_http import Fault, Reply, ScriptedServer, capped_output, estimate_tokens, text_pieces
+from devstack.scripted_http import (
+    Fault,
+    Reply,
+    ScriptedServer,
+    StreamError,
+    Truncated,
+    capped_output,
+    estimate_tokens,
+    text_pieces,
+)
 
-__all__ = ["FakeOpenAI", "Fault", "OpenAIRecorded", "Reply"]
+__all__ = ["FakeOpenAI", "Fault", "OpenAIRecorded", "Reply", "StreamError", "Truncated"]
 
-_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_api_key", 404: "not_found", 429: "rate_limit_exceeded"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_api_key",
+    403: "permission_denied",
+    404: "not_found",
+    408: "timeout",
+    409: "conflict",
+    429: "rate_limit_exceeded",
+}
+"""The error code a status gets (a 5xx: `server_error`); the worker classifies by it where it knows it."""
 ROUTES = {"/v1/responses": "responses", "/v1/chat/completions": "chat"}
 
 
@@ -83,8 +102,8 @@ class FakeOpenAI(ScriptedServer):
         streaming_chat = api == "chat" and body.get("stream")
         return "fake server: Chat Completions streaming is not supported" if streaming_chat else None
 
-    def error_body(self, status: int, message: str) -> dict[str, Any]:
-        kind = _ERROR_TYPES.get(status, "server_error")
+    def error_body(self, status: int, message: str, kind: str | None = None) -> dict[str, Any]:
+        kind = kind or _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
         return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
 
     def reply_body(self, api: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
@@ -196,3 +215,31 @@ class FakeOpenAI(ScriptedServer):
             emit("response.output_item.done", output_index=index, item=item)
         emit("response.completed", response=response)
         return events
+
+    def stream_error_events(
+        self, api: str, body: dict[str, Any], fault: StreamError
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """`response.created`, the text so far, then an `error` event (`code`, `message`), or with `fault.failed`
+        `response.failed` whose `response.error` carries the code, as the Responses API ends a failed stream."""
+        begun = [e for e in self.stream_events(api, body, Reply(text=fault.text)) if e[0] in _OPENING_EVENTS]
+        number = len(begun)
+        if not fault.failed:
+            error = {"type": "error", "code": fault.kind, "message": fault.message, "param": None}
+            return [*begun, ("error", {**error, "sequence_number": number})]
+        opening = begun[0][1]["response"]
+        failed = {
+            **opening,
+            "status": "failed",
+            "error": {"code": fault.kind, "message": fault.message},
+            "usage": None,
+        }
+        return [*begun, ("response.failed", {"type": "response.failed", "sequence_number": number, "response": failed})]
+
+
+_OPENING_EVENTS = {
+    "response.created",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+}
+"""Events of a response still being written (no part, item or response finished yet)."""

@@ -35,10 +35,42 @@ class Fault:
     message: str = "injected fault"
     retry_after: float | None = None
     delay: float = 0.0
+    kind: str | None = None
+    """The body's error type or code (None: the one the provider gives that status)."""
 
 
-Step = Reply | Fault
-Responder = Callable[[dict[str, Any]], Reply]
+@dataclass
+class StreamError:
+    """HTTP 200, a streamed reply begun (`text` streamed so far), then the provider's in-stream error event.
+
+    `kind` is the provider's error type or code (Anthropic `overloaded_error`, OpenAI `server_error` ...). The
+    OpenAI fake sends it as an `error` event, or with `failed=True` as `response.failed`. Only a streamed
+    request can fail after its 200: a plain one gets an HTTP 500 saying the script expected a stream.
+    """
+
+    kind: str
+    message: str = "injected stream error"
+    text: str = ""
+    failed: bool = False
+    retry_after: float | None = None
+    """Sent as the 200's `retry-after` header (a provider or proxy that knows it is shedding load may say so)."""
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+
+
+@dataclass
+class Truncated:
+    """HTTP 200 and the streamed `reply` without its last `cut` events: the connection drops mid-stream, or with
+    `clean=True` the body ends properly (a proxy that closes the stream early) before the final event."""
+
+    reply: Reply = field(default_factory=lambda: Reply(text="A reply cut short"))
+    cut: int = 1
+    clean: bool = False
+    delay: float = 0.0
+
+
+Step = Reply | Fault | StreamError | Truncated
+Responder = Callable[[dict[str, Any]], Step]
 
 
 def capped_output(reply: Reply, body: dict[str, Any], key: str, estimate: int) -> tuple[int, bool]:
@@ -97,13 +129,24 @@ class ScriptedServer:
         """The payload of a request answered outside the script and the recorder (e.g. token counting), or None."""
         return None
 
-    def error_body(self, status: int, message: str) -> dict[str, Any]:
-        """The provider's error payload."""
+    def error_body(self, status: int, message: str, kind: str | None = None) -> dict[str, Any]:
+        """The provider's error payload, with error type `kind` (None: the status's usual one)."""
         raise NotImplementedError
 
     def stream_events(self, api: str, body: dict[str, Any], reply: Reply) -> list[tuple[str, dict[str, Any]]]:
         """The provider's streamed reply as (event name, data) pairs, for a request with `stream: true`."""
         raise NotImplementedError
+
+    def stream_error_events(
+        self, api: str, body: dict[str, Any], fault: StreamError
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The provider's stream for `fault`: a reply begun with `fault.text`, then its error event."""
+        raise NotImplementedError
+
+    def truncated_events(self, api: str, body: dict[str, Any], cut: Truncated) -> list[tuple[str, dict[str, Any]]]:
+        """The streamed reply without its last `cut.cut` events."""
+        events = self.stream_events(api, body, cut.reply)
+        return events[: max(0, len(events) - cut.cut)]
 
     # -- lifecycle and script ------------------------------------------------------------------
     @property
@@ -177,14 +220,24 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away (e.g. its worker was killed mid-call)
 
-            def _send_events(self, events: list[tuple[str, dict[str, Any]]], pause: float) -> None:
-                """Server-sent events, one chunk each (chunked encoding), `pause` seconds apart."""
+            def _send_events(
+                self,
+                events: list[tuple[str, dict[str, Any]]],
+                pause: float,
+                headers: dict[str, str] | None = None,
+                *,
+                drop: bool = False,
+            ) -> None:
+                """Server-sent events, one chunk each (chunked encoding), `pause` seconds apart; with `drop` the
+                connection closes after the last one, without the chunked body's end (a cut connection)."""
                 try:
                     self.send_response(200)
                     self.send_header("content-type", "text/event-stream")
                     self.send_header("cache-control", "no-cache")
                     self.send_header("transfer-encoding", "chunked")
                     self.send_header("request-id", f"req_fake_{len(fake.requests)}")
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
                     self.end_headers()
                     for name, data in events:
                         chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
@@ -192,13 +245,18 @@ class ScriptedServer:
                         self.wfile.flush()
                         if pause:
                             time.sleep(pause)
+                    if drop:
+                        self.close_connection = True  # the socket closes with the body unfinished
+                        return
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away (e.g. its worker was killed mid-stream)
 
-            def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-                self._send(status, fake.error_body(status, message), headers)
+            def _error(
+                self, status: int, message: str, headers: dict[str, str] | None = None, kind: str | None = None
+            ) -> None:
+                self._send(status, fake.error_body(status, message, kind), headers)
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -227,14 +285,33 @@ class ScriptedServer:
                     record.served = "fault"
                     with fake._lock:
                         fake.faults_served += 1
-                    extra = {"retry-after": f"{step.retry_after:g}"} if step.retry_after is not None else {}
-                    return self._error(step.status, step.message, extra)
+                    return self._error(step.status, step.message, _retry_after_header(step.retry_after), step.kind)
+                if isinstance(step, StreamError | Truncated):
+                    return self._stream_fault(api, body, step, record)
                 record.served = "reply"
                 if body.get("stream"):
                     return self._send_events(fake.stream_events(api, body, step), step.chunk_delay)
                 self._send(200, fake.reply_body(api, body, step))
 
+            def _stream_fault(self, api: str, body: dict[str, Any], step: StreamError | Truncated, record: Any) -> None:
+                """A stream that fails after its 200: an error event, or the final event never sent."""
+                with fake._lock:
+                    fake.faults_served += 1
+                if not body.get("stream"):
+                    record.served = "fault"
+                    return self._error(500, f"{fake.name}: {type(step).__name__} was scripted for a streamed request")
+                if isinstance(step, StreamError):
+                    record.served = "stream_error"
+                    events = fake.stream_error_events(api, body, step)
+                    return self._send_events(events, step.chunk_delay, _retry_after_header(step.retry_after))
+                record.served = "truncated"
+                self._send_events(fake.truncated_events(api, body, step), step.reply.chunk_delay, drop=not step.clean)
+
         return Handler
+
+
+def _retry_after_header(seconds: float | None) -> dict[str, str]:
+    return {"retry-after": f"{seconds:g}"} if seconds is not None else {}
 
 
 def text_pieces(text: str) -> list[str]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import openai
 from agents import (
@@ -28,7 +30,7 @@ from agents import (
     set_tracing_disabled,
 )
 from agents.strict_schema import ensure_strict_json_schema
-from openai.types.responses import ResponseCompletedEvent
+from openai.types.responses import ResponseCompletedEvent, ResponseIncompleteEvent
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -44,8 +46,8 @@ from activities.black_box.openai_handoffs import missing_tool_message, native_ha
 from activities.black_box.progress import AgentProgress
 from activities.black_box.streamed_run import run_agent
 from activities.pricing import cost_usd
-from activities.providers.errors import connection_error, http_error
-from activities.providers.openai_provider import OpenAIProvider
+from activities.providers.errors import truncated_stream
+from activities.providers.openai_provider import OpenAIProvider, classified, failed_event
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.budget import estimate_tokens
 from models.conversation import ToolCall
@@ -119,14 +121,30 @@ class _ObservedResponsesModel(OpenAIResponsesModel):
     async def stream_response(
         self, system_instructions: Any, input: Any, model_settings: Any, tools: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        """The streamed call, fitted and recorded like `get_response` (once its `response.completed` event arrives)."""
+        """The streamed call, fitted and recorded like `get_response` (once its `response.completed` event arrives).
+
+        A stream's `error` or `response.failed` event is classified here, where its code is still at hand (the
+        SDK would turn it into a `ModelBehaviorError` naming it only in words); a stream that ends without its
+        final event is a cut connection (the SDK would say the model produced no final response).
+        """
         model_settings = self._fitted(system_instructions, input, tools, model_settings)
         with self._generation(system_instructions, input, tools) as observed:
-            stream = super().stream_response(system_instructions, input, model_settings, tools, *args, **kwargs)
-            async for event in stream:
-                if isinstance(event, ResponseCompletedEvent):
-                    self._finish(observed, event.response)
-                yield event
+            finished = False
+            # An async generator (typed as an iterator): closed when this one raises, not left to the collector.
+            stream = cast(
+                AsyncGenerator[Any, None],
+                super().stream_response(system_instructions, input, model_settings, tools, *args, **kwargs),
+            )
+            async with aclosing(stream):
+                async for event in stream:
+                    if (failure := failed_event(event, None)) is not None:
+                        raise failure
+                    if isinstance(event, ResponseCompletedEvent):
+                        self._finish(observed, event.response)
+                    finished = finished or isinstance(event, ResponseCompletedEvent | ResponseIncompleteEvent)
+                    yield event
+            if not finished:
+                raise truncated_stream("openai", "response.completed")
 
 
 class _Journal:
@@ -485,8 +503,6 @@ class OpenAIAgentEngine:
                     tool_error_formatter=crew.formatter,
                 ),
             )
-        except openai.APIStatusError as exc:
-            raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise connection_error("openai", exc) from None
+        except openai.APIError as exc:
+            raise classified(exc) from None
         return result

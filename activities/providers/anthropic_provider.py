@@ -5,10 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import httpx2  # the SDK's own transport (a dependency of anthropic): a cut stream raises its errors unwrapped
+from temporalio.exceptions import ApplicationError
 
 from activities.pricing import cost_usd
 from activities.progress_publisher import publish_text
-from activities.providers.errors import config_error, connection_error, http_error
+from activities.providers.errors import (
+    config_error,
+    connection_error,
+    error_kinds,
+    error_message,
+    http_error,
+    truncated_stream,
+)
 from config.sections import AnthropicSettings
 from models.budget import estimate_tokens
 from models.conversation import Conversation, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
@@ -81,9 +90,11 @@ class AnthropicProvider:
                 if tools:  # the API refuses an empty tools list
                     params["tools"] = to_wire_tools(tools)
                 message = await self._send(client, max_tokens, params)
-            except anthropic.APIStatusError as exc:
-                raise http_error("anthropic", exc.status_code, _error_message(exc), exc.response.headers) from None
+            except anthropic.APIStatusError as exc:  # an error response, or an `error` event after a 200
+                raise classified(exc) from None
             except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
+                raise connection_error("anthropic", exc) from None
+            except httpx2.TransportError as exc:  # cut or timed out mid-stream: the SDK lets its transport's raise
                 raise connection_error("anthropic", exc) from None
             response = _to_response(model, message)
             observed.finish_response(response)
@@ -94,16 +105,22 @@ class AnthropicProvider:
         if not self._streaming:
             return await client.messages.create(max_tokens=max_tokens, **params)
         async with client.messages.stream(max_tokens=max_tokens, **params) as stream:
-            async for text in stream.text_stream:
-                publish_text(text)
+            finished = False
+            async for event in stream:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    publish_text(event.delta.text)
+                finished = finished or event.type == "message_stop"
+            # A stream that ends early is not an error to the SDK: it hands over the message so far (or fails
+            # an assertion when there was none). Only `message_stop` says the reply is whole.
+            if not finished:
+                raise truncated_stream("anthropic", "message_stop")
             return await stream.get_final_message()
 
 
-def _error_message(exc: anthropic.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return str(body["error"].get("message") or exc.message)
-    return exc.message
+def classified(exc: anthropic.APIStatusError) -> ApplicationError:
+    """An error response, or an error event inside a stream that answered HTTP 200: its error type decides."""
+    message = error_message(exc.body, exc.message)
+    return http_error("anthropic", exc.status_code, message, exc.response.headers, error_kinds(exc.body))
 
 
 def _to_response(model: str, message: Any) -> LlmResponse:
@@ -140,6 +157,10 @@ async def count_input_tokens(
         params["tools"] = to_wire_tools(tools)
     try:
         counted = await provider._client_or_raise().messages.count_tokens(**params)
-    except (anthropic.APIStatusError, anthropic.APIConnectionError, anthropic.APITimeoutError):
+    except anthropic.APIError:  # an error answer, no answer, or one the SDK could not read
         return estimate_tokens(params)
-    return int(counted.input_tokens)
+    # Some Anthropic-compatible proxies answer this path with a 200 of another shape: the SDK does not check it.
+    tokens = getattr(counted, "input_tokens", None)
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+        return estimate_tokens(params)
+    return tokens

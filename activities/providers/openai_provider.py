@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import openai
 from openai.types.responses import (
     ResponseCompletedEvent,
+    ResponseErrorEvent,
     ResponseFailedEvent,
     ResponseIncompleteEvent,
+    ResponseStreamEvent,
     ResponseTextDeltaEvent,
 )
+from temporalio.exceptions import ApplicationError
 
 from activities.pricing import cost_usd
 from activities.progress_publisher import publish_text
-from activities.providers.errors import config_error, connection_error, http_error
+from activities.providers.errors import (
+    config_error,
+    connection_error,
+    error_message,
+    http_error,
+    stream_error,
+    truncated_stream,
+)
 from config.sections import OpenAISettings
 from models.conversation import Conversation, TextBlock, ToolCall, ToolUseBlock
 from models.llm import LlmResponse
@@ -98,10 +109,8 @@ class OpenAIProvider:
                 if tools:
                     params["tools"] = to_function_tools(tools)
                 reply = await self._send(client, max_tokens, params)
-            except openai.APIStatusError as exc:
-                raise http_error("openai", exc.status_code, exc.message, exc.response.headers) from None
-            except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-                raise connection_error("openai", exc) from None
+            except openai.APIError as exc:
+                raise classified(exc) from None
             response = _to_response(model, reply)
             observed.finish_response(response)
         return response
@@ -117,12 +126,34 @@ class OpenAIProvider:
                 publish_text(event.delta)
             elif isinstance(event, ResponseCompletedEvent | ResponseIncompleteEvent):
                 final = event.response
-            elif isinstance(event, ResponseFailedEvent):
-                error = event.response.error
-                raise http_error("openai", 500, error.message if error else "response failed", {})
+            elif (failure := failed_event(event, stream.response.headers)) is not None:
+                raise failure
         if final is None:
-            raise http_error("openai", 502, "the response stream ended before response.completed", {})
+            raise truncated_stream("openai", "response.completed")
         return final
+
+
+def classified(exc: openai.APIError) -> ApplicationError:
+    """An OpenAI client error for Temporal: an error response by its code/type and status, a cut or unreachable
+    connection retried, an error payload inside a stream (no status: it came after the 200) by its code/type."""
+    if isinstance(exc, openai.APIConnectionError):  # timeouts included
+        return connection_error("openai", exc)
+    kinds, message = [exc.code, exc.type], error_message(exc.body, exc.message)
+    if isinstance(exc, openai.APIStatusError):
+        return http_error("openai", exc.status_code, message, exc.response.headers, kinds)
+    return stream_error("openai", kinds, message, None)
+
+
+def failed_event(event: ResponseStreamEvent, headers: Mapping[str, str] | None) -> ApplicationError | None:
+    """The classified error of a Responses stream's `error` or `response.failed` event; None for other events."""
+    if isinstance(event, ResponseErrorEvent):
+        return stream_error("openai", [event.code], event.message, headers)
+    if isinstance(event, ResponseFailedEvent):
+        error = event.response.error
+        if error is None:
+            return stream_error("openai", [], "the response failed without saying why", headers)
+        return stream_error("openai", [error.code, error.type], error.message, headers)
+    return None
 
 
 def _to_response(model: str, reply: Any) -> LlmResponse:
