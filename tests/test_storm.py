@@ -33,6 +33,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, Wor
 
 from devstack.fake_anthropic import Reply
 from devstack.fake_openai import FakeOpenAI
+from devstack.scripted_http import Fault, Step, StreamError, Truncated
 from devstack.scripted_model import respond as scripted_respond
 from tests.conftest import workflow_id
 from tests.helpers import ROOT, WorkerProcess
@@ -41,9 +42,13 @@ from tests.test_blackbox import specialist_responder
 from tools.notes import NoteStore
 
 SEED = int(os.environ.get("STORM_SEED", "28"))
-STORM_SECONDS = 60.0
+STORM_SECONDS = float(os.environ.get("STORM_SECONDS", "60"))
 """How long the killer runs; the runs then get up to `SETTLE_SECONDS` more with every worker up."""
-SETTLE_SECONDS = 30.0
+SETTLE_SECONDS = 30.0 + STORM_SECONDS / 2
+SCALE = int(os.environ.get("STORM_SCALE", "1"))
+"""Copies of the run mix (a longer storm by hand: STORM_SCALE=3 STORM_SECONDS=240 STORM_SEED=7)."""
+FAULT_RATE = 0.08
+"""Share of model requests that meet a provider fault: an overload inside a 200 stream, a cut stream, a 429."""
 WORKERS = 4
 REPLY_DELAY = 0.25
 CHUNK_DELAY = 0.04
@@ -112,18 +117,29 @@ def desk_reply(body: dict[str, Any]) -> Reply | None:
     return None
 
 
-def paced(reply: Reply) -> Reply:
-    """Slow enough that kills land mid-reply, streamed word by word."""
+FAULTS = random.Random(SEED)
+"""The fakes' own generator: they answer on their server threads, so draws interleave differently each run."""
+
+
+def paced(reply: Reply, overload: str) -> Step:
+    """Slow enough that kills land mid-reply, streamed word by word; now and then a provider fault instead."""
+    draw = FAULTS.random()
+    if draw < FAULT_RATE / 3:
+        return StreamError(overload, "Overloaded", text="Let me", delay=REPLY_DELAY)
+    if draw < 2 * FAULT_RATE / 3:
+        return Truncated(reply, cut=2, delay=REPLY_DELAY)
+    if draw < FAULT_RATE:
+        return Fault(429, "rate limited", retry_after=0.2)
     reply.delay, reply.chunk_delay = REPLY_DELAY, CHUNK_DELAY
     return reply
 
 
-def anthropic_responder(body: dict[str, Any]) -> Reply:
-    return paced(desk_reply(body) or scripted_respond(body))
+def anthropic_responder(body: dict[str, Any]) -> Step:
+    return paced(desk_reply(body) or scripted_respond(body), "overloaded_error")
 
 
-def openai_responder(body: dict[str, Any]) -> Reply:
-    return paced(desk_reply(body) or specialist_responder()(body))
+def openai_responder(body: dict[str, Any]) -> Step:
+    return paced(desk_reply(body) or specialist_responder()(body), "server_error")
 
 
 def storm_runs() -> list[tuple[str, str, dict[str, Any], int]]:
@@ -162,7 +178,7 @@ def storm_runs() -> list[tuple[str, str, dict[str, Any], int]]:
     hybrid = "My income is 6000 a month; plan a budget and decide whether to invest 500 a month."
     for n in range(2):
         runs.append((f"hybrid-{n}", "HybridAgentWorkflow", {"prompt": hybrid, "approval": approval}, 1))
-    return runs
+    return [(f"{label}-{copy}", *rest) for copy in range(SCALE) for label, *rest in runs]
 
 
 @dataclass
@@ -247,7 +263,7 @@ async def test_runs_survive_a_storm_of_worker_kills(
     notes = NoteStore(settings.notes_db).all()
     written = Counter(n.idempotency_key for n in notes)
     assert all(n == 1 for n in written.values())
-    assert len(notes) == sum(expected for _, _, _, expected in storm_runs()), [(n.title, n.body) for n in notes]
+    assert len(notes) == sum(expected for *_, expected in storm_runs()), [(n.title, n.body) for n in notes]
     await assert_replays(client, "tests/test_storm.py", [h.id for h in handles.values()])
 
     replays = tasks_by_identity(histories, [p for p in cache0_pids(workers[0])])

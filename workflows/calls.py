@@ -103,9 +103,11 @@ INVOKE_BLACK_BOX = ActivityOptions(
     start_to_close_timeout=timedelta(minutes=15),
     heartbeat_timeout=timedelta(seconds=10),
     cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,  # its tools stop before the run closes
-    # Few attempts: each one re-runs (and re-pays) the whole agent.
+    # A retried attempt resumes at the agent's last completed turn (activities/black_box/checkpoint.py), so an
+    # attempt lost with its worker re-pays one turn at most: five attempts let a black box outlive its worker
+    # being lost several times (each loss counts as an attempt), while an agent that keeps failing still stops.
     retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=3
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5
     ),
 )
 SEND_NOTIFICATION = ActivityOptions(
