@@ -91,7 +91,7 @@ def build_llm_workers(client: Client, settings: Settings, registry: Registry | N
 
 
 async def ensure_search_attributes(client: Client) -> None:
-    """Register AgentName/AgentStatus/AgentPattern/CustomerId if missing; without them every run would stall."""
+    """Register AgentName/AgentStatus/AgentPattern/CustomerId/TenantId if missing; without them every run would stall."""
     wanted = {key.name for key in ALL_KEYS}
     try:
         listed = await client.operator_service.list_search_attributes(

@@ -1,7 +1,8 @@
 """Signed approval links: `<payload>.<signature>`, an HMAC-SHA256 capability to decide one request as one approver.
 
-The payload (base64url JSON) names the workflow, the request, the approver, a digest of the proposal and
-the request's expiry. The signature covers the payload exactly as sent and is compared as text, so a link
+The payload (base64url JSON) names the workflow and its run (the first run id, so a later run that reuses
+the workflow id is not decided by an old link), the request, the approver, a digest of the proposal and the
+request's expiry. The signature covers the payload exactly as sent and is compared as text, so a link
 altered in any character is refused. A link works once because the run refuses a second decision.
 """
 
@@ -18,7 +19,8 @@ from typing import Any
 
 from models.errors import AgentServiceError
 
-_CONTEXT = b"durable-agents approval link v1\n"
+_CONTEXT = b"durable-agents approval link v2\n"
+"""v2 links sign the run; v1 links (which did not) no longer verify."""
 
 
 class LinkInvalid(AgentServiceError):
@@ -27,9 +29,11 @@ class LinkInvalid(AgentServiceError):
 
 @dataclass(frozen=True)
 class ApprovalLink:
-    """What a verified link allows: `approver` may decide `request_id` of `workflow_id` until `expires_at`."""
+    """What a verified link allows: `approver` may decide `request_id` of `workflow_id`'s run `first_run_id`
+    until `expires_at`."""
 
     workflow_id: str
+    first_run_id: str
     request_id: str
     approver: str
     proposal_digest: str
@@ -56,6 +60,7 @@ def sign_link(secret: str, link: ApprovalLink) -> str:
     """The link's token (the URL path segment after `/approve/`)."""
     body = {
         "w": link.workflow_id,
+        "f": link.first_run_id,
         "r": link.request_id,
         "a": link.approver,
         "d": link.proposal_digest,
@@ -75,6 +80,7 @@ def verify_link(secret: str, token: str) -> ApprovalLink:
         body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         return ApprovalLink(
             workflow_id=str(body["w"]),
+            first_run_id=str(body["f"]),
             request_id=str(body["r"]),
             approver=str(body["a"]),
             proposal_digest=str(body["d"]),

@@ -29,7 +29,9 @@ def notice_body(settings: GatewaySettings, notice: ApprovalNotice) -> dict[str, 
                 settings.public_url,
                 sign_link(
                     settings.link_secret,
-                    ApprovalLink(notice.workflow_id, notice.request_id, approver, digest, notice.expires_at),
+                    ApprovalLink(
+                        notice.workflow_id, notice.first_run_id, notice.request_id, approver, digest, notice.expires_at
+                    ),
                 ),
             ),
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from config.env import http_url, port, var
@@ -24,6 +26,20 @@ class GatewaySettings:
     """Base URL people reach the gateway at; approval links start with it."""
     webhook_url: str = var("APPROVAL_WEBHOOK_URL", "", http_url)
     """When set, each opened approval request is POSTed here (with one signed link per listed approver)."""
+    id_secret: str = var("GATEWAY_ID_SECRET", "", repr=False)
+    """HMAC key of the workflow ids the gateway derives from Idempotency-Keys (default: derived from
+    APPROVAL_LINK_SECRET); every gateway replica shares it, so the same key finds the same run."""
+
+    @property
+    def workflow_id_key(self) -> bytes:
+        """The key gateway-made workflow ids are keyed with; empty when neither secret is set."""
+        if self.id_secret:
+            return self.id_secret.encode()
+        if self.link_secret:  # a key of its own, derived, so ids never reveal anything about link signatures
+            return hmac.new(
+                self.link_secret.encode(), b"durable-agents gateway workflow ids v1", hashlib.sha256
+            ).digest()
+        return b""
 
     @property
     def links_enabled(self) -> bool:
@@ -32,11 +48,10 @@ class GatewaySettings:
 
 
 def check_gateway(settings: GatewaySettings) -> GatewaySettings:
-    """Refuse combinations that cannot work: a webhook without signed links, or a short link secret."""
-    if settings.link_secret and len(settings.link_secret) < MIN_LINK_SECRET_CHARS:
-        raise ConfigError(
-            f"APPROVAL_LINK_SECRET must be at least {MIN_LINK_SECRET_CHARS} characters (e.g. openssl rand -hex 32)"
-        )
+    """Refuse combinations that cannot work: a webhook without signed links, or a short secret."""
+    for name, secret in (("APPROVAL_LINK_SECRET", settings.link_secret), ("GATEWAY_ID_SECRET", settings.id_secret)):
+        if secret and len(secret) < MIN_LINK_SECRET_CHARS:
+            raise ConfigError(f"{name} must be at least {MIN_LINK_SECRET_CHARS} characters (e.g. openssl rand -hex 32)")
     if settings.webhook_url and not (settings.link_secret and settings.public_url):
         missing = "APPROVAL_LINK_SECRET" if not settings.link_secret else "GATEWAY_PUBLIC_URL"
         raise ConfigError(f"APPROVAL_WEBHOOK_URL is set but {missing} is not: the webhook sends signed gateway links")

@@ -17,7 +17,9 @@ from config.settings import Settings
 from gateway import approvals, page, runs
 from gateway.http import ApiError, caller
 from gateway.openapi import openapi_document
+from gateway.tenants import owned_run
 from gateway.tokens import TokenBook
+from models.errors import ConfigError
 from progress.sse import run_events_endpoint
 
 log = logging.getLogger("gateway")
@@ -34,7 +36,8 @@ async def healthz(request: Request) -> Response:
 
 
 def run_events(client: Client) -> Callable[[Request], Awaitable[Response]]:
-    """`GET /v1/runs/{workflow_id}/events`: the run's progress as Server-Sent Events (progress/sse.py), for any token."""
+    """`GET /v1/runs/{workflow_id}/events`: the run's progress as Server-Sent Events (progress/sse.py), for a token
+    of the run's tenant."""
 
     async def get_client() -> Client:
         return client
@@ -42,7 +45,7 @@ def run_events(client: Client) -> Callable[[Request], Awaitable[Response]]:
     stream = run_events_endpoint(get_client)
 
     async def endpoint(request: Request) -> Response:
-        caller(request)  # reading needs a valid token, like every route
+        await owned_run(client, caller(request), request.path_params["workflow_id"])  # 404 for another tenant's
         return await stream(request)
 
     return endpoint
@@ -65,6 +68,11 @@ async def _temporal_error(request: Request, exc: Exception) -> Response:
 
 def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlette:
     """The app; stateless apart from its client, so several may run behind one load balancer."""
+    if not settings.gateway.workflow_id_key:
+        raise ConfigError(
+            "set GATEWAY_ID_SECRET (or APPROVAL_LINK_SECRET): the gateway keys the workflow ids it makes with it, "
+            "and every replica needs the same one (e.g. openssl rand -hex 32)"
+        )
     routes = [
         Route("/v1/runs", runs.start_run, methods=["POST"]),
         Route("/v1/runs/{workflow_id}", runs.read_run, methods=["GET"]),

@@ -14,10 +14,14 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.approval_links import ApprovalLink, LinkInvalid, proposal_digest, verify_link
 from gateway.http import ApiError
-from gateway.temporal import check_decidable, decide, pending_request
+from gateway.temporal import check_approver, decide, pending_request
+
+RunAt = tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -48,21 +52,31 @@ def _refusal(status: int, message: str) -> HTMLResponse:
     return _page("Approval refused", f'<h1>Cannot decide</h1><p id="refusal">{html.escape(message)}</p>', status)
 
 
-async def _open_request(request: Request) -> tuple[ApprovalLink, dict[str, Any]]:
-    """The link's request, still pending and unchanged since the link was made; ApiError otherwise."""
+async def _open_request(request: Request) -> tuple[ApprovalLink, dict[str, Any], RunAt]:
+    """The link's request, still pending in the link's own run and unchanged since the link was made; ApiError
+    otherwise."""
     try:
         link = verify_link(request.app.state.settings.gateway.link_secret, request.path_params["link"])
     except LinkInvalid as exc:
         raise ApiError(403, str(exc)) from None
     if link.expired():
         raise ApiError(409, f"this link expired with request {link.request_id} at {link.expires_at.isoformat()}")
-    pending = await pending_request(request.app.state.client, link.workflow_id, link.request_id)
-    if pending is None:
-        raise ApiError(409, f"request {link.request_id} of {link.workflow_id} is no longer pending (already decided)")
+    # Bound to the link's run: a later run that reuses the workflow id is another run, which this link cannot decide.
+    client: Client = request.app.state.client
+    handle = client.get_workflow_handle(link.workflow_id, first_execution_run_id=link.first_run_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise ApiError(409, f"the run this link was made for ({link.workflow_id}) no longer exists") from None
+    if (description.raw_info.first_run_id or description.run_id) != link.first_run_id:
+        raise ApiError(409, f"this link was made for an earlier run of {link.workflow_id}, which has ended")
+    pending = await pending_request(handle, description, link.request_id)
     if proposal_digest(pending["kind"], pending["summary"], pending["proposal"]) != link.proposal_digest:
         raise ApiError(409, "this link was made for another proposal")
-    check_decidable(pending, link.approver)
-    return link, pending
+    check_approver(pending, link.approver)
+    return link, pending, (handle, description)
 
 
 def _form(link: ApprovalLink, pending: dict[str, Any]) -> str:
@@ -86,7 +100,7 @@ def _form(link: ApprovalLink, pending: dict[str, Any]) -> str:
 async def show_request(request: Request) -> Response:
     """`GET /approve/{link}`: the proposal and the two buttons, or why the link no longer works."""
     try:
-        link, pending = await _open_request(request)
+        link, pending, _ = await _open_request(request)
     except ApiError as exc:
         return _refusal(exc.status, exc.detail)
     return _page(f"Approve {link.request_id}?", _form(link, pending))
@@ -109,15 +123,15 @@ async def decide_request(request: Request) -> Response:
     if not _same_origin(request):
         return _refusal(403, "this form may only be sent from the approval page itself")
     try:
-        link, _ = await _open_request(request)
+        link, _, (handle, description) = await _open_request(request)
         form = await request.form()
         choice = form.get("decision")
         comment = str(form.get("comment") or "")[:5000]
         if choice not in ("approve", "reject"):
             raise ApiError(422, "choose Approve or Reject")
         decision = await decide(
-            request.app.state.client,
-            link.workflow_id,
+            handle,
+            description,
             link.request_id,
             approver=link.approver,
             approved=choice == "approve",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from typing import Any
@@ -11,7 +12,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -19,9 +25,12 @@ from config.settings import Settings
 from gateway.http import ApiError, caller, first_problem, json_body, ok
 from gateway.models import RunStarted, RunView, StartRun
 from gateway.temporal import QUERY_TIMEOUT, describe, status_of
+from gateway.tenants import TENANT_MEMO, owned_run
+from gateway.tokens import Caller
 from models.blackbox import BlackBoxInput
 from models.hybrid import HybridInput
 from models.run import AgentRunInput
+from models.search_attributes import TENANT_ID
 
 INPUT_MODELS: dict[str, type[BaseModel]] = {
     "AgentLoopWorkflow": AgentRunInput,
@@ -40,14 +49,28 @@ def request_digest(body: StartRun) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def workflow_id_for(identity: str, body: StartRun, idempotency_key: str | None) -> str:
-    """The body's id; else one derived from the caller and its key (the same key, the same run); else a new one."""
+GATEWAY_IDS = "gw-"
+"""Prefix of the workflow ids the gateway makes; a caller's own `workflow_id` may not start with it."""
+
+
+def workflow_id_for(key: bytes, who: Caller, body: StartRun, idempotency_key: str | None) -> str:
+    """The body's id; else one keyed from the caller and its Idempotency-Key (the same key, the same run); else new.
+
+    Keyed with the gateway's secret (HMAC), so nobody can compute another caller's ids to read them or to take
+    the id their next start would get.
+    """
     if body.workflow_id:
+        if body.workflow_id.startswith(GATEWAY_IDS):
+            raise ApiError(
+                422,
+                f"workflow_id: ids starting with {GATEWAY_IDS!r} are the gateway's own; choose another",
+                "workflow_id",
+            )
         return body.workflow_id
     if idempotency_key:
-        digest = hashlib.sha256(f"{identity}\n{idempotency_key}".encode()).hexdigest()
-        return f"gw-{digest[:32]}"
-    return f"gw-{uuid.uuid4().hex}"
+        message = "\n".join((who.tenant, who.identity, idempotency_key)).encode()
+        return f"{GATEWAY_IDS}{hmac.new(key, message, hashlib.sha256).hexdigest()[:32]}"
+    return f"{GATEWAY_IDS}{uuid.uuid4().hex}"
 
 
 def check_input(body: StartRun) -> None:
@@ -69,7 +92,7 @@ async def start_run(request: Request) -> Response:
         raise ApiError(422, "Idempotency-Key: must be 1 to 200 characters", "Idempotency-Key")
     client: Client = request.app.state.client
     settings: Settings = request.app.state.settings
-    workflow_id = workflow_id_for(who.identity, body, key)
+    workflow_id = workflow_id_for(settings.gateway.workflow_id_key, who, body, key)
     digest = request_digest(body)
     try:
         handle = await client.start_workflow(
@@ -80,18 +103,19 @@ async def start_run(request: Request) -> Response:
             # Never a second run under one id, running or closed: a retried POST finds the first one.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            memo={REQUEST_DIGEST_MEMO: digest, "gateway_started_by": who.identity},
-            static_summary=f"started through the gateway by {who.identity}",
+            memo={REQUEST_DIGEST_MEMO: digest, "gateway_started_by": who.identity, TENANT_MEMO: who.tenant},
+            search_attributes=TypedSearchAttributes([SearchAttributePair(TENANT_ID, who.tenant)]),
+            static_summary=f"started through the gateway by {who.identity} (tenant {who.tenant})",
         )
     except WorkflowAlreadyStartedError:
-        return await _existing_run(client, workflow_id, digest)
+        return await _existing_run(client, who, workflow_id, digest)
     return ok(RunStarted(workflow_id=workflow_id, run_id=handle.first_execution_run_id or handle.run_id or ""), 201)
 
 
-async def _existing_run(client: Client, workflow_id: str, digest: str) -> JSONResponse:
+async def _existing_run(client: Client, who: Caller, workflow_id: str, digest: str) -> JSONResponse:
     _, description = await describe(client, workflow_id)
     memo = await description.memo()
-    if memo.get(REQUEST_DIGEST_MEMO) != digest:
+    if memo.get(REQUEST_DIGEST_MEMO) != digest or memo.get(TENANT_MEMO) != who.tenant:
         raise ApiError(
             409, f"workflow id {workflow_id} is taken by a run started with another body (or not through the gateway)"
         )
@@ -101,10 +125,10 @@ async def _existing_run(client: Client, workflow_id: str, digest: str) -> JSONRe
 
 async def read_run(request: Request) -> Response:
     """`GET /v1/runs/{workflow_id}`: Temporal's status, the run's `status` query, and its result once completed."""
-    caller(request)
+    who = caller(request)
     client: Client = request.app.state.client
     workflow_id = request.path_params["workflow_id"]
-    handle, description = await describe(client, workflow_id)
+    handle, description = await owned_run(client, who, workflow_id)
     result: dict[str, Any] | None = None
     failure: str | None = None
     if description.status == WorkflowExecutionStatus.COMPLETED:
@@ -126,10 +150,10 @@ async def read_run(request: Request) -> Response:
 
 async def cancel_run(request: Request) -> Response:
     """`POST /v1/runs/{workflow_id}/cancel`: 202 once Temporal has the cancellation request; 409 if the run ended."""
-    caller(request, "starter")
+    who = caller(request, "starter")
     client: Client = request.app.state.client
     workflow_id = request.path_params["workflow_id"]
-    handle, description = await describe(client, workflow_id)
+    handle, description = await owned_run(client, who, workflow_id)
     if description.status != WorkflowExecutionStatus.RUNNING:
         status = description.status.name.lower() if description.status else "closed"
         raise ApiError(409, f"run {workflow_id} has already ended ({status})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.http import ApiError
+from models.approval import gateway_may_decide
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 
@@ -46,9 +48,15 @@ async def status_of(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
         return None
 
 
-async def pending_request(client: Client, workflow_id: str, request_id: str) -> dict[str, Any] | None:
-    """The open request `request_id` of a running run (None when it is not pending); 404 / 409 / 503 otherwise."""
-    handle, description = await describe(client, workflow_id)
+SIGNAL_WAIT = timedelta(seconds=10)
+"""How long a decision sent by signal (the update path was full) may take to show in the run's status."""
+
+
+async def pending_request(
+    handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription, request_id: str
+) -> dict[str, Any]:
+    """The open request `request_id` of a running run; 404 when the run never opened it, 409 when it is closed."""
+    workflow_id = handle.id
     if description.status != WorkflowExecutionStatus.RUNNING:
         ended = description.status.name.lower() if description.status else "closed"
         raise ApiError(409, f"run {workflow_id} has ended ({ended}): its requests can no longer be decided")
@@ -57,30 +65,53 @@ async def pending_request(client: Client, workflow_id: str, request_id: str) -> 
         raise ApiError(503, f"run {workflow_id} does not answer its status query (is a worker polling?)")
     for pending in status.get("pending_approvals", []):
         if pending["request_id"] == request_id:
+            if datetime.fromisoformat(pending["expires_at"]) <= datetime.now(UTC):
+                raise ApiError(409, f"request {request_id} expired at {pending['expires_at']}")
             return dict(pending)
-    return None
+    for decided in status.get("decided_approvals", []):
+        if decided["request_id"] == request_id:
+            if decided["via"] == "timeout":
+                raise ApiError(409, f"request {request_id} expired (nobody decided in time; it counts as rejected)")
+            verdict = "approved" if decided["approved"] else "rejected"
+            raise ApiError(409, f"request {request_id} was already {verdict} by {decided['approver']}")
+    raise ApiError(404, f"run {workflow_id} has no pending request {request_id!r}")
 
 
-def check_decidable(pending: dict[str, Any], approver: str) -> None:
-    """The gateway's own rules on top of the run's: no approvers listed means no one; an expired request is closed."""
-    if not pending["approvers"]:
+def check_approver(pending: dict[str, Any], approver: str) -> None:
+    """403 unless the request lists `approver` or `*` (the run applies the same rule: `gateway_may_decide`)."""
+    if not gateway_may_decide(pending["approvers"], approver):
+        listed = ", ".join(pending["approvers"]) or "no one: the request lists no approvers"
         raise ApiError(
-            403, f"request {pending['request_id']} lists no approvers: no one may approve it through the gateway"
+            403, f"approver {approver!r} is not allowed to decide {pending['request_id']} (allowed: {listed})"
         )
-    if datetime.fromisoformat(pending["expires_at"]) <= datetime.now(UTC):
-        raise ApiError(409, f"request {pending['request_id']} expired at {pending['expires_at']}")
 
 
 async def decide(
-    client: Client, workflow_id: str, request_id: str, *, approver: str, approved: bool, comment: str
+    handle: WorkflowHandle[Any, Any],
+    description: WorkflowExecutionDescription,
+    request_id: str,
+    *,
+    approver: str,
+    approved: bool,
+    comment: str,
 ) -> dict[str, Any]:
-    """Decide through the validated update as `approver`; its refusal becomes 403 / 404 / 409 with the run's reason."""
-    pending = await pending_request(client, workflow_id, request_id)
-    if pending is not None:
-        check_decidable(pending, approver)
-    payload = {"request_id": request_id, "approved": approved, "approver": approver, "comment": comment}
+    """Decide a pending request as `approver`, whom the gateway authenticated; 403 / 404 / 409 with the reason.
+
+    Nothing is sent for a request that is not pending. The run itself enforces the approver rule on what is
+    sent (`authenticated_by: gateway`), so no ordering of requests gets past it. The validated update is the
+    path; when the run has no room for another in-flight update, the same decision goes by signal instead.
+    """
+    pending = await pending_request(handle, description, request_id)
+    check_approver(pending, approver)
+    payload = {
+        "request_id": request_id,
+        "approved": approved,
+        "approver": approver,
+        "comment": comment,
+        "authenticated_by": "gateway",
+    }
     try:
-        decision: dict[str, Any] = await client.get_workflow_handle(workflow_id).execute_update("decide", payload)
+        decision: dict[str, Any] = await handle.execute_update("decide", payload)
         return decision
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
@@ -93,5 +124,30 @@ async def decide(
         raise
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:  # the run closed between the query and the update
-            raise ApiError(409, f"run {workflow_id} has ended: its requests can no longer be decided") from None
-        raise
+            raise ApiError(409, f"run {handle.id} has ended: its requests can no longer be decided") from None
+        if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+            raise
+    return await _decide_by_signal(handle, payload)
+
+
+async def _decide_by_signal(handle: WorkflowHandle[Any, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The decision as an `approve`/`reject` signal (same rule in the run), then its outcome from the status query."""
+    request_id, approver = payload["request_id"], payload["approver"]
+    signal = {"request_id": request_id, "approver": approver, "authenticated_by": "gateway"}
+    if payload["approved"]:
+        await handle.signal("approve", {**signal, "comment": payload["comment"]})
+    else:
+        await handle.signal("reject", {**signal, "reason": payload["comment"]})
+    deadline = datetime.now(UTC) + SIGNAL_WAIT
+    while datetime.now(UTC) < deadline:
+        status = await status_of(handle) or {}
+        for decided in status.get("decided_approvals", []):
+            if decided["request_id"] == request_id:
+                if decided["approver"] != approver or decided.get("authenticated_by") != "gateway":
+                    raise ApiError(409, f"request {request_id} was already decided by {decided['approver']}")
+                return {**decided, "comment": payload["comment"]}
+        for ignored in reversed(status.get("ignored_decisions", [])):
+            if ignored.get("request_id") == request_id and ignored.get("approver") == approver:
+                raise ApiError(409, f"request {request_id}: {ignored['reason']}")
+        await asyncio.sleep(0.1)
+    raise ApiError(503, f"the decision on {request_id} was sent but the run has not shown it yet; read the run")

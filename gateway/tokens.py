@@ -4,7 +4,10 @@
 [tokens.alice]
 sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 roles = ["starter", "approver"]
+tenant = "acme"          # optional: without it the token belongs to the tenant "default"
 ```
+
+Roles: `starter` starts and cancels runs, `approver` decides requests, `admin` sees every tenant's runs.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from pathlib import Path
 
 from models.errors import ConfigError
 
-ROLES = frozenset({"starter", "approver"})
+ROLES = frozenset({"starter", "approver", "admin"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+DEFAULT_TENANT = "default"
+"""The tenant of tokens that name none, and of runs that record none (started with the CLI or the SDK)."""
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A tenant name: it is written into a search attribute and a visibility query, so no quotes or spaces."""
 
 
 @dataclass(frozen=True)
@@ -28,10 +35,15 @@ class Caller:
 
     identity: str
     roles: frozenset[str]
+    tenant: str = DEFAULT_TENANT
 
     def may(self, role: str) -> bool:
         """Whether the token carries `role`."""
         return role in self.roles
+
+    def sees(self, tenant: str) -> bool:
+        """Whether runs of `tenant` exist for this caller: its own tenant's, or every tenant's for an admin."""
+        return self.may("admin") or tenant == self.tenant
 
 
 @dataclass(frozen=True)
@@ -66,15 +78,18 @@ def load_tokens(path: str) -> TokenBook:
     entries = []
     for identity, entry in tokens.items():
         where = f"GATEWAY_TOKENS file {path}, [tokens.{identity}]"
-        if not isinstance(entry, dict) or set(entry) - {"sha256", "roles"}:
-            raise ConfigError(f"{where}: only the keys sha256 and roles are allowed")
+        if not isinstance(entry, dict) or set(entry) - {"sha256", "roles", "tenant"}:
+            raise ConfigError(f"{where}: only the keys sha256, roles and tenant are allowed")
         digest = str(entry.get("sha256", "")).lower()
         if not _HEX64.fullmatch(digest):
             raise ConfigError(f"{where}: sha256 must be 64 hex digits (printf %s TOKEN | sha256sum)")
         roles = entry.get("roles", [])
         if not isinstance(roles, list) or not set(roles) <= ROLES:
             raise ConfigError(f"{where}: roles must be a list of {', '.join(sorted(ROLES))}")
-        entries.append((digest, Caller(identity=identity, roles=frozenset(roles))))
+        tenant = entry.get("tenant", DEFAULT_TENANT)
+        if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
+            raise ConfigError(f"{where}: tenant must be 1-64 letters, digits, '.', '_' or '-', starting with one")
+        entries.append((digest, Caller(identity=identity, roles=frozenset(roles), tenant=tenant)))
     digests = [d for d, _ in entries]
     if len(set(digests)) != len(digests):
         raise ConfigError(f"GATEWAY_TOKENS file {path}: two identities share one token digest")

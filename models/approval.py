@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from models.run import Strict
+
+AuthenticatedBy = Literal["gateway"]
+"""Who vouches for a decision's `approver`: the gateway (a token or a signed link). Without it, the sender's word."""
 
 
 class ApproveSignal(Strict):
@@ -16,6 +20,8 @@ class ApproveSignal(Strict):
     approver: str = Field(min_length=1, max_length=200)
     comment: str = Field("", max_length=5000)
     request_id: str | None = None
+    authenticated_by: AuthenticatedBy | None = None
+    """Set by the gateway: `approver` is the identity it authenticated, held to the gateway's approver rule."""
 
 
 class RejectSignal(Strict):
@@ -24,6 +30,7 @@ class RejectSignal(Strict):
     approver: str = Field(min_length=1, max_length=200)
     reason: str = Field("", max_length=5000)
     request_id: str | None = None
+    authenticated_by: AuthenticatedBy | None = None
 
 
 class DecideUpdate(Strict):
@@ -33,6 +40,8 @@ class DecideUpdate(Strict):
     approved: bool
     approver: str = Field(min_length=1, max_length=200)
     comment: str = Field("", max_length=5000)
+    authenticated_by: AuthenticatedBy | None = None
+    """Set by the gateway: `approver` is the identity it authenticated (see `ApproveSignal`)."""
 
 
 class Decision(BaseModel):
@@ -44,6 +53,19 @@ class Decision(BaseModel):
     comment: str = ""
     decided_at: datetime
     via: Literal["signal", "update", "timeout", "cancelled"]
+    authenticated_by: AuthenticatedBy | None = None
+    """The gateway, when it authenticated `approver`; None when the approver is the sender's word."""
+
+
+class DecidedView(BaseModel):
+    """What the `status` query shows of a decided request."""
+
+    request_id: str
+    approved: bool
+    approver: str
+    decided_at: datetime
+    via: str
+    authenticated_by: str | None = None
 
 
 class ApprovalRequest(BaseModel):
@@ -80,3 +102,27 @@ class PendingApproval(BaseModel):
     proposal: dict[str, Any]
     approvers: list[str]
     expires_at: datetime
+
+
+def gateway_may_decide(approvers: list[str], identity: str) -> bool:
+    """The gateway's approver rule, one place for the gateway and the run: the request lists `identity` or `*`.
+
+    An empty list means no one (unlike a signal's sender, a gateway caller is not trusted by default).
+    """
+    return "*" in approvers or identity in approvers
+
+
+PENDING_MEMO = "pending_approvals"
+"""Memo key under which a waiting run lists its open requests, so the gateway lists them from visibility alone."""
+MEMO_PROPOSAL_CHARS = 2000
+"""A proposal longer than this (as JSON) is shown in the memo as its opening only; the run's status has it whole."""
+
+
+def memo_entry(pending: PendingApproval) -> dict[str, Any]:
+    """One open request as the memo keeps it: small enough that many fit within Temporal's memo limit."""
+    entry = pending.model_dump(mode="json")
+    shown = json.dumps(entry["proposal"], sort_keys=True)
+    if len(shown) > MEMO_PROPOSAL_CHARS:
+        entry["proposal"] = {"truncated": True, "opening": shown[:MEMO_PROPOSAL_CHARS]}
+    entry["summary"] = entry["summary"][:MEMO_PROPOSAL_CHARS]
+    return entry

@@ -8,5 +8,7 @@ AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
 AGENT_STATUS = SearchAttributeKey.for_keyword("AgentStatus")
 AGENT_PATTERN = SearchAttributeKey.for_keyword("AgentPattern")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
+"""The gateway tenant that started a run (set at start by the gateway; runs without it belong to `default`)."""
 
-ALL_KEYS = (AGENT_NAME, AGENT_STATUS, AGENT_PATTERN, CUSTOMER_ID)
+ALL_KEYS = (AGENT_NAME, AGENT_STATUS, AGENT_PATTERN, CUSTOMER_ID, TENANT_ID)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from models.approval import IgnoredDecision, PendingApproval
+from models.approval import DecidedView, IgnoredDecision, PendingApproval
 from models.run import RunStatus, Usage
 
 
@@ -22,3 +22,5 @@ class StatusView(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     pending_approvals: list[PendingApproval] = Field(default_factory=list)
     ignored_decisions: list[IgnoredDecision] = Field(default_factory=list)
+    decided_approvals: list[DecidedView] = Field(default_factory=list)
+    """The latest decided requests: a decision for one of these is refused as already made (409), not unknown."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from models.approval import Decision
 from models.errors import DecisionRefused, NotAnApprover
 from workflows.approvals import MAX_IGNORED, ApprovalBook, proposal_markdown
 
@@ -247,9 +248,43 @@ def test_valid_update_is_checked_then_recorded_and_returned():
         "comment": "not this one",
         "decided_at": T0 + timedelta(hours=1),
         "via": "update",
+        "authenticated_by": None,
     }
     assert book.get("req-2").decision == decision
     assert [r.request_id for r in book.pending()] == ["req-1"]
+
+
+# --- decisions the gateway authenticated -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("approvers", "identity", "allowed"),
+    [
+        (["alice"], "alice", True),
+        (["alice"], "mallory", False),
+        ([], "alice", False),  # the gateway's rule: an empty list is no one, not anyone
+        (["*"], "carol", True),
+    ],
+)
+def test_the_run_holds_gateway_decisions_to_the_gateway_rule(approvers, identity, allowed):
+    book = book_with(approvers)
+    update = {"request_id": "req-1", "approved": True, "approver": identity, "authenticated_by": "gateway"}
+    if allowed:
+        assert book.apply_update(book.check_update(update), T0).authenticated_by == "gateway"
+    else:
+        with pytest.raises(NotAnApprover, match="through the gateway"):
+            book.check_update(update)
+    signal = {"approver": identity, "request_id": "req-1", "authenticated_by": "gateway"}
+    fresh = book_with(approvers)
+    outcome = fresh.apply_signal("approve", signal, T0)
+    assert isinstance(outcome, Decision) is allowed
+    assert fresh.get("req-1").decision is None or allowed
+
+
+def test_without_the_gateway_an_empty_list_still_means_anyone():
+    book = book_with([])
+    decision = book.apply_update(book.check_update({"request_id": "req-1", "approved": True, "approver": "x"}), T0)
+    assert decision.approver == "x" and decision.authenticated_by is None
 
 
 # --- timeout --------------------------------------------------------------------------------------

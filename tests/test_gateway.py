@@ -8,7 +8,7 @@ import pytest
 
 from devstack.dev_server import free_port
 from devstack.fake_anthropic import Reply
-from tests.gateway_support import TOKENS, auth, gateway_client, running_gateway, with_gateway, write_tokens
+from tests.gateway_support import LINK_SECRET, TOKENS, auth, gateway_client, running_gateway, with_gateway, write_tokens
 from tests.helpers import eventually
 
 NOTE = {"title": "Answer", "body": "1200"}
@@ -120,10 +120,14 @@ async def test_a_bad_input_is_422_naming_the_field_and_starts_nothing(api, clien
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
     assert field in response.json()["detail"] and message in response.json()["detail"]
+    from config.gateway import GatewaySettings
     from gateway.models import StartRun
     from gateway.runs import workflow_id_for
+    from gateway.tokens import Caller
 
-    derived = workflow_id_for("alice", StartRun.model_construct(workflow_id=None), f"bad-{field}")
+    key = GatewaySettings(link_secret=LINK_SECRET).workflow_id_key
+    alice = Caller("alice", frozenset({"starter", "approver"}))
+    derived = workflow_id_for(key, alice, StartRun.model_construct(workflow_id=None), f"bad-{field}")
     assert await runs_with_id(client, derived) == 0
 
 
@@ -148,7 +152,9 @@ async def test_tokens_decide_who_may_call(api):
         refused = await api.post("/v1/runs", json=loop_body(), headers=auth(identity))
         assert refused.status_code == 403 and "starter" in refused.json()["detail"]
     assert (await api.get("/v1/runs/no-such-run", headers=auth("reader"))).status_code == 404
-    assert (await api.get("/v1/approvals", headers=auth("reader"))).status_code == 200
+    # Listing requests needs the approver role (it shows what others may not read): a reader is refused.
+    assert (await api.get("/v1/approvals", headers=auth("reader"))).status_code == 403
+    assert (await api.get("/v1/approvals", headers=auth("bob"))).status_code == 200
 
 
 async def test_cancel_is_202_and_the_run_closes_canceled(api, fake_llm):
@@ -209,6 +215,7 @@ async def test_python_m_gateway_serves_until_sigterm(dev_server, tmp_path):
         "TEMPORAL_ADDRESS": dev_server.address,
         "GATEWAY_PORT": str(port),
         "GATEWAY_TOKENS": str(write_tokens(tmp_path / "tokens.toml")),
+        "GATEWAY_ID_SECRET": "gateway-ids-" + "0" * 32,
     }
     proc = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -219,7 +226,7 @@ async def test_python_m_gateway_serves_until_sigterm(dev_server, tmp_path):
 
             await eventually(serving, 30)
             assert (await http.get("/v1/approvals")).status_code == 401
-            assert (await http.get("/v1/approvals", headers=auth("reader"))).status_code == 200
+            assert (await http.get("/v1/approvals", headers=auth("bob"))).status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, proc.stderr.read() if proc.stderr else ""
@@ -235,7 +242,7 @@ def test_a_missing_or_malformed_tokens_file_stops_the_gateway(tmp_path):
     bad.write_text('[tokens.eve]\nsha256 = "abc"\nroles = ["starter"]\n')
     with pytest.raises(ConfigError, match=r"\[tokens.eve\]: sha256 must be 64 hex digits"):
         load_tokens(str(bad))
-    bad.write_text(f'[tokens.eve]\nsha256 = "{"a" * 64}"\nroles = ["admin"]\n')
+    bad.write_text(f'[tokens.eve]\nsha256 = "{"a" * 64}"\nroles = ["root"]\n')
     with pytest.raises(ConfigError, match=r"\[tokens.eve\]: roles must be"):
         load_tokens(str(bad))
     book = load_tokens(str(write_tokens(tmp_path / "ok.toml")))
@@ -260,7 +267,8 @@ def test_a_link_is_refused_when_altered_or_signed_with_another_secret():
 
     from activities.approval_links import ApprovalLink, LinkInvalid, sign_link, verify_link
 
-    link = ApprovalLink("wf", "req-1", "alice", "d" * 64, datetime.now(UTC).replace(microsecond=0) + timedelta(days=1))
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    link = ApprovalLink("wf", "run-1", "req-1", "alice", "d" * 64, expires)
     token = sign_link("s" * 32, link)
     assert verify_link("s" * 32, token) == link
     for bad in (token[:-1] + ("0" if token[-1] != "0" else "1"), "x" + token[1:], token.replace(".", ""), ""):

@@ -16,15 +16,19 @@ from pydantic import BaseModel, Field, ValidationError
 from models.approval import (
     ApprovalRequest,
     ApproveSignal,
+    DecidedView,
     DecideUpdate,
     Decision,
     IgnoredDecision,
     PendingApproval,
     RejectSignal,
+    gateway_may_decide,
 )
 from models.errors import AlreadyDecided, DecisionRefused, NotAnApprover, UnknownRequest
 
 MAX_IGNORED = 100
+MAX_DECIDED_SHOWN = 50
+"""Decided requests the `status` query lists (a run's older ones stay in its history)."""
 MAX_IGNORED_CARRIED = 20
 """Ignored signals a run hands to its next generation (the audit trail of older ones stays in history)."""
 
@@ -157,10 +161,16 @@ class ApprovalBook(BaseModel):
             )
         comment = parsed.comment if isinstance(parsed, ApproveSignal) else parsed.reason
         try:
-            request = self._target(parsed.request_id, parsed.approver, one_pending_only=one_pending_only)
+            request = self._target(
+                parsed.request_id,
+                parsed.approver,
+                one_pending_only=one_pending_only,
+                authenticated_by=parsed.authenticated_by,
+            )
         except DecisionRefused as exc:
             return self._ignore(now, signal, parsed.approver, parsed.request_id, str(exc))
-        return self._decide(request, signal == "approve", parsed.approver, comment, now, "signal")
+        approved = signal == "approve"
+        return self._decide(request, approved, parsed.approver, comment, now, "signal", parsed.authenticated_by)
 
     def check_update_args(self, args: Sequence[Any]) -> DecideUpdate:
         """Validate an update `decide` as it arrived (any number of payloads); raises DecisionRefused."""
@@ -176,13 +186,15 @@ class ApprovalBook(BaseModel):
             update = DecideUpdate.model_validate(dict(payload))
         except ValidationError as exc:
             raise DecisionRefused(f"invalid payload: {_first_error(exc)}") from None
-        self._target(update.request_id, update.approver)
+        self._target(update.request_id, update.approver, authenticated_by=update.authenticated_by)
         return update
 
     def apply_update(self, update: DecideUpdate, now: datetime) -> Decision:
         """Record a validated `decide` update."""
-        request = self._target(update.request_id, update.approver)
-        return self._decide(request, update.approved, update.approver, update.comment, now, "update")
+        request = self._target(update.request_id, update.approver, authenticated_by=update.authenticated_by)
+        return self._decide(
+            request, update.approved, update.approver, update.comment, now, "update", update.authenticated_by
+        )
 
     def expire(self, request_id: str, now: datetime) -> Decision:
         """Nobody decided in time: the request counts as rejected."""
@@ -196,7 +208,19 @@ class ApprovalBook(BaseModel):
             self._decide(r, False, "cancellation", "the run was cancelled", now, "cancelled") for r in self.pending()
         ]
 
-    def _target(self, request_id: str | None, approver: str, *, one_pending_only: bool = False) -> ApprovalRequest:
+    def _target(
+        self,
+        request_id: str | None,
+        approver: str,
+        *,
+        one_pending_only: bool = False,
+        authenticated_by: str | None = None,
+    ) -> ApprovalRequest:
+        """The request a decision is for, or DecisionRefused saying why it cannot decide it.
+
+        With `authenticated_by` (the gateway) the approver must be listed by name or by `*`, and an empty list
+        allows no one; otherwise the sender's word is trusted as before (an empty list: anyone).
+        """
         request: ApprovalRequest | None
         if request_id is None:
             pending = self.pending()
@@ -220,14 +244,28 @@ class ApprovalBook(BaseModel):
                 f"request {request.request_id} was already {verdict} by {d.approver}",
                 "expired" if d.via == "timeout" else None,
             )
-        if request.approvers and not request.any_approver and approver not in request.approvers:
+        if authenticated_by is not None:
+            if not gateway_may_decide(request.approvers, approver):
+                allowed = ", ".join(request.approvers) or "no one: the request lists no approvers"
+                raise NotAnApprover(
+                    f"approver {approver!r} is not allowed to decide {request.request_id} through the "
+                    f"{authenticated_by} (allowed: {allowed})"
+                )
+        elif request.approvers and not request.any_approver and approver not in request.approvers:
             raise NotAnApprover(
                 f"approver {approver!r} is not allowed to decide (allowed: {', '.join(request.approvers)})"
             )
         return request
 
     def _decide(
-        self, request: ApprovalRequest, approved: bool, approver: str, comment: str, now: datetime, via: str
+        self,
+        request: ApprovalRequest,
+        approved: bool,
+        approver: str,
+        comment: str,
+        now: datetime,
+        via: str,
+        authenticated_by: str | None = None,
     ) -> Decision:
         request.decision = Decision(
             request_id=request.request_id,
@@ -236,8 +274,14 @@ class ApprovalBook(BaseModel):
             comment=comment,
             decided_at=now,
             via=via,
+            authenticated_by=authenticated_by,
         )
         return request.decision
+
+    def decided_views(self, limit: int = MAX_DECIDED_SHOWN) -> list[DecidedView]:
+        """The latest decided requests (newest last), so a caller can tell 'decided' from 'never opened'."""
+        decided = [r for r in self.requests if r.decision is not None][-limit:]
+        return [DecidedView.model_validate(r.decision, from_attributes=True) for r in decided]
 
     def _ignore(self, now: datetime, signal: str, approver: Any, request_id: Any, reason: str) -> IgnoredDecision:
         entry = IgnoredDecision(

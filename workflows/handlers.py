@@ -16,7 +16,7 @@ from workflows.progress import RunProgress
 from workflows.visibility import observation_io, publish_search_attributes
 
 with workflow.unsafe.imports_passed_through():
-    from models.approval import ApprovalRequest, Decision
+    from models.approval import PENDING_MEMO, ApprovalRequest, Decision, memo_entry
     from models.approval_notice import ApprovalNotice
     from models.run import ApprovalPolicy, RunStatus, Usage
     from models.status import StatusView
@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
 
 APPROVAL_GATEWAY_PATCH = "approval-gateway"
 """Runs recorded before the gateway neither honoured `approvers: ["*"]` nor announced requests (notify_approval)."""
+APPROVALS_MEMO_PATCH = "approvals-in-memo"
+"""Runs recorded before it kept no list of open requests in their memo (the gateway's listing reads it)."""
 ONE_PENDING_SIGNAL_PATCH = "signal-needs-one-pending"
 """Runs recorded before it let a signal without `request_id` decide the oldest of several pending requests."""
 
@@ -137,6 +139,7 @@ class RunHandlers:
             usage=ledger.usage if ledger else Usage(),
             pending_approvals=self._book.pending_views(),
             ignored_decisions=self._book.ignored,
+            decided_approvals=self._book.decided_views(),
         )
 
     async def _ask_approval(
@@ -154,6 +157,9 @@ class RunHandlers:
             any_approver=gateway and "*" in policy.approvers,
         )
         self._progress.approval_requested(request.request_id, summary, kind, list(policy.approvers))
+        listed = workflow.patched(APPROVALS_MEMO_PATCH)
+        if listed:
+            self._list_pending()
         if gateway:
             self._announce(request)
         self._waiting_for = f"approval of {request.request_id}: {summary}"
@@ -188,11 +194,17 @@ class RunHandlers:
             self._ledger.waited_seconds += waited
         record_approval(workflow.metric_meter(), kind=kind, outcome=outcome, waited_seconds=waited)
         self._progress.approval_decided(request.request_id, decision.approved, decision.approver, decision.via)
+        if listed:
+            self._list_pending()
         verdict = "approved" if decision.approved else "rejected"
         workflow.set_current_details(f"{request.request_id} {verdict} by {decision.approver}: {summary}")
         self._waiting_for = None
         self._set_state(RunStatus.RUNNING)
         return decision
+
+    def _list_pending(self) -> None:
+        """The open requests into the run's memo, where the gateway's listing finds them without a query."""
+        workflow.upsert_memo({PENDING_MEMO: [memo_entry(p) for p in self._book.pending_views()]})
 
     def _announce(self, request: ApprovalRequest) -> None:
         """Tell the approval webhook (when the worker has one) that `request` waits, with signed links."""

@@ -32,7 +32,7 @@ fi
 wait_for "namespace $namespace" temporal operator search-attribute list --address "$address" --namespace "$namespace"
 
 # Keyword attributes named in DESIGN.md (models/search_attributes.py keeps the same list).
-for name in AgentName AgentStatus AgentPattern CustomerId; do
+for name in AgentName AgentStatus AgentPattern CustomerId TenantId; do
   if ! temporal operator search-attribute list --address "$address" --namespace "$namespace" | grep -qw "$name"; then
     temporal operator search-attribute create --address "$address" --namespace "$namespace" --name "$name" --type Keyword
   fi
