@@ -214,6 +214,9 @@ async def test_runs_survive_a_storm_of_worker_kills(
         "STORM_JOURNAL": str(journal),
         "NOTIFY_OUTBOX": str(tmp_path / "outbox.jsonl"),
         "LLM_STREAMING": "1",
+        # The script's own folder (tests/) heads its sys.path: this checkout's root must come before any other
+        # checkout the venv has installed (editable), or the storm would test that one.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     command = [sys.executable, str(ROOT / "tests" / "storm_worker.py")]
     workers = [
