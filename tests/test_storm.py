@@ -29,12 +29,15 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
+from config.settings import Settings
+from devstack.dev_server import DevServer, free_port, start_dev_server
 from devstack.fake_anthropic import Reply
 from devstack.fake_openai import FakeOpenAI
 from devstack.scripted_http import Fault, Step, StreamError, Truncated
 from devstack.scripted_model import respond as scripted_respond
+from service.connect import connect
 from tests.conftest import workflow_id
 from tests.helpers import ROOT, WorkerProcess
 from tests.replay_check import assert_replays
@@ -47,6 +50,8 @@ STORM_SECONDS = float(os.environ.get("STORM_SECONDS", "60"))
 SETTLE_SECONDS = 30.0 + STORM_SECONDS / 2
 SCALE = int(os.environ.get("STORM_SCALE", "1"))
 """Copies of the run mix (a longer storm by hand: STORM_SCALE=3 STORM_SECONDS=240 STORM_SEED=7)."""
+RESTART_AT = 0.4
+"""The server is killed and started again this far into the storm."""
 FAULT_RATE = 0.08
 """Share of model requests that meet a provider fault: an overload inside a 200 stream, a cut stream, a 429."""
 WORKERS = 4
@@ -101,9 +106,17 @@ def _answered(body: dict[str, Any], tool: str) -> bool:
     return tool in json.dumps(body.get("messages") or body.get("input") or [])
 
 
+PARALLEL_PROMPT = "PARALLEL: what is 6000 * 0.2, and what do my notes say about budgets?"
+"""A loop run whose model asks for two read tools at once: they run side by side as local activities."""
+
+
 def desk_reply(body: dict[str, Any]) -> Reply | None:
     """The storm's own agents, the same on both wire formats; None for the built-in roles."""
     system = _system(body)
+    if PARALLEL_PROMPT in json.dumps(body.get("messages") or body.get("input") or [])[:400]:
+        if _answered(body, "search_notes"):
+            return Reply(text="1200, and no notes about budgets.")
+        return Reply(tool_calls=[("calculator", {"expression": "6000 * 0.2"}), ("search_notes", {"query": "budget"})])
     if system.startswith("GATEKEEPER"):
         return Reply(text=json.dumps({"allowed": True}))
     if system.startswith("SCREENED DESK"):
@@ -150,6 +163,7 @@ def storm_runs() -> list[tuple[str, str, dict[str, Any], int]]:
     runs: list[tuple[str, str, dict[str, Any], int]] = []
     for n in (6000, 7000, 8000):
         runs.append((f"loop-{n}", "AgentLoopWorkflow", {"prompt": note_prompt.format(n), "approval": approval}, 1))
+    runs.append(("parallel-reads", "AgentLoopWorkflow", {"prompt": PARALLEL_PROMPT}, 0))
     for model in (ANTHROPIC, ANTHROPIC, OPENAI):
         runs.append(
             (
@@ -187,7 +201,11 @@ class Storm:
 
     rng: random.Random
     workers: list[WorkerProcess]
+    client: Client
+    server: DevServer | None = None
+    db_file: str = ""
     kills: int = 0
+    restarts: int = 0
     decisions: Counter[str] = field(default_factory=Counter)
     decided: dict[tuple[str, str], float] = field(default_factory=dict)
     restarting: list[WorkerProcess] = field(default_factory=list)
@@ -200,15 +218,17 @@ def fake_openai(monkeypatch):
         yield fake
 
 
-async def test_runs_survive_a_storm_of_worker_kills(
-    client, dev_server, settings, fake_llm, fake_openai, worker_process_env, tmp_path
-):
+async def test_runs_survive_a_storm_of_worker_kills(settings, fake_llm, fake_openai, worker_process_env, tmp_path):
     fake_llm.responder = anthropic_responder
     agents = tmp_path / "agents.toml"
     agents.write_text(AGENTS)
     journal = tmp_path / "journal.jsonl"
+    # A server of the storm's own, so that restarting it mid-storm leaves the session's server alone.
+    port, db_file = free_port(), str(tmp_path / "storm.db")
+    server = start_dev_server(port=port, ui_port=None, db_file=db_file)
     env = {
         **worker_process_env,
+        "TEMPORAL_ADDRESS": server.address,
         "OPENAI_BASE_URL": fake_openai.url,
         "AGENTS_FILE": str(agents),
         "STORM_JOURNAL": str(journal),
@@ -227,34 +247,22 @@ async def test_runs_survive_a_storm_of_worker_kills(
         )
         for i in range(WORKERS)
     ]
-    storm = Storm(random.Random(SEED), workers)
-    await asyncio.gather(*(asyncio.to_thread(w.start, START_TIMEOUT) for w in workers))
+    storm: Storm | None = None
     try:
-        handles = await start_runs(client, settings.task_queue, storm)
-        began = time.monotonic()
-        killer = asyncio.create_task(kill_at_random(storm))
-        approver = asyncio.create_task(approve_as_they_come(handles, storm))
-        try:
-            await asyncio.sleep(STORM_SECONDS)
-        finally:
-            killer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await killer
-        for proc in workers:  # every worker up for the runs still going
-            if proc.proc is None or proc.proc.poll() is not None:
-                await asyncio.to_thread(proc.start, START_TIMEOUT)
-        closed = await wait_closed(handles, SETTLE_SECONDS)
-        approver.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await approver
-        elapsed = time.monotonic() - began
-        open_runs = [h.id for h, done in zip(handles.values(), closed) if not done]
-        assert not open_runs, f"runs still open after the storm: {open_runs}"
+        await server.wait_serving()
+        client = await connect(Settings.from_env(), target_host=server.address)
+        storm = Storm(random.Random(SEED), workers, client, server=server, db_file=db_file)
+        await asyncio.gather(*(asyncio.to_thread(w.start, START_TIMEOUT) for w in workers))
+        ids = await start_runs(storm, settings.task_queue)
+        elapsed = await weather(storm, ids)
+        handles = {label: storm.client.get_workflow_handle(wid) for label, wid in ids.items()}
         results = {label: await outcome(h) for label, h in handles.items()}
         histories = {label: await h.fetch_history() for label, h in handles.items()}
+        await assert_replays(storm.client, "tests/test_storm.py", ids.values())
     finally:
         for proc in workers:
             proc.stop()
+        (storm.server if storm is not None and storm.server is not None else server).stop()
 
     assert all(r["status"] == "completed" for r in results.values()), json.dumps(
         {k: r["status"] for k, r in results.items()}
@@ -267,15 +275,57 @@ async def test_runs_survive_a_storm_of_worker_kills(
     written = Counter(n.idempotency_key for n in notes)
     assert all(n == 1 for n in written.values())
     assert len(notes) == sum(expected for *_, expected in storm_runs()), [(n.title, n.body) for n in notes]
-    await assert_replays(client, "tests/test_storm.py", [h.id for h in handles.values()])
 
-    replays = tasks_by_identity(histories, [p for p in cache0_pids(workers[0])])
+    replays = tasks_by_identity(histories, cache0_pids(workers[0]))
     print(
-        f"\nstorm (seed {SEED}): {len(handles)} runs, {storm.kills} kills, {replays} workflow tasks replayed whole "
-        f"by the cache-0 worker, {sum(storm.decisions.values())} decisions ({dict(storm.decisions)}), "
-        f"{len(failed_tasks)} failed workflow tasks, {elapsed:.0f} s"
+        f"\nstorm (seed {SEED}): {len(ids)} runs, {storm.kills} kills, {storm.restarts} server restart, {replays} "
+        f"workflow tasks replayed whole by the cache-0 worker, {sum(storm.decisions.values())} decisions "
+        f"({dict(storm.decisions)}), {len(failed_tasks)} failed workflow tasks, {elapsed:.0f} s"
     )
-    assert storm.kills >= 5 and replays >= 10, (storm.kills, replays)
+    assert storm.kills >= 5 and replays >= 10 and storm.restarts == 1, (storm.kills, replays, storm.restarts)
+
+
+async def weather(storm: Storm, ids: dict[str, str]) -> float:
+    """Kill workers at random and restart the server once while approving as requests come; then let runs finish.
+
+    Returns the seconds from the first kill to the last run closing; fails if a run is still open by then.
+    """
+    began = time.monotonic()
+    killer = asyncio.create_task(kill_at_random(storm))
+    approver = asyncio.create_task(approve_as_they_come(storm, ids))
+    try:
+        await asyncio.sleep(STORM_SECONDS * RESTART_AT)
+        await restart_server(storm)
+        await asyncio.sleep(STORM_SECONDS * (1 - RESTART_AT))
+    finally:
+        killer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await killer
+    try:
+        for proc in storm.workers:  # every worker up for the runs still going
+            if proc.proc is None or proc.proc.poll() is not None:
+                await asyncio.to_thread(proc.start, START_TIMEOUT)
+        closed = await wait_closed(storm, ids, SETTLE_SECONDS)
+    finally:
+        approver.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await approver
+    open_runs = [wid for wid, done in zip(ids.values(), closed) if not done]
+    assert not open_runs, f"runs still open after the storm: {open_runs}"
+    return time.monotonic() - began
+
+
+async def restart_server(storm: Storm) -> None:
+    """SIGKILL the server mid-storm and start it again on the same port and file, as after a crash."""
+    assert storm.server is not None
+    address = storm.server.address
+    storm.server.kill()
+    await asyncio.sleep(storm.rng.uniform(0.5, 2.0))
+    port = int(address.rsplit(":", 1)[1])
+    storm.server = await asyncio.to_thread(start_dev_server, port=port, ui_port=None, db_file=storm.db_file)
+    await storm.server.wait_serving()
+    storm.client = await connect(Settings.from_env(), target_host=storm.server.address)
+    storm.restarts += 1
 
 
 async def outcome(handle: WorkflowHandle) -> dict[str, Any]:
@@ -286,15 +336,17 @@ async def outcome(handle: WorkflowHandle) -> dict[str, Any]:
         return {"status": f"workflow failed: {exc.cause}"}
 
 
-async def start_runs(client, queue: str, storm: Storm) -> dict[str, WorkflowHandle]:
+async def start_runs(storm: Storm, queue: str) -> dict[str, str]:
+    """Start the mix in a seeded order; label -> workflow id."""
     runs = storm_runs()
     storm.rng.shuffle(runs)
-    handles = {}
+    ids = {}
     for label, workflow, payload, _ in runs:
-        handles[label] = await client.start_workflow(
+        handle = await storm.client.start_workflow(
             workflow, payload, id=workflow_id(f"storm-{label}"), task_queue=queue
         )
-    return handles
+        ids[label] = handle.id
+    return ids
 
 
 async def kill_at_random(storm: Storm) -> None:
@@ -325,10 +377,11 @@ async def _restart(storm: Storm, proc: WorkerProcess, pause: float) -> None:
         storm.restarting.remove(proc)
 
 
-async def approve_as_they_come(handles: dict[str, WorkflowHandle], storm: Storm) -> None:
+async def approve_as_they_come(storm: Storm, ids: dict[str, str]) -> None:
     """Decide each pending request as it shows, by signal or `decide` update (seeded); again if it stays pending."""
     while True:
-        for handle in handles.values():
+        for wid in ids.values():
+            handle = storm.client.get_workflow_handle(wid)
             with contextlib.suppress(Exception):  # a query can fail while no worker is up: ask again later
                 status = await asyncio.wait_for(handle.query("status"), timeout=5)
                 for pending in status.get("pending_approvals", []):
@@ -350,10 +403,13 @@ async def _decide(handle: WorkflowHandle, request_id: str, storm: Storm) -> None
         storm.decisions["update"] += 1
 
 
-async def wait_closed(handles: dict[str, WorkflowHandle], timeout: float) -> list[bool]:
+async def wait_closed(storm: Storm, ids: dict[str, str], timeout: float) -> list[bool]:
     deadline = time.monotonic() + timeout
     while True:
-        closed = [(await h.describe()).status != WorkflowExecutionStatus.RUNNING for h in handles.values()]
+        closed = [
+            (await storm.client.get_workflow_handle(wid).describe()).status != WorkflowExecutionStatus.RUNNING
+            for wid in ids.values()
+        ]
         if all(closed) or time.monotonic() > deadline:
             return closed
         await asyncio.sleep(0.5)
