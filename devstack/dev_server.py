@@ -63,6 +63,8 @@ class DevServer:
     log_path: str
     ui_codec_endpoint: str | None = field(default=None, repr=False)
     """The codec server the UI asks to decode payloads (may hold its token: kept out of repr)."""
+    dynamic_config: tuple[str, ...] = ()
+    """Extra `--dynamic-config-value key=value` settings (tests that need a server limit lowered)."""
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -93,7 +95,7 @@ class DevServer:
         cmd += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"] if self.ui_port else ["--headless"]
         if self.ui_port and self.ui_codec_endpoint:
             cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
-        for value in FAST_DYNAMIC_CONFIG:
+        for value in (*FAST_DYNAMIC_CONFIG, *self.dynamic_config):
             cmd += ["--dynamic-config-value", value]
         for pragma in SQLITE_PRAGMAS:
             cmd += ["--sqlite-pragma", pragma]
@@ -158,9 +160,15 @@ def start_dev_server(
     db_file: str = ".temporal/dev.db",
     log_path: str | None = None,
     ui_codec_endpoint: str | None = None,
+    dynamic_config: tuple[str, ...] = (),
 ) -> DevServer:
     """Start the embedded cluster; `ui_port=None` runs it headless."""
     log_path = log_path or os.path.join(os.path.dirname(db_file) or ".", "dev-server.log")
     return DevServer(
-        port=port, ui_port=ui_port, db_file=db_file, log_path=log_path, ui_codec_endpoint=ui_codec_endpoint
+        port=port,
+        ui_port=ui_port,
+        db_file=db_file,
+        log_path=log_path,
+        ui_codec_endpoint=ui_codec_endpoint,
+        dynamic_config=dynamic_config,
     ).start()

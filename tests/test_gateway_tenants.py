@@ -207,3 +207,60 @@ async def test_an_approval_link_decides_only_the_run_it_was_made_for(gw, client,
     fresh = sign_link(LINK_SECRET, ApprovalLink(wid, second.result_run_id or "", "req-1", "ann", digest, expires))
     assert (await http.post(f"/approve/{fresh}", data={"decision": "approve"})).status_code == 200
     await second.terminate("test over")
+
+
+async def test_a_decision_still_lands_when_the_run_has_no_room_for_another_update(settings, fake_llm, tmp_path):
+    """A server that allows one in-flight update per run, held by a follower's poll: the approval goes by signal."""
+    from temporalio.contrib.workflow_streams import WorkflowStreamClient
+
+    from config.settings import Settings
+    from devstack.dev_server import start_dev_server
+    from models.progress import PROGRESS_TOPIC
+    from service.connect import connect
+    from tests.replay_check import assert_replays
+    from worker import build_worker
+
+    fake_llm.responder = lambda body: (
+        Reply(text="saved") if "tool_result" in str(body["messages"]) else Reply(tool_calls=[("write_note", NOTE)])
+    )
+    server = start_dev_server(
+        port=free_port(),
+        ui_port=None,
+        db_file=str(tmp_path / "one-update.db"),
+        dynamic_config=("history.maxInFlightUpdates=1",),
+    )
+    try:
+        await server.wait_serving()
+        client = await connect(Settings.from_env(), target_host=server.address)
+        gw_settings = with_gateway(settings, free_port())
+        tokens = tmp_path / "tokens.toml"
+        token, roles, _ = PEOPLE["dee"]
+        tokens.write_text(
+            f'[tokens.dee]\nsha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\nroles = {roles}\n'.replace(
+                "'", '"'
+            )
+        )
+        async with (
+            build_worker(client, gw_settings),
+            running_gateway(client, gw_settings, tokens) as url,
+            gateway_client(url) as http,
+        ):
+            wid = await started(http, "dee", note_run(["dee"]))
+            await pending_approvals(client.get_workflow_handle(wid))
+            # A poll from past the stream's end waits for an event that does not come: the run's one update slot.
+            stream = WorkflowStreamClient.create(client, wid)
+            poll = asyncio.create_task(anext(aiter(stream.subscribe(PROGRESS_TOPIC, 10_000))))
+            await asyncio.sleep(1.0)
+            full = {"request_id": "req-9", "approved": True, "approver": "x"}
+            with pytest.raises(Exception, match="in-flight"):
+                await client.get_workflow_handle(wid).execute_update("decide", full)
+            decided = await http.post(
+                f"/v1/runs/{wid}/approvals/req-1", json={"approved": True}, headers=headers("dee")
+            )
+            assert decided.status_code == 200, decided.text
+            assert decided.json()["via"] == "signal" and decided.json()["approver"] == "dee"
+            assert (await client.get_workflow_handle(wid).result())["status"] == "completed"
+            poll.cancel()
+        await assert_replays(client, "tests/test_gateway_tenants.py::test_a_decision_still_lands...", [wid])
+    finally:
+        server.stop()
