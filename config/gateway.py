@@ -6,10 +6,11 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from config.env import http_url, port, var
+from config.env import http_url, integer, port, var
 from models.errors import ConfigError
 
 MIN_LINK_SECRET_CHARS = 32
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,16 @@ class GatewaySettings:
     """Base URL people reach the gateway at; approval links start with it."""
     webhook_url: str = var("APPROVAL_WEBHOOK_URL", "", http_url)
     """When set, each opened approval request is POSTed here (with one signed link per listed approver)."""
+    max_body_bytes: int = var("GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, integer(1024))
+    """Largest request body; a larger one answers 413 before it is read (gateway/limits.py)."""
+    max_header_bytes: int = var("GATEWAY_MAX_HEADER_BYTES", 16 * 1024, integer(1024))
+    """Largest request line plus headers (uvicorn's `h11_max_incomplete_event_size`); more answers 400."""
+    read_timeout_seconds: int = var("GATEWAY_READ_TIMEOUT_SECONDS", 10, integer(1))
+    """A request's headers and body must all arrive within this long (gateway/protocol.py); else it is closed."""
+    keep_alive_seconds: int = var("GATEWAY_KEEP_ALIVE_SECONDS", 5, integer(1))
+    """An idle connection is closed after this long (uvicorn's `timeout_keep_alive`; the read timeout, when shorter, first)."""
+    max_connections: int = var("GATEWAY_MAX_CONNECTIONS", 512, integer(1))
+    """Open connections (and requests in progress) at once; a request beyond them answers 503 (`limit_concurrency`)."""
     id_secret: str = var("GATEWAY_ID_SECRET", "", repr=False)
     """HMAC key of the workflow ids the gateway derives from Idempotency-Keys (default: derived from
     APPROVAL_LINK_SECRET); every gateway replica shares it, so the same key finds the same run."""

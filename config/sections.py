@@ -110,9 +110,9 @@ class CodecServerSettings:
     max_body_bytes: int = var("CODEC_SERVER_MAX_BODY_BYTES", DEFAULT_CODEC_MAX_BODY_BYTES, integer(1024))
     """Largest request body read; bigger ones are refused (413) before a byte of the body is read."""
     timeout_seconds: int = var("CODEC_SERVER_TIMEOUT_SECONDS", 10, integer(1))
-    """Socket timeout: a client that sends nothing for this long is disconnected."""
+    """One deadline per request: its line, headers and body must all arrive within it, or it is disconnected."""
     threads: int = var("CODEC_SERVER_THREADS", 8, integer(1))
-    """Requests served at once; further connections wait in the listen backlog."""
+    """Requests served at once; a connection that finds them all busy is answered 503 at once."""
 
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"

@@ -10,13 +10,35 @@ import signal
 import sys
 
 import uvicorn
+from starlette.types import ASGIApp
 
+from config.gateway import GatewaySettings
 from config.settings import Settings
 from gateway.app import build_app
+from gateway.protocol import read_deadline_protocol
 from gateway.tokens import load_tokens
 from models.errors import ConfigError
 from service.connect import connect
 from telemetry.tracing import shutdown_tracing
+
+
+def uvicorn_config(app: ASGIApp, gateway: GatewaySettings, log_level: str) -> uvicorn.Config:
+    """uvicorn as the gateway runs it, with every connection limit a setting (config/gateway.py).
+
+    The body limit is the app's (gateway/limits.py); here: header size, the deadline for reading a request
+    (gateway/protocol.py: uvicorn has no header or body read timeout), keep-alive, and the connection cap.
+    """
+    return uvicorn.Config(
+        app,
+        host=gateway.host,
+        port=gateway.port,
+        http=read_deadline_protocol(gateway.read_timeout_seconds),
+        h11_max_incomplete_event_size=gateway.max_header_bytes,
+        timeout_keep_alive=gateway.keep_alive_seconds,
+        limit_concurrency=gateway.max_connections,
+        access_log=False,  # approval links are capabilities and would land in it
+        log_level=log_level,
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -24,15 +46,7 @@ async def serve(settings: Settings) -> None:
     tokens = load_tokens(settings.gateway.tokens_file)
     client = await connect(settings)
     app = build_app(client, settings, tokens)
-    # No access log: approval links are capabilities and would land in it.
-    config = uvicorn.Config(
-        app,
-        host=settings.gateway.host,
-        port=settings.gateway.port,
-        access_log=False,
-        log_level=settings.log_level.lower(),
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings.gateway, settings.log_level.lower()))
     # Stop on SIGTERM / SIGINT and exit 0 (uvicorn's own handling re-raises the signal after shutdown).
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     loop = asyncio.get_running_loop()

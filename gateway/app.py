@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -16,6 +17,7 @@ from temporalio.service import RPCError
 from config.settings import Settings
 from gateway import approvals, page, runs
 from gateway.http import ApiError, caller
+from gateway.limits import BodyLimit
 from gateway.openapi import openapi_document
 from gateway.tenants import owned_run
 from gateway.tokens import TokenBook
@@ -87,6 +89,7 @@ def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlett
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(BodyLimit, max_bytes=settings.gateway.max_body_bytes)],  # every route, one place
         exception_handlers={
             ApiError: _api_error,
             RPCError: _temporal_error,

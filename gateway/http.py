@@ -13,6 +13,10 @@ from gateway.tokens import Caller, TokenBook
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a body may have: far beyond any real input, and well inside what
+pydantic, the payload converter and the workflow's own checks handle without hitting recursion limits."""
+
 
 class ApiError(Exception):
     """An HTTP error with a message a caller can act on (and, for bad input, the field)."""
@@ -55,12 +59,29 @@ def first_problem(exc: ValidationError, prefix: str = "") -> tuple[str, str]:
     return "; ".join(problems), fields[0]
 
 
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` has arrays or objects nested more than `limit` deep (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 async def json_body(request: Request, model: type[M]) -> M:
     """The request's JSON body as `model`; 422 naming the field when it does not fit."""
+    too_deep = ApiError(422, f"body: JSON nested deeper than {MAX_JSON_DEPTH} levels", "body")
     try:
         raw = json.loads(await request.body() or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(422, "body: not valid JSON", "body") from None
+    except RecursionError:  # the C decoder stops at the interpreter's recursion limit (about 1000 levels)
+        raise too_deep from None
+    if isinstance(raw, (dict, list)) and nested_deeper_than(raw, MAX_JSON_DEPTH):
+        raise too_deep
     if not isinstance(raw, dict):
         raise ApiError(422, "body: expected a JSON object", "body")
     try:

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gateway.http import MAX_JSON_DEPTH
 from gateway.models import DecisionBody, PendingRequest, Problem, RecordedDecision, RunStarted, RunView, StartRun
 
 SCHEMAS: tuple[type[BaseModel], ...] = (
@@ -35,7 +36,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "the token lacks the role, or is not an allowed approver",
         404: "no such run or request",
         409: "conflict: another body under this key or id, already decided, expired, or the run ended",
-        422: "invalid body or input; `field` names it",
+        413: "the body is over GATEWAY_MAX_BODY_BYTES (refused unread; the connection is closed)",
+        422: f"invalid body or input (or JSON nested deeper than {MAX_JSON_DEPTH} levels); `field` names it",
         503: "Temporal (or the run's worker) does not answer",
     }
     return {str(c): _json(_ref(Problem), text[c]) for c in codes}
@@ -67,7 +69,7 @@ def openapi_document() -> dict[str, Any]:
                 {
                     "201": _json(_ref(RunStarted), "started"),
                     "200": _json(_ref(RunStarted), "already started"),
-                    **_errors(401, 403, 409, 422),
+                    **_errors(401, 403, 409, 413, 422),
                 },
                 StartRun,
                 parameters=[_param("Idempotency-Key", "header", False)],
@@ -105,7 +107,7 @@ def openapi_document() -> dict[str, Any]:
                 "Decide a request as the token's identity (through the run's validated `decide` update)",
                 {
                     "200": _json(_ref(RecordedDecision), "the recorded decision"),
-                    **_errors(401, 403, 404, 409, 422, 503),
+                    **_errors(401, 403, 404, 409, 413, 422, 503),
                 },
                 DecisionBody,
                 parameters=[run_id, _param("request_id")],
@@ -128,6 +130,7 @@ def openapi_document() -> dict[str, Any]:
                     "200": {"description": "decided"},
                     "403": {"description": "link not valid"},
                     "409": {"description": "decided or expired"},
+                    "413": _json(_ref(Problem), "the form is over GATEWAY_MAX_BODY_BYTES"),
                 },
                 parameters=[_param("link")],
                 security=[],

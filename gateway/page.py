@@ -2,7 +2,8 @@
 
 The signed link is the capability (no cookies, no session), so a forged cross-site form gains nothing
 without the link itself; a POST whose `Origin` is another site is refused all the same. Everything the
-model wrote is HTML-escaped and the page forbids scripts and remote images (Content-Security-Policy).
+model wrote is HTML-escaped, with its control, bidi and other invisible characters shown as escapes
+(models/visible.py), and the page forbids scripts and remote images (Content-Security-Policy).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.approval_links import ApprovalLink, LinkInvalid, proposal_digest, verify_link
 from gateway.http import ApiError
 from gateway.temporal import check_approver, decide, pending_request
+from models.visible import visible
 
 RunAt = tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]
 
@@ -39,9 +41,14 @@ STYLE = (
 )
 
 
+def _shown(text: object) -> str:
+    """Text for the page: invisible characters made visible, then HTML-escaped (never markup)."""
+    return html.escape(visible(str(text)))
+
+
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     document = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_shown(title)}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
         f"<body>{body}</body></html>"
     )
@@ -49,7 +56,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 
 def _refusal(status: int, message: str) -> HTMLResponse:
-    return _page("Approval refused", f'<h1>Cannot decide</h1><p id="refusal">{html.escape(message)}</p>', status)
+    return _page("Approval refused", f'<h1>Cannot decide</h1><p id="refusal">{_shown(message)}</p>', status)
 
 
 async def _open_request(request: Request) -> tuple[ApprovalLink, dict[str, Any], RunAt]:
@@ -81,7 +88,7 @@ async def _open_request(request: Request) -> tuple[ApprovalLink, dict[str, Any],
 
 def _form(link: ApprovalLink, pending: dict[str, Any]) -> str:
     proposal = json.dumps(pending["proposal"], indent=2, sort_keys=True, ensure_ascii=False)
-    e = html.escape
+    e = _shown
     return (
         f"<h1>Approval requested: {e(link.request_id)}</h1>"
         f'<p>Run <code>{e(link.workflow_id)}</code> asks <strong id="approver">{e(link.approver)}</strong>:</p>'
@@ -139,7 +146,7 @@ async def decide_request(request: Request) -> Response:
         )
     except ApiError as exc:
         return _refusal(exc.status, exc.detail)
-    e = html.escape
+    e = _shown
     verdict = "Approved" if decision["approved"] else "Rejected"
     return _page(
         verdict,

@@ -13,15 +13,22 @@ is `http://host:port/<token>`). Preflight requests from the UI's origin get CORS
 Nothing of a body is read before the caller is authenticated and its `Content-Length` is known and
 within CODEC_SERVER_MAX_BODY_BYTES: 401/403 without a valid token, 411 without a length (or chunked),
 400 for a malformed or negative one, 413 over the limit; each refusal closes the connection unread.
-Sockets time out after CODEC_SERVER_TIMEOUT_SECONDS, and at most CODEC_SERVER_THREADS requests are
-served at once (further connections wait in the listen backlog).
+
+A request's line, headers and body must all arrive within CODEC_SERVER_TIMEOUT_SECONDS of its connection
+being taken up: one deadline per request, however slowly the bytes trickle in (a timeout per read would
+let a client that sends a byte every few seconds hold its worker forever), so a client without a token
+is cut at the deadline too. At most CODEC_SERVER_THREADS requests are served at once; a connection that
+finds them all busy is answered 503 at once rather than queued behind slow clients, and every answer
+closes its connection, so an idle keep-alive connection never holds a worker.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hmac
+import io
 import json
 import logging
 import socket
@@ -44,15 +51,20 @@ from payloads.converter import payload_codec
 log = logging.getLogger("codec_server")
 
 ROUTES = ("encode", "decode")
+_BUSY_BODY = b'{"error": "all codec server workers are busy; try again"}'
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
+)
+"""What a connection gets when every worker is busy: sent at once, from the accepting thread."""
 
 
 class Refused(Exception):
-    """A request answered with an error status; `close` when its body was left unread."""
+    """A request answered with an error status (its body left unread; every answer closes the connection)."""
 
-    def __init__(self, status: int, message: str, close: bool = True) -> None:
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.close = close
 
 
 class CodecServer:
@@ -141,7 +153,7 @@ class CodecServer:
 
 
 class _PooledHTTPServer(HTTPServer):
-    """One thread per request, at most `threads` at once: the accept loop waits for a free slot."""
+    """One thread per request, at most `threads` at once; a connection beyond them is answered 503 at once."""
 
     daemon_threads = True
     request_queue_size = 64
@@ -149,11 +161,28 @@ class _PooledHTTPServer(HTTPServer):
     def __init__(self, address: tuple[str, int], handler: type, app: CodecServer, threads: int) -> None:
         super().__init__(address, handler)
         self.app = app
+        self.threads = threads
         self._slots = threading.BoundedSemaphore(threads)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        self._slots.acquire()
+        if not self._slots.acquire(blocking=False):
+            self._busy(request)
+            return
         threading.Thread(target=self._serve, args=(request, client_address), daemon=True).start()
+
+    def _busy(self, request: socket.socket) -> None:
+        """503 without waiting: the accept loop never blocks, so slow clients cannot queue the others."""
+        log.warning("all %d workers busy: 503", self.threads)
+        try:
+            request.setblocking(False)
+            with contextlib.suppress(OSError):  # whatever already arrived is read, so closing does not reset
+                for _ in range(4):  # the connection before the client reads the answer (at most 256 KiB)
+                    if not request.recv(65536):
+                        break
+            request.send(BUSY_RESPONSE)  # a few hundred bytes into an empty send buffer: never blocks
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def _serve(self, request: socket.socket, client_address: Any) -> None:
         try:
@@ -165,6 +194,24 @@ class _PooledHTTPServer(HTTPServer):
             self._slots.release()
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, all within one deadline: each read may wait only for the time that is left."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._sock = sock
+        self._deadline = time.monotonic() + seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive within the deadline")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
 class CodecRequestHandler(BaseHTTPRequestHandler):
     """Temporal's codec protocol over HTTP/1.1; every check happens before the body is read."""
 
@@ -172,8 +219,10 @@ class CodecRequestHandler(BaseHTTPRequestHandler):
     server: _PooledHTTPServer
 
     def setup(self) -> None:
-        self.request.settimeout(self.server.app.timeout_seconds)  # a silent or slow client cannot hold a thread
+        """Read the request (line, headers, body) through one deadline: a slow client cannot hold a thread."""
         super().setup()
+        self.rfile.close()  # the plain socket file: replaced by one that keeps the deadline
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self.server.app.timeout_seconds))
 
     def log_message(self, format: str, *args: Any) -> None:  # the default log line would print the path (token)
         pass
@@ -202,12 +251,11 @@ class CodecRequestHandler(BaseHTTPRequestHandler):
             body = self._read_body(length)
             assert route is not None
             out = app.run(route, body)
-        except TimeoutError:  # the socket timeout: nothing more can be said to this client
+        except TimeoutError:  # the request's deadline: nothing more can be said to this client
             self.close_connection = True
             log.warning("%s %s: client too slow, disconnected", route or "?", namespace)
             return None
         except Refused as refusal:
-            self.close_connection = self.close_connection or refusal.close
             log.warning("%s %s refused (%d)", route or "?", namespace, refusal.status)
             return self._error(refusal.status, str(refusal))
         except ValueError as exc:  # malformed JSON, or a payload this codec cannot decode (missing key, blob)
@@ -220,12 +268,9 @@ class CodecRequestHandler(BaseHTTPRequestHandler):
         self._send(200, out, {"Content-Type": "application/json"})
 
     def _read_body(self, length: int) -> bytes:
-        """Exactly `length` bytes within the timeout overall, so a trickling client cannot hold a thread for long."""
-        deadline = time.monotonic() + self.server.app.timeout_seconds
+        """Exactly `length` bytes (within the request's deadline, which the reader keeps: TimeoutError after it)."""
         chunks, left = [], length
         while left:
-            if time.monotonic() > deadline:
-                raise Refused(408, "the body did not arrive within the timeout")
             chunk = self.rfile.read1(min(left, 65536))
             if not chunk:
                 raise Refused(400, f"the body ended {left} bytes short of its Content-Length")
@@ -259,12 +304,13 @@ class CodecRequestHandler(BaseHTTPRequestHandler):
         return {}
 
     def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        self.connection.settimeout(self.server.app.timeout_seconds)  # the answer gets its own time to leave
+        self.close_connection = True  # one request per connection: an idle keep-alive one would hold a worker
         self.send_response(status)
         for name, value in {**self._cors(), **headers}.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
+        self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 

@@ -1,9 +1,17 @@
-"""How `follow` shows a run in a terminal: stage, current step, streamed text, tools, approvals to decide."""
+"""How `follow` shows a run in a terminal: stage, current step, streamed text, tools, approvals to decide.
+
+Every character written goes through models/visible.py first: a model's text (or a tool's output, or an
+error from a remote server) cannot send escape sequences to the terminal, return to the start of a line to
+overwrite it, or reorder it with bidi controls. One-line fields (summaries, tool previews, errors) show a
+newline as `\\n`, so they cannot add a line of their own; only the streamed reply keeps its newlines and tabs.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any, TextIO
+
+from models.visible import visible
 
 
 def decide_command(workflow_id: str, request_id: str) -> str:
@@ -25,7 +33,7 @@ class Renderer:
         if self._in_text:
             self._out.write("\n")
             self._in_text = False
-        self._out.write(text + "\n")
+        self._out.write(visible(text, multiline=False) + "\n")
         self._out.flush()
 
     def show(self, event: dict[str, Any]) -> None:
@@ -49,9 +57,9 @@ class Renderer:
         self._attempts[key] = attempt
         if not self._in_text:
             prefix = f"   [{e['agent']}] " if e.get("agent") else "   "
-            self._out.write(prefix)
+            self._out.write(visible(prefix, multiline=False))
             self._in_text = True
-        self._out.write(e.get("text", ""))
+        self._out.write(visible(str(e.get("text", ""))))  # the reply as written: its newlines and tabs kept
         self._out.flush()
 
     def _llm_finished(self, e: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ import uvicorn
 from config.gateway import GatewaySettings
 from config.settings import Settings
 from devstack.dev_server import free_port
+from gateway.__main__ import uvicorn_config
 from gateway.app import build_app
 from gateway.tokens import load_tokens
 
@@ -66,10 +67,9 @@ def with_gateway(settings: Settings, port: int, webhook_url: str = "") -> Settin
 
 @asynccontextmanager
 async def running_gateway(client: Any, settings: Settings, tokens_file: Path):
-    """The gateway app on uvicorn at settings.gateway.port; yields its base URL."""
+    """The gateway app on uvicorn at settings.gateway.port, configured as `python -m gateway` does; yields its URL."""
     app = build_app(client, settings, load_tokens(str(tokens_file)))
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway.port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings.gateway, "warning"))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # pytest keeps its own signals
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -1,4 +1,5 @@
-"""The codec server refuses before it reads: token first, a bounded Content-Length, socket timeouts, a bounded pool.
+"""The codec server refuses before it reads: token first, a bounded Content-Length, one read deadline per request,
+a bounded pool that answers 503 at once when full.
 
 The server runs as `python -m payloads.codec_server` in its own process, so its memory (VmRSS) and threads
 can be read from /proc while clients misbehave over raw sockets on 127.0.0.1.
@@ -11,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -159,16 +161,102 @@ def test_slow_clients_are_disconnected_and_the_pool_stays_bounded(server):
     time.sleep(0.5)
     assert proc_status(proc.pid, "Threads") <= threads_before + 2  # CODEC_SERVER_THREADS=2, however many wait
     started = time.monotonic()
-    # With the socket timeout of 1 s, 12 stalled clients on 2 threads are all gone within about 6 s,
-    # and a well-behaved request is served after them.
+    # Both workers are held by stalled clients: a well-behaved request is answered 503 at once, not queued,
+    # and once the deadline of 1 s has cut the stalled clients it is served.
     status, _ = send(port, request_head({**AUTH, "Content-Length": str(len(BODY))}), BODY, timeout=20)
-    waited = time.monotonic() - started
-    assert status == 200 and waited < 12, waited
+    assert status == 503 and time.monotonic() - started < 1
+    assert served_within(port, 5) < 1.5
     for sock in slow:
         sock.settimeout(5)
         try:
             leftover = sock.recv(65536)
         except OSError:
             leftover = b""
-        assert leftover == b"" or b"408" in leftover.split(b"\r\n")[0] or leftover.startswith(b"HTTP/1.1 4")
+        assert leftover == b"" or leftover.startswith((b"HTTP/1.1 4", b"HTTP/1.1 503"))
         sock.close()
+
+
+def served_within(port: int, limit: float) -> float:
+    """Seconds until a well-behaved decode is answered 200, asking again after each 503 (AssertionError after `limit`)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        status, _ = send(port, request_head({**AUTH, "Content-Length": str(len(BODY))}), BODY)
+        if status == 200:
+            return time.monotonic() - started
+        assert status == 503, status
+        time.sleep(0.05)
+    raise AssertionError(f"not served within {limit} s")
+
+
+class Trickle:
+    """Clients that each send one more byte of their request every `every` seconds, from a background thread."""
+
+    def __init__(self, port: int, heads: list[bytes], every: float = 0.2) -> None:
+        self.socks = [socket.create_connection(("127.0.0.1", port), 5) for _ in heads]
+        self._heads = heads
+        self._every = every
+        self._stop = threading.Event()
+        self.cut_after: dict[int, float] = {}
+        """Seconds after its start at which the server closed client i (a send failed or recv saw the end)."""
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Trickle:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self.socks:
+            sock.close()
+
+    def _run(self) -> None:
+        position = 0
+        while not self._stop.wait(self._every) and position < min(map(len, self._heads)):
+            for i, sock in enumerate(self.socks):
+                if i in self.cut_after:
+                    continue
+                try:
+                    sock.sendall(self._heads[i][position : position + 1])
+                    sock.setblocking(False)
+                    closed = sock.recv(65536) == b""
+                except BlockingIOError:
+                    closed = False
+                except OSError:
+                    closed = True
+                finally:
+                    sock.setblocking(True)
+                if closed:
+                    self.cut_after[i] = time.monotonic() - self._started
+            position += 1
+
+
+def test_a_client_trickling_its_headers_is_cut_at_the_deadline_token_or_not(server):
+    """One deadline (1 s) for the whole request: a byte every 0.2 s does not keep a connection alive."""
+    _, port = server
+    served_within(port, 5)  # the workers are free
+    no_token = request_head({"Content-Length": str(len(BODY)), "X-Padding": "x" * 200})
+    with_token = request_head({**AUTH, "Content-Length": str(len(BODY)), "X-Padding": "x" * 200})
+    with Trickle(port, [no_token, with_token]) as trickle:
+        deadline = time.monotonic() + 6
+        while len(trickle.cut_after) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert sorted(trickle.cut_after) == [0, 1], trickle.cut_after  # both cut while still sending
+    assert all(0.9 < after < 2.0 for after in trickle.cut_after.values()), trickle.cut_after
+
+
+def test_slow_clients_never_stall_a_decode(server):
+    """Eight clients trickling their headers: a decode gets 503 at once while they hold both workers, never a
+    wait, and is served as soon as the deadline has cut them."""
+    _, port = server
+    served_within(port, 5)
+    heads = [request_head({"Content-Length": str(len(BODY)), "X-Padding": "x" * 200}) for _ in range(8)]
+    with Trickle(port, heads):
+        time.sleep(0.3)
+        started = time.monotonic()
+        status, data = send(port, request_head({**AUTH, "Content-Length": str(len(BODY))}), BODY, timeout=3)
+        assert status == 503 and time.monotonic() - started < 0.5, data
+        assert b"retry-after: 1" in data.lower() and b"connection: close" in data.lower()
+        # The two clients holding the workers are cut at 1 s (the other six were answered 503 on arrival).
+        assert served_within(port, 3) < 1.5

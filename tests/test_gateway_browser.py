@@ -2,6 +2,7 @@
 
 The proposal carries hostile model text (a `<script>` and a markdown image): the page must show it as text,
 run no script and load no image. The same link again, and a link altered in any character, are refused.
+Another proposal carries bidi overrides, zero-width and control characters: the page names them as escapes.
 """
 
 from __future__ import annotations
@@ -99,3 +100,52 @@ async def test_approve_from_a_signed_link_in_chromium(client, stack, fake_llm):
                 assert answer.status_code == 403, (i, replacement, answer.status_code)
         assert (await http.get(f"/approve/{token}x")).status_code == 403
         assert (await http.get(f"/approve/{token[:-1]}")).status_code == 403
+
+
+SNEAKY = "Pay \u202eexe.txt\u202c to \u2067ACME\u2069\u200b now\x1b[8m hidden\x1b[0m\rOK\ufeff \x85"
+"""Bidi overrides and isolates, a zero-width space, ANSI escapes, a carriage return, U+FEFF and a C1 control."""
+
+
+async def test_bidi_and_control_characters_are_shown_as_escapes_in_chromium(client, stack, fake_llm):
+    import unicodedata
+
+    def invisible(text: str) -> set[str]:
+        return {c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in "\n\t"}
+
+    settings, sink, _ = stack
+    note = {"title": "Invoice \u202eFDP.exe", "body": SNEAKY}
+    fake_llm.push(Reply(tool_calls=[("write_note", note)]), Reply(text="Saved."))
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow",
+        {"prompt": "save the invoice", "approval": {"approvers": ["alice"]}},
+        id=workflow_id("gw-bidi"),
+        task_queue=settings.task_queue,
+    )
+    [notice] = await eventually(lambda: list(sink.delivered.values()), 20)
+    url = notice["links"][0]["url"]
+
+    base, _, token = url.partition("/approve/")
+    async with gateway_client(base) as http:  # the HTML as sent: no invisible character anywhere in it
+        html_text = (await http.get(f"/approve/{token}")).text
+    assert not invisible(html_text), sorted(map(hex, map(ord, invisible(html_text))))
+
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(url, wait_until="domcontentloaded")
+        proposal = await page.locator("#proposal").inner_text()
+        summary = await page.locator("#summary").inner_text()
+        for shown in (proposal, summary):
+            assert not invisible(shown), sorted(map(hex, map(ord, invisible(shown))))
+        assert "Invoice \\u202eFDP.exe" in proposal  # the override is named where it was, not obeyed
+        escaped = (
+            "Pay \\u202eexe.txt\\u202c to \\u2067ACME\\u2069\\u200b now\\u001b[8m hidden\\u001b[0m\\rOK\\ufeff \\u0085"
+        )
+        assert escaped in proposal
+        assert "\\u202e" in summary
+        await page.get_by_role("button", name="Approve").click()
+        await page.wait_for_selector("#outcome")
+        await page.close()
+
+    assert (await asyncio.wait_for(handle.result(), 20))["status"] == "completed"
+    # Only the display changed: the note holds exactly what the model wrote.
+    assert [(n.title, n.body) for n in NoteStore(settings.notes_db).all()] == [(note["title"], SNEAKY)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -62,7 +63,8 @@ async def test_stdio_tools_are_listed_with_their_policy(stdio_server):
     tools = {t.name: t for t in registry_tools(server, listed)}
     assert sorted(tools) == ["crm__lookup_order", "crm__refund_order", "crm__slow_lookup", "crm__slow_refund"]
     lookup, refund = tools["crm__lookup_order"], tools["crm__refund_order"]
-    assert lookup.effect == "read" and not lookup.requires_approval  # annotated readOnlyHint
+    assert lookup.effect == "write"  # annotated readOnlyHint, but read_tools does not list it: not trusted
+    assert not lookup.requires_approval  # approval_tools names only refund_*
     assert refund.effect == "write" and refund.requires_approval
     assert refund.source == "mcp:crm" and refund.args is None
     assert refund.input_schema()["required"] == ["order_id", "amount"]
@@ -164,3 +166,39 @@ async def test_unset_header_variable_is_a_start_problem(tmp_path):
     manager = McpManager([McpServer("api", config, tmp_path, {})])
     problems = await manager.start()
     assert "headers.X-Key uses ${NOT_SET_ANYWHERE}, which is not set" in problems["api"]
+
+
+async def _loaded_policy(config: McpServerConfig, crm, tmp_path) -> dict[str, tuple[str, bool]]:
+    """(effect, requires_approval) of each tool, as loading the server (McpManager.start) declares them."""
+    manager = McpManager([McpServer("crm", config, tmp_path, crm)])
+    assert await manager.start() == {}
+    try:
+        return {t.name: (t.effect, t.requires_approval) for t in manager.tools["crm"]}
+    finally:
+        await manager.close()
+
+
+async def test_a_servers_read_only_hint_is_not_trusted_without_read_tools(crm, tmp_path, caplog):
+    """The fixture server marks lookup_order and slow_lookup readOnlyHint: without read_tools every tool is a
+    write tool that waits for approval, and loading says so in one line naming them and the fix."""
+    config = McpServerConfig(command=[sys.executable, str(SERVER)], env={"CRM_DB": "${CRM_DB}"}, timeout_seconds=20)
+    with caplog.at_level(logging.WARNING, logger="tools.mcp_servers"):
+        policy = await _loaded_policy(config, crm, tmp_path)
+    assert policy == {
+        "crm__lookup_order": ("write", True),
+        "crm__refund_order": ("write", True),
+        "crm__slow_refund": ("write", True),
+        "crm__slow_lookup": ("write", True),
+    }
+    [warning] = [r.getMessage() for r in caplog.records if "readOnlyHint" in r.getMessage()]
+    assert warning.startswith("MCP server crm annotates lookup_order, slow_lookup readOnlyHint")
+    assert "add them to read_tools in [mcp_servers.crm]" in warning and "\n" not in warning
+
+    # Listed in read_tools, they are read tools needing no approval, and there is nothing to warn about.
+    caplog.clear()
+    trusting = config.model_copy(update={"read_tools": ["lookup_*", "slow_lookup"]})
+    with caplog.at_level(logging.WARNING, logger="tools.mcp_servers"):
+        policy = await _loaded_policy(trusting, crm, tmp_path)
+    assert policy["crm__lookup_order"] == policy["crm__slow_lookup"] == ("read", False)
+    assert policy["crm__refund_order"] == ("write", True)
+    assert not [r for r in caplog.records if "readOnlyHint" in r.getMessage()]

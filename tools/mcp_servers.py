@@ -6,6 +6,10 @@ crashed, its HTTP endpoint closed) fails retryably and drops the session; the ne
 
 Model-facing names are `<server>__<tool>`: Anthropic and OpenAI accept tool names matching
 `^[a-zA-Z0-9_-]{1,64}$`, so server and tool names must fit that together.
+
+A tool is `read` (and so needs no approval by default) only when the agents file's `read_tools` lists it:
+a server's own `readOnlyHint` is a claim by the server, and a server you do not control could mark a
+destructive tool read. Loading warns, once per server, about tools it annotates but the file does not list.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.errors import ToolInputError
+from models.visible import visible
 from tools.registry import CallInfo, Tool, default_retry
 
 log = logging.getLogger(__name__)
@@ -54,8 +59,8 @@ class McpServerConfig(BaseModel):
     """Streamable HTTP endpoint."""
     headers: dict[str, str] = Field(default_factory=dict)
     """HTTP: request headers (`${VAR}` from the worker's environment)."""
-    read_tools: list[str] | None = None
-    """fnmatch patterns of read tools; default: the tools the server annotates readOnlyHint."""
+    read_tools: list[str] = Field(default_factory=list)
+    """fnmatch patterns of read tools; default: none (a server's readOnlyHint alone is not trusted)."""
     approval_tools: list[str] | None = None
     """fnmatch patterns of tools that need approval; default: every tool that is not read."""
     timeout_seconds: float = Field(default=30, gt=0)
@@ -264,10 +269,10 @@ def _loads(text: str) -> Any:
 def registry_tools(server: McpServer, listed: list[mcp_types.Tool]) -> list[Tool]:
     """The registry's view of a server's tools: `<server>__<tool>`, its input schema, the server table's policy."""
     config = server.config
+    _warn_untrusted_hints(server.name, config, listed)
     tools = []
     for item in listed:
-        annotated_read = bool(item.annotations and item.annotations.read_only_hint)
-        read = _matches(item.name, config.read_tools) if config.read_tools is not None else annotated_read
+        read = _matches(item.name, config.read_tools)
         if config.approval_tools is not None:
             approval = _matches(item.name, config.approval_tools)
         else:
@@ -286,6 +291,21 @@ def registry_tools(server: McpServer, listed: list[mcp_types.Tool]) -> list[Tool
             )
         )
     return tools
+
+
+def _warn_untrusted_hints(server: str, config: McpServerConfig, listed: list[mcp_types.Tool]) -> None:
+    """One warning line naming the tools the server calls read-only that `read_tools` does not list."""
+    hinted = [t.name for t in listed if t.annotations and t.annotations.read_only_hint]
+    untrusted = [name for name in hinted if not _matches(name, config.read_tools)]
+    if untrusted:
+        log.warning(
+            "MCP server %s annotates %s readOnlyHint, but its read_tools does not list them: they count as write "
+            "tools (approval needed unless approval_tools says otherwise); to trust them, add them to "
+            "read_tools in [mcp_servers.%s]",
+            server,
+            visible(", ".join(untrusted), multiline=False),  # the names come from the server: no control characters
+            server,
+        )
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
