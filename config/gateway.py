@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.env import http_url, port, var
+from config.env import http_url, integer, port, var
 from models.errors import ConfigError
 
 MIN_LINK_SECRET_CHARS = 32
@@ -24,6 +24,10 @@ class GatewaySettings:
     """Base URL people reach the gateway at; approval links start with it."""
     webhook_url: str = var("APPROVAL_WEBHOOK_URL", "", http_url)
     """When set, each opened approval request is POSTed here (with one signed link per listed approver)."""
+    followers_per_run: int = var("GATEWAY_FOLLOWERS_PER_RUN", 100, integer(1))
+    """Followers of one run's events one gateway process serves at once (they share one reader); more: 429."""
+    followers_per_token: int = var("GATEWAY_FOLLOWERS_PER_TOKEN", 20, integer(1))
+    """Event streams one token may hold open on one gateway process, across runs; more: 429."""
 
     @property
     def links_enabled(self) -> bool:

@@ -13,11 +13,13 @@ from starlette.routing import Route
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from config.gateway import GatewaySettings
 from config.settings import Settings
 from gateway import approvals, page, runs
 from gateway.http import ApiError, caller
 from gateway.openapi import openapi_document
 from gateway.tokens import TokenBook
+from progress.caps import FollowerCaps
 from progress.sse import run_events_endpoint
 
 log = logging.getLogger("gateway")
@@ -33,16 +35,18 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "serving" if serving else "not_serving"}, status_code=200 if serving else 503)
 
 
-def run_events(client: Client) -> Callable[[Request], Awaitable[Response]]:
-    """`GET /v1/runs/{workflow_id}/events`: the run's progress as Server-Sent Events (progress/sse.py), for any token."""
+def run_events(client: Client, settings: GatewaySettings) -> Callable[[Request], Awaitable[Response]]:
+    """`GET /v1/runs/{workflow_id}/events`: the run's progress as Server-Sent Events (progress/sse.py), for any token;
+    followers are capped per run and per token (429)."""
 
     async def get_client() -> Client:
         return client
 
-    stream = run_events_endpoint(get_client)
+    caps = FollowerCaps(per_run=settings.followers_per_run, per_token=settings.followers_per_token)
+    stream = run_events_endpoint(get_client, caps=caps)
 
     async def endpoint(request: Request) -> Response:
-        caller(request)  # reading needs a valid token, like every route
+        request.state.identity = caller(request).identity  # reading needs a valid token; it is counted per token
         return await stream(request)
 
     return endpoint
@@ -69,7 +73,7 @@ def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlett
         Route("/v1/runs", runs.start_run, methods=["POST"]),
         Route("/v1/runs/{workflow_id}", runs.read_run, methods=["GET"]),
         Route("/v1/runs/{workflow_id}/cancel", runs.cancel_run, methods=["POST"]),
-        Route("/v1/runs/{workflow_id}/events", run_events(client), methods=["GET"]),
+        Route("/v1/runs/{workflow_id}/events", run_events(client, settings.gateway), methods=["GET"]),
         Route("/v1/approvals", approvals.list_approvals, methods=["GET"]),
         Route("/v1/runs/{workflow_id}/approvals/{request_id}", approvals.decide_request, methods=["POST"]),
         Route("/approve/{link}", page.show_request, methods=["GET"]),

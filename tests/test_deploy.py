@@ -122,7 +122,8 @@ def test_every_setting_the_readme_documents_reaches_the_worker(tmp_path):
     for name in sorted(names):
         # The codec server's own settings reach the codec server, which runs the same image.
         service = "codec-server" if name.startswith("CODEC_SERVER_") else "worker"
-        if name in ("GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_TOKENS"):  # the gateway's own, likewise
+        if name in ("GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_TOKENS") or name.startswith("GATEWAY_FOLLOWERS_"):
+            # the gateway's own, likewise
             service = "gateway"
         env = services[service]["environment"]
         assert any(var == name or (name == "TEMPORAL_TLS" and var.startswith(name)) for var in env), (
