@@ -37,6 +37,10 @@ class GatewaySettings:
     """An idle connection is closed after this long (uvicorn's `timeout_keep_alive`; the read timeout, when shorter, first)."""
     max_connections: int = var("GATEWAY_MAX_CONNECTIONS", 512, integer(1))
     """Open connections (and requests in progress) at once; a request beyond them answers 503 (`limit_concurrency`)."""
+    followers_per_run: int = var("GATEWAY_FOLLOWERS_PER_RUN", 100, integer(1))
+    """Followers of one run's events one gateway process serves at once (they share one reader); more: 429."""
+    followers_per_token: int = var("GATEWAY_FOLLOWERS_PER_TOKEN", 20, integer(1))
+    """Event streams one token may hold open on one gateway process, across runs; more: 429."""
     id_secret: str = var("GATEWAY_ID_SECRET", "", repr=False)
     """HMAC key of the workflow ids the gateway derives from Idempotency-Keys (default: derived from
     APPROVAL_LINK_SECRET); every gateway replica shares it, so the same key finds the same run."""

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from config.gateway import GatewaySettings
 from config.settings import Settings
 from gateway import approvals, page, runs
 from gateway.http import ApiError, caller
@@ -22,6 +23,7 @@ from gateway.openapi import openapi_document
 from gateway.tenants import owned_run
 from gateway.tokens import TokenBook
 from models.errors import ConfigError
+from progress.caps import FollowerCaps
 from progress.sse import run_events_endpoint
 
 log = logging.getLogger("gateway")
@@ -37,17 +39,20 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "serving" if serving else "not_serving"}, status_code=200 if serving else 503)
 
 
-def run_events(client: Client) -> Callable[[Request], Awaitable[Response]]:
+def run_events(client: Client, settings: GatewaySettings) -> Callable[[Request], Awaitable[Response]]:
     """`GET /v1/runs/{workflow_id}/events`: the run's progress as Server-Sent Events (progress/sse.py), for a token
-    of the run's tenant."""
+    of the run's tenant; followers are capped per run and per token (429)."""
 
     async def get_client() -> Client:
         return client
 
-    stream = run_events_endpoint(get_client)
+    caps = FollowerCaps(per_run=settings.followers_per_run, per_token=settings.followers_per_token)
+    stream = run_events_endpoint(get_client, caps=caps)
 
     async def endpoint(request: Request) -> Response:
-        await owned_run(client, caller(request), request.path_params["workflow_id"])  # 404 for another tenant's
+        who = caller(request)
+        await owned_run(client, who, request.path_params["workflow_id"])  # 404 for another tenant's
+        request.state.identity = who.identity  # followers are counted per token
         return await stream(request)
 
     return endpoint
@@ -79,7 +84,7 @@ def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlett
         Route("/v1/runs", runs.start_run, methods=["POST"]),
         Route("/v1/runs/{workflow_id}", runs.read_run, methods=["GET"]),
         Route("/v1/runs/{workflow_id}/cancel", runs.cancel_run, methods=["POST"]),
-        Route("/v1/runs/{workflow_id}/events", run_events(client), methods=["GET"]),
+        Route("/v1/runs/{workflow_id}/events", run_events(client, settings.gateway), methods=["GET"]),
         Route("/v1/approvals", approvals.list_approvals, methods=["GET"]),
         Route("/v1/runs/{workflow_id}/approvals/{request_id}", approvals.decide_request, methods=["POST"]),
         Route("/approve/{link}", page.show_request, methods=["GET"]),

@@ -37,7 +37,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "no such run or request",
         409: "conflict: another body under this key or id, already decided, expired, or the run ended",
         413: "the body is over GATEWAY_MAX_BODY_BYTES (refused unread; the connection is closed)",
+        416: "the offset is past the end of the run's stream (`next_offset` says where it ends)",
         422: f"invalid body or input (or JSON nested deeper than {MAX_JSON_DEPTH} levels); `field` names it",
+        429: "too many followers of this run, or event streams of this token, on this gateway process",
         503: "Temporal (or the run's worker) does not answer",
     }
     return {str(c): _json(_ref(Problem), text[c]) for c in codes}
@@ -92,7 +94,7 @@ def openapi_document() -> dict[str, Any]:
         "/v1/runs/{workflow_id}/events": {
             "get": _op(
                 "The run's progress as Server-Sent Events (id: offset; resume with Last-Event-ID; ends after run_finished)",
-                {"200": {"description": "text/event-stream"}, **_errors(400, 401, 404)},
+                {"200": {"description": "text/event-stream"}, **_errors(400, 401, 404, 416, 429)},
                 parameters=[run_id],
             )
         },

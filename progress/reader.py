@@ -8,13 +8,21 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.workflow_streams import WorkflowStreamClient
-from temporalio.service import RPCError
+from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamClient
 
-from models.progress import LAST_EVENT, PROGRESS_TOPIC
+# The stream's own decoding of an item's wire form (temporalio is pinned exactly: README, "Upgrades").
+from temporalio.contrib.workflow_streams._types import _decode_payload
+from temporalio.service import RPCError, RPCStatusCode
 
+from models.progress import LAST_EVENT, POLL_REFUSED, PROGRESS_TOPIC
+
+_POLL = "__temporal_workflow_stream_poll"
+"""The stream's poll: an update that waits for news, and a query that answers at once with what is kept."""
 RETRY_SECONDS = 0.5
 """Pause before reading again when a poll failed while the run was still starting or moving on."""
+REFUSED_SECONDS = 3.0
+"""Pause before polling again when the run (or the server) had no room for another poll: followers wait, `decide`
+does not."""
 
 
 async def follow_events(
@@ -43,12 +51,45 @@ async def follow_events(
                 if event.get("type") == LAST_EVENT:
                     return
             return
-        except (WorkflowUpdateFailedError, RPCError):
+        except (WorkflowUpdateFailedError, RPCError) as exc:
+            if refused(exc):  # for as long as it takes: the run is fine, it only has no room for this poll now
+                await asyncio.sleep(REFUSED_SECONDS)
+                continue
             # e.g. a poll that reached the run before it opened its stream (its first workflow task)
             failures += 1
             if failures > max_retries:
                 raise
             await asyncio.sleep(RETRY_SECONDS)
+
+
+async def read_retained(client: Client, workflow_id: str, start: int, stop: int) -> AsyncIterator[dict[str, Any]]:
+    """Events `start` to `stop - 1`, read with the stream's query: no update, so no room taken on the run (a
+    follower catching up on what its gateway's shared reader no longer keeps)."""
+    handle = client.get_workflow_handle(workflow_id)
+    converter = client.data_converter.payload_converter
+    offset = start
+    while offset < stop:
+        ask = PollInput(topics=[PROGRESS_TOPIC], from_offset=offset)
+        result = await handle.query(_POLL, ask, result_type=PollResult)
+        for item in result.items:
+            if item.offset >= stop:
+                return
+            yield {"offset": item.offset, **converter.from_payload(_decode_payload(item.data))}
+        if not result.items or result.next_offset <= offset:
+            return  # the run keeps no more than this
+        offset = result.next_offset
+
+
+async def stream_end(client: Client, workflow_id: str) -> int:
+    """The offset the run's next event will have (how many it has published), from the stream's offset query."""
+    return await WorkflowStreamClient.create(client, workflow_id).get_offset()
+
+
+def refused(exc: Exception) -> bool:
+    """Whether a poll failed only for want of room: the run refused it, or the server's in-flight updates are full."""
+    if isinstance(exc, WorkflowUpdateFailedError):
+        return getattr(exc.cause, "type", None) == POLL_REFUSED
+    return isinstance(exc, RPCError) and exc.status == RPCStatusCode.RESOURCE_EXHAUSTED
 
 
 def discard_abandoned(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

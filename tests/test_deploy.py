@@ -123,7 +123,7 @@ def test_every_setting_the_readme_documents_reaches_the_worker(tmp_path):
         # The codec server's own settings reach the codec server, which runs the same image.
         service = "codec-server" if name.startswith("CODEC_SERVER_") else "worker"
         if name in ("GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_TOKENS", "GATEWAY_ID_SECRET") or name.startswith(
-            ("GATEWAY_MAX_", "GATEWAY_READ_", "GATEWAY_KEEP_")
+            ("GATEWAY_MAX_", "GATEWAY_READ_", "GATEWAY_KEEP_", "GATEWAY_FOLLOWERS_")
         ):  # the gateway's own, likewise
             service = "gateway"
         env = services[service]["environment"]

@@ -5,10 +5,17 @@ replay appends the same events in the same order, so offsets are stable. Activit
 signals (activities/progress_publisher.py); followers read with polling updates, or queries once the run
 has closed (progress/reader.py). Runs recorded before the stream existed have no marker for
 `PROGRESS_PATCH` and replay without publishing.
+
+Followers' polls are updates, and the server admits 10 in flight per run: the run admits at most
+`MAX_POLLS_IN_FLIGHT` polls at once (and `MAX_POLLS_PER_RUN` in all), so `decide` always finds room, and since
+`POLL_BOUND_PATCH` a poll returns empty after `POLL_WAIT`, so one whose follower went away does not stay in
+flight while the run waits for days.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,25 +26,35 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import TypeAdapter
 
-    from models.progress import PROGRESS_TOPIC
+    from models.progress import POLL_REFUSED, POLL_WAIT, PROGRESS_TOPIC, poll_refusal
 
 PROGRESS_PATCH = "progress-stream"
 """Runs recorded before the progress stream replay without it (no events, activities told not to publish)."""
+POLL_BOUND_PATCH = "bounded-stream-polls"
+"""Runs recorded before polls were bounded replay with polls that wait until there is news (no timers)."""
 _POLL = "__temporal_workflow_stream_poll"
+_END_QUERY = "__temporal_workflow_stream_offset"
+Poll = Callable[[PollInput], Awaitable[PollResult]]
 
 
 class RunProgress:
     """Publishes the run's events (`llm_started`, `tool_finished`, `run_finished`, ...) on its stream."""
 
-    def __init__(self, prior: WorkflowStreamState | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self, prior: WorkflowStreamState | None = None, *, enabled: bool = True, bounded: bool = False
+    ) -> None:
         # Constructed in the run's first activation, before any await; WorkflowStream requires its caller to be
         # an `__init__`, which this is.
         self.enabled = enabled
         self._stream: WorkflowStream | None = WorkflowStream(prior) if enabled else None
         self._polls = 0
+        self._admitted = 0
         self._detached = False
+        self._ticks = 0
+        """How often the poll-release timer fired: a poll waiting since an earlier count returns empty."""
+        self._release: asyncio.Future[None] | None = None
         if self._stream is not None:
-            self._count_polls()
+            self._count_polls(bounded)
 
     @classmethod
     def disabled(cls) -> RunProgress:
@@ -51,26 +68,56 @@ class RunProgress:
             return cls.disabled()
         prior = carry.get("progress") if isinstance(carry, dict) else None
         state = TypeAdapter(WorkflowStreamState).validate_python(prior) if prior else None
-        return cls(state)
+        return cls(state, bounded=workflow.patched(POLL_BOUND_PATCH))
 
-    def _count_polls(self) -> None:
-        """Wrap the stream's poll update so the run can tell followers' polls from its own handlers."""
-        poll = workflow.get_update_handler(_POLL)
+    def _count_polls(self, bounded: bool) -> None:
+        """Wrap the stream's poll update so the run can tell followers' polls from its own handlers, and bound them."""
+        poll: Poll | None = workflow.get_update_handler(_POLL)
         assert poll is not None
 
         async def counted(payload: PollInput) -> PollResult:
             self._polls += 1
+            self._admitted += 1
             try:
-                result: PollResult = await poll(payload)
-                return result
+                return await (self._within_bound(poll, payload) if bounded else poll(payload))
             finally:
                 self._polls -= 1
 
         workflow.set_update_handler(_POLL, counted, validator=self._validate_poll)
 
     def _validate_poll(self, payload: PollInput) -> None:
+        # A refusal here is not recorded in history, so these rules apply to runs recorded before them too.
         if self._detached:  # the stream's own validator's rule, with its well-known error type
             raise ApplicationError("Workflow pollers are detached for continue-as-new", type="StreamDraining")
+        refusal = poll_refusal(self._polls, self._admitted)
+        if refusal is not None:
+            raise ApplicationError(refusal, type=POLL_REFUSED)
+
+    async def _within_bound(self, poll: Poll, payload: PollInput) -> PollResult:
+        """The stream's poll, or an empty result (the follower's offset unchanged) once the release timer fires."""
+        end_of_stream = workflow.get_query_handler(_END_QUERY)  # the stream's own offset query: its log's end
+        if end_of_stream is not None and payload.from_offset < end_of_stream():
+            return await poll(payload)  # there is news already: answered at once, no timer needed
+        answer = asyncio.ensure_future(poll(payload))
+        since = self._ticks
+        self._start_release_timer()
+        await workflow.wait_condition(lambda: answer.done() or self._ticks != since)
+        if answer.done():
+            return answer.result()
+        answer.cancel()  # only its wait ends: the stream's state is untouched
+        return PollResult(items=[], next_offset=payload.from_offset)
+
+    def _start_release_timer(self) -> None:
+        """One timer for every waiting poll, not one each: a history costs the same with one follower or several,
+        and a poll answered early (the usual case while the run works) cancels nothing."""
+        if self._release is not None and not self._release.done():
+            return
+
+        async def release() -> None:
+            await workflow.sleep(POLL_WAIT)
+            self._ticks += 1
+
+        self._release = asyncio.ensure_future(release())
 
     def publish(self, type_: str, **fields: Any) -> None:
         """Append one event; its offset is its place in the stream, given to followers when they read it."""
