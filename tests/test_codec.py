@@ -20,6 +20,7 @@ from payloads.codec_server import CodecServer
 from payloads.converter import payload_codec
 from service.connect import connect
 from tests.conftest import workflow_id
+from tests.replay_check import register_environment
 from tests.test_cli import temporal
 from tests.test_codec_units import big_text, post
 from tools.notes import NoteStore
@@ -101,11 +102,13 @@ async def test_five_megabyte_tool_output_is_kept_whole_in_the_store_with_offload
 @pytest.fixture
 def encrypted_env() -> dict[str, str]:
     """This process's environment plus a payload key: what an encrypting worker and starter would have."""
-    return {
-        **os.environ,
-        "PAYLOAD_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "PAYLOAD_ENCRYPTION_KEY_ID": "test-2026",
-    }
+    return register_environment(
+        {
+            **os.environ,
+            "PAYLOAD_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "PAYLOAD_ENCRYPTION_KEY_ID": "test-2026",
+        }
+    )
 
 
 async def test_encrypted_run_is_unreadable_in_history_and_readable_through_the_codec_server(

@@ -31,6 +31,7 @@ from payloads.sealed import MAGIC, SealedBlobStore
 from service.connect import connect
 from tests.conftest import workflow_id
 from tests.helpers import ROOT, pending_approvals
+from tests.replay_check import register_environment
 
 KEY = base64.b64encode(b"k" * 32).decode()
 OLD_KEY = base64.b64encode(b"o" * 32).decode()
@@ -42,7 +43,9 @@ TOKEN = "at-rest-token-1234"
 @pytest.fixture
 def sealed_env(tmp_path, settings) -> dict[str, str]:
     """The worker's environment: encryption on, a blob store of this test's own."""
-    return {"PAYLOAD_ENCRYPTION_KEY": KEY, "BLOB_STORE_DIR": str(tmp_path / "sealed-blobs")}
+    env = {"PAYLOAD_ENCRYPTION_KEY": KEY, "BLOB_STORE_DIR": str(tmp_path / "sealed-blobs")}
+    register_environment({**os.environ, **env})  # the final replay check reads its runs with this key and store
+    return env
 
 
 @pytest.fixture
