@@ -133,6 +133,18 @@ def patch_ids(history: WorkflowHistory) -> list[str]:
     return found
 
 
+def patches_on(history: WorkflowHistory) -> set[str]:
+    """The patches a run has: those its patch-set marker turns on (workflows/patches.py), or, for runs recorded
+    before patch sets, the patch markers it recorded one by one."""
+    from workflows.patches import PATCH_SETS
+
+    recorded = patch_ids(history)
+    sets = [int(p.removeprefix("patch-set-")) for p in recorded if p.startswith("patch-set-")]
+    if not sets:
+        return set(recorded)
+    return {patch_id for ids in PATCH_SETS[: max(sets)] for patch_id in ids}
+
+
 @contextlib.asynccontextmanager
 async def file_agents_worker(client: Any) -> AsyncIterator[Any]:
     """An in-process worker on the environment's settings with its agents file, tool modules and MCP servers

@@ -10,7 +10,7 @@ import pytest
 from devstack.fake_anthropic import Reply
 from tests.conftest import workflow_id
 from tests.fixtures.probe_tools import RAN, probe_registry
-from tests.helpers import patch_ids
+from tests.helpers import patches_on
 from tools.catalog import REGISTRY
 from tools.pinning import tool_of, tool_spec
 from tools.registry import Tool
@@ -78,7 +78,7 @@ async def test_a_read_tool_runs_as_a_local_activity(client, worker, fake_llm):
     scheduled, local = await tool_activities(ran["handle"])
     assert scheduled == 0  # no ActivityTaskScheduled for the tool: only the two call_llm
     assert len(local) == 1
-    assert LOCAL_READ_TOOLS_PATCH in patch_ids(await ran["handle"].fetch_history())
+    assert LOCAL_READ_TOOLS_PATCH in patches_on(await ran["handle"].fetch_history())
 
 
 async def test_a_local_tool_is_retried_with_the_same_idempotency_key(client, probe_worker, fake_llm):

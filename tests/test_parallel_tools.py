@@ -12,7 +12,7 @@ from devstack.fake_anthropic import Reply
 from service.plugin import AgentServicePlugin
 from tests.conftest import workflow_id
 from tests.fixtures.probe_tools import RAN, Ran, probe_registry
-from tests.helpers import patch_ids
+from tests.helpers import patches_on
 from worker import build_worker
 from workflows.tool_plan import MAX_CONCURRENT_TOOL_CALLS, PARALLEL_TOOL_CALLS_PATCH, batches
 
@@ -114,6 +114,6 @@ async def test_a_parallel_run_replays(client, probe_worker, fake_llm):
     handle, result = await run(client, probe_worker.task_queue, fake_llm, calls)
     assert result["status"] == "completed", result
     history = await handle.fetch_history()
-    assert PARALLEL_TOOL_CALLS_PATCH in patch_ids(history)
+    assert PARALLEL_TOOL_CALLS_PATCH in patches_on(history)
     replayer = Replayer(workflows=[], plugins=[AgentServicePlugin(Settings.from_env(), probe_registry())])
     await replayer.replay_workflow(history)

@@ -110,6 +110,12 @@ class ApprovalBook(BaseModel):
         """The request with this id, if any."""
         return next((r for r in self.requests if r.request_id == request_id), None)
 
+    def decidable(self, request_id: str | None) -> bool:
+        """Whether a decision for `request_id` (None: the pending one) has something to decide: the request is open."""
+        if request_id is None:
+            return bool(self.pending())
+        return self.get(request_id) is not None
+
     def pending(self) -> list[ApprovalRequest]:
         """Undecided requests, oldest first."""
         return [r for r in self.requests if r.decision is None]

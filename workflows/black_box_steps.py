@@ -15,7 +15,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
 
-from workflows import calls
+from workflows import calls, patches
 
 with workflow.unsafe.imports_passed_through():
     from models.blackbox import DEFAULT_MAX_TURNS, InvokeAgentRequest, InvokeAgentResult
@@ -109,7 +109,7 @@ class BlackBoxSteps:
             max_turns=step.max_turns,
             max_output_tokens=self._ledger.branch_allowance(DEFAULT_MAX_OUTPUT_TOKENS, branches),
             label=step.label,
-            allowance=self._ledger.share(branches) if workflow.patched(BUDGET_ESTIMATES_PATCH) else None,
+            allowance=self._ledger.share(branches) if patches.patched(BUDGET_ESTIMATES_PATCH) else None,
             handoff_specs=self._handoff_specs(step),
         )
         try:
@@ -139,7 +139,7 @@ class BlackBoxSteps:
     def _handoff_specs(step: BlackBoxStep) -> dict[str, str]:
         """What the black box may hand off to; only runs whose agents can hand off carry the patch marker, so
         the others' histories are unchanged."""
-        if step.handoff_specs and workflow.patched(BLACK_BOX_HANDOFFS_PATCH):
+        if step.handoff_specs and patches.patched(BLACK_BOX_HANDOFFS_PATCH):
             return step.handoff_specs
         return {}
 

@@ -18,6 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
+from workflows import patches
 from workflows.progress import progress_of_run
 
 with workflow.unsafe.imports_passed_through():
@@ -305,7 +306,7 @@ async def _execute(
 
 def _unless_cancelled(exc: ActivityError) -> None:
     """Re-raise an activity error the run's cancellation caused: it is no tool's or model's failure."""
-    if is_cancelled_exception(exc) and workflow.patched(CANCELLATION_PATCH):
+    if is_cancelled_exception(exc) and patches.patched(CANCELLATION_PATCH):
         raise exc
 
 

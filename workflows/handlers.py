@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from temporalio import workflow
 
-from workflows import calls
+from workflows import calls, patches
 from workflows.progress import RunProgress
 from workflows.visibility import observation_io, publish_search_attributes
 
@@ -30,6 +30,9 @@ APPROVAL_GATEWAY_PATCH = "approval-gateway"
 APPROVALS_MEMO_PATCH = "approvals-in-memo"
 """Runs recorded before it kept no list of open requests in their memo (the gateway's listing reads it)."""
 ONE_PENDING_SIGNAL_PATCH = "signal-needs-one-pending"
+DECISIONS_WAIT_PATCH = "decisions-wait-for-their-request"
+"""Runs recorded before it handled a decision at once, so one that arrived in the workflow task that opens its
+request was ignored or applied depending on which ran first (`_until_decidable`)."""
 """Runs recorded before it let a signal without `request_id` decide the oldest of several pending requests."""
 
 FINAL_STATES = {
@@ -88,24 +91,42 @@ class RunHandlers:
         name="approve",
         description='Approve a pending request: {"approver": "alice", "comment": "ok", "request_id": "req-1 (optional when exactly one is pending)"}',
     )
-    def approve(self, *payloads: Any) -> None:
+    async def approve(self, *payloads: Any) -> None:
         """Signal `approve`; a bad payload (none, `null`, several, not an object) or unlisted approver is recorded and ignored.
 
         Declared with `*payloads` so that no payload count can fail the workflow task: the SDK calls a
         handler with as many arguments as the signal carried, and skips type hints when they do not match.
         """
-        self._on_signal("approve", payloads)
+        await self._on_signal("approve", payloads)
 
     @workflow.signal(
         name="reject",
         description='Reject a pending request: {"approver": "alice", "reason": "too risky", "request_id": "optional"}',
     )
-    def reject(self, *payloads: Any) -> None:
+    async def reject(self, *payloads: Any) -> None:
         """Signal `reject`; a bad payload or unlisted approver is recorded and ignored (see `approve`)."""
-        self._on_signal("reject", payloads)
+        await self._on_signal("reject", payloads)
 
-    def _on_signal(self, name: Literal["approve", "reject"], payloads: tuple[Any, ...]) -> None:
-        one_pending_only = workflow.patched(ONE_PENDING_SIGNAL_PATCH)
+    async def _until_decidable(self, payloads: tuple[Any, ...]) -> None:
+        """Wait, within this workflow task only, until the request a decision names (any, without an id) is open.
+
+        A worker that answered the `status` query from a run it had taken ahead of its history can show a
+        request before the workflow task that opens it is recorded; a decision sent then arrives in that same
+        task, and on replay its handler runs before the code that opens the request, where on first execution
+        it ran after. Waiting until the request is open, or the task is over (the next one has a later time),
+        gives the decision the same outcome both ways.
+        """
+        if not patches.patched(DECISIONS_WAIT_PATCH):
+            return
+        named = payloads[0].get("request_id") if len(payloads) == 1 and isinstance(payloads[0], dict) else None
+        received = workflow.now()
+        await workflow.wait_condition(
+            lambda: self._book.decidable(named if isinstance(named, str) else None) or workflow.now() > received
+        )
+
+    async def _on_signal(self, name: Literal["approve", "reject"], payloads: tuple[Any, ...]) -> None:
+        await self._until_decidable(payloads)
+        one_pending_only = patches.patched(ONE_PENDING_SIGNAL_PATCH)
         outcome = self._book.apply_signal_args(name, payloads, workflow.now(), one_pending_only=one_pending_only)
         if isinstance(outcome, Decision):
             workflow.logger.info("%s: %s decided by %s", name, outcome.request_id, outcome.approver)
@@ -116,8 +137,9 @@ class RunHandlers:
         name="decide",
         description='Decide a request, refused with a reason if wrong: {"request_id": "req-1", "approved": true, "approver": "alice", "comment": ""}',
     )
-    def decide(self, *payloads: Any) -> Decision:
+    async def decide(self, *payloads: Any) -> Decision:
         """Update `decide`: returns the recorded decision (the validator has refused any bad payload)."""
+        await self._until_decidable(payloads)
         return self._book.apply_update(self._book.check_update_args(payloads), workflow.now())
 
     @decide.validator
@@ -146,7 +168,7 @@ class RunHandlers:
         self, *, kind: Literal["tool_call", "plan"], summary: str, proposal: dict[str, Any], policy: ApprovalPolicy
     ) -> Decision:
         """Open a request and wait for a decision on a durable timer: no worker slot or thread is held."""
-        gateway = workflow.patched(APPROVAL_GATEWAY_PATCH)
+        gateway = patches.patched(APPROVAL_GATEWAY_PATCH)
         request = self._book.open(
             kind=kind,
             summary=summary,
@@ -157,7 +179,7 @@ class RunHandlers:
             any_approver=gateway and "*" in policy.approvers,
         )
         self._progress.approval_requested(request.request_id, summary, kind, list(policy.approvers))
-        listed = workflow.patched(APPROVALS_MEMO_PATCH)
+        listed = patches.patched(APPROVALS_MEMO_PATCH)
         if listed:
             self._list_pending()
         if gateway:

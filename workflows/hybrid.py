@@ -6,7 +6,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from workflows import calls
+from workflows import calls, patches
 from workflows.black_box_steps import BlackBoxStep, BlackBoxSteps, step_keys
 from workflows.lifecycle import AgentWorkflow, RunEnd, RunStart
 from workflows.steered_loop import SteeredLoop
@@ -134,7 +134,7 @@ class HybridAgentWorkflow(AgentWorkflow):
         """Nobody is asked to approve a plan the budget can no longer execute."""
         assert self._ledger is not None
         reason = self._ledger.exceeded(workflow.now())
-        if reason is None or not workflow.patched(BUDGET_BEFORE_APPROVAL_PATCH):
+        if reason is None or not patches.patched(BUDGET_BEFORE_APPROVAL_PATCH):
             return False
         self._output.stopped = self._ledger.stop_summary(reason, ["approval", "execution"])
         return True
@@ -155,7 +155,7 @@ class HybridAgentWorkflow(AgentWorkflow):
             planner = self._run.pinned.spec(PLANNER)
             model = planner.model or self._request.model
             max_tokens = ledger.output_allowance(DEFAULT_MAX_OUTPUT_TOKENS)
-            if workflow.patched(BUDGET_ESTIMATES_PATCH):  # the planner has no tools: its prompt and the conversation
+            if patches.patched(BUDGET_ESTIMATES_PATCH):  # the planner has no tools: its prompt and the conversation
                 estimate = estimate_call_input(system=planner.instructions, tools=[], conversation=planning)
                 fit = ledger.fit_next_call(estimate, model, DEFAULT_MAX_OUTPUT_TOKENS)
                 if fit.refused is not None:  # the call is not made

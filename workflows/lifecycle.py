@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
 
-from workflows import calls
+from workflows import calls, patches
 from workflows.handlers import RunHandlers
 from workflows.progress import RunProgress
 from workflows.steered_loop import ActiveAgent
@@ -136,6 +136,7 @@ class AgentWorkflow(RunHandlers):
         A cancellation (whatever the run was awaiting) marks the run cancelled, archives it, and is re-raised
         so the run closes Canceled.
         """
+        patches.patch_set()  # the run's first command: every patch is decided here (workflows/patches.py)
         self._progress = RunProgress.open(carry)
         if carry is None:
             set_trace_input(raw)  # as given: also the input of a run that fails validation
@@ -149,7 +150,7 @@ class AgentWorkflow(RunHandlers):
             set_trace_output({"status": RunStatus.FAILED.value, "error": exc.message, **self._usage_so_far()})
             raise
         except BaseException as exc:  # CancelledError is a BaseException; continue-as-new passes through too
-            if is_cancelled_exception(exc) and not self._ended and workflow.patched(calls.CANCELLATION_PATCH):
+            if is_cancelled_exception(exc) and not self._ended and patches.patched(calls.CANCELLATION_PATCH):
                 await self._cancelled(start)
             raise
         result = await self._finish(start, end)
@@ -195,7 +196,7 @@ class AgentWorkflow(RunHandlers):
 
     async def _begin(self, raw: Any, carry: Any, model: type[AgentRunInput]) -> RunStart:
         trace_id = current_trace_id()
-        pinning = workflow.patched(PIN_PATCH)
+        pinning = patches.patched(PIN_PATCH)
         request, built_ins = self._accept_input(raw, model, known_here=not pinning)
         self._agent = self._agent_label(request)
         publish_search_attributes(agent=self._agent, pattern=self.PATTERN, customer_id=request.customer_id)
@@ -234,7 +235,7 @@ class AgentWorkflow(RunHandlers):
 
         A refused input ends the run `stopped` with the rule; nothing else runs.
         """
-        if start.resumed is not None or not workflow.patched(SCREENING_PATCH):
+        if start.resumed is not None or not patches.patched(SCREENING_PATCH):
             return None
         for name, text in self._screened_inputs(start.request):
             spec = start.pinned.specs.get(name)
@@ -310,7 +311,7 @@ class AgentWorkflow(RunHandlers):
         Workflows may not read the environment, and limits in the workflow input would let each caller
         pick them; a marker costs a few milliseconds once per run, and a replay reads the same answer.
         """
-        if not workflow.patched(BOUNDED_HISTORY_PATCH):
+        if not patches.patched(BOUNDED_HISTORY_PATCH):
             return HistoryLimits.legacy()
         return await calls.history_limits()
 
@@ -355,7 +356,7 @@ class AgentWorkflow(RunHandlers):
         it. Failing a completed run because a bucket was unreachable would tell the caller the work
         failed, so after its retries the failure stays visible in the history and the worker log instead.
         """
-        if not workflow.patched(ARCHIVE_PATCH):
+        if not patches.patched(ARCHIVE_PATCH):
             return
         info = workflow.info()
         request = ArchiveRequest(

@@ -23,6 +23,8 @@ from temporalio import workflow
 from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStream, WorkflowStreamState
 from temporalio.exceptions import ApplicationError
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from pydantic import TypeAdapter
 
@@ -64,11 +66,11 @@ class RunProgress:
     @classmethod
     def open(cls, carry: Any) -> RunProgress:
         """The run's stream: fresh, or the previous generation's handed over in `carry["progress"]`."""
-        if not workflow.patched(PROGRESS_PATCH):
+        if not patches.patched(PROGRESS_PATCH):
             return cls.disabled()
         prior = carry.get("progress") if isinstance(carry, dict) else None
         state = TypeAdapter(WorkflowStreamState).validate_python(prior) if prior else None
-        return cls(state, bounded=workflow.patched(POLL_BOUND_PATCH))
+        return cls(state, bounded=patches.patched(POLL_BOUND_PATCH))
 
     def _count_polls(self, bounded: bool) -> None:
         """Wrap the stream's poll update so the run can tell followers' polls from its own handlers, and bound them."""

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from temporalio import workflow
 
-from workflows import calls, tool_plan
+from workflows import calls, patches, tool_plan
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import Decision
@@ -108,7 +108,7 @@ class SteeredLoop:
         if state.active_agent and state.active_agent != self._agent.name:
             self._become(state.active_agent)  # a continued run resumes with the agent it had handed off to
         conversation = state.conversation
-        guard = CircuitBreakers(self._agent.guardrails, state.breakers) if workflow.patched(GUARDRAILS_PATCH) else None
+        guard = CircuitBreakers(self._agent.guardrails, state.breakers) if patches.patched(GUARDRAILS_PATCH) else None
         while True:
             if reason := self._ledger.exceeded(workflow.now()):
                 return self._stopped(reason, ["the model had not given its final answer"], state.last_text)
@@ -164,7 +164,7 @@ class SteeredLoop:
     ) -> list[ToolOutcome] | LoopOutcome:
         """One reply's calls in the model's order, reads side by side (`tool_plan`); a ceiling or a breaker stops
         them between calls; a handoff switches the agent for the calls after it."""
-        parallel = len(runnable) > 1 and workflow.patched(tool_plan.PARALLEL_TOOL_CALLS_PATCH)
+        parallel = len(runnable) > 1 and patches.patched(tool_plan.PARALLEL_TOOL_CALLS_PATCH)
         overlap = partial(tool_plan.may_overlap, self._registry, self._agent)
         groups = tool_plan.batches(runnable, overlap) if parallel else [[call] for call in runnable]
         outcomes: list[ToolOutcome] = []
@@ -284,7 +284,7 @@ class SteeredLoop:
     def _fan_in(self, requested: list[ToolCall]) -> tuple[list[ToolCall], list[ToolOutcome]]:
         """The tool calls of one reply that run (at most the agent's limit), and error results for the rest."""
         limit = self._agent.max_tool_calls_per_turn
-        if len(requested) <= limit or not workflow.patched(TOOL_FAN_IN_PATCH):
+        if len(requested) <= limit or not patches.patched(TOOL_FAN_IN_PATCH):
             return requested, []
         record_guardrail_rejection(workflow.metric_meter(), reason="too_many_tool_calls")
         message = refused_tool_call_message(len(requested), limit)
@@ -303,7 +303,7 @@ class SteeredLoop:
 
     def _fit(self, state: LoopState, default_output: int) -> CallFit | None:
         """The next call's output allowance after its estimated input, or its refusal (None: runs recorded before)."""
-        if not workflow.patched(BUDGET_ESTIMATES_PATCH):
+        if not patches.patched(BUDGET_ESTIMATES_PATCH):
             return None
         try:
             tools = self._registry.tools_of(self._agent)
@@ -392,7 +392,7 @@ class SteeredLoop:
 
     def tool_options(self, tool: Tool) -> calls.ActivityOptions:
         """How `run_tool` is called for `tool`: its declared timeout and retry policy, locally if it is a short read."""
-        local = tool_plan.runs_locally(tool) and workflow.patched(tool_plan.LOCAL_READ_TOOLS_PATCH)
+        local = tool_plan.runs_locally(tool) and patches.patched(tool_plan.LOCAL_READ_TOOLS_PATCH)
         return calls.tool_options(tool.timeout, tool.retry, local=local)
 
     async def _execute(self, tool: Tool, call: ToolCall, step: int) -> ToolOutcome:

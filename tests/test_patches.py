@@ -1,0 +1,72 @@
+"""Patch sets (workflows/patches.py): a new run decides every patch by its first command, so no marker's place in
+its history can depend on what a handler or a local activity did in the same workflow task."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+from devstack.fake_anthropic import Reply
+from tests.conftest import workflow_id
+from tests.helpers import patch_ids, patches_on, pending_approvals
+from tests.replay_check import assert_replays
+from workflows.patches import INTRODUCED_IN, PATCH_SETS, marker
+
+WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+NOTE = {"title": "Answer", "body": "1200"}
+
+
+def test_patches_are_asked_only_through_the_patch_sets():
+    callers = []
+    for path in sorted(WORKFLOWS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("patched", "deprecate_patch"):
+                if isinstance(node.value, ast.Name) and node.value.id == "workflow" and path.name != "patches.py":
+                    callers.append(f"{path.name}:{node.lineno}")
+    assert callers == [], "call patches.patched(...), not workflow.patched(...)"
+    # Every patch id the code declares is in a set (patches.patched refuses any other at run time).
+    declared = {
+        value
+        for module in (
+            "workflows.lifecycle",
+            "workflows.handlers",
+            "workflows.calls",
+            "workflows.progress",
+            "workflows.steered_loop",
+            "workflows.tool_plan",
+            "workflows.hybrid",
+            "workflows.black_box_steps",
+            "models.budget",
+        )
+        for name, value in vars(importlib.import_module(module)).items()
+        if name.endswith("_PATCH") and isinstance(value, str)
+    }
+    assert declared and declared <= set(INTRODUCED_IN)
+    ids = [patch_id for ids in PATCH_SETS for patch_id in ids]
+    assert len(ids) == len(set(ids)), "a patch id appears in two sets"
+
+
+async def test_a_new_run_records_one_patch_marker_first_whatever_its_handlers_do(client, worker, fake_llm):
+    fake_llm.responder = lambda body: (
+        Reply(text="Saved.") if "tool_result" in str(body["messages"]) else Reply(tool_calls=[("write_note", NOTE)])
+    )
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow",
+        {"prompt": "save 1200", "approval": {"approvers": ["alice"]}},
+        id=workflow_id("patch-set"),
+        task_queue=worker.task_queue,
+    )
+    await pending_approvals(handle)
+    # The approve signal's handler asks a patch (`signal-needs-one-pending`); before patch sets it recorded a
+    # marker wherever the handler happened to run.
+    await handle.signal("approve", {"approver": "mallory"})
+    await handle.signal("approve", {"approver": "alice"})
+    assert (await handle.result())["status"] == "completed"
+    history = await handle.fetch_history()
+    assert patch_ids(history) == [marker(len(PATCH_SETS))]
+    first_command = next(e for e in history.events if e.HasField("marker_recorded_event_attributes"))
+    completed = next(e for e in history.events if e.HasField("workflow_task_completed_event_attributes"))
+    assert first_command.event_id == completed.event_id + 1  # the first thing the first workflow task did
+    assert {"signal-needs-one-pending", "approval-gateway", "input-screening"} <= patches_on(history)
+    await assert_replays(client, "tests/test_patches.py", [handle.id])
