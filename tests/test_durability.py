@@ -11,6 +11,7 @@ from devstack.fake_anthropic import Reply
 from service.connect import connect
 from tests.conftest import workflow_id
 from tests.helpers import eventually, pending_approvals
+from tests.replay_check import assert_replays
 from tools.notes import NoteStore
 
 
@@ -59,6 +60,9 @@ async def test_worker_killed_mid_step_resumes_without_repaying_completed_steps(
     notes = NoteStore(settings.notes_db).all()
     assert [(n.title, n.body) for n in notes] == [("Answer", "1200")]
     fake_llm.assert_script_consumed()
+    # The approval was sent as soon as the status query showed it: the new worker had taken the run past its last
+    # recorded workflow task, so the signal landed in the task that opens the request. The run must replay.
+    await assert_replays(client, "tests/test_durability.py (worker killed mid-step)", [handle.id])
 
 
 async def test_server_killed_mid_run_and_restarted_on_same_file(tmp_path, settings, fake_llm):
