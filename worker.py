@@ -1,6 +1,7 @@
 """The worker process: polls the task queue and runs every agent workflow and activity.
 
     python worker.py            # configuration from the environment, see README.md
+    python worker.py --debug    # a configuration error also prints its traceback (as LOG_LEVEL=DEBUG does)
 
 SIGTERM or SIGINT stops polling, lets in-flight activities finish (up to
 WORKER_GRACEFUL_SHUTDOWN_SECONDS), then exits.
@@ -22,6 +23,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from config.cli import run_command
 from config.settings import Settings
 from models.errors import ConfigError
 from models.search_attributes import ALL_KEYS
@@ -147,12 +149,7 @@ async def run_worker(settings: Settings, health: Health) -> None:
 
 
 async def _run_worker(settings: Settings, health: Health, loaded: LoadedTools) -> None:
-    try:
-        client = await connect(settings, runtime=metrics_runtime(settings.metrics_address))
-    except RuntimeError as exc:  # the SDK raises RuntimeError when the first RPC fails
-        raise ConfigError(
-            f"cannot reach Temporal ({exc}); check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TLS settings"
-        ) from None
+    client = await connect(settings, runtime=metrics_runtime(settings.metrics_address))  # ConfigError if unreachable
     await ensure_search_attributes(client)
     worker = build_worker(client, settings, loaded.registry)
     model_workers = build_llm_workers(client, settings, loaded.registry)
@@ -189,15 +186,15 @@ async def _run_worker(settings: Settings, health: Health, loaded: LoadedTools) -
     log.info("worker stopped")
 
 
-def main() -> int:
-    """Entry point; returns the process exit code."""
-    try:
-        settings = Settings.from_env()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        asyncio.run(serve(settings))
-    except ConfigError as exc:
-        print(f"worker: configuration error: {exc}", file=sys.stderr)
-        return 2
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 and one line on a configuration or connection error)."""
+    return run_command("worker", _main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))
     return 0
 
 

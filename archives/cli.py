@@ -2,6 +2,8 @@
 
 python -m archives list [--where final_answer~C123] [--where status=completed] [--json]
 python -m archives show <workflow id> [--run <first run id>]
+
+A malformed setting or `--where` is one line and exit status 2 (`--debug` adds the traceback).
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ import sys
 
 from archives.annotations import Annotator
 from archives.store import PREFIX, archive_name, list_archives, name_segments, parse_where, segment
+from config.cli import DEBUG_HELP, run_command
 from config.settings import Settings
-from models.errors import ConfigError
 from payloads.blobs import blob_store
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`list` and `show`; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m archives", description="Find and read run archives.")
+    """`list` and `show`; returns the exit code (config/cli.py: configuration errors are one line, status 2)."""
+    return run_command("archives", _main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m archives", description="Find and read run archives.", epilog=DEBUG_HELP
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     lister = commands.add_parser("list", help="archived runs, filtered by annotation fields")
     lister.add_argument(
@@ -59,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(json.dumps(documents[-1], ensure_ascii=False, indent=1))
         return 0
-    except (ConfigError, ValueError) as exc:
-        print(f"archive: {exc}", file=sys.stderr)
+    except ValueError as exc:  # a malformed --where: the command line's own mistake
+        print(f"archives: {exc}", file=sys.stderr)
         return 2
 
 

@@ -143,3 +143,9 @@ class Settings:
             environ=env,
             secrets=secret_values(env),
         )
+
+
+def debug_requested(env: Mapping[str, str] | None = None) -> bool:
+    """Whether LOG_LEVEL asks for debug output; read on its own, since the rest of the settings may be what failed."""
+    env = os.environ if env is None else env
+    return env.get("LOG_LEVEL", "").strip().upper() == "DEBUG"

@@ -18,28 +18,23 @@ import subprocess
 import sys
 import threading
 import uuid
-from pathlib import Path
 
 from config.settings import Settings
-from devstack.dev_server import port_open, start_dev_server, temporal_cli
+from devstack import stack
+from devstack.dev_server import temporal_cli
 from devstack.fake_anthropic import FakeAnthropic
 from devstack.scripted_model import respond
+from devstack.stack import ROOT, STATE, cli_name, say, start_cluster
 from progress.reader import follow_events
 from progress.render import Renderer
 from service.connect import connect
 from telemetry.tracing import shutdown_tracing
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROMPTS = {
     "hybrid": "My income is 6000 a month; plan a budget and decide whether to invest 500 a month.",
     "loop": "What is 6000 * 0.2? Then save a note with the answer.",
 }
 WORKFLOW_TYPES = {"hybrid": "HybridAgentWorkflow", "loop": "AgentLoopWorkflow"}
-
-
-def say(text: str = "") -> None:
-    """Print for the person running the demo."""
-    print(text, flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,19 +55,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def start_cluster() -> tuple[str, str, object | None]:
-    """Use TEMPORAL_ADDRESS, or a dev server already on 7233, or start one; returns (address, ui, server)."""
-    if os.environ.get("TEMPORAL_ADDRESS"):
-        say(f"Using the Temporal cluster at {os.environ['TEMPORAL_ADDRESS']} (TEMPORAL_ADDRESS).")
-        return os.environ["TEMPORAL_ADDRESS"], os.environ.get("TEMPORAL_UI_URL", "http://localhost:8233"), None
-    if port_open(7233):
-        say("Using the Temporal dev server already listening on 127.0.0.1:7233.")
-        return "127.0.0.1:7233", "http://localhost:8233", None
-    server = start_dev_server(db_file=str(ROOT / ".temporal" / "dev.db"))
-    say(f"Started the Temporal dev server (SQLite: .temporal/dev.db, log: {server.log_path}); UI on {server.ui_url}")
-    return server.address, server.ui_url, server
-
-
 def start_model_server() -> FakeAnthropic | None:
     """The scripted local model server when no ANTHROPIC_API_KEY is set."""
     if os.environ.get("ANTHROPIC_API_KEY"):
@@ -91,23 +73,9 @@ def start_worker(address: str, fake: FakeAnthropic | None) -> subprocess.Popen:
     if fake is not None:
         env.update(ANTHROPIC_BASE_URL=fake.url, ANTHROPIC_API_KEY="offline-demo-no-key")
     env.setdefault("NOTIFY_OUTBOX", str(ROOT / "outbox.jsonl"))
-    log_path = ROOT / ".temporal" / "worker.log"
-    log_path.parent.mkdir(exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py")],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log_path, "ab"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = stack.start_worker(env, STATE / "worker.log")
     say(f"Started the worker (pid {proc.pid}, log .temporal/worker.log).")
     return proc
-
-
-def cli_name() -> str:
-    """How to type the `temporal` CLI from the repository root."""
-    path = Path(temporal_cli())
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else "temporal"
 
 
 def approve_with_cli(address: str, workflow_id: str, approver: str, request_id: str) -> None:

@@ -1,4 +1,4 @@
-"""`python -m gateway`: settings, tokens, one Temporal client (as the worker builds it), uvicorn until SIGTERM."""
+"""`python -m gateway [--debug]`: settings, tokens, one Temporal client (as the worker builds it), uvicorn until SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import sys
 import uvicorn
 from starlette.types import ASGIApp
 
+from config.cli import run_command
 from config.gateway import GatewaySettings
 from config.settings import Settings
 from gateway.app import build_app
 from gateway.protocol import read_deadline_protocol
 from gateway.tokens import load_tokens
-from models.errors import ConfigError
 from service.connect import connect
 from telemetry.tracing import shutdown_tracing
 
@@ -55,20 +55,23 @@ async def serve(settings: Settings) -> None:
     await server.serve()
 
 
-def main() -> int:
-    """Exit 2 with a message naming the variable or file when the configuration is wrong."""
+def main(argv: list[str] | None = None) -> int:
+    """Exit 2 with one line naming the variable or file when the configuration is wrong or Temporal unreachable."""
+    return run_command("gateway", _main, argv)
+
+
+def _main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
         asyncio.run(serve(settings))
-    except ConfigError as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        return 2
     finally:
         shutdown_tracing()
     return 0
 
 
 if __name__ == "__main__":
+    code = main()
     sys.stdout.flush()
-    os._exit(main())  # sdk-python#300: an SDK process may abort at interpreter exit
+    sys.stderr.flush()
+    os._exit(code)  # sdk-python#300: an SDK process may abort at interpreter exit

@@ -1,4 +1,4 @@
-"""`python -m progress follow <workflow-id> [--from-offset N] [--json]`: render a run's progress live."""
+"""`python -m progress follow <workflow-id> [--from-offset N] [--json] [--debug]`: render a run's progress live."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import json
 import os
 import sys
 
+from temporalio.service import RPCError, RPCStatusCode
+
+from config.cli import DEBUG_HELP, rpc_problem, run_command
 from config.settings import Settings
 from progress.reader import follow_events
 from progress.render import Renderer
@@ -15,34 +18,45 @@ from service.connect import connect
 
 
 async def follow(workflow_id: str, from_offset: int, as_json: bool) -> int:
-    """Print the run's events until `run_finished`; 0 when the run finished, 1 when its stream ended without it."""
+    """Print the run's events until `run_finished`; 0 when the run finished, 1 when its stream ended without it
+    or there is no such run."""
     client = await connect(Settings.from_env())
     renderer = Renderer(workflow_id, sys.stdout)
     status = None
-    async for event in follow_events(client, workflow_id, from_offset):
-        if as_json:
-            print(json.dumps(event), flush=True)
-        else:
-            renderer.show(event)
-        if event["type"] == "run_finished":
-            status = event.get("status")
+    try:
+        async for event in follow_events(client, workflow_id, from_offset):
+            if as_json:
+                print(json.dumps(event), flush=True)
+            else:
+                renderer.show(event)
+            if event["type"] == "run_finished":
+                status = event.get("status")
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND or rpc_problem(exc) is not None:
+            raise  # a setting's fault (namespace, credentials): config/cli.py says which
+        print(f"progress: {exc.message} (namespace {client.namespace!r})", file=sys.stderr)
+        return 1
     return 0 if status is not None else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line."""
-    parser = argparse.ArgumentParser(prog="python -m progress", description=__doc__)
+    """The command line; a configuration or connection error is one line and exit status 2 (config/cli.py)."""
+    return run_command("progress", _main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m progress", description=__doc__, epilog=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
     follow_cmd = commands.add_parser("follow", help="render a run's progress until it finishes")
     follow_cmd.add_argument("workflow_id")
     follow_cmd.add_argument("--from-offset", type=int, default=0, help="start at this offset (default 0: everything)")
     follow_cmd.add_argument("--json", action="store_true", help="one JSON event per line instead of the rendering")
     args = parser.parse_args(argv)
-    try:
-        return asyncio.run(follow(args.workflow_id, args.from_offset, args.json))
-    except KeyboardInterrupt:
-        return 130
+    return asyncio.run(follow(args.workflow_id, args.from_offset, args.json))
 
 
 if __name__ == "__main__":
-    os._exit(main())  # sdk-python#300: skip interpreter teardown
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # sdk-python#300: skip interpreter teardown

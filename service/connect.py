@@ -7,7 +7,9 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 
+from config.cli import temporal_unreachable
 from config.settings import Settings
 from service.plugin import AgentServicePlugin
 from telemetry import metrics
@@ -28,8 +30,15 @@ async def connect(settings: Settings, **overrides: Any) -> Client:
     argument (tests pass the address of their own server). The plugin gives the client the pydantic
     converter and the codec of PAYLOAD_* and BLOB_STORE_*, so workers and starters built here all read
     each other's offloaded and encrypted payloads, and tracing.
+
+    A cluster that cannot be reached is a `ConfigError` naming TEMPORAL_ADDRESS (config/cli.py), so every
+    command reports it in one line.
     """
-    return await Client.connect(**{**settings.temporal, **overrides}, plugins=[AgentServicePlugin(settings)])
+    arguments = {**settings.temporal, **overrides}
+    try:
+        return await Client.connect(**arguments, plugins=[AgentServicePlugin(settings)])
+    except (RuntimeError, RPCError) as exc:  # the SDK raises RuntimeError when its first RPC cannot be made
+        raise temporal_unreachable(str(arguments.get("target_host", "?")), exc) from exc
 
 
 def metrics_runtime(bind_address: str | None) -> Runtime | None:

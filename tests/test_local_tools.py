@@ -100,3 +100,28 @@ async def test_writes_and_long_tools_stay_regular_activities(client, probe_worke
     scheduled, local = await tool_activities(ran["handle"])
     assert scheduled == 1 and local == []
     assert [r.tool for r in RAN] == [name]
+
+
+async def test_every_activity_local_ones_included_carries_a_summary_saying_what_it_does(client, worker, fake_llm):
+    """Summaries are the run's table of contents in the UI: a local activity's sits on its marker."""
+    ran = await run(client, worker.task_queue, fake_llm, [("calculator", {"expression": "6 * 7"})])
+    summaries: list[tuple[str, str]] = []
+    for event in (await ran["handle"].fetch_history()).events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            kind = event.activity_task_scheduled_event_attributes.activity_type.name
+        elif event.HasField("marker_recorded_event_attributes") and (
+            event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        ):
+            kind = json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)["activity_type"]
+        else:
+            continue
+        assert event.user_metadata.HasField("summary"), f"{kind} has no summary"
+        summaries.append((kind, json.loads(event.user_metadata.summary.data)))
+    assert summaries == [
+        ("history_limits", "history_limits: the worker's HISTORY_* settings"),
+        ("resolve_agents", "resolve_agents: pin assistant"),
+        ("call_llm", "step 1: call_llm (assistant)"),
+        ("run_tool", "step 2: calculator(expression='6 * 7')"),  # local: shown on its marker
+        ("call_llm", "step 3: call_llm (assistant)"),
+        ("archive_run", "archive_run: completed"),
+    ]

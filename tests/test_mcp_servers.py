@@ -202,3 +202,41 @@ async def test_a_servers_read_only_hint_is_not_trusted_without_read_tools(crm, t
     assert policy["crm__lookup_order"] == policy["crm__slow_lookup"] == ("read", False)
     assert policy["crm__refund_order"] == ("write", True)
     assert not [r for r in caplog.records if "readOnlyHint" in r.getMessage()]
+
+
+def _interpreter_without_mcp(folder: Path) -> Path:
+    """A `python` that is not the worker's: it exits at once, as one lacking the `mcp` package does."""
+    program = folder / "bin" / "python"
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'mcp'\" >&2\nexit 1\n")
+    program.chmod(0o755)
+    return program
+
+
+async def _start_problem(config: McpServerConfig, folder: Path) -> str:
+    manager = McpManager([McpServer("crm", config, folder, {})])
+    problems = await manager.start()
+    await manager.close()
+    return problems["crm"]
+
+
+async def test_a_server_run_by_another_python_names_the_workers_interpreter(tmp_path):
+    other = _interpreter_without_mcp(tmp_path)
+    by_path = McpServerConfig(command=[str(other), str(SERVER)], timeout_seconds=20)
+    problem = await _start_problem(by_path, tmp_path)
+    assert "did not start: MCPError: Connection closed" in problem
+    assert f"`{other}` is not this worker's interpreter {sys.executable}" in problem
+    assert f'write command = ["{sys.executable}", ...] or put {Path(sys.executable).parent} first on PATH' in problem
+    # Started by name, `python` is whatever the server's PATH finds first.
+    by_name = McpServerConfig(command=["python", str(SERVER)], env={"PATH": str(other.parent)}, timeout_seconds=20)
+    problem = await _start_problem(by_name, tmp_path)
+    assert f"`python` is {other}, not this worker's interpreter {sys.executable}" in problem
+
+
+async def test_a_missing_program_and_a_crashing_server_say_what_to_do(tmp_path):
+    missing = await _start_problem(McpServerConfig(command=["no-such-server-program"], timeout_seconds=20), tmp_path)
+    assert "`no-such-server-program` is not on the worker's PATH: give its full path" in missing
+    crash = tmp_path / "crash.py"
+    crash.write_text("raise SystemExit('the CRM database is missing')\n")
+    crashed = await _start_problem(McpServerConfig(command=[sys.executable, str(crash)], timeout_seconds=20), tmp_path)
+    assert f"the server exited before answering: run {sys.executable} {crash} yourself to see why" in crashed

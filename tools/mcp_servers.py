@@ -19,7 +19,11 @@ import contextlib
 import fnmatch
 import json
 import logging
+import os
 import re
+import shlex
+import shutil
+import sys
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -335,9 +339,9 @@ class McpManager:
         problems: dict[str, str] = {}
         for name, outcome in zip(names, outcomes):
             if isinstance(outcome, BaseException):
-                config = self.servers[name].config
-                started = f"command {config.command}" if config.command else f"url {config.url}"
-                problems[name] = f"({started}) " + _describe_failure(outcome, config.timeout_seconds)
+                server = self.servers[name]
+                started = f"command {server.config.command}" if server.config.command else f"url {server.config.url}"
+                problems[name] = f"({started}) " + _describe_failure(outcome, server)
             else:
                 self.tools[name] = registry_tools(self.servers[name], outcome)
         return problems
@@ -347,9 +351,47 @@ class McpManager:
         await asyncio.gather(*(s.close() for s in self.servers.values()), return_exceptions=True)
 
 
-def _describe_failure(exc: BaseException, timeout: float) -> str:
+def _describe_failure(exc: BaseException, server: McpServer) -> str:
     if isinstance(exc, TimeoutError):
-        return f"did not start and list its tools within {timeout:g}s (timeout_seconds)"
+        return f"did not start and list its tools within {server.config.timeout_seconds:g}s (timeout_seconds)"
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    return f"did not start: {type(exc).__name__}: {exc}"
+    return f"did not start: {type(exc).__name__}: {exc}" + start_hint(exc, server)
+
+
+_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+def start_hint(exc: BaseException, server: McpServer) -> str:
+    """The likely cause of a stdio server that never answered: its program, as the worker's PATH resolves it.
+
+    The usual one is `python` (or another interpreter) that is not the worker's own: the server's imports
+    (`mcp` first) fail there, the process exits, and the client sees only "Connection closed".
+    """
+    command = server.config.command
+    closed = isinstance(exc, MCPError) and exc.code == mcp_types.CONNECTION_CLOSED
+    if command is None or not (closed or isinstance(exc, OSError)):
+        return ""
+    program = command[0]
+    if "/" in program:
+        found: str | None = str(program if Path(program).is_absolute() else server._folder / program)
+    else:
+        found = shutil.which(program, path=server.config.env.get("PATH"))
+    own = sys.executable
+    if found is None or not Path(found).exists():
+        return f"; `{program}` is not on the worker's PATH: give its full path (this worker runs {own})"
+    if _PYTHON.match(Path(program).name) and not _same_dir(found, own):
+        which = f"`{program}` is" + ("" if program == found else f" {found},")
+        return (
+            f"; {which} not this worker's interpreter {own}, and may lack the server's packages "
+            f'(mcp): write command = ["{own}", ...] or put {Path(own).parent} first on PATH'
+        )
+    return f"; the server exited before answering: run {shlex.join(command)} yourself to see why (its errors are on the worker's stderr)"
+
+
+def _same_dir(a: str, b: str) -> bool:
+    """Whether two programs sit in one directory (a virtualenv's bin may be reached through a symlink)."""
+    try:
+        return os.path.samefile(Path(a).parent, Path(b).parent)
+    except OSError:
+        return False

@@ -253,7 +253,7 @@ def notify_approval(notice: ApprovalNotice) -> None:
 async def archive_run(request: ArchiveRequest) -> ArchiveReceipt:
     """Write the run's archive (a local activity); failure is `ArchiveFailed`."""
     try:
-        return await _execute(ARCHIVE_RUN, request, ArchiveReceipt, "archive_run")
+        return await _execute(ARCHIVE_RUN, request, ArchiveReceipt, f"archive_run: {request.status}")
     # A local activity's failure may arrive as its cause itself (e.g. a non-retryable ApplicationError).
     except (ActivityError, ApplicationError, TimeoutError) as exc:
         raise ArchiveFailed(_failure(exc) if isinstance(exc, ActivityError) else str(exc)) from exc
@@ -261,18 +261,24 @@ async def archive_run(request: ArchiveRequest) -> ArchiveReceipt:
 
 async def history_limits() -> HistoryLimits:
     """The worker's history settings (a local activity, so the answer is recorded and replays the same)."""
-    return await _execute(HISTORY_LIMITS, None, HistoryLimits, "history limits")
+    return await _execute(HISTORY_LIMITS, None, HistoryLimits, "history_limits: the worker's HISTORY_* settings")
 
 
 async def resolve_agents(request: ResolveAgentsRequest) -> PinnedAgents:
     """Pin the run's agents (a local activity); an agent the worker does not know fails the run as InvalidInput."""
     try:
-        return await _execute(RESOLVE_AGENTS, request, PinnedAgents, "resolve_agents")
+        return await _execute(RESOLVE_AGENTS, request, PinnedAgents, _pinning_summary(request))
     except (ActivityError, ApplicationError) as exc:
         cause = exc.cause if isinstance(exc, ActivityError) else exc
         if isinstance(cause, ApplicationError) and cause.type == "InvalidInput":
             raise InvalidInput(cause.message) from None
         raise
+
+
+def _pinning_summary(request: ResolveAgentsRequest) -> str:
+    """`resolve_agents: pin assistant` (and the planner's specialists): which agents the run fixes for itself."""
+    names = ", ".join(dict.fromkeys(ref.name for ref in request.agents))
+    return f"resolve_agents: pin {names}" + (" and the specialists" if request.specialists else "")
 
 
 async def _execute(
