@@ -15,7 +15,7 @@ from models.hybrid import HybridInput
 from models.run import MAX_APPROVAL_TIMEOUT_SECONDS, AgentRunInput
 from tests.conftest import workflow_id
 from tests.helpers import event_types
-from tests.test_approval_time_skipping import NOTE, env, timer_durations, ts_worker  # noqa: F401 (fixtures)
+from tests.test_approval_time_skipping import NOTE, timer_durations
 from workflows.approvals import expiry
 from workflows.lifecycle import parse_input
 
@@ -90,9 +90,9 @@ async def test_out_of_range_timeout_fails_the_run_at_once(client, worker, fake_l
     assert status["state"] == "failed"
 
 
-async def test_largest_allowed_timeout_works(env, ts_worker, fake_llm):  # noqa: F811 (fixtures)
+async def test_largest_allowed_timeout_works(ts_env, ts_worker, fake_llm):
     fake_llm.push(Reply(tool_calls=[("write_note", NOTE)]), Reply(text="Nobody approved within a year."))
-    handle = await env.client.start_workflow(
+    handle = await ts_env.client.start_workflow(
         "AgentLoopWorkflow",
         {"prompt": "save 1200", "approval": {"timeout_seconds": MAX_APPROVAL_TIMEOUT_SECONDS}},
         id=workflow_id("year"),
