@@ -14,7 +14,7 @@ from devstack.dev_server import free_port, start_dev_server
 from devstack.fake_anthropic import FakeAnthropic
 from service.connect import connect
 from tests.helpers import WorkerProcess
-from tests.replay_check import WINDOWS, replay_failures
+from tests.replay_check import REPLAYED, WINDOWS, replay_failures
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -67,6 +67,12 @@ async def client(dev_server, blob_dir):
     yield client
     failures = await replay_failures(client)
     assert not failures, f"{len(failures)} runs do not replay:\n" + "\n".join(failures)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many runs the session-end replay check replayed, and how long it took."""
+    for runs, seconds in REPLAYED:
+        terminalreporter.write_line(f"replay check: {runs} runs replayed on a fresh replayer in {seconds:.1f} s")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -49,6 +49,9 @@ class TestWindows:
 WINDOWS = TestWindows()
 """Filled by the hooks in tests/conftest.py."""
 
+REPLAYED: list[tuple[int, float]] = []
+"""(runs, seconds) of each replay check the session ran, for its closing summary."""
+
 ENVIRONMENTS: list[dict[str, str]] = []
 """Other environments runs were encoded under (a test's own payload key or blob store): a run the session's
 converter cannot decode is replayed again under each of these before it counts as a failure."""
@@ -97,10 +100,13 @@ async def replay_failures(client: Client, *, made_by: str | None = None, query: 
     failures: list[str] = []
     started: dict[str, datetime | None] = {}
     histories: list[WorkflowHistory] = []
+    began = time.monotonic()
     async for history, start_time in _histories(client, query):
         histories.append(history)
         started[history.run_id] = start_time
-    for run_id, failure in (await _replay(histories)).items():
+    replayed = await _replay(histories)
+    REPLAYED.append((len(histories), time.monotonic() - began))
+    for run_id, failure in replayed.items():
         history = next(h for h in histories if h.run_id == run_id)
         test = made_by or WINDOWS.test_at(started.get(run_id))
         failures.append(f"workflow {history.workflow_id} (run {run_id}), made by {test}: {failure}")
