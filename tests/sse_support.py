@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,3 +107,31 @@ def last_reply_deltas(events: list[SseEvent]) -> list[dict[str, Any]]:
 def last_reply_text(events: list[SseEvent]) -> str:
     """The streamed text of the run's last model reply."""
     return "".join(d["text"] for d in last_reply_deltas(events))
+
+
+@contextlib.asynccontextmanager
+async def serving_events(
+    client: Any, path: str = "/v1/runs/{workflow_id}/events", **options: Any
+) -> AsyncIterator[str]:
+    """progress/sse.py's endpoint alone on uvicorn (127.0.0.1, a free port); yields its base URL."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from devstack.dev_server import free_port
+    from progress.sse import run_events_endpoint
+
+    async def get_client() -> Any:
+        return client
+
+    port = free_port()
+    app = Starlette(routes=[Route(path, run_events_endpoint(get_client, **options))])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving

@@ -10,16 +10,12 @@ import sys
 from pathlib import Path
 
 import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import Route
 
-from devstack.dev_server import free_port
 from devstack.fake_anthropic import Reply
 from progress.reader import follow_events
-from progress.sse import run_events_endpoint
 from tests.conftest import workflow_id
 from tests.helpers import pending_approvals
+from tests.sse_support import serving_events
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,19 +42,8 @@ async def test_sse_endpoint_streams_and_resumes_with_last_event_id(client, worke
         "AgentLoopWorkflow", {"prompt": "hi"}, id=workflow_id("sse"), task_queue=worker.task_queue
     )
 
-    async def get_client():
-        return client
-
-    app = Starlette(
-        routes=[Route("/v1/runs/{workflow_id}/events", run_events_endpoint(get_client, heartbeat_seconds=0.2))]
-    )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.05)
-        url = f"http://127.0.0.1:{port}/v1/runs/{handle.id}/events"
+    async with serving_events(client, heartbeat_seconds=0.2) as base:
+        url = f"{base}/v1/runs/{handle.id}/events"
         async with httpx.AsyncClient(timeout=60) as http:
             live = await http.get(url)  # from the start while the run goes; the response ends after run_finished
             assert live.status_code == 200 and live.headers["content-type"].startswith("text/event-stream")
@@ -77,12 +62,9 @@ async def test_sse_endpoint_streams_and_resumes_with_last_event_id(client, worke
             assert [e["id"] for e in later] == [e["id"] for e in events if int(e["id"]) > middle]
             assert [e["data"] for e in later] == [e["data"] for e in events if int(e["id"]) > middle]
 
-            assert (await http.get(f"http://127.0.0.1:{port}/v1/runs/no-such-run/events")).status_code == 404
+            assert (await http.get(f"{base}/v1/runs/no-such-run/events")).status_code == 404
             bad = await http.get(url, headers={"Last-Event-ID": "x"})
             assert bad.status_code == 400
-    finally:
-        server.should_exit = True
-        await serving
 
 
 async def test_follow_command_renders_a_run_to_completion(client, worker, fake_llm, dev_server):

@@ -16,9 +16,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import Route
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.contrib.workflow_streams import PollInput, PollResult
 from temporalio.service import RPCError
@@ -27,7 +24,6 @@ from devstack.dev_server import free_port
 from devstack.fake_anthropic import Reply
 from models.progress import MAX_POLLS_IN_FLIGHT, POLL_REFUSED, POLL_WAIT, PROGRESS_TOPIC
 from progress.feed import Follower, RunFeeds
-from progress.sse import run_events_endpoint
 from tests.conftest import workflow_id
 from tests.gateway_support import (
     TOKENS,
@@ -41,7 +37,7 @@ from tests.gateway_support import (
 )
 from tests.helpers import eventually, pending_approvals
 from tests.replay_check import assert_replays
-from tests.sse_support import SseEvent, start_following
+from tests.sse_support import SseEvent, serving_events, start_following
 
 NOTE = {"title": "Answer", "body": "1200"}
 POLL = "__temporal_workflow_stream_poll"
@@ -360,17 +356,8 @@ async def test_a_follower_below_the_kept_events_gets_the_same_bytes_as_the_first
     )
     await pending_approvals(handle)
 
-    async def get_client():
-        return client
-
-    app = Starlette(routes=[Route("/events/{workflow_id}", run_events_endpoint(get_client, keep_events=3))])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.05)
-        url = f"http://127.0.0.1:{port}/events/{handle.id}"
+    async with serving_events(client, "/events/{workflow_id}", keep_events=3) as base:
+        url = f"{base}/events/{handle.id}"
         async with httpx.AsyncClient(timeout=60, trust_env=False) as http:
             first = asyncio.create_task(raw_messages(http, url, {}, "run_finished"))
             await asyncio.sleep(1.0)  # the feed has read up to the request and keeps only its last 3 events
@@ -382,6 +369,3 @@ async def test_a_follower_below_the_kept_events_gets_the_same_bytes_as_the_first
             later = await asyncio.wait_for(resumed, 30)
         assert len(everything) > 8 and early == everything[: len(early)]
         assert later == everything[2:]
-    finally:
-        server.should_exit = True
-        await serving
