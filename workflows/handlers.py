@@ -30,10 +30,10 @@ APPROVAL_GATEWAY_PATCH = "approval-gateway"
 APPROVALS_MEMO_PATCH = "approvals-in-memo"
 """Runs recorded before it kept no list of open requests in their memo (the gateway's listing reads it)."""
 ONE_PENDING_SIGNAL_PATCH = "signal-needs-one-pending"
+"""Runs recorded before it let a signal without `request_id` decide the oldest of several pending requests."""
 DECISIONS_WAIT_PATCH = "decisions-wait-for-their-request"
 """Runs recorded before it handled a decision at once, so one that arrived in the workflow task that opens its
 request was ignored or applied depending on which ran first (`_until_decidable`)."""
-"""Runs recorded before it let a signal without `request_id` decide the oldest of several pending requests."""
 
 FINAL_STATES = {
     RunStatus.COMPLETED,
