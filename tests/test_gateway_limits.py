@@ -196,7 +196,7 @@ async def test_a_request_read_in_time_is_served_and_the_connection_stays_usable(
     """The deadline is per request: a keep-alive connection gets a fresh one after each response."""
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway)
     for _ in range(2):
-        writer.write(head("GET", "/v1/approvals", auth("reader")))
+        writer.write(head("GET", "/v1/approvals", auth("bob")))
         status, _, _ = await read_response(reader, timeout=10)
         assert status == 200
         await asyncio.sleep(READ_TIMEOUT * 0.7)  # together longer than one deadline
@@ -206,7 +206,7 @@ async def test_a_request_read_in_time_is_served_and_the_connection_stays_usable(
 async def test_connections_beyond_the_cap_answer_503(gateway):
     idle = [await asyncio.open_connection("127.0.0.1", gateway) for _ in range(8)]
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway)
-    writer.write(head("GET", "/v1/approvals", auth("reader")))
+    writer.write(head("GET", "/v1/approvals", auth("bob")))
     status, _, _ = await read_response(reader, timeout=5)
     assert status == 503
     for _, w in idle:
@@ -215,7 +215,7 @@ async def test_connections_beyond_the_cap_answer_503(gateway):
 
     async def served() -> bool:
         r, w = await asyncio.open_connection("127.0.0.1", gateway)
-        w.write(head("GET", "/v1/approvals", auth("reader")))
+        w.write(head("GET", "/v1/approvals", auth("bob")))
         answer = (await read_response(r, timeout=5))[0]
         w.close()
         return answer == 200
