@@ -2,7 +2,7 @@
 
 Seeded (`STORM_SEED`) and bounded (about 90 s). Four worker processes (tests/storm_worker.py: the product's
 worker with an activity journal) serve one task queue; one has `WORKER_MAX_CACHED_WORKFLOWS=0`, so every
-workflow task it takes is a replay of the whole history so far. A killer SIGKILLs a random worker every few
+workflow task it takes is a replay of the whole history so far. A killer SIGKILLs a random other worker every few
 seconds and starts it again; an approver decides every pending request as it appears, by signal or by the
 `decide` update. The runs cover pattern B (with a write that needs approval), black boxes on both engines
 with approval between steps, handoffs inside black boxes, input screening by a screening agent, and the
@@ -282,7 +282,8 @@ async def test_runs_survive_a_storm_of_worker_kills(settings, fake_llm, fake_ope
         f"workflow tasks replayed whole by the cache-0 worker, {sum(storm.decisions.values())} decisions "
         f"({dict(storm.decisions)}), {len(failed_tasks)} failed workflow tasks, {elapsed:.0f} s"
     )
-    # The cache-0 worker takes fewer tasks the more often it is the one killed: 6 to 19 in the runs measured.
+    # The cache-0 worker has no sticky queue, so it takes only tasks from the shared queue (a run's first, and those
+    # a killed worker left): 3 to 19 per storm in the runs measured, each a replay of the whole history.
     assert storm.kills >= 5 and replays >= 3 and storm.restarts == 1, (storm.kills, replays, storm.restarts)
 
 
@@ -351,12 +352,13 @@ async def start_runs(storm: Storm, queue: str) -> dict[str, str]:
 
 
 async def kill_at_random(storm: Storm) -> None:
-    """SIGKILL a random worker every 1.5-4 s and start it again a moment later (in the background)."""
+    """SIGKILL a random worker (not the cache-0 one) every 1.5-4 s and start it again a moment later."""
     restarts: set[asyncio.Task] = set()
     try:
         while True:
             await asyncio.sleep(storm.rng.uniform(1.5, 4.0))
-            victim = storm.rng.choice(storm.workers)
+            # The cache-0 worker (the first) is spared, so that it stays up to take tasks: each one a whole replay.
+            victim = storm.rng.choice(storm.workers[1:])
             if victim in storm.restarting:
                 continue  # not polling yet: a kill now would test start-up, not recovery
             victim.kill()
