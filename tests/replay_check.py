@@ -9,7 +9,7 @@ stopping it. Each failure names the workflow id, the run and the test that made 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -97,20 +97,24 @@ async def replay_failures(client: Client, *, made_by: str | None = None, query: 
 
     `made_by` names the test when the server served just one; otherwise the test is found by start time.
     """
-    failures: list[str] = []
     started: dict[str, datetime | None] = {}
     histories: list[WorkflowHistory] = []
     began = time.monotonic()
     async for history, start_time in _histories(client, query):
         histories.append(history)
         started[history.run_id] = start_time
-    replayed = await _replay(histories)
+    lines = await _failure_lines(histories, lambda run_id: made_by or WINDOWS.test_at(started.get(run_id)))
     REPLAYED.append((len(histories), time.monotonic() - began))
-    for run_id, failure in replayed.items():
-        history = next(h for h in histories if h.run_id == run_id)
-        test = made_by or WINDOWS.test_at(started.get(run_id))
-        failures.append(f"workflow {history.workflow_id} (run {run_id}), made by {test}: {failure}")
-    return failures
+    return lines
+
+
+async def _failure_lines(histories: list[WorkflowHistory], made_by: Callable[[str], str]) -> list[str]:
+    """Replay `histories`; one line per run that does not replay, naming its workflow, run and test."""
+    workflow_of = {h.run_id: h.workflow_id for h in histories}
+    return [
+        f"workflow {workflow_of[run_id]} (run {run_id}), made by {made_by(run_id)}: {failure}"
+        for run_id, failure in (await _replay(histories)).items()
+    ]
 
 
 async def assert_replays(client: Client, made_by: str, workflow_ids: Iterable[str] | None = None) -> None:
@@ -125,8 +129,4 @@ async def assert_replays(client: Client, made_by: str, workflow_ids: Iterable[st
 async def _replay_ids(client: Client, made_by: str, workflow_ids: list[str]) -> list[str]:
     """For servers without visibility (the time-skipping server): replay the named runs."""
     histories = [await client.get_workflow_handle(wid).fetch_history() for wid in workflow_ids]
-    return [
-        f"workflow {next(h.workflow_id for h in histories if h.run_id == run_id)} (run {run_id}), made by {made_by}: "
-        f"{failure}"
-        for run_id, failure in (await _replay(histories)).items()
-    ]
+    return await _failure_lines(histories, lambda _: made_by)
