@@ -198,6 +198,8 @@ class Trickle:
         self._stop = threading.Event()
         self.cut_after: dict[int, float] = {}
         """Seconds after its start at which the server closed client i (a send failed or recv saw the end)."""
+        self.answers: dict[int, bytes] = {}
+        """What the server wrote to client i before closing it."""
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -220,7 +222,9 @@ class Trickle:
                 try:
                     sock.sendall(self._heads[i][position : position + 1])
                     sock.setblocking(False)
-                    closed = sock.recv(65536) == b""
+                    data = sock.recv(65536)
+                    self.answers[i] = self.answers.get(i, b"") + data
+                    closed = data == b""
                 except BlockingIOError:
                     closed = False
                 except OSError:
@@ -238,10 +242,16 @@ def test_a_client_trickling_its_headers_is_cut_at_the_deadline_token_or_not(serv
     served_within(port, 5)  # the workers are free
     no_token = request_head({"Content-Length": str(len(BODY)), "X-Padding": "x" * 200})
     with_token = request_head({**AUTH, "Content-Length": str(len(BODY)), "X-Padding": "x" * 200})
-    with Trickle(port, [no_token, with_token]) as trickle:
-        deadline = time.monotonic() + 6
-        while len(trickle.cut_after) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+    for _ in range(3):
+        with Trickle(port, [no_token, with_token]) as trickle:
+            deadline = time.monotonic() + 6
+            while len(trickle.cut_after) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        # The worker that served `served_within` frees its slot just after closing that connection: a client
+        # connecting in between is answered 503 at once (the pool is full), which is not what this test is about.
+        if not any(answer.startswith(b"HTTP/1.1 503") for answer in trickle.answers.values()):
+            break
+        served_within(port, 5)
     assert sorted(trickle.cut_after) == [0, 1], trickle.cut_after  # both cut while still sending
     assert all(0.9 < after < 2.0 for after in trickle.cut_after.values()), trickle.cut_after
 
