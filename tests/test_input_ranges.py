@@ -85,6 +85,10 @@ async def test_out_of_range_timeout_fails_the_run_at_once(client, worker, fake_l
     assert getattr(cause, "type", None) == "InvalidInput" and getattr(cause, "non_retryable", False)
     assert "approval.timeout_seconds" in str(cause) and "31536000" in str(cause)
     assert "WORKFLOW_TASK_FAILED" not in await event_types(handle)
+    failed_event = [
+        e async for e in handle.fetch_history_events() if e.HasField("workflow_execution_failed_event_attributes")
+    ]
+    assert failed_event[0].workflow_execution_failed_event_attributes.failure.stack_trace == ""  # one line, no frames
     assert fake_llm.requests == []
     status = await handle.query("status")
     assert status["state"] == "failed"
