@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -23,7 +22,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from config.cli import run_command
+from config.cli import exit_now, run_command
 from config.settings import Settings
 from models.errors import ConfigError
 from models.search_attributes import ALL_KEYS
@@ -198,8 +197,10 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
+def cli() -> None:
+    """The `durable-agents-worker` command."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: avoid a rare abort at interpreter exit
+    cli()

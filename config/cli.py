@@ -9,10 +9,12 @@ debugs the product itself: it is printed only with `--debug` (any position) or `
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import traceback
 from collections.abc import Callable
+from typing import NoReturn
 
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -47,6 +49,17 @@ def run_command(program: str, main: Callable[[list[str]], int], argv: list[str] 
             traceback.print_exc()
         print(f"{program}: {problem}", file=sys.stderr, flush=True)
         return CONFIG_EXIT
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with `code` once its output is flushed, skipping interpreter teardown.
+
+    sdk-python#300: a process that ran the SDK's core runtime may abort while the interpreter tears down, which
+    would turn a clean exit into a crash. Every command's `__main__` ends here.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def temporal_unreachable(target: str, exc: BaseException) -> ConfigError:

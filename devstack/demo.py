@@ -18,6 +18,9 @@ import subprocess
 import sys
 import threading
 import uuid
+from typing import Any
+
+from temporalio.client import WorkflowHandle
 
 from config.settings import Settings
 from devstack import stack
@@ -67,7 +70,7 @@ def start_model_server() -> FakeAnthropic | None:
     return fake
 
 
-def start_worker(address: str, fake: FakeAnthropic | None) -> subprocess.Popen:
+def start_worker(address: str, fake: FakeAnthropic | None) -> subprocess.Popen[bytes]:
     """`python worker.py` in the background, logging to .temporal/worker.log."""
     env = {**os.environ, "TEMPORAL_ADDRESS": address}
     if fake is not None:
@@ -100,7 +103,7 @@ def approve_with_cli(address: str, workflow_id: str, approver: str, request_id: 
     )
 
 
-async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, workflow: str = "hybrid") -> dict:
+async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, workflow: str = "hybrid") -> dict[str, Any]:
     """Start the workflow, report its stages, handle approvals, return its result."""
     client = await connect(Settings.from_env(), target_host=address)
     workflow_id = f"demo-{uuid.uuid4().hex[:8]}"
@@ -117,7 +120,7 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
     latest = {"request_id": ""}  # what Enter approves: the request announced last
     renderer = Renderer(workflow_id, sys.stdout)
 
-    async def on_event(event: dict) -> None:
+    async def on_event(event: dict[str, Any]) -> None:
         """Follow the run's progress stream (no polling): stages, streamed text, tools, approvals."""
         if event["type"] == "stage":
             say(f"[{event['stage']}] waiting for {event.get('waiting_for') or '...'}")
@@ -140,7 +143,7 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
             say("  --auto-approve: approved as 'demo' with the temporal CLI.")
         else:
             say("  or press Enter here to approve as 'you'.")
-            threading.Thread(target=lambda: (sys.stdin.readline(), enter_pressed.set()), daemon=True).start()
+            threading.Thread(target=_wait_for_enter, args=(enter_pressed,), daemon=True).start()
 
     async def follow() -> None:
         async for event in follow_events(client, workflow_id):
@@ -160,7 +163,7 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
             await asyncio.wait({follower}, timeout=10)  # the last events, then on
             break
     follower.cancel()
-    result = result_task.result()
+    result: dict[str, Any] = result_task.result()
     say("Result:\n" + json.dumps(result, indent=2))
     if workflow == "hybrid":
         notification = (result.get("output") or {}).get("notification") or {}
@@ -182,10 +185,15 @@ async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, work
     return result
 
 
+def _wait_for_enter(pressed: threading.Event) -> None:
+    sys.stdin.readline()
+    pressed.set()
+
+
 STAGE_NAMES = {1: "plan", 2: "specialists", 3: "approval", 4: "execute", 5: "notify"}
 
 
-async def stages_done(handle) -> list[str]:
+async def stages_done(handle: WorkflowHandle[Any, Any]) -> list[str]:
     """The hybrid stages in the order their activities and approval timers appear in the history."""
     seen: list[int] = []
     async for event in handle.fetch_history_events():

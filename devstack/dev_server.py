@@ -43,7 +43,7 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -65,7 +65,7 @@ class DevServer:
     """The codec server the UI asks to decode payloads (may hold its token: kept out of repr)."""
     dynamic_config: tuple[str, ...] = ()
     """Extra `--dynamic-config-value key=value` settings (tests that need a server limit lowered)."""
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:

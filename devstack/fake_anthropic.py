@@ -66,7 +66,7 @@ class Recorded:
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The conversation sent."""
-        return self.body.get("messages", [])
+        return list(self.body.get("messages", []))
 
     def tool_results(self) -> list[dict[str, Any]]:
         """tool_result blocks in the last message."""
@@ -176,7 +176,7 @@ class FakeAnthropic(ScriptedServer):
         events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": opening})]
         for index, block in enumerate(content):
             if block["type"] == "text":
-                start = {"type": "text", "text": ""}
+                start: dict[str, Any] = {"type": "text", "text": ""}
                 deltas = [{"type": "text_delta", "text": piece} for piece in text_pieces(block["text"])]
             else:
                 start = {**block, "input": {}}

@@ -56,7 +56,7 @@ class OpenAIRecorded:
     def items(self) -> list[Any]:
         """The conversation sent: Responses `input` items or Chat `messages`."""
         if self.api == "chat":
-            return self.body.get("messages", [])
+            return list(self.body.get("messages", []))
         raw = self.body.get("input", [])
         return [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
 

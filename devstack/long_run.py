@@ -62,7 +62,10 @@ def log_reader(body: dict[str, Any]) -> Reply:
         return Reply(
             text=f"The assistant has searched the log for entries 1 to {max(seen, default=0)}; each search returned the whole log."
         )
-    entries = int(_TARGET.search(first).group(1))
+    target = _TARGET.search(first)
+    if target is None:
+        raise ValueError(f"the long-run script expects a prompt naming 'entries 1 to N', got {first[:80]!r}")
+    entries = int(target.group(1))
     k = _last_entry(body["messages"]) + 1
     if k > entries:
         return Reply(text=final_answer(entries))

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass
@@ -153,9 +153,9 @@ class ScriptedServer:
     def address(self) -> str:
         """http://127.0.0.1:<port>"""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
-    def start(self):
+    def start(self) -> Self:
         """Serve in a background thread."""
         threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True).start()
         return self
@@ -165,7 +165,7 @@ class ScriptedServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -23,7 +23,7 @@ def _text_of(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, str):
         return content
-    return " ".join(b.get("text", "") for b in content if b.get("type") == "text")
+    return " ".join(b.get("text", "") for b in content or () if b.get("type") == "text")
 
 
 def _tool_uses(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import sys
 
 import uvicorn
 from starlette.types import ASGIApp
 
-from config.cli import run_command
+from config.cli import exit_now, run_command
 from config.gateway import GatewaySettings
 from config.settings import Settings
 from gateway.app import build_app
@@ -70,8 +68,10 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
+def cli() -> None:
+    """The `durable-agents-gateway` command."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: an SDK process may abort at interpreter exit
+    cli()

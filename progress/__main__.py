@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from config.cli import DEBUG_HELP, rpc_problem, run_command
+from config.cli import DEBUG_HELP, exit_now, rpc_problem, run_command
 from config.settings import Settings
 from progress.reader import follow_events
 from progress.render import Renderer
@@ -56,7 +55,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: skip interpreter teardown
+    exit_now(main())

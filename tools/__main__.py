@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import os
 import sys
 
-from config.cli import DEBUG_HELP, run_command
+from config.cli import DEBUG_HELP, exit_now, run_command
 from config.settings import Settings
 from models.errors import AgentsFileInvalid
 from tools.loader import LoadedTools, load_registry
@@ -52,6 +51,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    os._exit(code)
+    exit_now(main())
