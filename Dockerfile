@@ -12,13 +12,17 @@ WORKDIR /src
 COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > deps.txt \
     && /opt/venv/bin/pip install -c requirements.lock -r deps.txt
+# Then the project as its wheel, exactly as tests/test_package.py builds and installs it: the run stage
+# gets the installed packages and commands, never the source tree.
 COPY . .
-RUN /opt/venv/bin/pip install --no-deps -c requirements.lock .
+RUN /opt/venv/bin/pip wheel --no-deps -c requirements.lock -w /wheels . \
+    && /opt/venv/bin/pip install --no-deps -c requirements.lock /wheels/durable_agents-*.whl
 
-# --- run: the venv and the source, as an unprivileged user --------------------------------------
-# The code in /app is root-owned and read-only to the worker: everything it writes (blob store, notes,
+# --- run: the venv with the installed wheel, as an unprivileged user -----------------------------
+# The code in /opt/venv is root-owned and read-only to the worker: everything it writes (blob store, notes,
 # outbox, caches, HOME) lives under /data, owned by the worker's user (tests/test_container.py runs the
-# worker this way, reading USER, WORKDIR and ENV from this file).
+# installed wheel this way, reading USER, WORKDIR, ENV and CMD from this file). Your own tool modules are
+# mounted and put on PYTHONPATH (docker-compose.yml: /agents).
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -34,12 +38,11 @@ RUN groupadd --system --gid 10001 agent \
     && useradd --system --uid 10001 --gid agent --home-dir /data/home --no-create-home agent \
     && mkdir -p /data/blobs /data/cache /data/home && chown -R agent:agent /data && chmod 0700 /data
 COPY --from=build /opt/venv /opt/venv
-WORKDIR /app
-COPY . .
+WORKDIR /data
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001
 VOLUME ["/data"]
 EXPOSE 8081 9464
 # 200 while the worker polls; 503 while it starts or drains in-flight activities after SIGTERM.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["python", "-m", "telemetry.health"]
-CMD ["python", "worker.py"]
+CMD ["durable-agents-worker"]

@@ -48,6 +48,23 @@ def dev_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def installed_wheel():
+    """This checkout's wheel installed alone in a venv outside it (tests/package_support.py); the venv.
+
+    Under a 0755 directory so the image's unprivileged user (tests/test_container.py) can run it too.
+    """
+    import shutil
+    import tempfile
+
+    from tests.package_support import install_wheel
+
+    work = Path(tempfile.mkdtemp(prefix="wheel-"))
+    work.chmod(0o755)
+    yield install_wheel(work)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def blob_dir(tmp_path_factory) -> Path:
     """One blob store for the session: the client's codec, in-process workers and worker subprocesses share it."""
     path = tmp_path_factory.mktemp("blobs")

@@ -1,5 +1,5 @@
-"""The image's runtime without Docker: the Dockerfile's USER, WORKDIR and ENV, a root-owned read-only copy
-of the code, the worker started as that uid (`setpriv`), and real runs on the dev server.
+"""The image's runtime without Docker: the Dockerfile's USER, WORKDIR, ENV and CMD, the wheel installed alone in
+a root-owned venv (as the image's /opt/venv), the worker started as that uid (`setpriv`), real runs on the dev server.
 
 What the image's VOLUME holds is a fresh directory owned by the image's user (the Dockerfile's `RUN` chowns
 it, and a named volume starts as a copy of it); every ENV path under the VOLUME or WORKDIR is mapped into
@@ -8,13 +8,12 @@ the test's directories. Needs root (for `setpriv` and a root-owned copy); skippe
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import os
 import re
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from devstack.fake_anthropic import Reply
 from tests.conftest import workflow_id
-from tests.helpers import ROOT, WorkerProcess, eventually, pending_approvals
+from tests.helpers import WorkerProcess, eventually, pending_approvals
 from tests.test_deploy import dockerfile_instructions
 
 pytestmark = pytest.mark.skipif(
@@ -40,6 +39,7 @@ class Image:
     env: dict[str, str]
     volumes: list[str]
     chowned: list[str]
+    cmd: str
 
 
 def read_image() -> Image:
@@ -47,11 +47,13 @@ def read_image() -> Image:
     steps = dockerfile_instructions()
     last = max(i for i, (op, _) in enumerate(steps) if op == "FROM")
     env: dict[str, str] = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
-    user, workdir, volumes, chowned = "0", "/", [], []
+    user, workdir, volumes, chowned, cmd = "0", "/", [], [], ""
     for op, args in steps[last:]:
         if op == "ENV":
             for name, value in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)", args):
                 env[name] = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m.group(1), ""), value)
+        elif op == "CMD":
+            cmd = args
         elif op == "USER":
             user = args.split(":")[0]
         elif op == "WORKDIR":
@@ -61,22 +63,7 @@ def read_image() -> Image:
         elif op == "RUN":
             chowned += re.findall(r"chown (?:-R )?\S+ (\S+)", args)
     assert user.isdigit(), f"USER must be numeric, got {user!r}"
-    return Image(int(user), workdir, env, volumes, chowned)
-
-
-def dockerignored(patterns: list[str]):
-    """A copytree `ignore` honouring .dockerignore's simple patterns (as `COPY . .` does)."""
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        relative = Path(directory).relative_to(ROOT)
-        skipped = set()
-        for name in names:
-            path = (relative / name).as_posix().removeprefix("./")
-            if any(fnmatch.fnmatch(path, p.removeprefix("**/")) or fnmatch.fnmatch(name, p) for p in patterns):
-                skipped.add(name)
-        return skipped | {n for n in names if n == ".venv"}
-
-    return ignore
+    return Image(int(user), workdir, env, volumes, chowned, cmd)
 
 
 @pytest.fixture(scope="module")
@@ -94,17 +81,10 @@ def root_dir():
 
 
 @pytest.fixture(scope="module")
-def code_copy(root_dir, image) -> Path:
-    """The image's WORKDIR: the build context (minus .dockerignore) owned by root, read-only to everyone."""
-    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and p[0] != "#"]
-    app = root_dir / "app"
-    shutil.copytree(ROOT, app, ignore=dockerignored(patterns))
-    for path in [app, *app.rglob("*")]:
-        os.chown(path, 0, 0, follow_symlinks=False)
-        if not path.is_symlink():
-            mode = path.stat().st_mode
-            path.chmod((mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH) & ~0o222 | (0o111 if path.is_dir() else 0))
-    return app
+def code_copy(installed_wheel) -> Path:
+    """The image's /opt/venv: the wheel installed alone (tests/package_support.py), root-owned like the image's."""
+    assert installed_wheel.stat().st_uid == 0
+    return installed_wheel
 
 
 @pytest.fixture
@@ -117,31 +97,33 @@ def volume(root_dir, image) -> Path:
     return data
 
 
-def container_env(image: Image, code: Path, data: Path, **extra: str) -> dict[str, str]:
-    """The Dockerfile's ENV with its VOLUME and WORKDIR mapped here, the venv on PATH, and the test's endpoints."""
+def mapped(image: Image, data: Path, value: str) -> str:
+    """A path of the image (under its VOLUME) as it is here."""
+    prefix = image.volumes[0]
+    if value == prefix or value.startswith(prefix + "/"):
+        return str(data) + value[len(prefix) :]
+    return value
 
-    def mapped(value: str) -> str:
-        for prefix, here in ((image.volumes[0], data), (image.workdir, code)):
-            if value == prefix or value.startswith(prefix + "/"):
-                return str(here) + value[len(prefix) :]
-        return value
 
-    env = {name: mapped(value) for name, value in image.env.items()}
-    env["PATH"] = env["PATH"].replace("/opt/venv/bin", str(Path(sys.executable).parent))
+def container_env(image: Image, venv: Path, data: Path, **extra: str) -> dict[str, str]:
+    """The Dockerfile's ENV with its VOLUME mapped here, the installed venv on PATH, and the test's endpoints."""
+    env = {name: mapped(image, data, value) for name, value in image.env.items()}
+    env["PATH"] = env["PATH"].replace("/opt/venv/bin", str(venv / "bin"))
     return {**env, **extra}
 
 
-def start_container_worker(image: Image, code: Path, env: dict[str, str], log: Path) -> WorkerProcess:
-    """`python worker.py` as the image's uid, in the code copy, with nothing but `env`."""
-    command = [
-        "setpriv",
-        f"--reuid={image.uid}",
-        f"--regid={image.uid}",
-        "--clear-groups",
-        str(Path(sys.executable).parent / "python"),
-        "worker.py",
-    ]
-    return WorkerProcess(env, log, command=command, cwd=code, inherit_env=False).start(timeout=60)
+def as_image_user(image: Image) -> list[str]:
+    return ["setpriv", f"--reuid={image.uid}", f"--regid={image.uid}", "--clear-groups"]
+
+
+def start_container_worker(image: Image, venv: Path, data: Path, env: dict[str, str], log: Path) -> WorkerProcess:
+    """The image's CMD (the wheel's command, found on the image's PATH) as its uid, in its WORKDIR, with only `env`."""
+    (command,) = json.loads(image.cmd)
+    assert "/" not in command and (venv / "bin" / command).exists(), f"CMD {command!r} is not a command of the wheel"
+    return WorkerProcess(
+        env, log, command=[*as_image_user(image), str(venv / "bin" / command)], cwd=Path(mapped(image, data, image.workdir)),
+        inherit_env=False,
+    ).start(timeout=60)  # fmt: skip
 
 
 @pytest.fixture
@@ -161,7 +143,7 @@ def container(image, code_copy, volume, dev_server, fake_llm, settings, tmp_path
             OPENAI_BASE_URL="http://127.0.0.1:9/v1",
             OPENAI_AGENTS_DISABLE_TRACING="1",
         )
-        proc = start_container_worker(image, code_copy, env, tmp_path / f"container-{len(started)}.log")
+        proc = start_container_worker(image, code_copy, volume, env, tmp_path / f"container-{len(started)}.log")
         started.append(proc)
         return proc
 
@@ -170,19 +152,20 @@ def container(image, code_copy, volume, dev_server, fake_llm, settings, tmp_path
         proc.stop()
 
 
-def test_the_image_reads_as_expected_and_runs_the_copy(image, code_copy, volume):
-    assert image.uid != 0 and image.workdir == "/app"
+def test_the_image_reads_as_expected_and_runs_the_installed_wheel(image, code_copy, volume):
+    assert image.uid != 0 and image.workdir == image.volumes[0]
     env = container_env(image, code_copy, volume)
     probe = subprocess.run(
-        ["setpriv", f"--reuid={image.uid}", f"--regid={image.uid}", "--clear-groups", sys.executable, "-c"]
-        + ["import payloads, os; print(payloads.__file__); open('x', 'w')"],
-        cwd=code_copy,
+        [*as_image_user(image), str(code_copy / "bin/python"), "-c"]
+        + ["import payloads, os; print(payloads.__file__); open(os.path.dirname(payloads.__file__) + '/x', 'w')"],
+        cwd=mapped(image, volume, image.workdir),
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    # The worker imports the copy, not the checkout, and cannot write into its own code.
+    # The worker imports the installed wheel, not the checkout, and cannot write into its own code. (The path
+    # is absolute: this venv's interpreter links into root's 0700 home, which Python cannot resolve from PATH.)
     assert probe.stdout.startswith(str(code_copy)), probe.stdout + probe.stderr
     assert "PermissionError" in probe.stderr
 

@@ -278,11 +278,12 @@ def test_dockerfile_is_slim_non_root_pinned_and_secret_free():
     assert all(f.startswith("python:3.11-slim") for f in froms)
     installs = [args for op, args in steps if op == "RUN" and "pip install" in args]
     assert installs and all("-c requirements.lock" in args and "[dev]" not in args for args in installs)
-    assert any(args.endswith(" .") for args in installs)  # the project itself
+    assert any("pip wheel" in args and "durable_agents-" in args for args in installs)  # the project, as its wheel
     final_stage = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
     users = [args for op, args in final_stage if op == "USER"]
     assert users and users[-1] not in ("root", "0")
-    assert ("CMD", '["python", "worker.py"]') in steps
+    assert ("CMD", '["durable-agents-worker"]') in steps  # the wheel's command (tests/test_package.py)
+    assert not [args for op, args in final_stage if op == "COPY" and not args.startswith("--from=build")]
     assert any(op == "HEALTHCHECK" and "telemetry.health" in args for op, args in steps)
     for op, args in steps:
         if op in ("ENV", "ARG"):

@@ -1,17 +1,14 @@
 """The wheel alone runs the product: built from this checkout, installed in a fresh venv outside it, the
 worker and the gateway it installs serve a run on the dev server, from a directory with no source in it.
 
-The venv gets its dependencies from the test venv's site-packages (a plain path entry, so the test venv's
-editable install of this checkout is not loaded) instead of downloading them: `pip check` then proves the
-wheel's declared dependencies are what those packages satisfy, and nothing of the checkout is importable.
+The venv (tests/package_support.py) takes its dependencies from the test venv's packages instead of
+downloading them: `pip check` proves the wheel declares what it imports, and nothing of the checkout is importable.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from devstack.dev_server import free_port
 from devstack.fake_anthropic import Reply
 from tests.gateway_support import TOKENS, auth, write_tokens
 from tests.helpers import ROOT, WorkerProcess, eventually
+from tests.package_support import WHEEL_GLOB, clean_env, run
 
 PRODUCT_PACKAGES = {
     "activities", "archives", "config", "gateway", "models", "payloads", "progress", "service", "telemetry",
@@ -29,39 +27,13 @@ PRODUCT_PACKAGES = {
 }  # fmt: skip
 
 
-def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """A venv outside the checkout holding only the wheel (and, by path, the dependencies); its directory."""
-    work = tmp_path_factory.mktemp("package")
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", work, ROOT, cwd=work)
-    (wheel,) = work.glob("durable_agents-*.whl")
-    deps = work / "deps"  # the test venv's packages, minus this project's own (editable) install
-    deps.mkdir()
-    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
-        if not entry.name.startswith(("durable_agents", "__editable__", "_durable_agents")) and entry.suffix != ".pth":
-            (deps / entry.name).symlink_to(entry)
-    venv = work / "venv"
-    run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=work)
-    site = Path(run(venv / "bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=work))
-    (Path(str(site).strip()) / "dependencies.pth").write_text(f"{deps}\n")
-    run(sys.executable, "-m", "pip", "--python", venv / "bin/python", "install", "-q", "--no-deps", wheel, cwd=work)
-    return venv
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment of a process started outside the checkout: no PYTHONPATH, nothing pointing back here."""
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
-    return {**env, **extra}
+@pytest.fixture
+def installed(installed_wheel: Path) -> Path:
+    return installed_wheel
 
 
 def test_the_wheel_holds_every_product_package_and_nothing_of_the_dev_tooling(installed):
-    (wheel,) = installed.parent.glob("durable_agents-*.whl")
+    (wheel,) = installed.parent.glob(WHEEL_GLOB)
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist() if not name.startswith("durable_agents-")}
     assert tops == PRODUCT_PACKAGES | {"worker.py"}
     subpackages = {name.rsplit("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist() if name.endswith("__init__.py")}
