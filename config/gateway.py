@@ -56,11 +56,6 @@ class GatewaySettings:
             ).digest()
         return b""
 
-    @property
-    def links_enabled(self) -> bool:
-        """Whether approval links can be made and checked."""
-        return bool(self.link_secret)
-
 
 def check_gateway(settings: GatewaySettings) -> GatewaySettings:
     """Refuse combinations that cannot work: a webhook without signed links, or a short secret."""

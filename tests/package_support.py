@@ -8,6 +8,7 @@ editable install of this checkout (loaded by a `.pth` hook there) is not: nothin
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -27,6 +28,7 @@ def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> s
 
 def install_wheel(work: Path) -> Path:
     """Build the wheel into `work` and install it alone in `work/venv`; the venv's directory."""
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would ship a stale build/lib's deleted modules
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", work, ROOT, cwd=work)
     (wheel,) = work.glob(WHEEL_GLOB)
     deps = work / "deps"

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from activities.pricing import FALLBACK_PER_MTOK, cost_usd
 from activities.providers.errors import http_error, retry_after
 from config.settings import Settings
 from models.conversation import ToolCall, ToolOutcome
 from models.errors import ConfigError, ToolInputError
 from models.llm import LlmResponse
+from models.pricing import FALLBACK_PER_MTOK, cost_usd
 from models.run import Budget, Usage
 from tools.calculator import evaluate, format_number
 from tools.catalog import REGISTRY

@@ -63,14 +63,6 @@ class AgentTable(BaseModel):
         return check_model_name(value)
 
 
-class AgentsFileTables(BaseModel):
-    """The whole file: `[agents.*]` and `[mcp_servers.*]`."""
-
-    model_config = ConfigDict(extra="forbid")
-    agents: dict[str, AgentTable] = Field(default_factory=dict)
-    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
-
-
 @dataclass
 class AgentsFile:
     """What parsed: each agent's table and resolved output schema, and each server's config; problems beside."""

@@ -85,7 +85,6 @@ class HybridAgentWorkflow(AgentWorkflow):
         self._stage, self._waiting_for = stage, waiting_for
         if stage is not None:
             self._progress.stage(stage, waiting_for)
-        if stage is not None:
             workflow.set_current_details(f"**{stage}** — waiting for {waiting_for}")
 
     async def _stages(self) -> RunStatus:

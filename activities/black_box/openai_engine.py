@@ -45,12 +45,12 @@ from activities.black_box.openai_breakers import (
 from activities.black_box.openai_handoffs import missing_tool_message, native_handoff
 from activities.black_box.progress import AgentProgress
 from activities.black_box.streamed_run import run_agent
-from activities.pricing import cost_usd
 from activities.providers.errors import truncated_stream
 from activities.providers.openai_provider import OpenAIProvider, classified, failed_event
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.budget import estimate_tokens
 from models.conversation import ToolCall
+from models.pricing import cost_usd
 from telemetry.observe import generation
 from tools.output_check import CORRECTIONS, check_output, correction, output_invalid
 from tools.registry import AgentProfile, Registry, Tool
@@ -389,8 +389,6 @@ class OpenAIAgentEngine:
             except BreakerTripped as exc:
                 return progress.result(None, stopped=exc.rule, rule=exc.rule.split(":", 1)[0])
             except MaxTurnsExceeded:
-                if breakers.tripped is not None:  # the last round broke a rule; the ceiling came before the check
-                    return progress.result(None, stopped=breakers.tripped, rule=breakers.tripped.split(":", 1)[0])
                 if breakers.tripped is not None:  # the last round broke a rule; the ceiling came before the check
                     return progress.result(None, stopped=breakers.tripped, rule=breakers.tripped.split(":", 1)[0])
                 return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")

@@ -12,10 +12,10 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.pricing import cost_usd
 from activities.progress_publisher import publish_event
 from models.blackbox import BlackBoxHandoff, InvokeAgentResult
 from models.budget import Allowance, CallFit, fit_within
+from models.pricing import cost_usd
 from models.run import Usage
 from telemetry.metrics import activity_meter, record_llm_tokens
 

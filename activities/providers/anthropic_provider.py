@@ -8,7 +8,6 @@ import anthropic
 import httpx2  # the SDK's own transport (a dependency of anthropic): a cut stream raises its errors unwrapped
 from temporalio.exceptions import ApplicationError
 
-from activities.pricing import cost_usd
 from activities.progress_publisher import publish_text
 from activities.providers.errors import (
     config_error,
@@ -22,6 +21,7 @@ from config.sections import AnthropicSettings
 from models.budget import estimate_tokens
 from models.conversation import Conversation, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
 from models.llm import LlmResponse
+from models.pricing import cost_usd
 from models.run import Usage
 from telemetry.observe import generation
 from tools.registry import Tool

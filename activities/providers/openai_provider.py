@@ -17,7 +17,6 @@ from openai.types.responses import (
 )
 from temporalio.exceptions import ApplicationError
 
-from activities.pricing import cost_usd
 from activities.progress_publisher import publish_text
 from activities.providers.errors import (
     config_error,
@@ -30,6 +29,7 @@ from activities.providers.errors import (
 from config.sections import OpenAISettings
 from models.conversation import Conversation, TextBlock, ToolCall, ToolUseBlock
 from models.llm import LlmResponse
+from models.pricing import cost_usd
 from models.run import Usage
 from telemetry.observe import generation
 from tools.registry import Tool
