@@ -12,7 +12,8 @@ SUPPORTED_PROVIDERS = ("anthropic", "openai")
 
 SEVEN_DAYS = 7 * 24 * 3600
 MAX_APPROVAL_TIMEOUT_SECONDS = 365 * 24 * 3600
-"""31,536,000: the longest an approval request may wait (DESIGN.md, "Result": every number has a range)."""
+"""31,536,000: the longest an approval request may wait (every number of the input has a range: the gateway
+and the workflow refuse what is outside it, naming the field)."""
 MAX_RUN_SECONDS = 365 * 24 * 3600
 """`budget.max_seconds` at most a year of working time (approval waits do not count against it)."""
 MAX_TOKENS = 10**10

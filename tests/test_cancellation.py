@@ -1,7 +1,7 @@
 """Cancellation at every point of a run, end to end on the dev server, from the SDK and the `temporal` CLI.
 
 Each test cancels while the run awaits something (a model call, a tool call, a black box, a fan-out, an
-approval, a hybrid stage, a later generation) and checks the contract (DESIGN.md, "Cancellation"): the run
+approval, a hybrid stage, a later generation) and checks what a cancel promises: the run
 closes Canceled within seconds, the in-flight activity is cancelled, the fake model gets no request after
 the cancel, `AgentStatus` and the `status` query say `cancelled` with the usage spent.
 """

@@ -19,7 +19,7 @@ from tests.test_approval_time_skipping import NOTE, timer_durations
 from workflows.approvals import expiry
 from workflows.lifecycle import parse_input
 
-assert MAX_APPROVAL_TIMEOUT_SECONDS == 31_536_000  # DESIGN.md: at most 365 days
+assert MAX_APPROVAL_TIMEOUT_SECONDS == 31_536_000  # at most 365 days
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ fi
 # A new namespace reaches every server role through a cache refresh, a few seconds later.
 wait_for "namespace $namespace" temporal operator search-attribute list --address "$address" --namespace "$namespace"
 
-# Keyword attributes named in DESIGN.md (models/search_attributes.py keeps the same list).
+# The product's keyword search attributes (models/search_attributes.py keeps the same list; tests/test_deploy.py checks both agree).
 for name in AgentName AgentStatus AgentPattern CustomerId TenantId; do
   if ! temporal operator search-attribute list --address "$address" --namespace "$namespace" | grep -qw "$name"; then
     temporal operator search-attribute create --address "$address" --namespace "$namespace" --name "$name" --type Keyword
