@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
 
 from workflows import calls, patches
+from workflows.active_agent import ActiveAgent
 from workflows.handlers import RunHandlers
 from workflows.progress import RunProgress
-from workflows.steered_loop import ActiveAgent
 from workflows.visibility import (
     current_trace_id,
     publish_search_attributes,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from temporalio import workflow
 
 from workflows import calls, patches, tool_plan
+from workflows.active_agent import ActiveAgent
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import Decision
@@ -36,16 +37,6 @@ GUARDRAILS_PATCH = "circuit-breakers"
 EMPTY_REPLY_NUDGE = "Your reply was empty. Call a tool, or give your final answer."
 """Runs recorded before the circuit breakers and tool-output screening ran without them."""
 """Runs recorded before it ran every tool call of a reply, however many; they replay so."""
-
-
-@dataclass(frozen=True)
-class ActiveAgent:
-    """An agent a loop can run as: its pinned profile, spec digest, model and the queue of its model calls."""
-
-    profile: AgentProfile
-    spec: str | None
-    model: str | None
-    llm_task_queue: str | None
 
 
 @dataclass
