@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.approval_links import ApprovalLink, link_url, proposal_digest, sign_link
-from activities.notify import _origin
+from activities.notify import url_origin
 from config.gateway import GatewaySettings
 from models.approval_notice import ApprovalNotice, ApprovalNoticeReceipt
 
@@ -62,7 +62,7 @@ class ApprovalNotifyActivities:
             response = await http.post(url, json=body, headers={"Idempotency-Key": notice.idempotency_key})
         links = len(body["links"])  # type: ignore[arg-type]
         if response.status_code == 409:
-            return ApprovalNoticeReceipt(sent=True, destination=_origin(url), links=links, duplicate=True)
+            return ApprovalNoticeReceipt(sent=True, destination=url_origin(url), links=links, duplicate=True)
         if response.status_code >= 400:
             retryable = response.status_code in (408, 429) or response.status_code >= 500
             raise ApplicationError(
@@ -70,4 +70,4 @@ class ApprovalNotifyActivities:
                 type="WebhookError",
                 non_retryable=not retryable,
             )
-        return ApprovalNoticeReceipt(sent=True, destination=_origin(url), links=links)
+        return ApprovalNoticeReceipt(sent=True, destination=url_origin(url), links=links)

@@ -43,7 +43,7 @@ def append_once(path: Path, request: NotificationRequest) -> bool:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _origin(url: str) -> str:
+def url_origin(url: str) -> str:
     """Scheme and host only: a webhook URL's path or query may carry a token, and receipts land in history."""
     parsed = httpx.URL(url)
     return f"{parsed.scheme}://{parsed.host}"
@@ -71,10 +71,10 @@ class NotifyActivities:
                 url, json=request.model_dump(mode="json"), headers={"Idempotency-Key": request.idempotency_key}
             )
         if response.status_code == 409:  # the receiver already has this key
-            return NotificationReceipt(channel="webhook", destination=_origin(url), duplicate=True)
+            return NotificationReceipt(channel="webhook", destination=url_origin(url), duplicate=True)
         if response.status_code >= 400:
             retryable = response.status_code in (408, 429) or response.status_code >= 500
             raise ApplicationError(
                 f"webhook answered HTTP {response.status_code}", type="WebhookError", non_retryable=not retryable
             )
-        return NotificationReceipt(channel="webhook", destination=_origin(url))
+        return NotificationReceipt(channel="webhook", destination=url_origin(url))
