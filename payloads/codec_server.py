@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hmac
 import io
 import json
 import logging
-import socket
 import sys
 import threading
-import time
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf import json_format
@@ -47,16 +44,11 @@ from config.sections import DEFAULT_CODEC_MAX_BODY_BYTES, DEFAULT_CODEC_ORIGINS
 from config.settings import Settings
 from models.errors import ConfigError
 from payloads.converter import payload_codec
+from payloads.http_pool import DeadlineReader, PooledHTTPServer
 
 log = logging.getLogger("codec_server")
 
 ROUTES = ("encode", "decode")
-_BUSY_BODY = b'{"error": "all codec server workers are busy; try again"}'
-BUSY_RESPONSE = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-    b"Connection: close\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
-)
-"""What a connection gets when every worker is busy: sent at once, from the accepting thread."""
 
 
 class Refused(Exception):
@@ -92,7 +84,7 @@ class CodecServer:
         self.max_body_bytes = max_body_bytes
         self.timeout_seconds = timeout_seconds
         self._loop = asyncio.new_event_loop()
-        self._http = _PooledHTTPServer((host, port), CodecRequestHandler, self, threads)
+        self._http = PooledHTTPServer((host, port), CodecRequestHandler, self, threads)
 
     @property
     def url(self) -> str:
@@ -152,77 +144,17 @@ class CodecServer:
         return json.dumps(json_format.MessageToDict(payloads)).encode()
 
 
-class _PooledHTTPServer(HTTPServer):
-    """One thread per request, at most `threads` at once; a connection beyond them is answered 503 at once."""
-
-    daemon_threads = True
-    request_queue_size = 64
-
-    def __init__(self, address: tuple[str, int], handler: type, app: CodecServer, threads: int) -> None:
-        super().__init__(address, handler)
-        self.app = app
-        self.threads = threads
-        self._slots = threading.BoundedSemaphore(threads)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self._busy(request)
-            return
-        threading.Thread(target=self._serve, args=(request, client_address), daemon=True).start()
-
-    def _busy(self, request: socket.socket) -> None:
-        """503 without waiting: the accept loop never blocks, so slow clients cannot queue the others."""
-        log.warning("all %d workers busy: 503", self.threads)
-        try:
-            request.setblocking(False)
-            with contextlib.suppress(OSError):  # whatever already arrived is read, so closing does not reset
-                for _ in range(4):  # the connection before the client reads the answer (at most 256 KiB)
-                    if not request.recv(65536):
-                        break
-            request.send(BUSY_RESPONSE)  # a few hundred bytes into an empty send buffer: never blocks
-        except OSError:
-            pass
-        self.shutdown_request(request)
-
-    def _serve(self, request: socket.socket, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-            self._slots.release()
-
-
-class _DeadlineReader(io.RawIOBase):
-    """A socket's reads, all within one deadline: each read may wait only for the time that is left."""
-
-    def __init__(self, sock: socket.socket, seconds: float) -> None:
-        self._sock = sock
-        self._deadline = time.monotonic() + seconds
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the request did not arrive within the deadline")
-        self._sock.settimeout(left)
-        return self._sock.recv_into(buffer)
-
-
 class CodecRequestHandler(BaseHTTPRequestHandler):
     """Temporal's codec protocol over HTTP/1.1; every check happens before the body is read."""
 
     protocol_version = "HTTP/1.1"
-    server: _PooledHTTPServer
+    server: PooledHTTPServer[CodecServer]
 
     def setup(self) -> None:
         """Read the request (line, headers, body) through one deadline: a slow client cannot hold a thread."""
         super().setup()
         self.rfile.close()  # the plain socket file: replaced by one that keeps the deadline
-        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self.server.app.timeout_seconds))
+        self.rfile = io.BufferedReader(DeadlineReader(self.connection, self.server.app.timeout_seconds))
 
     def log_message(self, format: str, *args: Any) -> None:  # the default log line would print the path (token)
         pass
