@@ -20,7 +20,8 @@ from activities.tool_executor import ToolExecutor
 from models.conversation import ToolCall
 from models.errors import ToolInputError
 from tools.deps import ToolDeps
-from tools.mcp_servers import McpManager, McpServer, McpServerConfig, McpServerUnavailable, registry_tools
+from tools.mcp_config import McpServerConfig
+from tools.mcp_servers import McpManager, McpServer, McpServerUnavailable, registry_tools
 from tools.notes import NoteStore
 from tools.registry import Registry
 

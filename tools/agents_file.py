@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from models.guardrails import GuardrailPolicy
 from models.run import check_model_name
 from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
-from tools.mcp_servers import SEPARATOR, McpServerConfig
+from tools.mcp_config import SEPARATOR, McpServerConfig
 from tools.output_check import schema_problems
 from tools.registry import AgentProfile, Registry, Tool
 

@@ -16,14 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import json
 import logging
-import os
-import re
-import shlex
-import shutil
-import sys
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -36,10 +30,11 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.errors import ToolInputError
 from models.visible import visible
+from tools.mcp_config import SEPARATOR, McpServerConfig, matches, substitute
+from tools.mcp_start import describe_start_failure
 from tools.registry import CallInfo, Tool, default_retry
 
 log = logging.getLogger(__name__)
@@ -47,55 +42,9 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_META_KEY = "idempotency_key"
 """The key of the call's idempotency key in each `tools/call` request's `_meta`."""
 
-SEPARATOR = "__"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class McpServerConfig(BaseModel):
-    """One `[mcp_servers.NAME]` table: a stdio `command` or a Streamable HTTP `url`, and the tools' policy."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    command: list[str] | None = Field(default=None, min_length=1)
-    """stdio: the program and its arguments; relative paths and the working directory are the agents file's folder."""
-    env: dict[str, str] = Field(default_factory=dict)
-    """stdio: extra environment of the server process (`${VAR}` from the worker's environment)."""
-    url: str | None = Field(default=None, pattern=r"^https?://")
-    """Streamable HTTP endpoint."""
-    headers: dict[str, str] = Field(default_factory=dict)
-    """HTTP: request headers (`${VAR}` from the worker's environment)."""
-    read_tools: list[str] = Field(default_factory=list)
-    """fnmatch patterns of read tools; default: none (a server's readOnlyHint alone is not trusted)."""
-    approval_tools: list[str] | None = None
-    """fnmatch patterns of tools that need approval; default: every tool that is not read."""
-    timeout_seconds: float = Field(default=30, gt=0)
-    """Start-up and listing, and each call."""
-    max_attempts: int = Field(default=3, ge=1)
-
-    @model_validator(mode="after")
-    def _one_transport(self) -> McpServerConfig:
-        if (self.command is None) == (self.url is None):
-            raise ValueError("give either command (stdio) or url (Streamable HTTP)")
-        if self.url is not None and self.env:
-            raise ValueError("env is for stdio servers (command); an HTTP server takes headers")
-        if self.command is not None and self.headers:
-            raise ValueError("headers are for HTTP servers (url); a stdio server takes env")
-        return self
-
 
 class McpServerUnavailable(ConnectionError):
     """The server went away (process died, connection closed): retryable; the next call reopens the session."""
-
-
-def substitute(value: str, environ: Mapping[str, str], where: str) -> str:
-    """`${VAR}` replaced from `environ`; an unset variable is a ValueError naming it and `where`."""
-
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in environ:
-            raise ValueError(f"{where} uses ${{{name}}}, which is not set in the worker's environment")
-        return environ[name]
-
-    return _VAR.sub(one, value)
 
 
 class McpServer:
@@ -104,7 +53,8 @@ class McpServer:
     def __init__(self, name: str, config: McpServerConfig, folder: Path, environ: Mapping[str, str]) -> None:
         self.name = name
         self.config = config
-        self._folder = folder
+        self.folder = folder
+        """Where a relative command or `cwd` is resolved: the agents file's directory."""
         self._environ = environ
         self._session: ClientSession | None = None
         self._owner: asyncio.Task[None] | None = None
@@ -154,12 +104,12 @@ class McpServer:
         if self.config.command is not None:
             program, *args = self.config.command
             if "/" in program and not Path(program).is_absolute():
-                program = str(self._folder / program)
+                program = str(self.folder / program)
             env = {
                 k: substitute(v, self._environ, f"[mcp_servers.{self.name}] env.{k}")
                 for k, v in self.config.env.items()
             }
-            return stdio_client(StdioServerParameters(command=program, args=args, env=env, cwd=str(self._folder)))
+            return stdio_client(StdioServerParameters(command=program, args=args, env=env, cwd=str(self.folder)))
         headers = {
             k: substitute(v, self._environ, f"[mcp_servers.{self.name}] headers.{k}")
             for k, v in self.config.headers.items()
@@ -276,9 +226,9 @@ def registry_tools(server: McpServer, listed: list[mcp_types.Tool]) -> list[Tool
     _warn_untrusted_hints(server.name, config, listed)
     tools = []
     for item in listed:
-        read = _matches(item.name, config.read_tools)
+        read = matches(item.name, config.read_tools)
         if config.approval_tools is not None:
-            approval = _matches(item.name, config.approval_tools)
+            approval = matches(item.name, config.approval_tools)
         else:
             approval = not read
         tools.append(
@@ -300,7 +250,7 @@ def registry_tools(server: McpServer, listed: list[mcp_types.Tool]) -> list[Tool
 def _warn_untrusted_hints(server: str, config: McpServerConfig, listed: list[mcp_types.Tool]) -> None:
     """One warning line naming the tools the server calls read-only that `read_tools` does not list."""
     hinted = [t.name for t in listed if t.annotations and t.annotations.read_only_hint]
-    untrusted = [name for name in hinted if not _matches(name, config.read_tools)]
+    untrusted = [name for name in hinted if not matches(name, config.read_tools)]
     if untrusted:
         log.warning(
             "MCP server %s annotates %s readOnlyHint, but its read_tools does not list them: they count as write "
@@ -310,10 +260,6 @@ def _warn_untrusted_hints(server: str, config: McpServerConfig, listed: list[mcp
             visible(", ".join(untrusted), multiline=False),  # the names come from the server: no control characters
             server,
         )
-
-
-def _matches(name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def _handler(server: McpServer, tool: str) -> Any:
@@ -341,7 +287,7 @@ class McpManager:
             if isinstance(outcome, BaseException):
                 server = self.servers[name]
                 started = f"command {server.config.command}" if server.config.command else f"url {server.config.url}"
-                problems[name] = f"({started}) " + _describe_failure(outcome, server)
+                problems[name] = f"({started}) " + describe_start_failure(outcome, server.config, server.folder)
             else:
                 self.tools[name] = registry_tools(self.servers[name], outcome)
         return problems
@@ -349,49 +295,3 @@ class McpManager:
     async def close(self) -> None:
         """Close every session; a stdio server's process ends with its session."""
         await asyncio.gather(*(s.close() for s in self.servers.values()), return_exceptions=True)
-
-
-def _describe_failure(exc: BaseException, server: McpServer) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"did not start and list its tools within {server.config.timeout_seconds:g}s (timeout_seconds)"
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return f"did not start: {type(exc).__name__}: {exc}" + start_hint(exc, server)
-
-
-_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
-
-
-def start_hint(exc: BaseException, server: McpServer) -> str:
-    """The likely cause of a stdio server that never answered: its program, as the worker's PATH resolves it.
-
-    The usual one is `python` (or another interpreter) that is not the worker's own: the server's imports
-    (`mcp` first) fail there, the process exits, and the client sees only "Connection closed".
-    """
-    command = server.config.command
-    closed = isinstance(exc, MCPError) and exc.code == mcp_types.CONNECTION_CLOSED
-    if command is None or not (closed or isinstance(exc, OSError)):
-        return ""
-    program = command[0]
-    if "/" in program:
-        found: str | None = str(program if Path(program).is_absolute() else server._folder / program)
-    else:
-        found = shutil.which(program, path=server.config.env.get("PATH"))
-    own = sys.executable
-    if found is None or not Path(found).exists():
-        return f"; `{program}` is not on the worker's PATH: give its full path (this worker runs {own})"
-    if _PYTHON.match(Path(program).name) and not _same_dir(found, own):
-        which = f"`{program}` is" + ("" if program == found else f" {found},")
-        return (
-            f"; {which} not this worker's interpreter {own}, and may lack the server's packages "
-            f'(mcp): write command = ["{own}", ...] or put {Path(own).parent} first on PATH'
-        )
-    return f"; the server exited before answering: run {shlex.join(command)} yourself to see why (its errors are on the worker's stderr)"
-
-
-def _same_dir(a: str, b: str) -> bool:
-    """Whether two programs sit in one directory (a virtualenv's bin may be reached through a symlink)."""
-    try:
-        return os.path.samefile(Path(a).parent, Path(b).parent)
-    except OSError:
-        return False
