@@ -10,7 +10,8 @@ import pytest
 
 from models.approval import Decision
 from models.errors import DecisionRefused, NotAnApprover
-from workflows.approvals import MAX_IGNORED, ApprovalBook, proposal_markdown
+from workflows.approval_text import proposal_markdown
+from workflows.approvals import MAX_IGNORED, ApprovalBook
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)

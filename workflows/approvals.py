@@ -6,7 +6,6 @@ is checked first (`check_update`) so a person is told why it was refused.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from models.approval import (
     gateway_may_decide,
 )
 from models.errors import AlreadyDecided, DecisionRefused, NotAnApprover, UnknownRequest
+from workflows.approval_text import DECIDE_EXAMPLE, first_error, json_type
 
 MAX_IGNORED = 100
 MAX_DECIDED_SHOWN = 50
@@ -39,29 +39,6 @@ def expiry(now: datetime, timeout: timedelta) -> datetime:
         return now + timeout
     except OverflowError:
         return datetime.max.replace(tzinfo=now.tzinfo)
-
-
-DECIDE_EXAMPLE = '{"request_id": "req-1", "approved": true, "approver": "alice"}'
-"""What a `decide` payload looks like, for refusals."""
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type, as the person who sent it typed it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return type(value).__name__
-
-
-def _first_error(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors())
 
 
 class ApprovalBook(BaseModel):
@@ -158,12 +135,12 @@ class ApprovalBook(BaseModel):
         """
         model = ApproveSignal if signal == "approve" else RejectSignal
         if not isinstance(payload, Mapping):
-            return self._ignore(now, signal, None, None, f"payload must be a JSON object, got {_json_type(payload)}")
+            return self._ignore(now, signal, None, None, f"payload must be a JSON object, got {json_type(payload)}")
         try:
             parsed = model.model_validate(dict(payload))
         except ValidationError as exc:
             return self._ignore(
-                now, signal, payload.get("approver"), payload.get("request_id"), f"invalid payload: {_first_error(exc)}"
+                now, signal, payload.get("approver"), payload.get("request_id"), f"invalid payload: {first_error(exc)}"
             )
         comment = parsed.comment if isinstance(parsed, ApproveSignal) else parsed.reason
         try:
@@ -187,11 +164,11 @@ class ApprovalBook(BaseModel):
     def check_update(self, payload: Any) -> DecideUpdate:
         """Validate an update `decide`; raises DecisionRefused with a clear message, changing nothing."""
         if not isinstance(payload, Mapping):
-            raise DecisionRefused(f"payload must be a JSON object like {DECIDE_EXAMPLE}, got {_json_type(payload)}")
+            raise DecisionRefused(f"payload must be a JSON object like {DECIDE_EXAMPLE}, got {json_type(payload)}")
         try:
             update = DecideUpdate.model_validate(dict(payload))
         except ValidationError as exc:
-            raise DecisionRefused(f"invalid payload: {_first_error(exc)}") from None
+            raise DecisionRefused(f"invalid payload: {first_error(exc)}") from None
         self._target(update.request_id, update.approver, authenticated_by=update.authenticated_by)
         return update
 
@@ -300,19 +277,3 @@ class ApprovalBook(BaseModel):
         self.ignored.append(entry)
         del self.ignored[:-MAX_IGNORED]
         return entry
-
-
-def proposal_markdown(workflow_id: str, request: ApprovalRequest) -> str:
-    """What the Temporal UI shows (current details) while a request waits: the proposal and how to answer."""
-    proposal = json.dumps(request.proposal, indent=2, sort_keys=True)
-    who = ", ".join(request.approvers) if request.approvers else "anyone"
-    return (
-        f"## Waiting for approval: {request.request_id}\n\n"
-        f"**{request.summary}**\n\n```json\n{proposal}\n```\n\n"
-        f"Expires {request.expires_at.isoformat()} (then counts as rejected). Approvers: {who}.\n\n"
-        f'Approve: signal `approve` with `{{"approver": "<name>", "request_id": "{request.request_id}"}}`; '
-        f'reject: signal `reject` with `{{"approver": "<name>", "reason": "...", "request_id": "{request.request_id}"}}`. '
-        "The approver name in a signal is taken as sent; the gateway's approval links and API authenticate it.\n\n"
-        f"CLI: `temporal workflow signal --workflow-id {workflow_id} --name approve "
-        f'--input \'{{"approver": "<name>", "request_id": "{request.request_id}"}}\'`'
-    )

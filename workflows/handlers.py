@@ -22,7 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from models.status import StatusView
     from telemetry.metrics import record_approval, record_guardrail_rejection, record_run_end
     from telemetry.tracing import tracer
-    from workflows.approvals import ApprovalBook, proposal_markdown
+    from workflows.approval_text import proposal_markdown
+    from workflows.approvals import ApprovalBook
     from workflows.ledger import RunLedger
 
 APPROVAL_GATEWAY_PATCH = "approval-gateway"
