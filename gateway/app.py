@@ -18,6 +18,7 @@ from config.gateway import GatewaySettings
 from config.settings import Settings
 from gateway import approvals, page, runs
 from gateway.http import ApiError, caller
+from gateway.known_agents import KnownAgents
 from gateway.limits import BodyLimit
 from gateway.openapi import openapi_document
 from gateway.tenants import owned_run
@@ -104,4 +105,5 @@ def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlett
     app.state.client = client
     app.state.settings = settings
     app.state.tokens = tokens
+    app.state.agents = KnownAgents.load(settings.agents_file)  # AgentsFileInvalid: the gateway does not start
     return app
