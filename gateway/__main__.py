@@ -1,4 +1,8 @@
-"""`python -m gateway [--debug]`: settings, tokens, one Temporal client (as the worker builds it), uvicorn until SIGTERM."""
+"""`python -m gateway [--debug]`: settings, tokens, one Temporal client (as the worker builds it), uvicorn until SIGTERM.
+
+The workers' AGENTS_FILE, when set, is read at start for the agents' names (gateway/known_agents.py); a problem in
+it stops the gateway as it stops a worker.
+"""
 
 from __future__ import annotations
 
