@@ -190,16 +190,24 @@ def test_a_changed_file_is_read_again_and_a_broken_one_keeps_the_agents_read_bef
     assert "AGENTS_FILE changed but has problems" in caplog.text and "TOML syntax error" in caplog.text
 
 
-def test_a_broken_agents_file_stops_the_gateway_naming_it(client, settings, tmp_path):
-    from gateway.app import build_app
-    from gateway.tokens import load_tokens
-    from models.errors import AgentsFileInvalid
+def test_a_broken_agents_file_stops_python_m_gateway_before_it_connects(tmp_path, monkeypatch, capsys):
+    """Exit 2 and the file's problems, as a worker stops: Temporal is not even tried (its address here is closed)."""
+    from gateway.__main__ import main
 
     path = write_agents(tmp_path, '[agents.assistant]\ninstructions = "Mine."\n\n[agents.lost]\nhandoffs = ["x"]\n')
-    gw_settings = with_gateway(dataclasses.replace(settings, agents_file=str(path)), free_port())
-    with pytest.raises(AgentsFileInvalid) as raised:
-        build_app(client, gw_settings, load_tokens(str(write_tokens(tmp_path / "tokens.toml"))))
-    message = str(raised.value)
-    assert str(path.resolve()) in message
-    assert "agent 'assistant' is defined twice (also built-in)" in message
-    assert "agent 'lost': instructions: Field required" in message
+    for name, value in {
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "GATEWAY_PORT": str(free_port()),
+        "GATEWAY_TOKENS": str(write_tokens(tmp_path / "tokens.toml")),
+        "GATEWAY_ID_SECRET": "gateway-ids-" + "0" * 32,
+        "AGENTS_FILE": str(path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main([]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("gateway: your agents and tools have 2 problems:"), stderr
+    assert (
+        f"{path.resolve()}: [agents.assistant] (line 1): agent 'assistant' is defined twice (also built-in)" in stderr
+    )
+    assert "agent 'lost': instructions: Field required" in stderr
+    assert "Temporal" not in stderr
