@@ -108,5 +108,5 @@ def build_app(client: Client, settings: Settings, tokens: TokenBook, agents: Kno
     app.state.client = client
     app.state.settings = settings
     app.state.tokens = tokens
-    app.state.agents = agents or KnownAgents.load(settings.agents_file)
+    app.state.agents = agents if agents is not None else KnownAgents.load(settings.agents_file)
     return app
