@@ -1,4 +1,8 @@
-"""`python -m gateway [--debug]`: settings, tokens, one Temporal client (as the worker builds it), uvicorn until SIGTERM."""
+"""`python -m gateway [--debug]`: settings, tokens, one Temporal client (as the worker builds it), uvicorn until SIGTERM.
+
+The workers' AGENTS_FILE, when set, is read at start for the agents' names (gateway/known_agents.py); a problem in
+it stops the gateway as it stops a worker.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from config.cli import exit_now, run_command
 from config.gateway import GatewaySettings
 from config.settings import Settings
 from gateway.app import build_app
+from gateway.known_agents import KnownAgents
 from gateway.protocol import read_deadline_protocol
 from gateway.tokens import load_tokens
 from service.connect import connect
@@ -42,8 +47,9 @@ def uvicorn_config(app: ASGIApp, gateway: GatewaySettings, log_level: str) -> uv
 async def serve(settings: Settings) -> None:
     """Serve until uvicorn is told to stop (SIGTERM / SIGINT)."""
     tokens = load_tokens(settings.gateway.tokens_file)
+    agents = KnownAgents.load(settings.agents_file)  # like a worker: a bad agents file stops it before Temporal
     client = await connect(settings)
-    app = build_app(client, settings, tokens)
+    app = build_app(client, settings, tokens, agents)
     server = uvicorn.Server(uvicorn_config(app, settings.gateway, settings.log_level.lower()))
     # Stop on SIGTERM / SIGINT and exit 0 (uvicorn's own handling re-raises the signal after shutdown).
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]

@@ -18,6 +18,7 @@ from config.gateway import GatewaySettings
 from config.settings import Settings
 from gateway import approvals, page, runs
 from gateway.http import ApiError, caller
+from gateway.known_agents import KnownAgents
 from gateway.limits import BodyLimit
 from gateway.openapi import openapi_document
 from gateway.tenants import owned_run
@@ -73,8 +74,11 @@ async def _temporal_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": f"Temporal did not answer: {exc}"}, status_code=503)
 
 
-def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlette:
-    """The app; stateless apart from its client, so several may run behind one load balancer."""
+def build_app(client: Client, settings: Settings, tokens: TokenBook, agents: KnownAgents | None = None) -> Starlette:
+    """The app; stateless apart from its client, so several may run behind one load balancer.
+
+    `agents`: the workers' agents as read from `settings.agents_file` (None: read here; AgentsFileInvalid on a problem).
+    """
     if not settings.gateway.workflow_id_key:
         raise ConfigError(
             "set GATEWAY_ID_SECRET (or APPROVAL_LINK_SECRET): the gateway keys the workflow ids it makes with it, "
@@ -104,4 +108,5 @@ def build_app(client: Client, settings: Settings, tokens: TokenBook) -> Starlett
     app.state.client = client
     app.state.settings = settings
     app.state.tokens = tokens
+    app.state.agents = agents if agents is not None else KnownAgents.load(settings.agents_file)
     return app

@@ -38,7 +38,10 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "conflict: another body under this key or id, already decided, expired, or the run ended",
         413: "the body is over GATEWAY_MAX_BODY_BYTES (refused unread; the connection is closed)",
         416: "the offset is past the end of the run's stream (`next_offset` says where it ends)",
-        422: f"invalid body or input (or JSON nested deeper than {MAX_JSON_DEPTH} levels); `field` names it",
+        422: (
+            "invalid body or input, an agent the workers do not have included "
+            f"(or JSON nested deeper than {MAX_JSON_DEPTH} levels); `field` names it"
+        ),
         429: "too many followers of this run, or event streams of this token, on this gateway process",
         503: "Temporal (or the run's worker) does not answer",
     }

@@ -8,7 +8,7 @@ import json
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from gateway.http import ApiError, caller, first_problem, json_body, ok
+from gateway.known_agents import KnownAgents
 from gateway.models import RunStarted, RunView, StartRun
 from gateway.temporal import QUERY_TIMEOUT, describe, status_of
 from gateway.tenants import TENANT_MEMO, owned_run
@@ -32,7 +33,7 @@ from models.hybrid import HybridInput
 from models.run import AgentRunInput
 from models.search_attributes import TENANT_ID
 
-INPUT_MODELS: dict[str, type[BaseModel]] = {
+INPUT_MODELS: dict[str, type[AgentRunInput]] = {
     "AgentLoopWorkflow": AgentRunInput,
     "BlackBoxAgentWorkflow": BlackBoxInput,
     "HybridAgentWorkflow": HybridInput,
@@ -73,20 +74,21 @@ def workflow_id_for(key: bytes, who: Caller, body: StartRun, idempotency_key: st
     return f"{GATEWAY_IDS}{uuid.uuid4().hex}"
 
 
-def check_input(body: StartRun) -> None:
-    """422 naming the field (`input.budget.max_steps`) when the workflow would refuse the input."""
+def check_input(body: StartRun, agents: KnownAgents) -> None:
+    """422 naming the field (`input.budget.max_steps`, `input.agent`) when the workflow would refuse the input."""
     try:
-        INPUT_MODELS[body.workflow].model_validate(body.input)
+        checked = INPUT_MODELS[body.workflow].model_validate(body.input)
     except ValidationError as exc:
         detail, field = first_problem(exc, "input")
         raise ApiError(422, f"invalid input: {detail}", field) from None
+    agents.check(checked)
 
 
 async def start_run(request: Request) -> Response:
     """`POST /v1/runs`: 201 a new run; 200 the run this key or id already started with this body; 409 another body."""
     who = caller(request, "starter")
     body = await json_body(request, StartRun)
-    check_input(body)
+    check_input(body, request.app.state.agents)
     key = request.headers.get("idempotency-key") or None
     if key is not None and not (1 <= len(key) <= 200):
         raise ApiError(422, "Idempotency-Key: must be 1 to 200 characters", "Idempotency-Key")

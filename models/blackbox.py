@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from models.agents import HandoffContext
+from models.agents import AgentRef, HandoffContext
 from models.budget import Allowance
 from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
 from models.run import AgentRunInput, Strict, Usage
@@ -34,6 +34,13 @@ class BlackBoxInput(AgentRunInput):
     def planned_steps(self) -> list[AgentStep]:
         """The steps to run: the given ones, or the single agent with the prompt."""
         return list(self.steps) or [AgentStep(agent=self.agent, prompt=self.prompt)]
+
+    def agent_refs(self) -> list[AgentRef]:
+        """The agent of each planned step (`agent` only when there are no `steps`), each run whole as a black box."""
+        where = "steps.{}.agent" if self.steps else "agent"
+        return [
+            AgentRef(where=where.format(i), name=s.agent, black_box=True) for i, s in enumerate(self.planned_steps())
+        ]
 
 
 class InvokeAgentRequest(BaseModel):

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from models.agents import AgentRef
+
 SUPPORTED_PROVIDERS = ("anthropic", "openai")
 """Providers `call_llm` and `invoke_agent` can reach; `provider:model` strings must name one of these."""
 
@@ -76,6 +78,10 @@ class AgentRunInput(Strict):
     @classmethod
     def _model_names_a_supported_provider(cls, value: str | None) -> str | None:
         return check_model_name(value)
+
+    def agent_refs(self) -> list[AgentRef]:
+        """Every agent this input names, by field path: what the worker pins at start and the gateway checks first."""
+        return [AgentRef(where="agent", name=self.agent)]
 
 
 class RunStatus(str, Enum):

@@ -162,6 +162,27 @@ def test_workers_load_the_mounted_agents_folder():
     assert check.returncode == 0, check.stdout + check.stderr  # the shipped example is a valid agents file
 
 
+def test_the_gateway_reads_the_workers_agents_file(tmp_path):
+    """POST /v1/runs refuses an unknown agent (422) by the workers' own file: the same folder, the same AGENTS_FILE."""
+    services = resolved()["services"]
+    worker, gateway = services["worker"], services["gateway"]
+    [mount] = [v for v in gateway["volumes"] if v["target"] == "/agents"]
+    assert mount["read_only"] and mount in worker["volumes"]
+    assert gateway["environment"]["AGENTS_FILE"] == worker["environment"]["AGENTS_FILE"] == "/agents/agents.toml"
+    # Names only: the gateway imports none of the users' tool modules.
+    assert "TOOL_MODULES" not in gateway["environment"] and "PYTHONPATH" not in gateway["environment"]
+
+    env_file = tmp_path / "own-agents.env"
+    env_file.write_text(ENV_EXAMPLE.read_text() + "\nAGENTS_DIR=/srv/my-agents\nAGENTS_FILE=/agents/support.toml\n")
+    result = compose("config", "--format", "json", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    custom = json.loads(result.stdout)["services"]
+    for service in ("worker", "gateway"):
+        assert custom[service]["environment"]["AGENTS_FILE"] == "/agents/support.toml"
+        [mount] = [v for v in custom[service]["volumes"] if v["target"] == "/agents"]
+        assert mount["source"] == "/srv/my-agents" and mount["read_only"]
+
+
 def test_an_empty_bucket_setting_puts_the_blob_store_on_the_shared_volume(tmp_path):
     env_file = tmp_path / "volume.env"
     env_file.write_text(ENV_EXAMPLE.read_text() + "\nBLOB_STORE_S3_BUCKET=\n")

@@ -11,7 +11,6 @@ from workflows.black_box_steps import BlackBoxStep, BlackBoxSteps, step_keys
 from workflows.lifecycle import AgentWorkflow, RunEnd, RunStart
 
 with workflow.unsafe.imports_passed_through():
-    from models.agents import AgentRef
     from models.blackbox import AgentStep, BlackBoxInput
     from models.run import AgentRunInput, AgentRunResult, RunStatus
     from tools.pinning import reachable_agents
@@ -28,15 +27,6 @@ class BlackBoxAgentWorkflow(AgentWorkflow):
     async def run(self, raw: Any = None) -> AgentRunResult:
         """Validate the input, then run the steps in sequence or in parallel and merge their outputs."""
         return await self._lifecycle(raw, None, BlackBoxInput)
-
-    def _agents_named(self, request: AgentRunInput) -> list[tuple[str, str]]:
-        assert isinstance(request, BlackBoxInput)
-        where = "steps.{}.agent" if request.steps else "agent"
-        return [(where.format(i), s.agent) for i, s in enumerate(request.planned_steps())]
-
-    def _agent_refs(self, request: AgentRunInput) -> list[AgentRef]:
-        """Its agents run as black boxes: pinning refuses handoffs to agents that are not read-only."""
-        return [ref.model_copy(update={"black_box": True}) for ref in super()._agent_refs(request)]
 
     def _screened_inputs(self, request: AgentRunInput) -> list[tuple[str, str]]:
         assert isinstance(request, BlackBoxInput)

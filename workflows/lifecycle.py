@@ -1,6 +1,6 @@
 """The life of every agent run, written once: prelude, the workflow's own part, epilogue.
 
-A workflow class says only what is particular to it (`_execute`, and which agents its input names);
+A workflow class says only what is particular to it (`_execute`; its input model says which agents it names);
 `AgentWorkflow._lifecycle` does the rest in the same order for all three, so their histories keep
 the same shape: search attributes, history limits, ledger, ..., final status, archive.
 """
@@ -186,10 +186,6 @@ class AgentWorkflow(RunHandlers):
         """What this workflow does between prelude and epilogue."""
         raise NotImplementedError
 
-    def _agents_named(self, request: AgentRunInput) -> list[tuple[str, str]]:
-        """(field path, agent name) of every agent the input names; each must be known."""
-        return [("agent", request.agent)]
-
     def _agent_label(self, request: AgentRunInput) -> str:
         """The `AgentName` search attribute and the agent the status query shows."""
         return request.agent
@@ -288,7 +284,8 @@ class AgentWorkflow(RunHandlers):
         workflow.set_current_details(f"**handoff**: {source} handed the conversation to {target}")
 
     def _agent_refs(self, request: AgentRunInput) -> list[AgentRef]:
-        return [AgentRef(where=where, name=name) for where, name in self._agents_named(request)]
+        """Every agent the input names (its model says which: the gateway checks the same list before a start)."""
+        return request.agent_refs()
 
     async def _pin(self, request: AgentRunInput) -> PinnedAgents:
         """Resolve every agent the run needs on the worker (its agents file, tool modules and MCP servers), once."""
