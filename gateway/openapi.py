@@ -59,15 +59,9 @@ def _param(name: str, where: str = "path", required: bool = True) -> dict[str, A
     return {"name": name, "in": where, "required": required, "schema": {"type": "string"}}
 
 
-def openapi_document() -> dict[str, Any]:
-    """Every route, its bodies, and its status codes."""
-    schemas: dict[str, Any] = {}
-    for model in SCHEMAS:
-        schema = model.model_json_schema(ref_template=REF)
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-    run_id = _param("workflow_id")
-    paths = {
+def _run_paths(run_id: dict[str, Any]) -> dict[str, Any]:
+    """Start, read, cancel and follow runs."""
+    return {
         "/v1/runs": {
             "post": _op(
                 "Start a run; the same Idempotency-Key (or workflow_id) with the same body returns the same run",
@@ -101,6 +95,12 @@ def openapi_document() -> dict[str, Any]:
                 parameters=[run_id],
             )
         },
+    }
+
+
+def _approval_paths(run_id: dict[str, Any]) -> dict[str, Any]:
+    """Pending requests and decisions by token."""
+    return {
         "/v1/approvals": {
             "get": _op(
                 "Pending requests across runs that the caller may decide",
@@ -118,6 +118,12 @@ def openapi_document() -> dict[str, Any]:
                 parameters=[run_id, _param("request_id")],
             )
         },
+    }
+
+
+def _page_paths() -> dict[str, Any]:
+    """The approval page of a signed link, and the health check."""
+    return {
         "/approve/{link}": {
             "get": _op(
                 "HTML page of one request, from a signed approval link",
@@ -149,6 +155,17 @@ def openapi_document() -> dict[str, Any]:
             )
         },
     }
+
+
+def openapi_document() -> dict[str, Any]:
+    """Every route, its bodies, and its status codes."""
+    schemas: dict[str, Any] = {}
+    for model in SCHEMAS:
+        schema = model.model_json_schema(ref_template=REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    run_id = _param("workflow_id")
+    paths = {**_run_paths(run_id), **_approval_paths(run_id), **_page_paths()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "durable-agents gateway", "version": "1"},
