@@ -178,10 +178,15 @@ def check_agents_file(checkout: Path, env: dict[str, str]) -> None:
     )
     saved = sys.modules.pop("support_tools", None)  # another test may have imported a module of that name
     sys.path.insert(0, str(folder))
+    # Without this virtualenv on PATH (the dev loop puts it first), as a worker started otherwise may run: a bare
+    # `python` in `command` would then be another interpreter, and the README says why it must not be.
+    path, venv = os.environ["PATH"], Path(sys.executable).parent.resolve()
+    os.environ["PATH"] = os.pathsep.join(p for p in path.split(os.pathsep) if p and Path(p).resolve() != venv)
     try:
         loaded = asyncio.run(load_registry(settings))
         asyncio.run(loaded.close())
     finally:
+        os.environ["PATH"] = path
         sys.path.remove(str(folder))
         sys.modules.pop("support_tools", None)
         if saved is not None:
