@@ -167,8 +167,10 @@ class Session:
 
     def follow_link(self, workflow_id: str, offset: int, block: Block) -> None:
         """Open the approval link the inbox printed, as a browser does, and press Approve."""
-        text = self.wait_for(rf"{workflow_id} req-1 for alice: (http://\S+/approve/\S+)", self.terminal, offset, block)
-        url = re.search(rf"{workflow_id} req-1 for alice: (http://\S+/approve/\S+)", text)[1]  # type: ignore[index]
+        printed = rf"{workflow_id} req-1 for alice: (http://\S+/approve/\S+)"
+        url = re.search(printed, self.wait_for(printed, self.terminal, offset, block))[1]  # type: ignore[index]
+        # The receiver's own log line: it answered the workers' POST with a 2xx (a 5xx would have them retry).
+        self.wait_for(printed + r'[\s\S]*"POST [^"]*" 2\d\d', self.terminal, offset, block)
         with urllib.request.urlopen(url, timeout=30) as page:
             assert b"Approve" in page.read(), f"{block.where}: the approval page has no Approve button"
         origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(url))
