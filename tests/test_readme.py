@@ -29,7 +29,7 @@ from tests.readme_blocks import Block, commands, parse_blocks
 from tests.readme_session import Session, make_checkout
 
 README = ROOT / "README.md"
-CONTINUED = [ROOT / "docs" / "gateway.md"]
+CONTINUED = [ROOT / "docs" / "runs.md", ROOT / "docs" / "gateway.md"]
 """Pages whose marked blocks continue the README's session (unmarked blocks there are reference, not run)."""
 FIXED_PORTS = (8088, 8099)
 """The gateway's and the approval inbox's ports, as the README gives them."""
@@ -55,7 +55,7 @@ def test_every_readme_block_says_how_it_is_tested():
     blocks = parse_blocks(README)
     assert [b.where for b in blocks if b.kind is None] == [], "blocks without test:KIND after their language"
     assert commands(blocks[0].text) == [["./scripts/demo"], ["./scripts/test"]], "the README opens with two commands"
-    assert {b.kind for b in blocks} == {"intro", "background", "shell", "file", "result", "compose"}
+    assert {b.kind for b in blocks} == {"intro", "background", "shell", "file", "compose"}
     for page in CONTINUED:
         assert marked(page), f"{page.name} has no marked blocks"
 
