@@ -140,7 +140,7 @@ def check_result(session: Session, block: Block) -> None:
     """The shown result has the real one's fields and values (the trace id aside: a new one every run)."""
     shown, real = json.loads(block.text), session.result(block.option("of") or "")
     assert re.fullmatch("[0-9a-f]{32}", shown.pop("trace_id")) and re.fullmatch("[0-9a-f]{32}", real.pop("trace_id"))
-    assert shown == real, f"{block.where}: the README shows {shown}, the run returned {real}"
+    assert shown == real, f"{block.where} shows {shown}, the run returned {real}"
 
 
 def check_compose(session: Session, block: Block) -> None:
