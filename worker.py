@@ -1,6 +1,6 @@
 """The worker process: polls the task queue and runs every agent workflow and activity.
 
-    python worker.py            # configuration from the environment, see README.md
+    python worker.py            # configuration from the environment, see docs/configuration.md
     python worker.py --debug    # a configuration error also prints its traceback (as LOG_LEVEL=DEBUG does)
 
 SIGTERM or SIGINT stops polling, lets in-flight activities finish (up to

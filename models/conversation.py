@@ -3,7 +3,7 @@
 Workflows only touch it through `Conversation`'s methods. A conversation started `by_reference`
 keeps its messages in the blob store (activities/conversation_store.py): the workflow holds only the key of
 the stored chain (`head`) and the few messages added since the last `call_llm` stored them, so
-history stays small however long the run (README.md, "History stays bounded").
+history stays small however long the run (docs/history.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The public input and result of every agent workflow (README.md, "Start an agent yourself", shows both)."""
+"""The public input and result of every agent workflow (docs/runs.md shows both)."""
 
 from __future__ import annotations
 

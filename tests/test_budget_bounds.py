@@ -1,4 +1,4 @@
-"""Budgets span the whole run (README, "Budgets"): shares of what is left, every model call fitted, failed spend counted.
+"""Budgets span the whole run (docs/budgets.md): shares of what is left, every model call fitted, failed spend counted.
 
 The bound asserted: a run's total tokens stay within `max_tokens` plus, per branch, the error of its last call's
 input estimate where that estimate came out low; its cost within `max_cost_usd` plus that error at input prices.

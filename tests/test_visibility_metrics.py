@@ -59,7 +59,7 @@ async def test_visibility_query_by_customer_and_status_returns_exactly_the_match
         handles[p].id for p in ("fail 2", "ok 3")
     }
 
-    # The README's command, as a user types it.
+    # The command docs/observability.md shows, as a user types it.
     listed = subprocess.run(
         [temporal_cli(), "workflow", "list", "--address", dev_server.address, "--query", failed_query, "-o", "json"],
         check=True,
