@@ -18,7 +18,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from config.settings import Settings
 from models.errors import RunFailed
 from payloads.converter import data_converter
-from service.activities import build_activities
 from service.sandbox import context_free
 from telemetry.tracing import setup_tracing, temporal_interceptor
 from tools.registry import Registry
@@ -73,6 +72,10 @@ class AgentServicePlugin(SimplePlugin):
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         """Workflows, interceptor and sandbox as SimplePlugin does, then the activities built from the settings."""
+        # Imported here, not at the top: the activities pull in both providers' SDKs and the Agents SDK (seconds
+        # of imports), which clients (the gateway, progress follow, archives, the demo's starter) never run.
+        from service.activities import build_activities
+
         config = super().configure_worker(config)
         config["workflow_runner"] = context_free(config["workflow_runner"], config["client"].data_converter)
         config["activities"] = [
