@@ -9,9 +9,6 @@ from pydantic import ValidationError
 
 from models.approval import ApprovalRequest
 
-DECIDE_EXAMPLE = '{"request_id": "req-1", "approved": true, "approver": "alice"}'
-"""What a `decide` payload looks like, for refusals."""
-
 
 def json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, as the person who sent it typed it."""

@@ -24,13 +24,17 @@ from models.approval import (
     gateway_may_decide,
 )
 from models.errors import AlreadyDecided, DecisionRefused, NotAnApprover, UnknownRequest
-from workflows.approval_text import DECIDE_EXAMPLE, first_error, json_type
+from workflows.approval_text import first_error, json_type
 
 MAX_IGNORED = 100
 MAX_DECIDED_SHOWN = 50
 """Decided requests the `status` query lists (a run's older ones stay in its history)."""
 MAX_IGNORED_CARRIED = 20
 """Ignored signals a run hands to its next generation (the audit trail of older ones stays in history)."""
+
+
+DECIDE_EXAMPLE = '{"request_id": "req-1", "approved": true, "approver": "alice"}'
+"""What a `decide` payload looks like, for refusals."""
 
 
 def expiry(now: datetime, timeout: timedelta) -> datetime:
