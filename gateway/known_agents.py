@@ -28,10 +28,11 @@ from pathlib import Path
 from gateway.http import ApiError
 from models.errors import AgentsFileInvalid
 from models.run import AgentRunInput
-from tools.agents_file import AgentsFile, check_references, read_agents_file
+from tools.agents_file import AgentsFile, read_agents_file
+from tools.agents_registry import agent_profile, check_references
 from tools.catalog import REGISTRY
 from tools.pinning import black_box_handoff_problem, pin
-from tools.registry import AgentProfile, Registry
+from tools.registry import Registry
 
 log = logging.getLogger("gateway")
 
@@ -45,24 +46,12 @@ def names_only_registry(parsed: AgentsFile | None) -> Registry:
     registry = Registry(tools=dict(REGISTRY.tools), agents=dict(REGISTRY.agents))
     if parsed is None:
         return registry
-    for name, table in parsed.agents.items():
+    for name in parsed.agents:
         if name in registry.agents:
             parsed.problem(f"agents.{name}", f"agent {name!r} is defined twice (also {registry.agents[name].source})")
             continue
-        registry.agents[name] = AgentProfile(
-            name=name,
-            instructions=table.instructions,
-            tools=(),  # resolved by the workers (TOOL_MODULES, MCP servers); a start never depends on them
-            read_only=table.read_only,
-            output_schema=parsed.output_schemas.get(name),
-            max_turns=table.max_turns,
-            guardrails=table.guardrails,
-            handoffs=tuple(table.handoffs),
-            handoff_context=table.handoff_context,
-            description=table.description,
-            model=table.model,
-            source=str(parsed.path),
-        )
+        # Tools are resolved by the workers (TOOL_MODULES, MCP servers); a start never depends on them.
+        registry.agents[name] = agent_profile(parsed, name, tools=())
     check_references(parsed, registry)
     return registry
 

@@ -11,7 +11,8 @@ from types import ModuleType
 
 from config.settings import Settings
 from models.errors import AgentsFileInvalid
-from tools.agents_file import AgentsFile, add_agents, add_mcp_tools, check_references, read_agents_file
+from tools.agents_file import AgentsFile, read_agents_file
+from tools.agents_registry import add_agents, add_mcp_tools, check_references
 from tools.catalog import build_registry, planner_agent
 from tools.mcp_servers import McpManager, McpServer
 from tools.pinning import PLANNER
