@@ -18,9 +18,14 @@ with workflow.unsafe.imports_passed_through():
     from models.errors import LlmCallFailed
     from models.history import RECENT_MESSAGES_KEPT
     from models.llm import DEFAULT_MAX_OUTPUT_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS, LlmRequest, LlmResponse
+    from tools.final_answer import instructions_for
     from tools.registry import AgentProfile, Registry
     from workflows.carry import LoopState
     from workflows.ledger import RunLedger
+
+
+SCHEMA_IN_INSTRUCTIONS_PATCH = "schema-in-instructions"
+"""Runs recorded before `call_llm` told the model its output schema estimated their calls without it."""
 
 
 @dataclass
@@ -54,8 +59,10 @@ class ModelSteps:
             tools = self._registry.tools_of(seat.agent)
         except KeyError:  # a tool the workflow's registry lacks: the estimate goes without its declaration
             tools = []
+        agent = seat.agent
+        told = patches.patched(SCHEMA_IN_INSTRUCTIONS_PATCH) and seat.spec is not None
         estimate = estimate_call_input(
-            system=seat.agent.instructions,
+            system=instructions_for(agent.instructions, agent.output_schema if told else None),
             tools=[{"name": t.name, "description": t.description, "input_schema": t.input_schema()} for t in tools],
             conversation=state.conversation,
             context_tokens=state.context_tokens,
