@@ -84,3 +84,8 @@ def handoff_reason(arguments: dict[str, object]) -> str:
 def transferred(target: str) -> str:
     """The result a handoff call gets when the conversation was handed on."""
     return f"Transferred to {target}."
+
+
+def handed_on(target: str) -> str:
+    """The result of a call a reply asked for after its handoff: not run, the conversation has moved on."""
+    return f"Not run: the conversation was handed to {target}."

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from models.conversation import ToolCall
+from models.conversation import ToolCall, ToolOutcome
+from models.tooling import refused_tool_call_message
 from tools.guardrails import CircuitBreakers
 from tools.pinning import TRANSFER_PREFIX
 from tools.registry import AgentProfile, Registry, check_call
@@ -86,3 +87,14 @@ def after_reply(
     if guard is not None and not text.strip():
         return Nudge()
     return FinalText(text)
+
+
+def fan_in(agent: AgentProfile, calls: list[ToolCall]) -> tuple[list[ToolCall], list[ToolOutcome]]:
+    """The calls of one reply that run (the first `max_tool_calls_per_turn`), and error results for the rest."""
+    limit = agent.max_tool_calls_per_turn
+    if len(calls) <= limit:
+        return calls, []
+    message = refused_tool_call_message(len(calls), limit)
+    return calls[:limit], [
+        ToolOutcome(tool_call_id=c.id, name=c.name, content=message, is_error=True) for c in calls[limit:]
+    ]

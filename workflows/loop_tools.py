@@ -17,9 +17,10 @@ with workflow.unsafe.imports_passed_through():
     from models.conversation import ToolCall, ToolOutcome, describe_call
     from models.history import HistoryLimits
     from models.run import ApprovalPolicy
-    from models.tooling import ToolInvocation, refused_tool_call_message
+    from models.tooling import ToolInvocation
     from telemetry.metrics import record_guardrail_rejection
     from tools.guardrails import CircuitBreakers, screen_tool_output
+    from tools.next_step import fan_in
     from tools.registry import AgentProfile, Registry, Tool, check_call
     from workflows.ledger import RunLedger
 
@@ -52,16 +53,12 @@ class ToolSteps:
         """How `run_tool` is called for a tool (`SteeredLoop.tool_options`, which a subclass may change)."""
 
     def fan_in(self, agent: AgentProfile, requested: list[ToolCall]) -> tuple[list[ToolCall], list[ToolOutcome]]:
-        """The tool calls of one reply that run (at most the agent's limit), and error results for the rest."""
-        limit = agent.max_tool_calls_per_turn
-        if len(requested) <= limit or not patches.patched(TOOL_FAN_IN_PATCH):
+        """The tool calls of one reply that run (tools/next_step.py `fan_in`), and error results for the rest."""
+        # The patch is asked only of a reply over the limit, where runs recorded before patch sets asked it.
+        if len(requested) <= agent.max_tool_calls_per_turn or not patches.patched(TOOL_FAN_IN_PATCH):
             return requested, []
         record_guardrail_rejection(workflow.metric_meter(), reason="too_many_tool_calls")
-        message = refused_tool_call_message(len(requested), limit)
-        refused = [
-            ToolOutcome(tool_call_id=c.id, name=c.name, content=message, is_error=True) for c in requested[limit:]
-        ]
-        return requested[:limit], refused
+        return fan_in(agent, requested)
 
     async def run_batch(self, agent: AgentProfile, batch: list[ToolCall]) -> list[ToolOutcome]:
         """Run `batch` concurrently (at most MAX_CONCURRENT_TOOL_CALLS at once); outcomes in its order."""

@@ -19,10 +19,19 @@ from models.blackbox import InvokeAgentResult
 from models.conversation import Conversation, ToolCall, ToolOutcome
 from models.errors import AgentOutputInvalid
 from models.llm import LlmResponse
+from telemetry.metrics import activity_meter, record_guardrail_rejection
 from tools.final_answer import Accepted, Rejected, instructions_for, judge_answer
 from tools.guardrails import CircuitBreakers
-from tools.handoffs import black_box_refusal, handoff_reason, summary_opening, target_of, transferred, work_so_far
-from tools.next_step import FinalText, Nudge, Stop, after_reply
+from tools.handoffs import (
+    black_box_refusal,
+    handed_on,
+    handoff_reason,
+    summary_opening,
+    target_of,
+    transferred,
+    work_so_far,
+)
+from tools.next_step import FinalText, Nudge, Stop, after_reply, fan_in
 from tools.registry import AgentProfile, Registry
 
 
@@ -153,10 +162,14 @@ class _ClaudeLoop:
         return None
 
     async def _round(self, calls: list[ToolCall]) -> InvokeAgentResult | None:
-        """Run one reply's calls in order, each checked by the breakers first; a handoff switches the seat, and
-        the calls after it are answered unrun. The result when a breaker stopped the agent, else None."""
+        """Run one reply's calls in order (at most the agent's limit: tools/next_step.py `fan_in`), each checked by
+        the breakers first; a handoff switches the seat and the calls after it are answered unrun. The result when
+        a breaker stopped the agent, else None."""
+        runnable, refused = fan_in(self._seat.agent, calls)
+        if refused:
+            record_guardrail_rejection(activity_meter(), reason="too_many_tool_calls")
         outcomes: list[ToolOutcome] = []
-        for i, call in enumerate(calls):
+        for i, call in enumerate(runnable):
             target = target_of(call.name) if self._run.roster is not None else None
             if target is not None:
                 switched = await self._hand_off(call, target)
@@ -166,17 +179,16 @@ class _ClaudeLoop:
                 if switched is not None:
                     self._conversation = switched  # the next agent starts afresh: the rest of this reply is left
                     return None
-                unrun = f"Not run: the conversation was handed to {target}."
                 outcomes.append(ToolOutcome(tool_call_id=call.id, name=call.name, content=transferred(target)))
-                outcomes += [_error(c, unrun) for c in calls[i + 1 :]]
+                outcomes += [_error(c, handed_on(target)) for c in runnable[i + 1 :]]
                 break
             if rule := self._guard.call(call):
                 return self._progress.tripped(Stop(rule))
             outcome = await self._seat.tools.run(call)
-            outcomes.append(screened_outcome(outcome, self._seat.agent.guardrails))
+            outcomes.append(screened_outcome(outcome, self._guard.policy))
             if rule := self._guard.outcome(outcome.is_error):
                 return self._progress.tripped(Stop(rule))
-        self._conversation.add_tool_results(outcomes)
+        self._conversation.add_tool_results(outcomes + refused)
         return None
 
     async def _hand_off(self, call: ToolCall, target: str) -> ToolOutcome | Conversation | None:

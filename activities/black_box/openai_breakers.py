@@ -20,9 +20,10 @@ from agents import ModelResponse, ToolGuardrailFunctionOutput, ToolOutputGuardra
 from activities.black_box.engine import screened
 from activities.providers.openai_provider import reply_content
 from models.guardrails import GuardrailPolicy
+from telemetry.metrics import activity_meter, record_guardrail_rejection
 from tools.guardrails import CircuitBreakers
 from tools.handoffs import target_of
-from tools.next_step import Stop, after_reply
+from tools.next_step import Stop, after_reply, fan_in
 from tools.registry import AgentProfile, Registry
 
 
@@ -47,6 +48,8 @@ class AgentsSdkBreakers:
         """A rule tool results broke in the round now running: the run stops once the round is over."""
         self._errors: dict[str, bool] = {}
         """Whether each call's outcome (by call id) was an error: the output guardrail sees only the text."""
+        self.capped: dict[str, str] = {}
+        """Calls beyond the agent's `max_tool_calls_per_turn` (by call id), with the error result each gets unrun."""
         self.output_guardrail: ToolOutputGuardrail[Any] = ToolOutputGuardrail(self._after_call, name="guardrails")
 
     def ran(self, call_id: str, is_error: bool) -> None:
@@ -61,10 +64,15 @@ class AgentsSdkBreakers:
         before it starts (the Claude engine runs a round in order and stops at the call that trips).
         """
         text, calls = reply_content(response.output)
-        step = after_reply(self.breakers, self._registry, self._profiles[agent], text, calls)
+        profile = self._profiles[agent]
+        step = after_reply(self.breakers, self._registry, profile, text, calls)
         if isinstance(step, Stop):
             raise BreakerTripped(step.reason)
-        for call in calls:
+        runnable, refused = fan_in(profile, calls)  # the SDK runs them all: the function tool answers these unrun
+        if refused:
+            record_guardrail_rejection(activity_meter(), reason="too_many_tool_calls")
+            self.capped |= {outcome.tool_call_id: outcome.content for outcome in refused}
+        for call in runnable:
             if target_of(call.name) is None and (rule := self.breakers.call(call)):
                 raise BreakerTripped(rule)
 
@@ -78,6 +86,8 @@ class AgentsSdkBreakers:
             raise BreakerTripped(self.tripped)
 
     def _after_call(self, data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
+        if self.capped.pop(data.context.tool_call_id, None) is not None:
+            return ToolGuardrailFunctionOutput.allow()  # not run: neither a tool result nor an error to count
         # Not raise_exception: that would cancel the round's other calls wherever they are; they finish first.
         content, flagged = screened(str(data.output), self.breakers.policy)
         rule = self.breakers.outcome(self._errors.pop(data.context.tool_call_id, False))

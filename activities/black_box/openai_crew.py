@@ -107,6 +107,8 @@ def function_tool(tool: Tool, tools: BlackBoxTools, breakers: AgentsSdkBreakers)
 
     async def invoke(ctx: Any, arguments: str) -> str:
         call = ToolCall.from_json(getattr(ctx, "tool_call_id", "call"), tool.name, arguments)
+        if (unrun := breakers.capped.get(call.id)) is not None:  # beyond the reply's limit (tools/next_step.py)
+            return unrun
         outcome = await tools.run(call)
         breakers.ran(call.id, outcome.is_error)
         return outcome.content

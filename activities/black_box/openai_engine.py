@@ -28,6 +28,7 @@ from activities.black_box.streamed_run import run_agent
 from activities.providers.openai_provider import OpenAIProvider, classifying_errors
 from models.blackbox import InvokeAgentResult
 from models.conversation import ToolCall
+from models.guardrails import GuardrailPolicy
 from tools.handoffs import target_of
 from tools.next_step import Stop
 from tools.registry import Registry
@@ -96,18 +97,18 @@ class OpenAIAgentEngine:
             progress.model = crew.models[progress.active]
         activity.logger.info("resuming agent %s at turn %d", progress.speaker, progress.turns)
         for pending in pending_items(journal.items):
-            await journal.output(pending["call_id"], await self._rerun(pending, crew, progress.speaker))
+            output = await self._rerun(pending, crew, progress.speaker, run.agent.guardrails)
+            await journal.output(pending["call_id"], output)
         return list(journal.items)
 
     @staticmethod
-    async def _rerun(pending: dict[str, Any], crew: Crew, speaker: str) -> str:
+    async def _rerun(pending: dict[str, Any], crew: Crew, speaker: str, policy: GuardrailPolicy) -> str:
         """The output of a call the crash cut off: a tool runs again (same call id, same key); a handoff whose
         switch was never recorded is not guessed at: the model is told to ask again."""
         if target_of(pending.get("name", "")) is not None:
             return "Error: this handoff was interrupted by a worker restart and did not happen; call it again."
         call = ToolCall.from_json(pending["call_id"], pending["name"], pending.get("arguments"))
-        tools = crew.tools[speaker]
-        content, _ = screened((await tools.run(call)).content, tools.agent.guardrails)
+        content, _ = screened((await crew.tools[speaker].run(call)).content, policy)
         return content
 
     async def _run(self, agent: Agent[Any], crew: Crew, turn_input: Any, max_turns: int, hooks: ProgressHooks) -> Any:
