@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from telemetry.tracing import handoff_span
     from tools.final_answer import Accepted, Rejected, judge_answer
     from tools.guardrails import CircuitBreakers
-    from tools.handoffs import handoff_reason, refusal, summary_opening, transferred
+    from tools.handoffs import handed_on, handoff_reason, refusal, summary_opening, transferred
     from tools.next_step import FinalText, Nudge, Stop, after_reply
     from tools.pinning import TRANSFER_PREFIX
     from tools.registry import AgentProfile, Registry, Tool
@@ -36,6 +36,9 @@ GUARDRAILS_PATCH = "circuit-breakers"
 UNREADABLE_ARGUMENTS_PATCH = "unreadable-tool-arguments"
 """Runs recorded before it ran a call whose arguments were not a JSON object with no arguments (`{}`); now such a
 call is refused with the problem, as in the black boxes (models/conversation.py `ToolCall.unreadable`)."""
+HANDOFF_ENDS_REPLY_PATCH = "handoff-ends-reply"
+"""Runs recorded before it ran the calls a reply asked for after a `full` handoff as the agent handed to; now
+they are answered unrun, as in the black boxes."""
 NOT_DONE = "the model had not given its final answer"
 
 
@@ -192,11 +195,16 @@ class SteeredLoop:
                 if reason := self._ledger.exceeded(workflow.now()):
                     return self._stopped(reason, not_done(), state.last_text)
                 if group[0].name.startswith(TRANSFER_PREFIX) and self._agents is not None:
-                    outcome, conversation = self._hand_off(group.pop(0), state)
+                    call = group.pop(0)
+                    outcome, conversation = self._hand_off(call, state)
                     outcomes.append(outcome)
                     if conversation is not state.conversation:
                         state.conversation = conversation
                         return outcomes  # the next agent starts afresh: the rest of this reply is not run
+                    if not outcome.is_error and patches.patched(HANDOFF_ENDS_REPLY_PATCH):
+                        # The rest of the reply was the agent handed from's: answered unrun, as in a black box.
+                        rest = runnable[len(outcomes) :]
+                        return outcomes + [_unrun(c, handed_on(call.name.removeprefix(TRANSFER_PREFIX))) for c in rest]
                     continue
                 room = self._ledger.budget.max_steps - self._ledger.steps  # each call is a step: run no more
                 now, group = group[:room], group[room:]
@@ -268,3 +276,7 @@ class SteeredLoop:
         """How `run_tool` is called for `tool`: its declared timeout and retry policy, locally if it is a short read."""
         local = tool_plan.runs_locally(tool) and patches.patched(tool_plan.LOCAL_READ_TOOLS_PATCH)
         return calls.tool_options(tool.timeout, tool.retry, local=local)
+
+
+def _unrun(call: ToolCall, why: str) -> ToolOutcome:
+    return ToolOutcome(tool_call_id=call.id, name=call.name, content=why, is_error=True)
