@@ -9,6 +9,7 @@ stream is classified as `call_llm` classifies it (`checked_events`). SDK tracing
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, cast
@@ -91,53 +92,47 @@ class FittedResponsesModel(OpenAIResponsesModel):
     def _finish(self, observed: Generation, response: Any) -> None:
         observed.finish_response(to_llm_response(self._full_model, response.output, response.usage))
 
-    async def get_response(
-        self,
-        system_instructions: Any,
-        input: Any,
-        model_settings: ModelSettings,
-        tools: Any,
-        output_schema: Any,
-        handoffs: list[Handoff[Any, Any]],
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
-        settings = await self._fitted(system_instructions, input, model_settings, tools, output_schema, handoffs)
-        with self._generation(system_instructions, input, tools, settings) as observed:
-            response = await super().get_response(
-                system_instructions, input, settings, tools, output_schema, handoffs, *args, **kwargs
-            )
+    async def _prepared(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[inspect.BoundArguments, Any]:
+        """The SDK's call (its arguments, passed by position or by name) fitted into the allowance, and the
+        generation to record it in."""
+        bound = _CALL.bind(self, *args, **kwargs)
+        call = bound.arguments
+        call["model_settings"] = await self._fitted(
+            call["system_instructions"],
+            call["input"],
+            call["model_settings"],
+            call["tools"],
+            call["output_schema"],
+            call["handoffs"],
+        )
+        return bound, self._generation(
+            call["system_instructions"], call["input"], call["tools"], call["model_settings"]
+        )
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> Any:
+        bound, generation = await self._prepared(args, kwargs)
+        with generation as observed:
+            response = await super().get_response(*bound.args[1:], **bound.kwargs)
             self._finish(observed, response)
             return response
 
-    async def stream_response(
-        self,
-        system_instructions: Any,
-        input: Any,
-        model_settings: ModelSettings,
-        tools: Any,
-        output_schema: Any,
-        handoffs: list[Handoff[Any, Any]],
-        *args: Any,
-        **kwargs: Any,
-    ) -> AsyncIterator[Any]:
+    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         """The streamed call, fitted and recorded like `get_response` (once its `response.completed` arrives).
 
         A stream's `error` or `response.failed` event is classified here, where its code is still at hand (the
         SDK would turn it into a `ModelBehaviorError` naming it only in words); a stream that ends without its
         final event is a cut connection (the SDK would say the model produced no final response).
         """
-        settings = await self._fitted(system_instructions, input, model_settings, tools, output_schema, handoffs)
-        with self._generation(system_instructions, input, tools, settings) as observed:
+        bound, generation = await self._prepared(args, kwargs)
+        with generation as observed:
             # An async generator (typed as an iterator): closed when this one raises, not left to the collector.
-            stream = cast(
-                AsyncGenerator[Any, None],
-                super().stream_response(
-                    system_instructions, input, settings, tools, output_schema, handoffs, *args, **kwargs
-                ),
-            )
+            stream = cast(AsyncGenerator[Any, None], super().stream_response(*bound.args[1:], **bound.kwargs))
             async with aclosing(stream):
                 async for event in checked_events(stream, None):
                     if isinstance(event, ResponseCompletedEvent):
                         self._finish(observed, event.response)
                     yield event
+
+
+_CALL = inspect.signature(OpenAIResponsesModel.get_response)
+"""How the SDK calls a model (`stream_response` takes the same): named so one wrapper serves both."""
