@@ -1,13 +1,15 @@
 """The Claude tool loop, run whole inside one activity: `AnthropicProvider.complete` plus registry tools.
 
-The loop's policy is the pattern-B loop's (activities/black_box/engine.py); what is Claude's own here is only the
-Messages API's: the output schema travels in the system prompt, and each call's input is counted by the API.
+The loop's policy is every loop's (activities/black_box/engine.py), applied as the pattern-B loop applies it.
+What differs is this engine's own: it holds the whole conversation in the activity (checkpointed whole, where a
+loop's steps are in history), and it runs a reply's calls one by one (a loop runs reads side by side).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from temporalio import activity
 
@@ -110,26 +112,22 @@ class _ClaudeLoop:
         self._conversation.add_user_text(verdict.message)
         return None
 
-    async def _estimate(self) -> int:
+    def _request(self) -> dict[str, Any]:
+        """The next Messages request as the provider takes it: the seat's model, prompt and tools, the conversation."""
         seat = self._seat
-        return await count_input_tokens(
-            self._provider,
-            model=seat.model,
-            system=seat.system,
-            conversation=self._conversation,
-            tools=seat.tools.definitions,
-        )
+        return {
+            "model": seat.model,
+            "system": seat.system,
+            "conversation": self._conversation,
+            "tools": seat.tools.definitions,
+        }
+
+    async def _estimate(self) -> int:
+        return await count_input_tokens(self._provider, **self._request())
 
     async def _reply(self, max_tokens: int) -> LlmResponse:
         """One model call, counted, recorded in the conversation and checkpointed (the reply is paid for)."""
-        seat = self._seat
-        response = await self._provider.complete(
-            model=seat.model,
-            system=seat.system,
-            conversation=self._conversation,
-            tools=seat.tools.definitions,
-            max_tokens=max_tokens,
-        )
+        response = await self._provider.complete(**self._request(), max_tokens=max_tokens)
         asked = ", ".join(c.name for c in response.tool_calls)
         usage = response.usage
         self._progress.record_llm(
