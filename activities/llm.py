@@ -19,6 +19,7 @@ from models.history import RECENT_MESSAGES_KEPT
 from models.llm import LlmRequest, LlmResponse
 from models.run import Usage
 from telemetry.metrics import activity_meter, record_llm_tokens
+from tools.final_answer import instructions_for
 
 
 class LlmActivities:
@@ -55,7 +56,8 @@ class LlmActivities:
         try:
             call = provider.complete(
                 model=model,
-                system=agent.instructions,
+                # As a black box's: the answer's shape is told up front (runs recorded before pinning check none).
+                system=instructions_for(agent.instructions, agent.output_schema if request.spec is not None else None),
                 conversation=conversation,
                 tools=tools,
                 max_tokens=request.max_tokens,

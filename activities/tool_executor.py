@@ -26,7 +26,7 @@ from models.errors import ToolInputError
 from telemetry.metrics import activity_meter, record_guardrail_rejection, record_tool_call
 from telemetry.observe import tool_call
 from tools.deps import ToolDeps
-from tools.registry import AgentProfile, CallInfo, Registry, Tool, ToolArgumentsInvalid, check_tool_call
+from tools.registry import AgentProfile, CallInfo, Registry, Tool, ToolArgumentsInvalid, check_call
 
 OnFailure = Literal["retry", "report"]
 """`retry`: raise so Temporal retries (`run_tool`); `report`: give the model an error result (black boxes)."""
@@ -38,6 +38,11 @@ class ToolExecutor:
     def __init__(self, registry: Registry, deps: ToolDeps) -> None:
         self._registry = registry
         self._deps = deps
+
+    @property
+    def registry(self) -> Registry:
+        """The worker's tools: what black-box calls are checked against."""
+        return self._registry
 
     async def run(
         self,
@@ -89,7 +94,7 @@ class ToolExecutor:
             record_guardrail_rejection(activity_meter(), reason="unknown_tool")
             worker = activity.client().identity if activity.in_activity() else "this process"
             return _error(call, f"Error: tool {call.name!r} is not available on worker {worker!r}.")
-        check = check_tool_call(self._registry, agent, call.name, call.arguments)
+        check = check_call(self._registry, agent, call)
         if check.tool is None or check.args is None:
             record_guardrail_rejection(activity_meter(), reason=check.reason or "refused")
             return _error(call, f"Error: {check.error}")

@@ -1,7 +1,7 @@
 """`worker.py` for bench/resume.py, with turn-level resume switched off when `BENCH_RESUME_OFF=1`.
 
 Off means what main did before checkpoints: a retried `invoke_agent` finds no checkpoint and runs the agent
-from its first turn (both engines read their checkpoint through `Checkpoints.restore` / `restore_items`).
+from its first turn (both engines read their checkpoint through `Checkpoints.restore`).
 Saving stays on, so the work per turn is the same in both modes; only what a retry reads differs.
 Bench-only: not a product setting.
 """
@@ -24,7 +24,6 @@ def _switch_resume_off() -> None:
         return None
 
     Checkpoints.restore = nothing  # type: ignore[assignment,method-assign]
-    Checkpoints.restore_items = nothing  # type: ignore[assignment,method-assign]
 
 
 if __name__ == "__main__":

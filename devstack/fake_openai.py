@@ -38,7 +38,7 @@ _ERROR_TYPES = {
     429: "rate_limit_exceeded",
 }
 """The error code a status gets (a 5xx: `server_error`); the worker classifies by it where it knows it."""
-ROUTES = {"/v1/responses": "responses", "/v1/chat/completions": "chat"}
+ROUTES = {"/v1/responses": "responses", "/v1/chat/completions": "chat", "/v1/responses/input_tokens": "input_tokens"}
 
 
 @dataclass
@@ -79,9 +79,17 @@ class OpenAIRecorded:
 
 
 class FakeOpenAI(ScriptedServer):
-    """Responses and Chat Completions under `/v1`; use as a context manager or call start()/stop()."""
+    """Responses and Chat Completions under `/v1` (and Responses input-token counting, outside the script); use as
+    a context manager or call start()/stop()."""
 
     name = "fake-openai"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counted: list[dict[str, Any]] = []
+        """Bodies of input-token counting requests (not in `requests`: nothing is generated or billed for them)."""
+        self.count_reply: dict[str, Any] | None = None
+        """When set, counting answers 200 with this payload instead of `{"input_tokens": N}`."""
 
     @property
     def url(self) -> str:
@@ -90,6 +98,15 @@ class FakeOpenAI(ScriptedServer):
 
     def route(self, path: str) -> str | None:
         return ROUTES.get(path)
+
+    def direct_answer(self, api: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """`input_tokens`: the input tokens a `responses` request with this body would be billed (the same figure)."""
+        if api != "input_tokens":
+            return None
+        self.counted.append(body)
+        if self.count_reply is not None:
+            return self.count_reply
+        return {"object": "response.input_tokens", "input_tokens": estimate_tokens(body.get("input"))}
 
     def authorised(self, headers: Any) -> str | None:
         ok = (headers.get("authorization") or "").startswith("Bearer ")

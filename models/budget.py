@@ -94,20 +94,36 @@ def spend_in(details: Any) -> Usage | None:
     return None
 
 
+def input_estimate(*, whole: Any, counted: int | None = None, measured: int = 0, since: Any = None) -> int:
+    """The one estimate of a model call's input tokens, from the best source a loop has:
+
+    1. `counted`: the provider's own count of this very request (the black-box engines ask for one before each call;
+       a workflow cannot, it does no I/O);
+    2. `measured`: the context the provider billed for the last reply (its input plus output), plus `since`, what
+       was added after it, at `CHARS_PER_TOKEN` (the pattern-B loop);
+    3. `whole`: the serialised request at `CHARS_PER_TOKEN` (a first call, or a count that failed).
+    """
+    if counted is not None:
+        return counted
+    if measured > 0:
+        return measured + (estimate_tokens(since) if since else 0)
+    return estimate_tokens(whole)
+
+
+def usable_count(value: object) -> int | None:
+    """A provider's token count when it is one (some compatible proxies answer the counting path otherwise)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def estimate_call_input(
     *, system: str, tools: list[dict[str, Any]], conversation: Conversation, context_tokens: int = 0
 ) -> int:
-    """A workflow's estimate of the next call's input tokens, from what it holds (no I/O, deterministic).
-
-    With a previous reply measured (`context_tokens`: its input plus output as the provider billed them), the
-    provider's own figure plus the messages added since; otherwise the whole request (system prompt, tool
-    declarations, the messages the workflow holds) at `CHARS_PER_TOKEN`.
-    """
-    if context_tokens > 0:
-        since = _since_last_reply(conversation)
-        return context_tokens + (estimate_tokens([m.model_dump(mode="json") for m in since]) if since else 0)
-    messages = [m.model_dump(mode="json") for m in conversation.messages]
-    return estimate_tokens({"system": system, "tools": tools, "messages": messages})
+    """`input_estimate` in a workflow, from what it holds: the last reply's measured context, else the whole request."""
+    since = [m.model_dump(mode="json") for m in _since_last_reply(conversation)] if context_tokens > 0 else None
+    messages = [m.model_dump(mode="json") for m in conversation.messages] if context_tokens <= 0 else []
+    return input_estimate(
+        whole={"system": system, "tools": tools, "messages": messages}, measured=context_tokens, since=since
+    )
 
 
 def _since_last_reply(conversation: Conversation) -> list[Message]:

@@ -8,6 +8,7 @@ history stays small however long the run (docs/history.md).
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -56,6 +57,46 @@ class ToolCall(BaseModel):
     id: str
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+    unreadable: str | None = None
+    """The model's argument text when it was not a JSON object: the call is refused (`arguments_problem`), never
+    run with arguments guessed at."""
+
+    @classmethod
+    def from_json(cls, id: str, name: str, raw: str | None) -> ToolCall:
+        """A call whose arguments came as JSON text (OpenAI function calls); text that is not an object is kept."""
+        if arguments_problem(raw) is not None:
+            return cls(id=id, name=name, unreadable=raw or "")
+        return cls(id=id, name=name, arguments=json.loads(raw or "{}"))
+
+    @property
+    def problem(self) -> str | None:
+        """Why the arguments could not be read (`arguments_problem`), or None when they were."""
+        if self.unreadable is None:
+            return None
+        return arguments_problem(self.unreadable) or "the arguments could not be read"
+
+
+def arguments_problem(raw: str | None) -> str | None:
+    """Why tool-call argument text is not a JSON object, or None when it is (empty text is no arguments: `{}`)."""
+    try:
+        parsed = json.loads(raw or "{}")
+    except json.JSONDecodeError as exc:
+        return f"the arguments are not JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        return "the arguments are JSON nested too deeply to read"
+    if not isinstance(parsed, dict):
+        return f"the arguments are a JSON {_JSON_TYPES.get(type(parsed), 'value')}, not an object of named arguments"
+    return None
+
+
+_JSON_TYPES: dict[type, str] = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 class ToolOutcome(BaseModel):
@@ -67,6 +108,18 @@ class ToolOutcome(BaseModel):
     is_error: bool = False
     content_ref: str | None = None
     """Blob key of the full output when `run_tool` stored it and `content` is only a preview."""
+
+
+def describe_call(call: ToolCall, limit: int = 120) -> str:
+    """`name(arg=value, ...)`, shortened for summaries and approval requests."""
+    args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+    return shortened(f"{call.name}({args})", limit, fold=False)
+
+
+def shortened(text: str, limit: int = 160, *, fold: bool = True) -> str:
+    """`text` cut to `limit` characters with `...`; `fold`: its white space folded to single spaces first."""
+    text = " ".join(text.split()) if fold else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def assistant_message(text: str, tool_calls: list[ToolCall]) -> Message:

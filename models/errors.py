@@ -70,6 +70,11 @@ class OutputInvalid(RunFailed):
     """An agent's final answer did not match its `output_schema`, also after being told what was wrong."""
 
 
+class AgentOutputInvalid(RunFailed):
+    """`OutputInvalid` inside a black box: the `invoke_agent` activity's failure, never retried (a retry would pay
+    for the whole agent again); the run then fails `AgentRunFailed`. The rule and message are tools/final_answer.py's."""
+
+
 class OutputSchemaUnusable(RunFailed):
     """An agent's `output_schema` cannot check any answer (a `$ref` that does not resolve, a `$ref` loop).
 

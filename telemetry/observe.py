@@ -8,7 +8,7 @@ tool argument or message text (an error's message may quote the data it failed o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -99,6 +99,19 @@ def generation(
         except BaseException as exc:
             record.fail(f"{type(exc).__name__}: {exc}")
             raise
+
+
+@contextmanager
+def llm_generation(
+    *, name: str, model: str, system: Any, messages: Any, tools: Sequence[str], max_tokens: int | None
+) -> Iterator[Generation]:
+    """The generation of one model call, in the one shape every loop and provider records: the input as system
+    prompt, messages (the API's own items) and tool names (their schemas are in the agent's pinned spec), the
+    output allowance as `max_tokens`; finish it with `finish_response`."""
+    observed_input = {"system": system, "messages": messages, "tools": list(tools)}
+    parameters = {"max_tokens": max_tokens} if max_tokens is not None else None
+    with generation(name=name, model=model, input=observed_input, model_parameters=parameters) as observed:
+        yield observed
 
 
 @contextmanager

@@ -96,6 +96,13 @@ def tracer() -> opentelemetry.trace.Tracer:
     return inner if _capture_content else _ContentFreeTracer(inner)
 
 
+def handoff_span(source: str, target: str, context: str) -> None:
+    """The `handoff <from> -> <to>` span every loop records where an agent hands its conversation on (a moment)."""
+    attributes = {"handoff.from": source, "handoff.to": target, "handoff.context": context}
+    with tracer().start_as_current_span(f"handoff {source} -> {target}", attributes=attributes):
+        pass
+
+
 HANDLER_SPAN_PREFIXES = ("HandleQuery:", "HandleSignal:", "ValidateUpdate:", "HandleUpdate:")
 """Temporal spans that belong to the trace of whoever sent the query/signal/update, not to the run's."""
 

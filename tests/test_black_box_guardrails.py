@@ -15,7 +15,6 @@ import pytest
 from devstack.fake_openai import FakeOpenAI, Reply
 from tests.conftest import workflow_id
 from tests.helpers import file_agents_worker
-from tools.finance import split_budget
 from tools.notes import NoteStore
 
 OPENAI_MODEL = "openai:gpt-5"
@@ -33,21 +32,22 @@ def budget(income: float) -> Reply:
     return Reply(tool_calls=[("calculate_budget", {"monthly_income": income})])
 
 
-def answer() -> Reply:
-    return Reply(text=json.dumps({**split_budget(5000), "advice": "Save first."}))
-
-
-async def run_budget(client, queue: str, prompt: str = "plan my budget") -> dict:
+async def run_budget(client, queue: str, prompt: str = "plan my budget", agent: str = "budget") -> dict:
     return await client.execute_workflow(
         "BlackBoxAgentWorkflow",
-        {"agent": "budget", "prompt": prompt, "model": OPENAI_MODEL},
+        {"agent": agent, "prompt": prompt, "model": OPENAI_MODEL},
         id=workflow_id("bb-guard"),
         task_queue=queue,
     )
 
 
-async def test_the_same_failing_call_again_and_again_stops_the_sdk_agent(client, fake_openai, worker):
-    fake_openai.responder = lambda body: budget(-1)  # refused by the tool's argument checks, every time
+def divide(n: int) -> Reply:
+    """A valid call that fails when it runs (a tool error, not a refusal by the checks)."""
+    return Reply(tool_calls=[("calculator", {"expression": f"{n} / 0"})])
+
+
+async def test_the_same_call_again_and_again_stops_the_sdk_agent(client, fake_openai, worker):
+    fake_openai.responder = lambda body: budget(1000)  # a valid call that runs, asked for again and again
     result = await run_budget(client, worker.task_queue)
     assert result["status"] == "stopped", result
     assert result["output"]["rule"] == "max_repeated_calls"
@@ -59,29 +59,52 @@ async def test_the_same_failing_call_again_and_again_stops_the_sdk_agent(client,
     assert result["output"]["not_done"], result["output"]
 
 
-async def test_consecutive_tool_errors_stop_the_sdk_agent(client, fake_openai, worker):
-    fake_openai.push(*(budget(-i) for i in range(1, 6)))  # five different calls, each an error
+async def test_replies_whose_calls_are_all_refused_stop_the_sdk_agent(client, fake_openai, worker):
+    # As in a loop (tests/test_guardrails.py): only calls the checks refuse (here invalid arguments) is no progress.
+    fake_openai.responder = lambda body: budget(-1)
     result = await run_budget(client, worker.task_queue)
+    assert result["status"] == "stopped" and result["output"]["rule"] == "max_idle_replies", result
+    assert "3 replies in a row made no progress (limit 3)" in result["output"]["reason"]
+    assert result["usage"]["llm_calls"] == 3 and result["usage"]["tool_calls"] == 2  # the third reply's call not run
+    [told] = fake_openai.requests[1].tool_outputs()
+    assert "Invalid arguments for 'calculate_budget'" in told["output"]
+
+
+async def test_consecutive_tool_errors_stop_the_sdk_agent(client, fake_openai, worker):
+    fake_openai.push(*(divide(i) for i in range(1, 6)))  # five different calls, each failing when it runs
+    result = await run_budget(client, worker.task_queue, "divide", agent="assistant")
     assert result["status"] == "stopped" and result["output"]["rule"] == "max_consecutive_tool_errors", result
     assert "5 tool errors in a row (limit 5)" in result["output"]["reason"]
     assert result["usage"]["tool_calls"] == 5 and result["usage"]["llm_calls"] == 5
     fake_openai.assert_script_consumed()
 
 
-async def test_empty_replies_stop_the_sdk_agent(client, fake_openai, worker):
-    fake_openai.responder = lambda body: Reply(text="")  # no call and no answer, reply after reply
-    result = await run_budget(client, worker.task_queue)
+@pytest.mark.parametrize("model", [OPENAI_MODEL, "anthropic:claude-sonnet-5-5"])
+async def test_empty_replies_stop_the_black_box(client, fake_openai, fake_llm, worker, model):
+    fake = fake_openai if model == OPENAI_MODEL else fake_llm
+    fake.responder = lambda body: Reply(text="")  # no call and no answer, reply after reply
+    result = await client.execute_workflow(
+        "BlackBoxAgentWorkflow",
+        {"agent": "budget", "prompt": "plan my budget", "model": model},
+        id=workflow_id("bb-empty"),
+        task_queue=worker.task_queue,
+    )
     assert result["status"] == "stopped" and result["output"]["rule"] == "max_idle_replies", result
     assert result["usage"]["llm_calls"] == 3 and result["usage"]["tool_calls"] == 0
+    if (
+        model != OPENAI_MODEL
+    ):  # as in a loop, an empty reply is answered with a nudge (the Agents SDK asks again itself)
+        assert "Your reply was empty" in json.dumps(fake.requests[1].body["messages"][-1])
 
 
 async def test_calls_to_a_tool_the_sdk_agent_lacks_are_errors_for_the_model_then_stop_it(client, fake_openai, worker):
-    fake_openai.push(*(Reply(tool_calls=[("delete_everything", {"scope": i})]) for i in range(5)))
+    fake_openai.push(*(Reply(tool_calls=[("delete_everything", {"scope": i})]) for i in range(3)))
     result = await run_budget(client, worker.task_queue)
-    assert result["status"] == "stopped" and result["output"]["rule"] == "max_consecutive_tool_errors", result
+    # Replies asking only for tools the agent lacks make no progress: the third stops it, as in a loop.
+    assert result["status"] == "stopped" and result["output"]["rule"] == "max_idle_replies", result
     [told] = fake_openai.requests[1].tool_outputs()  # the model was told, with the tools it has
     assert "Unknown tool 'delete_everything'" in told["output"] and "calculate_budget" in told["output"]
-    assert result["usage"]["llm_calls"] == 5
+    assert result["usage"]["llm_calls"] == 3
     fake_openai.assert_script_consumed()
 
 
@@ -109,19 +132,26 @@ async def test_a_round_of_parallel_errors_finishes_then_the_sdk_agent_stops(clie
 
 @pytest.mark.parametrize("model", [OPENAI_MODEL, "anthropic:claude-sonnet-5-5"])
 async def test_a_black_box_that_makes_progress_is_never_stopped(client, fake_openai, fake_llm, worker, model):
-    # Up to each limit but never past it: one call made exactly 3 times, 4 errors in a row, then progress.
+    # Up to each limit but never past it: one call made exactly 3 times, 4 errors in a row (calls that run and
+    # fail: refused ones would be replies without progress), then progress.
     fake = fake_openai if model == OPENAI_MODEL else fake_llm
+    twice = Reply(tool_calls=[("calculator", {"expression": "1000 * 2"})])
     fake.push(
-        budget(1000), budget(1000), budget(1000), budget(-1), budget(-2), budget(-3), budget(-4), budget(2000), answer()
+        twice,
+        twice,
+        twice,
+        *(divide(i) for i in range(1, 5)),
+        Reply(tool_calls=[("calculator", {"expression": "2 * 2"})]),
     )
+    fake.push(Reply(text="2000, and 4."))
     result = await client.execute_workflow(
         "BlackBoxAgentWorkflow",
-        {"agent": "budget", "prompt": "plan my budget", "model": model},
+        {"agent": "assistant", "prompt": "calculate", "model": model},
         id=workflow_id("bb-progress"),
         task_queue=worker.task_queue,
     )
     assert result["status"] == "completed", result
-    assert result["output"]["monthly_income"] == 5000
+    assert result["output"] == "2000, and 4."
     assert result["usage"]["tool_calls"] == 8 and result["usage"]["llm_calls"] == 9
     fake.assert_script_consumed()
 

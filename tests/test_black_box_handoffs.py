@@ -116,10 +116,10 @@ async def test_the_next_agent_sees_what_handoff_context_promises(client, tmp_pat
     elif context == "summary":
         assert len(seen) == 1  # one message holding the request and the work so far, no raw tool items
         assert PROMPT in text and "calculator" in text and "42" in text
-        if model.startswith("anthropic"):  # the wording pattern B uses
-            assert "Handed over by agent front: a payment question" in text
-        else:  # the Agents SDK's own nest_handoff_history: the transcript folded into one message
-            assert "<CONVERSATION HISTORY>" in text
+        # The wording every loop uses (tools/handoffs.py), on both engines: the Agents SDK's own history folding
+        # (`nest_handoff_history`) is not used.
+        assert "Handed over by agent front: a payment question" in text and "<CONVERSATION HISTORY>" not in text
+        assert "calculator(expression='2 * 21') -> ok: 42" in text
     else:
         assert len(seen) == 1 and seen[0]["role"] == "user" and "calculator" not in text
         assert json.dumps(seen[0]["content"]) in (json.dumps(PROMPT), json.dumps([{"type": "text", "text": PROMPT}]))

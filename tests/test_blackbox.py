@@ -299,11 +299,35 @@ async def test_budget_is_checked_before_each_step(client, fake_openai, worker):
     _, result = await run(
         client,
         worker.task_queue,
-        {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps, "budget": {"max_tokens": 50}},
+        {"prompt": "plan", "model": OPENAI_MODEL, "steps": steps, "budget": {"max_tokens": 20}},
     )
 
     assert result["status"] == "budget_exceeded"
-    # 50 tokens cannot pay for the first step's first call (its estimated input alone is more): nothing is sent.
+    # 20 tokens cannot pay for the first step's first call: its input as the API counts it (the fake counts what it
+    # bills, about 10 tokens) leaves fewer output tokens than a call is worth. Nothing is sent.
     assert result["output"]["not_done"] == ["budget", "analysis"] and result["output"]["outputs"] == {}
     assert "token budget too small for the next model call" in result["output"]["reason"]
     assert result["usage"]["llm_calls"] == 0 and fake_openai.requests == []
+    assert fake_openai.counted, "the call's input was counted first (responses.input_tokens), as Claude's is"
+
+
+@pytest.mark.parametrize("workflow", ["AgentLoopWorkflow", "BlackBoxAgentWorkflow"])
+async def test_tool_arguments_that_are_not_an_object_are_refused_the_same_way_in_a_loop_and_a_black_box(
+    client, fake_openai, worker, workflow
+):
+    # The Responses API sends arguments as JSON text: here a JSON string where an object of arguments belongs.
+    fake_openai.push(Reply(tool_calls=[("calculator", "6000 * 0.2")]), Reply(text="I will try again later."))
+    handle = await client.start_workflow(
+        workflow,
+        {"prompt": "What is 6000 * 0.2?", "model": OPENAI_MODEL},
+        id=workflow_id("bad-args"),
+        task_queue=worker.task_queue,
+    )
+    result = await handle.result()
+    assert result["status"] == "completed" and result["output"] == "I will try again later.", result
+    [told] = fake_openai.requests[1].tool_outputs()  # never run with no arguments: refused, saying what was wrong
+    assert (
+        "Invalid arguments for 'calculator': the arguments are a JSON string, not an object of named arguments"
+        in told["output"]
+    ), told
+    fake_openai.assert_script_consumed()

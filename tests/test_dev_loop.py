@@ -31,8 +31,8 @@ from tests.conftest import workflow_id
 from tests.fixtures.agents import support_tools
 from tests.helpers import ROOT
 from tools.catalog import REGISTRY
+from tools.final_answer import schema_instruction
 from tools.loader import module_tools
-from tools.output_check import schema_instruction
 from tools.pinning import TRANSFER_PREFIX
 
 SUPPORT = "You help customers with their orders."

@@ -147,3 +147,33 @@ async def test_a_crash_right_after_a_handoff_resumes_with_the_new_agent(
     assert result["status"] == "completed" and result["output"] == "Billing here, after the crash."
     retried = fake_llm.requests[-1]
     assert "BILLING DESK" in _system(retried) and {t["name"] for t in retried.body["tools"]} == {"search_notes"}
+
+
+@pytest.mark.parametrize("workflow", ["AgentLoopWorkflow", "BlackBoxAgentWorkflow"])
+async def test_calls_a_reply_asks_for_after_its_handoff_are_answered_unrun(
+    client, settings, fake_llm, tmp_path, monkeypatch, workflow
+):
+    # The same rule in a loop and in a (Claude) black box: the rest of the reply was the agent handed from's.
+    path = tmp_path / "agents.toml"
+    path.write_text(agents_toml("full") + "read_only = true\n")  # a black box hands off to read-only agents only
+    monkeypatch.setenv("AGENTS_FILE", str(path))
+    fake_llm.push(
+        Reply(tool_calls=[("transfer_to_billing", {"reason": "payment"}), ("calculator", {"expression": "2 * 21"})]),
+        Reply(text="Billing here."),
+    )
+
+    async def run(worker_settings):
+        return await client.execute_workflow(
+            workflow,
+            {"agent": "front", "prompt": PROMPT},
+            id=workflow_id("handoff-rest"),
+            task_queue=worker_settings.task_queue,
+        )
+
+    result = await _with_file_worker(client, run)
+    assert result["status"] == "completed" and result["output"] == "Billing here.", result
+    assert result["usage"]["tool_calls"] == 0  # the calculator call did not run
+    transferred, unrun = fake_llm.requests[1].tool_results()
+    assert transferred["content"] == "Transferred to billing." and not transferred["is_error"]
+    assert unrun["content"] == "Not run: the conversation was handed to billing." and unrun["is_error"]
+    assert "BILLING DESK" in _system(fake_llm.requests[1])

@@ -15,7 +15,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.agent_specs import AgentResolver, SpecStore
 from activities.black_box.claude_engine import ClaudeAgentEngine
 from activities.black_box.invoke_agent import BlackBoxActivities
-from activities.black_box.openai_engine import JsonSchemaOutput, OpenAIAgentEngine
+from activities.black_box.openai_engine import OpenAIAgentEngine
+from activities.black_box.openai_output import JsonSchemaOutput
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.tool_executor import ToolExecutor

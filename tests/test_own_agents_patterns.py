@@ -135,9 +135,14 @@ async def test_a_loop_answer_that_does_not_match_the_schema_goes_back_once_then_
         )
     cause = info.value.cause
     assert getattr(cause, "type", None) == "OutputInvalid"
-    assert "order_status answered twice" in str(cause) and "status: 5 is not of type 'string'" in str(cause)
+    # The words every loop uses (tools/final_answer.py), a black box's too.
+    assert "agent 'order_status' answered twice" in str(cause) and "status: 5 is not of type 'string'" in str(cause)
     correction = fake_llm.requests[1].messages[-1]["content"]
     assert "does not match the required output schema" in json.dumps(correction)
+    # Told the answer's shape up front, as a black box's agent is (tools/final_answer.py `instructions_for`).
+    assert "Your final answer must be JSON only, matching this schema" in json.dumps(
+        fake_llm.requests[0].body["system"]
+    )
 
 
 async def test_a_black_box_answer_that_does_not_match_the_schema_goes_back_once_then_fails(

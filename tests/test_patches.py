@@ -34,6 +34,8 @@ def test_patches_are_asked_only_through_the_patch_sets():
             "workflows.calls",
             "workflows.progress",
             "workflows.steered_loop",
+            "workflows.loop_model",
+            "workflows.loop_tools",
             "workflows.tool_plan",
             "workflows.hybrid",
             "workflows.black_box_steps",

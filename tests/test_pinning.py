@@ -10,8 +10,8 @@ from models.agents import AgentRef, PinnedAgents, ResolveAgentsRequest
 from models.errors import InvalidInput
 from payloads.blobs import LocalBlobStore
 from tools.catalog import build_registry
+from tools.final_answer import correction as correction_for
 from tools.output_check import check_output
-from tools.output_check import correction as correction_for
 from tools.pinning import PLANNER, pin, registry_of
 from tools.registry import check_tool_call
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from devstack.fake_anthropic import Reply
 from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from tests.conftest import workflow_id
 from tests.helpers import event_types
+from tests.test_blackbox import fake_openai  # noqa: F401 (fixture)
 from workflows.ledger import MAX_NOT_DONE_ENTRIES, capped
 
 THOUSAND = [("calculator", {"expression": f"{i} + 1"}) for i in range(1000)]
@@ -68,3 +71,32 @@ async def test_a_budget_exceeded_result_stays_small(client, worker, fake_llm):
     assert "28 pending" in output["summary"]
     assert len(json.dumps(result)) < 8_000, len(json.dumps(result))
     fake_llm.assert_script_consumed()
+
+
+@pytest.mark.parametrize("model", ["anthropic:claude-sonnet-5-5", "openai:gpt-5"])
+async def test_a_black_box_reply_runs_at_most_thirty_two_calls_too(
+    client,
+    fake_llm,
+    fake_openai,  # noqa: F811 (before `worker`: the worker's client is aimed at it)
+    worker,
+    model,
+):
+    fake = fake_openai if model.startswith("openai") else fake_llm
+    fake.push(Reply(tool_calls=THOUSAND[:40]), Reply(text="Done with the first 32."))
+    result = await client.execute_workflow(
+        "BlackBoxAgentWorkflow",
+        {"agent": "assistant", "prompt": "add one to each of 0..39", "model": model},
+        id=workflow_id("fan-in-bb"),
+        task_queue=worker.task_queue,
+    )
+    assert result["status"] == "completed" and result["output"] == "Done with the first 32.", result
+    assert result["usage"]["tool_calls"] == 32 and result["usage"]["llm_calls"] == 2
+    answered = fake.requests[1]
+    results = answered.tool_outputs() if model.startswith("openai") else answered.tool_results()
+    shown = [r.get("output", r.get("content")) for r in results]
+    assert len(shown) == 40 and shown[:32] == [str(i + 1) for i in range(32)]
+    assert set(shown[32:]) == {
+        "Not run: the reply asked for 40 tool calls and at most 32 run per reply; "
+        "the first 32 ran. Ask again for the ones you still need."
+    }
+    fake.assert_script_consumed()

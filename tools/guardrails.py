@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
+from models.conversation import ToolCall
 from models.guardrails import INJECTION_PATTERNS, BreakerState, GuardrailPolicy
 
 WITHHELD = "[withheld by a guardrail: this tool output looked like instructions to you ({rule}); it was not shown]"
@@ -50,9 +51,10 @@ def screen_tool_output(content: str, policy: GuardrailPolicy) -> tuple[str, str 
     return MARKED.format(rule=rule) + content, rule
 
 
-def call_key(name: str, arguments: dict[str, Any]) -> str:
-    """A tool call's identity for the repeat breaker: its name and canonical arguments."""
-    return f"{name}:{json.dumps(arguments, sort_keys=True, separators=(',', ':'), default=str)}"
+def call_key(call: ToolCall) -> str:
+    """A tool call's identity for the repeat breaker: its name and canonical arguments (unreadable ones as sent)."""
+    arguments: dict[str, Any] = call.arguments if call.unreadable is None else {"unparsed": call.unreadable}
+    return f"{call.name}:{json.dumps(arguments, sort_keys=True, separators=(',', ':'), default=str)}"
 
 
 class CircuitBreakers:
@@ -62,7 +64,7 @@ class CircuitBreakers:
         self.policy = policy
         self.state = state if state is not None else BreakerState()
 
-    def reply(self, *, text: str, calls: Sequence[tuple[str, dict[str, Any]]], refused: int) -> str | None:
+    def reply(self, *, text: str, calls: Sequence[ToolCall], refused: int) -> str | None:
         """After a model reply: `calls` it asked for, `refused` of them invalid or unknown. The broken rule or None."""
         idle = (not calls and not text.strip()) or (calls and refused == len(calls))
         self.state.idle_replies = self.state.idle_replies + 1 if idle else 0
@@ -71,14 +73,14 @@ class CircuitBreakers:
             return f"max_idle_replies: {self.state.idle_replies} replies in a row made no progress (limit {limit})"
         return None
 
-    def call(self, name: str, arguments: dict[str, Any]) -> str | None:
+    def call(self, call: ToolCall) -> str | None:
         """Before a tool call runs: the broken rule when it repeats one made too often already, else None."""
-        key = call_key(name, arguments)
+        key = call_key(call)
         seen = self.state.calls_seen.get(key, 0) + 1
         self.state.calls_seen[key] = seen
         limit = self.policy.max_repeated_calls
         if limit and seen > limit:
-            return f"max_repeated_calls: {name} with the same arguments asked for {seen} times (limit {limit})"
+            return f"max_repeated_calls: {call.name} with the same arguments asked for {seen} times (limit {limit})"
         return None
 
     def outcome(self, is_error: bool) -> str | None:

@@ -1,7 +1,5 @@
-"""An agent's final answer checked against its `output_schema` (JSON Schema): the pattern-B loop (in the workflow) and both black-box engines use this.
-
-A reply that does not validate goes back to the model once with the problems; a second invalid reply
-fails the activity non-retryably (`AgentOutputInvalid`): retrying the whole agent would pay for it again.
+"""An agent's final answer checked against its `output_schema` (JSON Schema); what a loop does with the verdict
+(correct once, then fail) is tools/final_answer.py.
 
 `$ref`s resolve only inside the schema itself (`OFFLINE`): the agents file's loader refuses a schema
 with one that does not (`reference_problems`), and `check_output` turns any schema that still cannot be
@@ -20,21 +18,11 @@ import referencing.exceptions
 import referencing.jsonschema
 from jsonschema.protocols import Validator
 from jsonschema_specifications import REGISTRY as BUNDLED_SCHEMAS
-from temporalio.exceptions import ApplicationError
 from temporalio.workflow import NondeterminismError
 
 from models.errors import OutputSchemaUnusable
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
-
-CORRECTIONS = 1
-"""How many times an invalid final answer is sent back before the run fails."""
-
-
-def schema_instruction(schema: dict[str, Any]) -> str:
-    """What the instructions add so the model knows the shape of its final answer."""
-    return f"\n\nYour final answer must be JSON only, matching this schema: {json.dumps(schema, sort_keys=True)}"
-
 
 OFFLINE: referencing.Registry[Any] = referencing.Registry()
 """Where a `$ref` may lead outside the schema: nowhere that needs a fetch (jsonschema adds its bundled meta-schemas).
@@ -200,20 +188,3 @@ def schema_unusable(agent: str | None, exc: Exception) -> OutputSchemaUnusable:
         why = f"{type(exc).__name__}: {str(exc)[:200]}"
     whose = f" of agent {agent!r}" if agent else ""
     return OutputSchemaUnusable(f"the output_schema{whose} cannot check an answer ({why}): fix the schema")
-
-
-def correction(problems: str, schema: dict[str, Any]) -> str:
-    """The message that sends an invalid answer back to the model."""
-    return (
-        f"Your answer does not match the required output schema ({problems}). "
-        f"Reply with JSON only, matching: {json.dumps(schema, sort_keys=True)}"
-    )
-
-
-def output_invalid(agent: str, problems: str) -> ApplicationError:
-    """The non-retryable failure after the correction was not enough."""
-    return ApplicationError(
-        f"agent {agent!r} answered twice with output that does not match its output_schema: {problems}",
-        type="AgentOutputInvalid",
-        non_retryable=True,
-    )

@@ -17,6 +17,7 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 from temporalio.common import RetryPolicy
 
+from models.conversation import ToolCall
 from models.guardrails import GuardrailPolicy
 from models.tooling import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 
@@ -189,8 +190,16 @@ class ToolCheck:
     """Why it was refused, for metrics: `unknown_tool`, `read_only` or `invalid_arguments`."""
 
 
-def check_tool_call(registry: Registry, agent: AgentProfile, name: str, arguments: dict[str, Any]) -> ToolCheck:
-    """Decide whether a call may run: known tool, allowed for this agent, valid arguments."""
+def check_call(registry: Registry, agent: AgentProfile, call: ToolCall) -> ToolCheck:
+    """`check_tool_call` for a call as the model made it: arguments it sent as unreadable text are invalid ones."""
+    return check_tool_call(registry, agent, call.name, call.arguments, unreadable=call.problem)
+
+
+def check_tool_call(
+    registry: Registry, agent: AgentProfile, name: str, arguments: dict[str, Any], *, unreadable: str | None = None
+) -> ToolCheck:
+    """Decide whether a call may run: known tool, allowed for this agent, valid arguments (`unreadable`: why the
+    model's argument text could not be read; such a call is refused like one with invalid arguments)."""
     available = ", ".join(agent.tools)
     if name not in agent.tools:
         return ToolCheck(None, error=f"Unknown tool {name!r}. Available tools: {available}.", reason="unknown_tool")
@@ -202,6 +211,8 @@ def check_tool_call(registry: Registry, agent: AgentProfile, name: str, argument
             reason="read_only",
         )
     try:
+        if unreadable is not None:
+            raise ToolArgumentsInvalid(unreadable)
         args = tool.validate(arguments)
     except ToolArgumentsInvalid as exc:
         problems = str(exc)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from models.budget import Allowance, CallFit, fit_call
-from models.conversation import ToolCall, ToolOutcome
+from models.conversation import ToolCall, ToolOutcome, describe_call, shortened
 from models.llm import LlmResponse
 from models.run import Budget, Usage
 
@@ -24,18 +24,6 @@ def capped(entries: list[str], limit: int = MAX_NOT_DONE_ENTRIES) -> list[str]:
     if len(entries) <= limit:
         return list(entries)
     return [*entries[:limit], f"... and {len(entries) - limit} more"]
-
-
-def describe_call(call: ToolCall, limit: int = 120) -> str:
-    """`name(arg=value, ...)`, shortened for summaries."""
-    args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-    text = f"{call.name}({args})"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class RunLedger(BaseModel):
@@ -103,7 +91,7 @@ class RunLedger(BaseModel):
         if response.tool_calls:
             decided = "asked for " + ", ".join(capped([c.name for c in response.tool_calls], 8))
         else:
-            decided = "answered: " + _short(response.text)
+            decided = "answered: " + shortened(response.text)
         self._note(f"step {self.steps}: LLM {decided}")
 
     def record_tool(self, call: ToolCall, outcome: ToolOutcome) -> None:
@@ -111,7 +99,7 @@ class RunLedger(BaseModel):
         self.usage = self.usage.add(Usage(tool_calls=1))
         self.steps += 1
         mark = "error" if outcome.is_error else "ok"
-        self._note(f"step {self.steps}: {describe_call(call)} -> {mark}: {_short(outcome.content)}")
+        self._note(f"step {self.steps}: {describe_call(call)} -> {mark}: {shortened(outcome.content)}")
 
     def record_usage(self, usage: Usage, note: str) -> None:
         """Count spending done elsewhere (a black-box agent) as one step."""

@@ -15,7 +15,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 
@@ -25,14 +25,19 @@ from models.errors import BlobNotFound
 from models.run import Usage
 from payloads.blobs import BlobStore
 
+if TYPE_CHECKING:
+    from activities.black_box.progress import AgentProgress
+
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """Where an earlier attempt got to."""
+    """Where an earlier attempt got to: its conversation (the Claude loop) or input items (an Agents SDK run)."""
 
-    conversation: Conversation
     turns: int
+    conversation: Conversation | None = None
+    items: list[Any] | None = None
     corrections: int = 0
+    """Output corrections the agent that had the conversation was sent (tools/final_answer.py)."""
     usage: Usage | None = None
     """What the attempts so far spent, as of the checkpoint."""
     agent: str | None = None
@@ -40,16 +45,18 @@ class ResumePoint:
     handoffs: tuple[BlackBoxHandoff, ...] = ()
     """The handoffs up to the checkpoint."""
 
+    def carry_into(self, progress: AgentProgress, *, handed_to: bool) -> None:
+        """Go on from here: its turns, its spend where it is newer than the last heartbeat that got through, and,
+        when the engine can resume as the agent handed to (`handed_to`), its handoffs."""
+        progress.turns = self.turns
+        if self.usage is not None and self.usage.llm_calls > progress.usage.llm_calls:
+            progress.usage = self.usage
+        if handed_to and self.agent is not None:
+            progress.handoffs, progress.active = list(self.handoffs), self.agent
 
-@dataclass(frozen=True)
-class ItemsResumePoint:
-    """Where an earlier attempt of an Agents SDK run got to: its input items so far."""
 
-    items: list[Any]
-    turns: int
-    usage: Usage | None = None
-    agent: str | None = None
-    handoffs: tuple[BlackBoxHandoff, ...] = ()
+KINDS = ("conversation", "items")
+"""What a marker can point at: a `Conversation` (the Claude loop) or a list of input items (an Agents SDK run)."""
 
 
 def _marker_name() -> str:
@@ -65,18 +72,40 @@ class Checkpoints:
 
     async def save(
         self,
-        conversation: Conversation,
+        progress: AgentProgress,
         *,
-        turns: int,
+        conversation: Conversation | None = None,
+        items: list[Any] | None = None,
         corrections: int = 0,
-        usage: Usage | None = None,
-        agent: str | None = None,
-        handoffs: Sequence[BlackBoxHandoff] = (),
-    ) -> dict[str, Any]:
-        """Store the conversation; the heartbeat-sized marker that finds it again (also stored, durably)."""
-        key = await asyncio.to_thread(self._blobs.put, conversation.model_dump_json().encode())
-        marker = {"conversation": key, "turns": turns, "corrections": corrections, **_active(agent, handoffs)}
-        return await self._keep(marker, usage)
+    ) -> None:
+        """Store the conversation (or the items) and how far `progress` got; the heartbeat-sized marker that finds
+        it again is stored too (durably) and goes out with `progress`'s heartbeats, starting with one now."""
+        if conversation is not None:
+            kind, data = "conversation", conversation.model_dump_json().encode()
+        else:
+            kind, data = "items", json.dumps(items or [], default=str).encode()
+        key = await asyncio.to_thread(self._blobs.put, data)
+        marker = {kind: key, "turns": progress.turns, "corrections": corrections}
+        marker |= _active(progress.active or None, progress.handoffs)
+        progress.resume = await self._keep(marker, progress.usage)
+        progress.heartbeat()
+
+    async def restore(self) -> ResumePoint | None:
+        """The last point an earlier attempt of this activity recorded (None on a first attempt or without one)."""
+        marker = await self._marker()
+        if marker is None:
+            return None
+        kind = next(k for k in KINDS if marker.get(k))
+        data = await asyncio.to_thread(self._blobs.get, marker[kind])
+        return ResumePoint(
+            turns=int(marker.get("turns", 0)),
+            conversation=Conversation.model_validate_json(data) if kind == "conversation" else None,
+            items=json.loads(data) if kind == "items" else None,
+            corrections=int(marker.get("corrections", 0)),
+            usage=_usage(marker),
+            agent=_agent(marker),
+            handoffs=_handoffs(marker),
+        )
 
     async def _keep(self, marker: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
         """Store the marker whole; return the heartbeat's copy (handoff reasons are model text: store only)."""
@@ -87,7 +116,7 @@ class Checkpoints:
             return {**marker, "handoffs": [{k: v for k, v in h.items() if k != "reason"} for h in marker["handoffs"]]}
         return marker
 
-    async def _marker(self, kind: str) -> dict[str, Any] | None:
+    async def _marker(self) -> dict[str, Any] | None:
         """The latest marker of this activity: the stored one, else the last heartbeat's."""
         if not activity.in_activity():
             return None
@@ -95,56 +124,18 @@ class Checkpoints:
             stored = json.loads(await asyncio.to_thread(self._blobs.get_object, _marker_name()))
         except BlobNotFound:
             stored = None
-        if isinstance(stored, dict) and stored.get(kind):
+        if isinstance(stored, dict) and _points_somewhere(stored):
             return stored
-        return _resume_marker(activity.info().heartbeat_details, kind)
-
-    async def save_items(
-        self,
-        items: list[Any],
-        *,
-        turns: int,
-        usage: Usage | None = None,
-        agent: str | None = None,
-        handoffs: Sequence[BlackBoxHandoff] = (),
-    ) -> dict[str, Any]:
-        """Store an Agents SDK run's input items so far (the prompt, each reply's items, each tool output)."""
-        key = await asyncio.to_thread(self._blobs.put, json.dumps(items, default=str).encode())
-        return await self._keep({"items": key, "turns": turns, **_active(agent, handoffs)}, usage)
-
-    async def restore_items(self) -> ItemsResumePoint | None:
-        """The items, turns, usage and active agent an earlier attempt of this Agents SDK run recorded, or None."""
-        marker = await self._marker("items")
-        if marker is None:
-            return None
-        data = await asyncio.to_thread(self._blobs.get, marker["items"])
-        return ItemsResumePoint(
-            items=json.loads(data),
-            turns=int(marker.get("turns", 0)),
-            usage=_usage(marker),
-            agent=_agent(marker),
-            handoffs=_handoffs(marker),
-        )
-
-    async def restore(self) -> ResumePoint | None:
-        """The last point an earlier attempt of this activity recorded (None on a first attempt or without one)."""
-        marker = await self._marker("conversation")
-        if marker is None:
-            return None
-        data = await asyncio.to_thread(self._blobs.get, marker["conversation"])
-        return ResumePoint(
-            conversation=Conversation.model_validate_json(data),
-            turns=int(marker.get("turns", 0)),
-            corrections=int(marker.get("corrections", 0)),
-            usage=_usage(marker),
-            agent=_agent(marker),
-            handoffs=_handoffs(marker),
-        )
+        return _resume_marker(activity.info().heartbeat_details)
 
 
-def _resume_marker(details: Any, kind: str = "conversation") -> dict[str, Any] | None:
+def _points_somewhere(marker: Any) -> bool:
+    return isinstance(marker, dict) and any(marker.get(k) for k in KINDS)
+
+
+def _resume_marker(details: Any) -> dict[str, Any] | None:
     for detail in reversed(list(details or [])):
-        if isinstance(detail, dict) and isinstance(detail.get("resume"), dict) and detail["resume"].get(kind):
+        if isinstance(detail, dict) and _points_somewhere(detail.get("resume")):
             marker: dict[str, Any] = detail["resume"]
             return marker
     return None
@@ -177,3 +168,13 @@ def pending_calls(conversation: Conversation) -> list[Any]:
     if not conversation.messages or conversation.messages[-1].role != "assistant":
         return []
     return [b for b in conversation.messages[-1].content if getattr(b, "type", "") == "tool_use"]
+
+
+def pending_items(items: list[Any]) -> list[dict[str, Any]]:
+    """Function calls an Agents SDK run's items hold without their output (the round a crash cut off)."""
+    answered = {i.get("call_id") for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"}
+    return [
+        i
+        for i in items
+        if isinstance(i, dict) and i.get("type") == "function_call" and i.get("call_id") not in answered
+    ]

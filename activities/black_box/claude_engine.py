@@ -1,21 +1,39 @@
-"""The Claude tool loop, run whole inside one activity: `AnthropicProvider.complete` plus registry tools."""
+"""The Claude tool loop, run whole inside one activity: `AnthropicProvider.complete` plus registry tools.
+
+The loop's policy is every loop's (activities/black_box/engine.py), applied as the pattern-B loop applies it.
+What differs is this engine's own: it holds the whole conversation in the activity (checkpointed whole, where a
+loop's steps are in history), and it runs a reply's calls one by one (a loop runs reads side by side).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from temporalio import activity
 
-from activities.black_box.checkpoint import Checkpoints, pending_calls
-from activities.black_box.engine import BlackBoxTools, screened
-from activities.black_box.handoffs import HandoffRoster, record_handoff, refusal, summary_opening, target_of
-from activities.black_box.progress import AgentProgress
+from activities.black_box.checkpoint import pending_calls
+from activities.black_box.engine import BlackBoxTools, EngineRun, screened_outcome
+from activities.black_box.handoffs import HandoffRoster, record_handoff
 from activities.providers.anthropic_provider import AnthropicProvider, count_input_tokens
-from models.blackbox import InvokeAgentRequest, InvokeAgentResult
+from models.blackbox import InvokeAgentResult
 from models.conversation import Conversation, ToolCall, ToolOutcome
+from models.errors import AgentOutputInvalid
+from models.llm import LlmResponse
+from telemetry.metrics import activity_meter, record_guardrail_rejection
+from tools.final_answer import Accepted, Rejected, instructions_for, judge_answer
 from tools.guardrails import CircuitBreakers
-from tools.output_check import CORRECTIONS, check_output, correction, output_invalid, schema_instruction
+from tools.handoffs import (
+    black_box_refusal,
+    handed_on,
+    handoff_reason,
+    summary_opening,
+    target_of,
+    transferred,
+    work_so_far,
+)
+from tools.next_step import FinalText, Nudge, Stop, after_reply, fan_in
 from tools.registry import AgentProfile, Registry
 
 
@@ -29,8 +47,7 @@ class _Seat:
 
     @property
     def system(self) -> str:
-        schema = self.agent.output_schema
-        return self.agent.instructions + (schema_instruction(schema) if schema is not None else "")
+        return instructions_for(self.agent.instructions, self.agent.output_schema)
 
 
 class ClaudeAgentEngine:
@@ -40,204 +57,186 @@ class ClaudeAgentEngine:
         self._provider = provider
         self._registry = registry
 
-    async def run(
-        self,
-        *,
-        agent: AgentProfile,
-        request: InvokeAgentRequest,
-        model: str,
-        max_turns: int,
-        progress: AgentProgress,
-        tools: BlackBoxTools,
-        checkpoints: Checkpoints | None = None,
-        roster: HandoffRoster | None = None,
-    ) -> InvokeAgentResult:
+    async def run(self, run: EngineRun) -> InvokeAgentResult:
         """Alternate inference and in-process tool calls until the agent answers or hits `max_turns`."""
-        seat = await self._seat(agent, tools, model, roster)
-        corrections = 0
-        conversation = Conversation.start(request.prompt)
-        guard = CircuitBreakers(agent.guardrails)  # counts of this attempt (a resumed one starts them afresh)
-        restored = await checkpoints.restore() if checkpoints is not None else None
-        if restored is not None:  # an earlier attempt got this far: its turns are not paid for again
-            conversation, corrections = restored.conversation, restored.corrections
-            progress.turns = restored.turns
-            if restored.usage is not None and restored.usage.llm_calls > progress.usage.llm_calls:
-                progress.usage = restored.usage  # the checkpoint is newer than the last heartbeat that got through
-            if restored.agent is not None and restored.agent != agent.name and roster is not None:
-                # It had handed off: resume as the agent that had the conversation, not the one first asked.
-                progress.handoffs, progress.active = list(restored.handoffs), restored.agent
-                seat = await self._seat_after(seat, (await roster.agent(restored.agent)).profile, roster)
-                progress.model = seat.model
-            await self._checkpoint(checkpoints, progress, conversation, corrections)  # carried to a further retry
-            activity.logger.info("resuming agent %s at turn %d", seat.agent.name, restored.turns)
-            if cut_off := pending_calls(conversation):  # the round the crash cut off runs again, same call ids
-                calls = [ToolCall(id=b.id, name=b.name, arguments=b.arguments) for b in cut_off]
-                ran = await self._round(calls, seat, conversation, request, progress, guard, roster)
-                if isinstance(ran, InvokeAgentResult):
-                    return ran
-                seat, conversation = ran
-                await self._checkpoint(checkpoints, progress, conversation, corrections)
+        seat = await _seat(run.agent, run.tools, run.model, run.roster)
+        return await _ClaudeLoop(self._provider, run, seat).run()
 
-        while progress.turns < max_turns:
+
+class _ClaudeLoop:
+    """One Claude black-box run: the seat, the conversation, this attempt's breaker counts, the corrections sent."""
+
+    def __init__(self, provider: AnthropicProvider, run: EngineRun, seat: _Seat) -> None:
+        self._provider = provider
+        self._run = run
+        self._progress = run.progress
+        self._seat = seat
+        self._conversation = Conversation.start(run.request.prompt)
+        self._corrections = 0
+        self._guard = CircuitBreakers(run.agent.guardrails)  # this attempt's counts (a resumed one starts afresh)
+
+    async def run(self) -> InvokeAgentResult:
+        if (stopped := await self._resume()) is not None:
+            return stopped
+        progress = self._progress
+        while progress.turns < self._run.max_turns:
             # Within the branch's allowance: its input counted first, the output allowed what remains after it.
-            estimate = (
-                await count_input_tokens(
-                    self._provider,
-                    model=seat.model,
-                    system=seat.system,
-                    conversation=conversation,
-                    tools=seat.tools.definitions,
-                )
-                if progress.allowance is not None
-                else 0
-            )
-            fit = progress.fit_next_call(estimate, request.max_output_tokens)
+            fit = await progress.fit_turn(self._estimate, self._run.request.max_output_tokens)
             if fit.refused is not None:
                 return progress.result(None, stopped=fit.refused)
-            response = await self._provider.complete(
-                model=seat.model,
-                system=seat.system,
-                conversation=conversation,
-                tools=seat.tools.definitions,
-                max_tokens=fit.output_tokens,
-            )
-            asked = ", ".join(c.name for c in response.tool_calls)
-            progress.record_llm(
-                response.usage.input_tokens, response.usage.output_tokens, f"asked for {asked}" if asked else "answered"
-            )
-            conversation.add_assistant_turn(response.text, response.tool_calls)
-            await self._checkpoint(checkpoints, progress, conversation, corrections)  # the reply is paid for
-            calls_asked = [(c.name, c.arguments) for c in response.tool_calls]
-            if rule := guard.reply(text=response.text, calls=calls_asked, refused=0):
-                return progress.result(None, stopped=rule, rule=rule.split(":", 1)[0])
-            if not response.tool_calls:
-                schema = seat.agent.output_schema
-                if schema is None:
-                    return progress.result(response.text)
-                parsed, problems = check_output(response.text, schema, seat.agent.name)
-                if problems is None:
-                    return progress.result(parsed)
-                if corrections >= CORRECTIONS:
-                    raise output_invalid(seat.agent.name, problems)
-                corrections += 1
-                conversation.add_user_text(correction(problems, schema))
-                continue
-            ran = await self._round(response.tool_calls, seat, conversation, request, progress, guard, roster)
-            if isinstance(ran, InvokeAgentResult):
-                return ran
-            if ran[0] is not seat:
-                corrections = 0  # the next agent gets its own output corrections
-            seat, conversation = ran
-            await self._checkpoint(checkpoints, progress, conversation, corrections)  # the tools have run
-        return progress.result(None, stopped=f"turn ceiling reached: {progress.turns} of max_turns {max_turns}")
+            response = await self._reply(fit.output_tokens)
+            registry = self._seat.tools.executor.registry
+            step = after_reply(self._guard, registry, self._seat.agent, response.text, response.tool_calls)
+            if isinstance(step, Stop):
+                return progress.tripped(step)
+            if isinstance(step, Nudge):
+                self._conversation.add_user_text(step.message)
+            elif isinstance(step, FinalText):
+                if (answered := self._judged(step.text)) is not None:
+                    return answered
+            elif (stopped := await self._round(step.calls)) is not None:
+                return stopped
+            else:
+                await self._checkpoint()  # the tools have run
+        return progress.out_of_turns(self._run.max_turns)
 
-    async def _round(
-        self,
-        calls: list[ToolCall],
-        seat: _Seat,
-        conversation: Conversation,
-        request: InvokeAgentRequest,
-        progress: AgentProgress,
-        guard: CircuitBreakers,
-        roster: HandoffRoster | None,
-    ) -> tuple[_Seat, Conversation] | InvokeAgentResult:
-        """Run one reply's tool calls in order; a handoff switches the seat and answers the calls after it unrun.
+    def _judged(self, text: str) -> InvokeAgentResult | None:
+        """The result when the answer stands; None when it went back to the model with a correction."""
+        agent = self._seat.agent
+        verdict = judge_answer(text, agent.output_schema, agent.name, self._corrections)
+        if isinstance(verdict, Accepted):
+            return self._progress.result(verdict.output)
+        if isinstance(verdict, Rejected):
+            raise AgentOutputInvalid(verdict.message)
+        self._corrections += 1
+        self._conversation.add_user_text(verdict.message)
+        return None
 
-        Returns the seat and conversation to go on with (a fresh conversation when the handoff's context is
-        `summary` or `none`), or the result when a breaker stopped the agent.
-        """
+    def _request(self) -> dict[str, Any]:
+        """The next Messages request as the provider takes it: the seat's model, prompt and tools, the conversation."""
+        seat = self._seat
+        return {
+            "model": seat.model,
+            "system": seat.system,
+            "conversation": self._conversation,
+            "tools": seat.tools.definitions,
+        }
+
+    async def _estimate(self) -> int:
+        return await count_input_tokens(self._provider, **self._request())
+
+    async def _reply(self, max_tokens: int) -> LlmResponse:
+        """One model call, counted, recorded in the conversation and checkpointed (the reply is paid for)."""
+        response = await self._provider.complete(**self._request(), max_tokens=max_tokens)
+        asked = ", ".join(c.name for c in response.tool_calls)
+        usage = response.usage
+        self._progress.record_llm(
+            usage.input_tokens, usage.output_tokens, f"asked for {asked}" if asked else "answered"
+        )
+        self._conversation.add_assistant_turn(response.text, response.tool_calls)
+        await self._checkpoint()
+        return response
+
+    async def _resume(self) -> InvokeAgentResult | None:
+        """Go on from an earlier attempt's checkpoint, as the agent that had the conversation then; the round the
+        crash cut off runs again with the same call ids. The result when that round tripped a breaker."""
+        checkpoints, roster = self._run.checkpoints, self._run.roster
+        restored = await checkpoints.restore() if checkpoints is not None else None
+        if restored is None or restored.conversation is None:
+            return None
+        self._conversation, self._corrections = restored.conversation, restored.corrections
+        handed_to = roster is not None and restored.agent not in (None, self._run.agent.name)
+        restored.carry_into(self._progress, handed_to=handed_to)
+        if roster is not None and handed_to and restored.agent is not None:
+            self._seat = await _seat_after(self._seat, (await roster.agent(restored.agent)).profile, roster)
+            self._progress.model = self._seat.model
+        await self._checkpoint()  # carried on to a further retry
+        activity.logger.info("resuming agent %s at turn %d", self._seat.agent.name, restored.turns)
+        if cut_off := pending_calls(self._conversation):
+            calls = [ToolCall(id=b.id, name=b.name, arguments=b.arguments) for b in cut_off]
+            if (stopped := await self._round(calls)) is not None:
+                return stopped
+            await self._checkpoint()
+        return None
+
+    async def _round(self, calls: list[ToolCall]) -> InvokeAgentResult | None:
+        """Run one reply's calls in order (at most the agent's limit: tools/next_step.py `fan_in`), each checked by
+        the breakers first; a handoff switches the seat and the calls after it are answered unrun. The result when
+        a breaker stopped the agent, else None."""
+        runnable, refused = fan_in(self._seat.agent, calls)
+        if refused:
+            record_guardrail_rejection(activity_meter(), reason="too_many_tool_calls")
         outcomes: list[ToolOutcome] = []
-        for i, call in enumerate(calls):
-            target = target_of(call.name) if roster is not None else None
-            if target is not None and roster is not None:
-                switched = await self._hand_off(call, target, seat, conversation, request, progress, roster)
+        for i, call in enumerate(runnable):
+            target = target_of(call.name) if self._run.roster is not None else None
+            if target is not None:
+                switched = await self._hand_off(call, target)
                 if isinstance(switched, ToolOutcome):  # refused: the model reads why and goes on
                     outcomes.append(switched)
                     continue
-                next_seat, fresh = switched
-                if fresh is not None:
-                    return next_seat, fresh  # the next agent starts afresh: the rest of this reply is left
-                outcomes.append(ToolOutcome(tool_call_id=call.id, name=call.name, content=f"Transferred to {target}."))
-                unrun = f"Not run: the conversation was handed to {target}."
-                outcomes += [
-                    ToolOutcome(tool_call_id=c.id, name=c.name, content=unrun, is_error=True) for c in calls[i + 1 :]
-                ]
-                conversation.add_tool_results(outcomes)
-                return next_seat, conversation
-            if rule := guard.call(call.name, call.arguments):
-                return progress.result(None, stopped=rule, rule=rule.split(":", 1)[0])
-            outcome = await seat.tools.run(call)
-            outcomes.append(self._screened(outcome, seat.agent))
-            if rule := guard.outcome(outcome.is_error):
-                return progress.result(None, stopped=rule, rule=rule.split(":", 1)[0])
-        conversation.add_tool_results(outcomes)
-        return seat, conversation
+                if switched is not None:
+                    self._conversation = switched  # the next agent starts afresh: the rest of this reply is left
+                    return None
+                outcomes.append(ToolOutcome(tool_call_id=call.id, name=call.name, content=transferred(target)))
+                outcomes += [_error(c, handed_on(target)) for c in runnable[i + 1 :]]
+                break
+            if rule := self._guard.call(call):
+                return self._progress.tripped(Stop(rule))
+            outcome = await self._seat.tools.run(call)
+            outcomes.append(screened_outcome(outcome, self._guard.policy))
+            if rule := self._guard.outcome(outcome.is_error):
+                return self._progress.tripped(Stop(rule))
+        self._conversation.add_tool_results(outcomes + refused)
+        return None
 
-    async def _hand_off(
-        self,
-        call: ToolCall,
-        target: str,
-        seat: _Seat,
-        conversation: Conversation,
-        request: InvokeAgentRequest,
-        progress: AgentProgress,
-        roster: HandoffRoster,
-    ) -> ToolOutcome | tuple[_Seat, Conversation | None]:
-        """Switch to `target` (an error result for the model when it may not); the next agent sees what the
-        source's `handoff_context` says: the same conversation (None here), or a fresh one."""
-        source = seat.agent
-        problem = refusal(source, target)
-        if problem is None and not roster.reachable(target):
-            problem = f"Error: agent {target!r} was not pinned for this black box."
-        next_agent = (await roster.agent(target)).profile if problem is None else None
-        if next_agent is not None and (next_agent.model or seat.model).split(":", 1)[0] != "anthropic":
-            problem = (
-                f"Error: agent {target!r} runs on {next_agent.model!r}; this black box runs on Claude and cannot "
-                "hand off to another provider's agent."
-            )
-        if problem is not None or next_agent is None:
-            return ToolOutcome(tool_call_id=call.id, name=call.name, content=problem or "", is_error=True)
-        reason = str(call.arguments.get("reason") or "no reason given")
-        record_handoff(progress, source, target, reason)
-        next_seat = await self._seat_after(seat, next_agent, roster)
-        progress.model = next_seat.model
-        if source.handoff_context == "full":
-            return next_seat, None
-        opening = request.prompt
-        if source.handoff_context == "summary":
-            opening = summary_opening(request.prompt, source.name, reason, conversation)
-        return next_seat, Conversation.start(opening)
-
-    @staticmethod
-    async def _seat(agent: AgentProfile, tools: BlackBoxTools, model: str, roster: HandoffRoster | None) -> _Seat:
-        transfers = await roster.transfer_tools(agent) if roster is not None else []
-        return _Seat(agent, dataclasses.replace(tools, definitions=[*tools.definitions, *transfers]), model)
-
-    async def _seat_after(self, seat: _Seat, agent: AgentProfile, roster: HandoffRoster) -> _Seat:
-        """The seat of `agent` after a handoff: its instructions, tools, read-only policy and model."""
-        definitions = (await roster.agent(agent.name)).definitions
-        tools = dataclasses.replace(seat.tools, agent=agent, definitions=definitions)
-        return await self._seat(agent, tools, agent.model or seat.model, roster)
-
-    @staticmethod
-    def _screened(outcome: ToolOutcome, agent: AgentProfile) -> ToolOutcome:
-        """The outcome as the model is shown it: marked or withheld when it reads like instructions."""
-        content, flagged = screened(outcome.content, agent.guardrails)
-        return outcome.model_copy(update={"content": content}) if flagged else outcome
-
-    @staticmethod
-    async def _checkpoint(
-        checkpoints: Checkpoints | None, progress: AgentProgress, conversation: Conversation, corrections: int
-    ) -> None:
-        """Record how far the agent got, durably: the next heartbeat carries it to a retried attempt."""
-        if checkpoints is None:
-            return
-        progress.resume = await checkpoints.save(
-            conversation,
-            turns=progress.turns,
-            corrections=corrections,
-            usage=progress.usage,
-            agent=progress.active or None,
-            handoffs=progress.handoffs,
+    async def _hand_off(self, call: ToolCall, target: str) -> ToolOutcome | Conversation | None:
+        """Switch to `target`, or an error result for the model when it may not; then the conversation the next
+        agent starts with: None for the same one (`full`), or a fresh one (`summary`, `none`)."""
+        source, roster = self._seat.agent, self._run.roster
+        assert roster is not None  # only a black box with a roster has transfer tools
+        pinned = roster.reachable(target)
+        next_agent = (await roster.agent(target)).profile if pinned and target in source.handoffs else None
+        problem = black_box_refusal(
+            source,
+            target,
+            pinned=pinned,
+            target_model=(next_agent.model or self._seat.model) if next_agent is not None else None,
+            engine="anthropic",
         )
-        progress.heartbeat()
+        if problem is not None or next_agent is None:
+            return _error(call, problem or "")
+        reason = handoff_reason(call.arguments)
+        record_handoff(self._progress, source, target, reason)
+        self._seat = await _seat_after(self._seat, next_agent, roster)
+        self._progress.model = self._seat.model
+        self._corrections = 0  # the next agent gets its own output corrections
+        if source.handoff_context == "full":
+            return None
+        opening = self._run.request.prompt
+        if source.handoff_context == "summary":
+            work, last_text = work_so_far(self._conversation)
+            opening = summary_opening(opening, source.name, reason, work, last_text)
+        return Conversation.start(opening)
+
+    async def _checkpoint(self) -> None:
+        """Record how far the agent got, durably: the next heartbeat carries it to a retried attempt."""
+        if self._run.checkpoints is not None:
+            await self._run.checkpoints.save(
+                self._progress, conversation=self._conversation, corrections=self._corrections
+            )
+
+
+def _error(call: ToolCall, content: str) -> ToolOutcome:
+    return ToolOutcome(tool_call_id=call.id, name=call.name, content=content, is_error=True)
+
+
+async def _seat(agent: AgentProfile, tools: BlackBoxTools, model: str, roster: HandoffRoster | None) -> _Seat:
+    transfers = await roster.transfer_tools(agent) if roster is not None else []
+    return _Seat(agent, dataclasses.replace(tools, definitions=[*tools.definitions, *transfers]), model)
+
+
+async def _seat_after(seat: _Seat, agent: AgentProfile, roster: HandoffRoster) -> _Seat:
+    """The seat of `agent` after a handoff: its instructions, tools, read-only policy and model."""
+    definitions = (await roster.agent(agent.name)).definitions
+    tools = dataclasses.replace(seat.tools, agent=agent, definitions=definitions)
+    return await _seat(agent, tools, agent.model or seat.model, roster)

@@ -1,4 +1,10 @@
-"""The engine protocol of pattern A, and the registry tools one black-box run may call."""
+"""The engine protocol of pattern A, what one run gives an engine (`EngineRun`), and the registry tools it may call.
+
+Both engines apply the one agent-loop policy the pattern-B loop applies: tools/next_step.py after each reply,
+tools/final_answer.py on the final answer, tools/handoffs.py on each handoff, models/budget.py's `input_estimate`
+before each call, the providers' error classification and `llm_generation` tracing. They differ only where their
+SDK forces it, and say so where they do.
+"""
 
 from __future__ import annotations
 
@@ -17,25 +23,31 @@ from tools.guardrails import screen_tool_output
 from tools.registry import AgentProfile, Tool
 
 
+@dataclass(frozen=True)
+class EngineRun:
+    """One whole agent run as `invoke_agent` hands it to an engine."""
+
+    agent: AgentProfile
+    """The pinned agent the request names (handoffs may pass the conversation on from it)."""
+    request: InvokeAgentRequest
+    model: str
+    """`provider:model` the run routed to (an agent handed to may name its own)."""
+    max_turns: int
+    """Model calls this run may make: the request's, capped by the agent's own."""
+    progress: AgentProgress
+    tools: BlackBoxTools
+    checkpoints: Checkpoints | None = None
+    """Turn-level resume (None: a retry starts the agent from its first turn)."""
+    roster: HandoffRoster | None = None
+    """The agents it may hand off to (activities/black_box/handoffs.py); None: it cannot hand off."""
+
+
 class AgentEngine(Protocol):
     """Runs one whole agent in-process: the OpenAI Agents SDK or the Claude tool loop."""
 
-    async def run(
-        self,
-        *,
-        agent: AgentProfile,
-        request: InvokeAgentRequest,
-        model: str,
-        max_turns: int,
-        progress: AgentProgress,
-        tools: BlackBoxTools,
-        checkpoints: Checkpoints | None = None,
-        roster: HandoffRoster | None = None,
-    ) -> InvokeAgentResult:
-        """Run until the agent answers or reaches `max_turns`; raise `ApplicationError` on provider failure.
-
-        With a `roster`, the agent may hand the conversation to the agents in it (activities/black_box/handoffs.py).
-        """
+    async def run(self, run: EngineRun) -> InvokeAgentResult:
+        """Run until the agent answers, a breaker or the allowance stops it, or it reaches `max_turns`; raise
+        `ApplicationError` on provider failure (classified for Temporal's retry policy)."""
         ...
 
 
@@ -66,3 +78,9 @@ def screened(content: str, policy: GuardrailPolicy) -> tuple[str, str | None]:
     if flagged is not None:
         record_guardrail_rejection(activity_meter(), reason=f"tool_output:{flagged}")
     return shown, flagged
+
+
+def screened_outcome(outcome: ToolOutcome, policy: GuardrailPolicy) -> ToolOutcome:
+    """A tool outcome as the model is shown it: marked or withheld when it reads like instructions (`screened`)."""
+    content, flagged = screened(outcome.content, policy)
+    return outcome.model_copy(update={"content": content}) if flagged else outcome

@@ -2,7 +2,8 @@
 
 The workflow sends the digests of every pinned agent the first one can reach (`InvokeAgentRequest.handoff_specs`);
 the roster reads their specs from the spec store, so a retry on any worker hands off to the agents the run
-pinned. Each switch is recorded three ways: on the run's progress stream (a `handoff` event), in the trace
+pinned. What a switch may do and what the next agent is given are tools/handoffs.py's, as in the loop. Each
+switch is recorded three ways: on the run's progress stream (a `handoff` event), in the trace
 (a `handoff <from> -> <to>` span under the activity's) and in the result (`InvokeAgentResult.handoffs`).
 """
 
@@ -14,9 +15,8 @@ from typing import TYPE_CHECKING
 from activities.progress_publisher import publish_event
 from models.agents import HandoffSpec
 from models.blackbox import BlackBoxHandoff
-from models.conversation import Conversation, ToolResultBlock, ToolUseBlock
-from telemetry.tracing import tracer
-from tools.pinning import TRANSFER_PREFIX, transfer_tool
+from telemetry.tracing import handoff_span
+from tools.pinning import transfer_tool
 from tools.registry import AgentProfile, Tool
 
 if TYPE_CHECKING:
@@ -64,19 +64,6 @@ class HandoffRoster:
         ]
 
 
-def refusal(source: AgentProfile, target: str) -> str | None:
-    """Why `source` may not hand off to `target` (the model reads it), or None when it may."""
-    if target in source.handoffs:
-        return None
-    offered = ", ".join(source.handoffs) or "none"
-    return f"Error: agent {source.name!r} cannot hand off to {target!r} (it can hand off to: {offered})."
-
-
-def target_of(tool_name: str) -> str | None:
-    """The agent a `transfer_to_<agent>` call names, or None for any other tool."""
-    return tool_name.removeprefix(TRANSFER_PREFIX) if tool_name.startswith(TRANSFER_PREFIX) else None
-
-
 def record_handoff(progress: AgentProgress, source: AgentProfile, target: str, reason: str) -> BlackBoxHandoff:
     """Note one handoff in the result, on the progress stream and in the trace; the new agent is active from now."""
     handoff = BlackBoxHandoff(
@@ -85,43 +72,7 @@ def record_handoff(progress: AgentProgress, source: AgentProfile, target: str, r
     progress.handoffs.append(handoff)
     progress.active = target
     progress.last = f"handed off to {target}"
-    attributes = {"handoff.from": source.name, "handoff.to": target, "handoff.context": source.handoff_context}
-    with tracer().start_as_current_span(f"handoff {source.name} -> {target}", attributes=attributes):
-        pass
+    handoff_span(source.name, target, source.handoff_context)
     publish_event("handoff", agent=source.name, target=target, context=source.handoff_context, turn=progress.turns)
     progress.heartbeat()
     return handoff
-
-
-def summary_opening(prompt: str, source: str, reason: str, conversation: Conversation) -> str:
-    """What a `summary` handoff gives the next agent: the request, why it was handed over, the work so far and the
-    last thing the previous agent said (the wording pattern B uses)."""
-    done: list[str] = []
-    calls: dict[str, ToolUseBlock] = {}
-    last_text = ""
-    for message in conversation.messages:
-        for block in message.content:
-            if isinstance(block, ToolUseBlock):
-                calls[block.id] = block
-            elif isinstance(block, ToolResultBlock) and block.tool_use_id in calls:
-                call = calls[block.tool_use_id]
-                if target_of(call.name) is None:
-                    mark = "error" if block.is_error else "ok"
-                    done.append(f"{_call_text(call)} -> {mark}: {_short(block.content)}")
-            elif message.role == "assistant" and block.type == "text" and block.text.strip():
-                last_text = block.text
-    work = "; ".join(done[-10:]) or "nothing yet"
-    return (
-        f"{prompt}\n\n(Handed over by agent {source}: {reason}. Work so far: {work}. "
-        f"Its last message: {last_text or '(none)'})"
-    )
-
-
-def _call_text(call: ToolUseBlock, limit: int = 120) -> str:
-    text = f"{call.name}({', '.join(f'{k}={v!r}' for k, v in call.arguments.items())})"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

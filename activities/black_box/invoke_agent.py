@@ -6,7 +6,7 @@ from temporalio import activity
 
 from activities.agent_specs import AgentResolver
 from activities.black_box.checkpoint import Checkpoints
-from activities.black_box.engine import AgentEngine, BlackBoxTools
+from activities.black_box.engine import AgentEngine, BlackBoxTools, EngineRun
 from activities.black_box.handoffs import HandoffRoster
 from activities.black_box.progress import AgentProgress
 from activities.heartbeat import carried_spend, heartbeating
@@ -57,18 +57,7 @@ class BlackBoxActivities:
         roster = HandoffRoster(self._agents, request.handoff_specs) if request.handoff_specs else None
         try:
             async with publishing(request.progress, agent=agent.name):
-                return await heartbeating(
-                    engine.run(
-                        agent=agent,
-                        request=request,
-                        model=model,
-                        max_turns=max_turns,
-                        progress=progress,
-                        tools=tools,
-                        checkpoints=self._checkpoints,
-                        roster=roster,
-                    ),
-                    progress.heartbeat,
-                )
+                run = EngineRun(agent, request, model, max_turns, progress, tools, self._checkpoints, roster)
+                return await heartbeating(engine.run(run), progress.heartbeat)
         except Exception as exc:  # not cancellation (a BaseException): the run closes Canceled with what it saw
             raise progress.failure(exc) from exc

@@ -6,6 +6,7 @@ last heartbeated (`activities.heartbeat.carried_spend`), so a retried or finally
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from models.budget import Allowance, CallFit, fit_within
 from models.pricing import cost_usd
 from models.run import Usage
 from telemetry.metrics import activity_meter, record_llm_tokens
+from tools.next_step import Stop
 
 
 @dataclass
@@ -43,6 +45,13 @@ class AgentProgress:
     def speaker(self) -> str:
         """The agent whose turns these are now."""
         return self.active or self.agent
+
+    async def fit_turn(self, estimate: Callable[[], Awaitable[int]], default_output: int) -> CallFit:
+        """The next call's output allowance within what the branch has left once its input (`estimate`: the engine's
+        `input_estimate`, asked only when there is an allowance) is paid, or why the call is not made."""
+        if self.allowance is None:  # runs recorded before allowances: every call their turns allow, unestimated
+            return CallFit(output_tokens=default_output)
+        return self.fit_next_call(await estimate(), default_output)
 
     def fit_next_call(self, input_estimate: int, default_output: int) -> CallFit:
         """The next call's output allowance within what the branch has left, or why it is not made."""
@@ -103,6 +112,14 @@ class AgentProgress:
                 next_retry_delay=exc.next_retry_delay,
             )
         return ApplicationError(str(exc) or type(exc).__name__, self.snapshot(), type=type(exc).__name__)
+
+    def tripped(self, stop: Stop) -> InvokeAgentResult:
+        """The result of an agent a circuit breaker stopped (tools/next_step.py): the run ends `stopped`."""
+        return self.result(None, stopped=stop.reason, rule=stop.rule)
+
+    def out_of_turns(self, max_turns: int) -> InvokeAgentResult:
+        """The result of an agent that used its turns without answering."""
+        return self.result(None, stopped=f"turn ceiling reached: {self.turns} of max_turns {max_turns}")
 
     def result(self, output: Any, stopped: str | None = None, rule: str | None = None) -> InvokeAgentResult:
         """The activity's result (`rule`: the guardrail that stopped the agent, if one did)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anthropic
@@ -18,12 +20,12 @@ from activities.providers.errors import (
     truncated_stream,
 )
 from config.sections import AnthropicSettings
-from models.budget import estimate_tokens
+from models.budget import input_estimate, usable_count
 from models.conversation import Conversation, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
 from models.llm import LlmResponse
 from models.pricing import cost_usd
 from models.run import Usage
-from telemetry.observe import generation
+from telemetry.observe import llm_generation
 from tools.registry import Tool
 
 
@@ -78,27 +80,29 @@ class AnthropicProvider:
     ) -> LlmResponse:
         """One Messages API call, errors classified for Temporal's retry policy."""
         client = self._client_or_raise()
-        provider_model = model.split(":", 1)[1]
-        messages = to_wire_messages(conversation)
-        observed_input = {"system": system, "messages": messages, "tools": [t.name for t in tools]}
-        with generation(
-            name="anthropic.messages", model=model, input=observed_input, model_parameters={"max_tokens": max_tokens}
+        params = request_params(model, system, conversation, tools)
+        with llm_generation(
+            name="anthropic.messages",
+            model=model,
+            system=system,
+            messages=params["messages"],
+            tools=[t.name for t in tools],
+            max_tokens=max_tokens,
         ) as observed:
-            try:
-                # Plain dicts in the wire shape: the SDK's TypedDict overloads cannot see that they match.
-                params: dict[str, Any] = {"model": provider_model, "system": system, "messages": messages}
-                if tools:  # the API refuses an empty tools list
-                    params["tools"] = to_wire_tools(tools)
+            with classifying_errors():
                 message = await self._send(client, max_tokens, params)
-            except anthropic.APIStatusError as exc:  # an error response, or an `error` event after a 200
-                raise classified(exc) from None
-            except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
-                raise connection_error("anthropic", exc) from None
-            except httpx2.TransportError as exc:  # cut or timed out mid-stream: the SDK lets its transport's raise
-                raise connection_error("anthropic", exc) from None
             response = _to_response(model, message)
             observed.finish_response(response)
         return response
+
+    async def counted(self, params: dict[str, Any]) -> int | None:
+        """The API's count of a request's input tokens (`messages.count_tokens`), or None where it gives none."""
+        try:
+            answer = await self._client_or_raise().messages.count_tokens(**params)
+        except anthropic.APIError:  # an error answer, no answer, or one the SDK could not read
+            return None
+        # Some Anthropic-compatible proxies answer this path with a 200 of another shape: the SDK does not check it.
+        return usable_count(getattr(answer, "input_tokens", None))
 
     async def _send(self, client: anthropic.AsyncAnthropic, max_tokens: int, params: dict[str, Any]) -> Any:
         """One request; streamed, its text deltas go to the run's progress stream and the whole message comes back."""
@@ -115,6 +119,31 @@ class AnthropicProvider:
             if not finished:
                 raise truncated_stream("anthropic", "message_stop")
             return await stream.get_final_message()
+
+
+def request_params(model: str, system: str, conversation: Conversation, tools: list[Tool]) -> dict[str, Any]:
+    """A Messages request as plain dicts in the wire shape (the SDK's TypedDict overloads cannot see that they match)."""
+    params: dict[str, Any] = {
+        "model": model.split(":", 1)[1],
+        "system": system,
+        "messages": to_wire_messages(conversation),
+    }
+    if tools:  # the API refuses an empty tools list
+        params["tools"] = to_wire_tools(tools)
+    return params
+
+
+@contextmanager
+def classifying_errors() -> Iterator[None]:
+    """Every failure of a Messages call as the ApplicationError Temporal's retry policy reads (activities/providers/errors.py)."""
+    try:
+        yield
+    except anthropic.APIStatusError as exc:  # an error response, or an `error` event after a 200
+        raise classified(exc) from None
+    except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
+        raise connection_error("anthropic", exc) from None
+    except httpx2.TransportError as exc:  # cut or timed out mid-stream: the SDK lets its transport's raise
+        raise connection_error("anthropic", exc) from None
 
 
 def classified(exc: anthropic.APIStatusError) -> ApplicationError:
@@ -146,21 +175,7 @@ def _to_response(model: str, message: Any) -> LlmResponse:
 async def count_input_tokens(
     provider: AnthropicProvider, *, model: str, system: str, conversation: Conversation, tools: list[Tool]
 ) -> int:
-    """Input tokens of the next Messages request as the API counts them (`messages.count_tokens`, itself an
-    estimate); where counting fails, the conservative estimate of the serialised request (models/budget.py)."""
-    params: dict[str, Any] = {
-        "model": model.split(":", 1)[1],
-        "system": system,
-        "messages": to_wire_messages(conversation),
-    }
-    if tools:
-        params["tools"] = to_wire_tools(tools)
-    try:
-        counted = await provider._client_or_raise().messages.count_tokens(**params)
-    except anthropic.APIError:  # an error answer, no answer, or one the SDK could not read
-        return estimate_tokens(params)
-    # Some Anthropic-compatible proxies answer this path with a 200 of another shape: the SDK does not check it.
-    tokens = getattr(counted, "input_tokens", None)
-    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-        return estimate_tokens(params)
-    return tokens
+    """The input estimate of the next Messages request (models/budget.py `input_estimate`): the API's count, or
+    where counting fails the serialised request's."""
+    params = request_params(model, system, conversation, tools)
+    return input_estimate(whole=params, counted=await provider.counted(params))

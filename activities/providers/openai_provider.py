@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import openai
@@ -27,11 +28,12 @@ from activities.providers.errors import (
     truncated_stream,
 )
 from config.sections import OpenAISettings
+from models.budget import usable_count
 from models.conversation import Conversation, TextBlock, ToolCall, ToolUseBlock
 from models.llm import LlmResponse
 from models.pricing import cost_usd
 from models.run import Usage
-from telemetry.observe import generation
+from telemetry.observe import llm_generation
 from tools.registry import Tool
 
 
@@ -96,22 +98,23 @@ class OpenAIProvider:
         """One Responses API call, errors classified for Temporal's retry policy."""
         client = self.client()
         items = to_input_items(conversation)
-        observed_input = {"system": system, "input": items, "tools": [t.name for t in tools]}
-        with generation(
+        with llm_generation(
             name="openai.responses",
             model=model,
-            input=observed_input,
-            model_parameters={"max_output_tokens": max_tokens},
+            system=system,
+            messages=items,
+            tools=[t.name for t in tools],
+            max_tokens=max_tokens,
         ) as observed:
-            try:
-                # Plain dicts in the wire shape: the SDK's TypedDict overloads cannot see that they match.
-                params: dict[str, Any] = {"model": model.split(":", 1)[1], "instructions": system, "input": items}
-                if tools:
-                    params["tools"] = to_function_tools(tools)
+            # Plain dicts in the wire shape: the SDK's TypedDict overloads cannot see that they match.
+            params: dict[str, Any] = {"model": model.split(":", 1)[1], "instructions": system, "input": items}
+            if tools:
+                params["tools"] = to_function_tools(tools)
+            with classifying_errors():
                 reply = await self._send(client, max_tokens, params)
-            except openai.APIError as exc:
-                raise classified(exc) from None
-            response = _to_response(model, reply)
+            response = to_llm_response(
+                model, reply.output, reply.usage, incomplete=reply.incomplete_details is not None
+            )
             observed.finish_response(response)
         return response
 
@@ -121,16 +124,32 @@ class OpenAIProvider:
             return await client.responses.create(max_output_tokens=max_tokens, **params)
         stream = await client.responses.create(max_output_tokens=max_tokens, stream=True, **params)
         final = None
-        async for event in stream:
+        async for event in checked_events(stream, stream.response.headers):
             if isinstance(event, ResponseTextDeltaEvent):
                 publish_text(event.delta)
             elif isinstance(event, ResponseCompletedEvent | ResponseIncompleteEvent):
                 final = event.response
-            elif (failure := failed_event(event, stream.response.headers)) is not None:
-                raise failure
-        if final is None:
-            raise truncated_stream("openai", "response.completed")
         return final
+
+
+async def counted_input(client: openai.AsyncOpenAI, params: dict[str, Any]) -> int | None:
+    """The Responses API's count of a request's input tokens (`responses.input_tokens.count`), or None where it gives
+    none (an error answer, or a compatible server without that path)."""
+    try:
+        answer = await client.responses.input_tokens.count(**params)
+    except openai.APIError:
+        return None
+    return usable_count(getattr(answer, "input_tokens", None))
+
+
+@contextmanager
+def classifying_errors() -> Iterator[None]:
+    """Every failure of a Responses call (`call_llm`'s or the Agents SDK's) as the ApplicationError Temporal's retry
+    policy reads (activities/providers/errors.py)."""
+    try:
+        yield
+    except openai.APIError as exc:
+        raise classified(exc) from None
 
 
 def classified(exc: openai.APIError) -> ApplicationError:
@@ -142,6 +161,21 @@ def classified(exc: openai.APIError) -> ApplicationError:
     if isinstance(exc, openai.APIStatusError):
         return http_error("openai", exc.status_code, message, exc.response.headers, kinds)
     return stream_error("openai", kinds, message, None)
+
+
+async def checked_events(
+    stream: AsyncIterator[ResponseStreamEvent], headers: Mapping[str, str] | None
+) -> AsyncIterator[ResponseStreamEvent]:
+    """A Responses stream's events, for `call_llm` and the Agents SDK alike: an `error` or `response.failed` event
+    raised classified, a stream that ends before its final event raised as a cut connection (worth a retry)."""
+    finished = False
+    async for event in stream:
+        if (failure := failed_event(event, headers)) is not None:
+            raise failure
+        finished = finished or isinstance(event, ResponseCompletedEvent | ResponseIncompleteEvent)
+        yield event
+    if not finished:
+        raise truncated_stream("openai", "response.completed")
 
 
 def failed_event(event: ResponseStreamEvent, headers: Mapping[str, str] | None) -> ApplicationError | None:
@@ -156,21 +190,33 @@ def failed_event(event: ResponseStreamEvent, headers: Mapping[str, str] | None) 
     return None
 
 
-def _to_response(model: str, reply: Any) -> LlmResponse:
+def reply_content(output: Sequence[Any]) -> tuple[str, list[ToolCall]]:
+    """A Responses reply's text and tool calls (`call_llm`'s or the Agents SDK's), each call's arguments parsed the
+    one way (`ToolCall.from_json`: unreadable ones are kept and refused, never guessed at)."""
     calls = [
-        ToolCall(id=item.call_id, name=item.name, arguments=_arguments(item.arguments))
-        for item in reply.output
-        if item.type == "function_call"
+        ToolCall.from_json(item.call_id, item.name, item.arguments) for item in output if item.type == "function_call"
     ]
-    tokens_in = reply.usage.input_tokens if reply.usage else 0
-    tokens_out = reply.usage.output_tokens if reply.usage else 0
-    incomplete = getattr(reply, "incomplete_details", None)
-    stop = "tool_use" if calls else ("max_tokens" if incomplete is not None else "end_turn")
+    text = "".join(
+        getattr(part, "text", "") or ""
+        for item in output
+        if item.type == "message"
+        for part in item.content
+        if getattr(part, "type", "") == "output_text"
+    )
+    return text, calls
+
+
+def to_llm_response(model: str, output: Sequence[Any], usage: Any, *, incomplete: bool = False) -> LlmResponse:
+    """A Responses reply (its output items and usage) as an `LlmResponse`: what `call_llm` returns, and what every
+    OpenAI generation records."""
+    text, calls = reply_content(output)
+    tokens_in = usage.input_tokens if usage else 0
+    tokens_out = usage.output_tokens if usage else 0
     return LlmResponse(
         model=model,
-        text=reply.output_text or "",
+        text=text,
         tool_calls=calls,
-        stop_reason=stop,
+        stop_reason="tool_use" if calls else ("max_tokens" if incomplete else "end_turn"),
         usage=Usage(
             llm_calls=1,
             input_tokens=tokens_in,
@@ -178,12 +224,3 @@ def _to_response(model: str, reply: Any) -> LlmResponse:
             cost_usd=cost_usd(model, tokens_in, tokens_out),
         ),
     )
-
-
-def _arguments(raw: str) -> dict[str, Any]:
-    # A model may send malformed JSON; an empty dict lets the registry's check tell it what is expected.
-    try:
-        parsed = json.loads(raw or "{}")
-    except json.JSONDecodeError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
