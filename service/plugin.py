@@ -38,6 +38,7 @@ SANDBOX_PASSTHROUGH = (
     "workflows.calls",
     "workflows.visibility",
     "workflows.progress",
+    "workflows.local_steps",
 )
 
 
