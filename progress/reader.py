@@ -31,12 +31,18 @@ REFUSED_SECONDS = 3.0
 does not. Meanwhile what the run has recorded is read with queries, which take no room."""
 
 
+POLL_COOLDOWN = timedelta(milliseconds=200)
+"""Pause between polls once caught up: events that come meanwhile wait for it, and each poll costs the run about
+five history events; at 100 ms a follower that answered its first poll at once (issue 30) cost a pattern-B step
+about 10 history events, at 200 ms about 8.5 (tests/test_progress_stream.py)."""
+
+
 async def follow_events(
     client: Client,
     workflow_id: str,
     from_offset: int = 0,
     *,
-    poll_cooldown: timedelta = timedelta(milliseconds=100),
+    poll_cooldown: timedelta = POLL_COOLDOWN,
     max_retries: int = 20,
 ) -> AsyncIterator[dict[str, Any]]:
     """Events of `workflow_id` from `from_offset` on, each `{"offset", "type", "at", ...}`; ends after `run_finished`.
