@@ -41,6 +41,7 @@ class Followed:
 
     launched: float
     events: list[tuple[dict[str, Any], float]]
+    history_events: int = 0
 
     def delays(self, which: str = "text-less") -> list[float]:
         """Arrival minus max(happened, launched): of the `first` events, every `text-less` one, or one type's."""
@@ -132,7 +133,8 @@ async def follow_one(client: Any, code: Path, env: dict[str, str], queue: str, s
             await proc.wait()
     assert result["status"] == "completed", result
     assert events and events[-1][0]["type"] == "run_finished", "the follower did not see the run finish"
-    return Followed(launched, events)
+    history = await handle.fetch_history()
+    return Followed(launched, events, len(history.events))
 
 
 async def wait_polling(client: Any, queue: str, worker: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -166,6 +168,7 @@ def report(results: dict[tuple[str, str], list[Followed]]) -> None:
             "non-text events, p95 (s)": lambda r: pct([d for f in r for d in f.delays()], 0.95),
             "stage events, p95 (s)": lambda r: pct([d for f in r for d in f.delays("stage")], 0.95),
             "agent_turn events, p95 (s)": lambda r: pct([d for f in r for d in f.delays("agent_turn")], 0.95),
+            "history events per run, median": lambda r: statistics.median(f.history_events for f in r),
         }
         for label, figure in lines.items():
             values = [figure(r) if r else float("nan") for r in rows.values()]
