@@ -78,8 +78,8 @@ class ActivityProgress:
             activity.logger.warning("progress events not published yet: %s", exc)
 
     async def run_flusher(self) -> None:
-        """Text on a growing interval, at most MAX_FLUSHES batches (then with the next event, or at the end); other
-        events at once."""
+        """Text on a growing interval, at most MAX_FLUSHES batches in all (then with the next event, or at the end);
+        other events at once."""
         interval = FIRST_INTERVAL
         while True:
             await self._dirty.wait()
@@ -88,12 +88,12 @@ class ActivityProgress:
                     await asyncio.wait_for(self._urgent.wait(), interval)
             else:
                 await self._urgent.wait()
-            urgent = self._urgent.is_set()
             self._urgent.clear()
             await self.flush()
-            if not urgent:
-                self._flushes += 1
-                interval *= GROWTH
+            # Every batch counts, an event's too: text that follows waits longer, so a step's signals stay about
+            # as many as before events went at once.
+            self._flushes += 1
+            interval *= GROWTH
 
 
 @contextlib.asynccontextmanager
