@@ -4,8 +4,10 @@ An activity publishes to its own workflow's stream with `WorkflowStreamClient`, 
 sequence) dedup drops a batch the server already took when a signal is retried. Every event carries the
 activity's `attempt` (and `activity_id`): a follower that sees a later attempt of the same activity
 discards the text of the abandoned one. Consecutive deltas are joined into one event per batch, and an
-attempt sends at most `MAX_FLUSHES` batches (the interval between them grows), plus one at the end: a
-step costs a bounded number of signals however long the reply. Publishing never fails the activity.
+attempt sends at most `MAX_FLUSHES` batches of text (the interval between them grows), plus one at the end: a
+step costs a bounded number of signals however long the reply. Any other event (a black box's `agent_turn`,
+`handoff`) goes at once, with the text before it: batching holds back only text (issue 30), and those events
+are bounded by the agent's turns. Publishing never fails the activity.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class ActivityProgress:
         self._text: list[str] = []
         self._flushes = 0
         self._dirty = asyncio.Event()
+        self._urgent = asyncio.Event()
+        """Set by an event that is not text: the next batch goes now."""
 
     def text(self, chunk: str) -> None:
         """A piece of the reply's text as the model streamed it."""
@@ -50,9 +54,10 @@ class ActivityProgress:
             self._dirty.set()
 
     def event(self, type_: str, **fields: Any) -> None:
-        """Any other event (e.g. `agent_turn`); pending text goes first, so the order holds."""
+        """Any other event (e.g. `agent_turn`), sent at once; pending text goes first, so the order holds."""
         self._take_text()
         self._topic.publish(self._event(type_, fields))
+        self._urgent.set()
         self._dirty.set()
 
     def _event(self, type_: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -73,12 +78,20 @@ class ActivityProgress:
             activity.logger.warning("progress events not published yet: %s", exc)
 
     async def run_flusher(self) -> None:
-        """Batch on a growing interval, at most MAX_FLUSHES times; `close` sends the rest."""
+        """Text on a growing interval, at most MAX_FLUSHES batches in all (then with the next event, or at the end);
+        other events at once."""
         interval = FIRST_INTERVAL
-        while self._flushes < MAX_FLUSHES:
+        while True:
             await self._dirty.wait()
-            await asyncio.sleep(interval)
+            if self._flushes < MAX_FLUSHES:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), interval)
+            else:
+                await self._urgent.wait()
+            self._urgent.clear()
             await self.flush()
+            # Every batch counts, an event's too: text that follows waits longer, so a step's signals stay about
+            # as many as before events went at once.
             self._flushes += 1
             interval *= GROWTH
 

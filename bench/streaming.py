@@ -1,8 +1,12 @@
 """Token streaming: delay from a delta leaving the fake model to a follower receiving it, and what streaming
-costs in history per step (LLM_STREAMING on against off), measured side by side in one run.
+costs in history per step (LLM_STREAMING on against off), measured side by side in one run. With
+`--first-events`: how soon `python -m progress follow` shows a run's first events (bench/first_events.py), for
+this checkout and, with `--before PATH`, another one side by side (ratios).
 
     .venv/bin/python bench/streaming.py                 # 3 rounds of 5-step runs (~1.5 min)
     .venv/bin/python bench/streaming.py --rounds 5 --steps 8 --words 60 --chunk-delay 0.02
+    git archive <commit> | tar -x -C /tmp/before        # the code to compare with
+    .venv/bin/python bench/streaming.py --first-events --before /tmp/before --rounds 5
 
 Starts its own headless dev server (127.0.0.1, free ports, SQLite in a temporary directory), a fake Anthropic
 server and in-process workers (one per variant), and stops all of them. Each round runs every variant once:
@@ -182,7 +186,45 @@ def report(results: dict[str, list[RunFigures]], args: argparse.Namespace, load:
     )
 
 
+async def first_events(args: argparse.Namespace) -> int:
+    """The `--first-events` mode: one dev server and fake model, a worker and followers per checkout."""
+    from bench.first_events import main_env, measure
+    from bench.first_events import report as report_first
+    from devstack.scripted_model import respond
+
+    load = os.getloadavg()
+    root = Path(tempfile.mkdtemp(prefix="bench-first-"))
+    fake = FakeAnthropic(responder=lambda body: dataclasses.replace(respond(body), chunk_delay=args.chunk_delay))
+    fake.start()
+    server = start_dev_server(port=free_port(), ui_port=None, db_file=str(root / "dev.db"))
+    try:
+        await server.wait_serving()
+        env = main_env(root, server.address, fake.url)
+        os.environ.update(env)
+        from config.settings import Settings
+        from service.connect import connect
+
+        client = await connect(Settings.from_env(), target_host=server.address)
+        checkouts = {"after": Path(__file__).resolve().parents[1]}
+        if args.before:
+            checkouts = {"before": Path(args.before).resolve(), **checkouts}
+        results = await measure(client, env, checkouts, args.rounds, args.lead, root)
+    finally:
+        server.stop()
+        fake.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    print(
+        f"\n{args.rounds} rounds of hybrid runs (scripted model, words {args.chunk_delay * 1000:.0f} ms apart); "
+        f"`waiting` followers launched {args.lead:.1f} s before the run; load average at start {load[0]:.2f}, "
+        f"now {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)"
+    )
+    report_first(results)
+    return 0
+
+
 async def main(args: argparse.Namespace) -> int:
+    if args.first_events:
+        return await first_events(args)
     load = os.getloadavg()
     root = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
     fake = StampingFake(responder=responder_for(args.steps, args.words, args.chunk_delay)).start()
@@ -215,6 +257,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5, help="tool steps per run, then one answer (default 5)")
     parser.add_argument("--words", type=int, default=40, help="words per reply (default 40)")
     parser.add_argument("--chunk-delay", type=float, default=0.03, help="seconds between streamed words (0.03)")
+    parser.add_argument("--first-events", action="store_true", help="measure `progress follow` (bench/first_events.py)")
+    parser.add_argument("--before", help="with --first-events: a checkout to compare with (e.g. from git archive)")
+    parser.add_argument("--lead", type=float, default=2.0, help="with --first-events: the `waiting` follower's lead")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.steps < 1 or args.words < 1 or args.chunk_delay < 0:
         parser.error("--rounds, --steps, --words must be at least 1 and --chunk-delay not negative")

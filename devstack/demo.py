@@ -103,16 +103,28 @@ def approve_with_cli(address: str, workflow_id: str, approver: str, request_id: 
     )
 
 
-async def run_agent(address: str, ui: str, prompt: str, auto_approve: bool, workflow: str = "hybrid") -> dict[str, Any]:
-    """Start the workflow, report its stages, handle approvals, return its result."""
+async def run_agent(
+    address: str,
+    ui: str,
+    prompt: str,
+    auto_approve: bool,
+    workflow: str = "hybrid",
+    worker: subprocess.Popen[bytes] | None = None,
+) -> dict[str, Any]:
+    """Start the workflow (once `worker` polls, when given), report its stages, handle approvals, return its result."""
     client = await connect(Settings.from_env(), target_host=address)
     workflow_id = f"demo-{uuid.uuid4().hex[:8]}"
     workflow_type = WORKFLOW_TYPES[workflow]
+    task_queue = os.environ.get("TEMPORAL_TASK_QUEUE", "agents")
+    if worker is not None:
+        say("Waiting for the worker to start (it loads the model SDKs: a few seconds)...")
+        if not await stack.wait_for_worker(client, task_queue, worker):
+            say("  the worker is not polling yet; starting the run anyway (see .temporal/worker.log)")
     handle = await client.start_workflow(
         workflow_type,
         {"prompt": prompt, "customer_id": "C123"},
         id=workflow_id,
-        task_queue=os.environ.get("TEMPORAL_TASK_QUEUE", "agents"),
+        task_queue=task_queue,
     )
     link = f"{ui}/namespaces/{client.namespace}/workflows/{workflow_id}"
     say(f"\nStarted {workflow_type} {workflow_id}\n  prompt: {prompt}\n  watch it: {link}\n")
@@ -225,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     fake = start_model_server()
     worker = start_worker(address, fake)
     try:
-        result = asyncio.run(run_agent(address, ui, args.prompt, args.auto_approve, args.workflow))
+        result = asyncio.run(run_agent(address, ui, args.prompt, args.auto_approve, args.workflow, worker))
     finally:
         worker.terminate()
         worker.wait(30)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from devstack.dev_server import DevServer, port_open, start_dev_server, temporal_cli
 
@@ -62,3 +64,26 @@ def cli_name() -> str:
     if path.is_relative_to(Path.cwd()):
         return shown(path)
     return str(path) if path.parent == Path(sys.executable).parent else "temporal"
+
+
+async def wait_for_worker(client: Any, task_queue: str, worker: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
+    """Wait until a worker polls `task_queue` (True), the worker process exits, or `timeout` passes (False).
+
+    A run started before then waits for its first workflow task while the worker loads the model SDKs (several
+    seconds on a small machine), and its first progress events come only after (issue 30).
+    """
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline and worker.poll() is None:
+        if (await client.workflow_service.describe_task_queue(request)).pollers:
+            return True
+        await asyncio.sleep(0.2)
+    return False

@@ -43,6 +43,9 @@ updates per run; the remaining 500 stay for `decide` even when followers watch a
 
 POLL_REFUSED = "PollRefused"
 """The error type of a poll the run refused; the reader pauses and polls again (progress/reader.py)."""
+POLL_DEFERRED = "PollDeferred"
+"""The error type of a poll refused for a moment, while a local activity's result reaches the run
+(workflows/local_steps.py); the reader polls again at once."""
 
 
 def poll_refusal(in_flight: int, admitted: int) -> str | None:

@@ -13,13 +13,13 @@ from config.cli import DEBUG_HELP, exit_now, rpc_problem, run_command
 from config.settings import Settings
 from progress.reader import follow_events
 from progress.render import Renderer
-from service.connect import connect
+from service.connect import connect_reader
 
 
 async def follow(workflow_id: str, from_offset: int, as_json: bool) -> int:
     """Print the run's events until `run_finished`; 0 when the run finished, 1 when its stream ended without it
     or there is no such run."""
-    client = await connect(Settings.from_env())
+    client = await connect_reader(Settings.from_env())
     renderer = Renderer(workflow_id, sys.stdout)
     status = None
     try:

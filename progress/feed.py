@@ -4,7 +4,8 @@ Each follower of a run used to hold its own poll update on the run, and the serv
 per run: a dozen viewers took every slot `decide` needed. Here the first follower of a run starts a `RunFeed`,
 whose single reader (`progress.reader.follow_events`: one poll at a time) keeps the latest events in a bounded
 buffer and hands each to every attached `Follower`; later followers start from that buffer, and one resuming
-below it reads the older events once with the stream's query (no update). When the last follower leaves, the
+below it reads the older events once with the stream's query (no update; what the run may not have recorded yet is
+read with polls instead, progress/reader.py `read_retained`). When the last follower leaves, the
 reader stops. The feed never waits for a follower: one that lets `room` events pile up is let go, with an
 `event: error` saying to resume with Last-Event-ID.
 """

@@ -7,22 +7,34 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamClient
 
 # The stream's own decoding of an item's wire form (temporalio is pinned exactly: README, "Upgrades").
 from temporalio.contrib.workflow_streams._types import _decode_payload
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.progress import LAST_EVENT, POLL_REFUSED, PROGRESS_TOPIC
+from models.progress import LAST_EVENT, POLL_DEFERRED, POLL_REFUSED, PROGRESS_TOPIC
 
 _POLL = "__temporal_workflow_stream_poll"
 """The stream's poll: an update that waits for news, and a query that answers at once with what is kept."""
+COMMITTED_QUERY = "progress_committed_offset"
+"""The run's query for the offset before which every event is recorded in its history (workflows/progress.py)."""
+FIRST_RETRY_SECONDS = 0.05
+"""Pause before reading again when a poll failed while the run was still starting (its first workflow task has not
+opened the stream yet) or moving on; it doubles with each failure in a row, up to `RETRY_SECONDS`."""
 RETRY_SECONDS = 0.5
-"""Pause before reading again when a poll failed while the run was still starting or moving on."""
+DEFERRED_SECONDS = 0.05
+"""Pause before polling again when the run put a poll off while a local activity's result reaches it."""
 REFUSED_SECONDS = 3.0
 """Pause before polling again when the run (or the server) had no room for another poll: followers wait, `decide`
-does not."""
+does not. Meanwhile what the run has recorded is read with queries, which take no room."""
+
+
+POLL_COOLDOWN = timedelta(milliseconds=200)
+"""Pause between polls once caught up: events that come meanwhile wait for it, and each poll costs the run about
+five history events; at 100 ms a follower that answered its first poll at once (issue 30) cost a pattern-B step
+about 10 history events, at 200 ms about 8.5 (tests/test_progress_stream.py)."""
 
 
 async def follow_events(
@@ -30,7 +42,7 @@ async def follow_events(
     workflow_id: str,
     from_offset: int = 0,
     *,
-    poll_cooldown: timedelta = timedelta(milliseconds=100),
+    poll_cooldown: timedelta = POLL_COOLDOWN,
     max_retries: int = 20,
 ) -> AsyncIterator[dict[str, Any]]:
     """Events of `workflow_id` from `from_offset` on, each `{"offset", "type", "at", ...}`; ends after `run_finished`.
@@ -52,19 +64,58 @@ async def follow_events(
                     return
             return
         except (WorkflowUpdateFailedError, RPCError) as exc:
+            if deferred(exc):  # a local activity's result is reaching the run: a moment
+                await asyncio.sleep(DEFERRED_SECONDS)
+                continue
             if refused(exc):  # for as long as it takes: the run is fine, it only has no room for this poll now
+                async for event in read_committed(client, workflow_id, offset):
+                    offset = event["offset"] + 1
+                    yield event
+                    if event.get("type") == LAST_EVENT:
+                        return
                 await asyncio.sleep(REFUSED_SECONDS)
                 continue
             # e.g. a poll that reached the run before it opened its stream (its first workflow task)
             failures += 1
             if failures > max_retries:
                 raise
-            await asyncio.sleep(RETRY_SECONDS)
+            await asyncio.sleep(min(RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (failures - 1)))
 
 
 async def read_retained(client: Client, workflow_id: str, start: int, stop: int) -> AsyncIterator[dict[str, Any]]:
-    """Events `start` to `stop - 1`, read with the stream's query: no update, so no room taken on the run (a
-    follower catching up on what its gateway's shared reader no longer keeps)."""
+    """Events `start` to `stop - 1` (a follower catching up on what its gateway's shared reader no longer keeps).
+
+    What the run has surely recorded is read with the stream's query: no update, so no room taken on the run. A
+    query answers from the worker's state, which may be a workflow task ahead of the history: the rest, if any, is
+    read with polls, whose answers are recorded before they are delivered.
+    """
+    offset = start
+    async for event in read_committed(client, workflow_id, start, stop):
+        offset = event["offset"] + 1
+        yield event
+    if offset >= stop:
+        return
+    async for event in follow_events(client, workflow_id, offset):
+        if event["offset"] >= stop:
+            return
+        yield event
+
+
+async def read_committed(
+    client: Client, workflow_id: str, start: int, stop: int | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Events from `start` (to `stop - 1`) that the run's history surely holds, read with queries."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        committed = await handle.query(COMMITTED_QUERY, result_type=int)
+    except (WorkflowQueryFailedError, RPCError):  # no worker answers now, or one that predates the query
+        return
+    stop = committed if stop is None else min(stop, committed)
+    async for event in _read_by_query(client, workflow_id, start, stop):
+        yield event
+
+
+async def _read_by_query(client: Client, workflow_id: str, start: int, stop: int) -> AsyncIterator[dict[str, Any]]:
     handle = client.get_workflow_handle(workflow_id)
     converter = client.data_converter.payload_converter
     offset = start
@@ -83,6 +134,11 @@ async def read_retained(client: Client, workflow_id: str, start: int, stop: int)
 async def stream_end(client: Client, workflow_id: str) -> int:
     """The offset the run's next event will have (how many it has published), from the stream's offset query."""
     return await WorkflowStreamClient.create(client, workflow_id).get_offset()
+
+
+def deferred(exc: Exception) -> bool:
+    """Whether the run put a poll off for a moment (a local activity's result was on its way)."""
+    return isinstance(exc, WorkflowUpdateFailedError) and getattr(exc.cause, "type", None) == POLL_DEFERRED
 
 
 def refused(exc: Exception) -> bool:

@@ -3,29 +3,31 @@
 Clients get the data converter (pydantic JSON + the payload codec) and tracing; workers and replayers
 get the three workflows, the sandbox passthrough, the tracing interceptor and RunFailed as a workflow
 failure; workers also get every activity (service/activities.py), built from the plugin's settings.
+
+What only workers and replayers need (the workflows, the activities and the model SDKs they import, the
+sandbox) is imported when one is configured: a client alone (`python -m progress follow`, the gateway, a
+starter) connects in about a second instead of after the whole worker has loaded (issue 30: 6 s of silence).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import ReplayerConfig, WorkerConfig, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from config.settings import Settings
 from models.errors import RunFailed
 from payloads.converter import data_converter
-from service.sandbox import context_free
 from telemetry.tracing import setup_tracing, temporal_interceptor
-from tools.registry import Registry
-from workflows.agent_loop import AgentLoopWorkflow
-from workflows.black_box import BlackBoxAgentWorkflow
-from workflows.hybrid import HybridAgentWorkflow
 
-WORKFLOWS = [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
+if TYPE_CHECKING:
+    from temporalio.worker import ReplayerConfig, WorkerConfig, WorkflowRunner
+
+    from tools.registry import Registry
 
 SANDBOX_PASSTHROUGH = (
     "pydantic",  # the converter validates with pydantic outside the sandbox: workflows must share its classes
@@ -37,10 +39,32 @@ SANDBOX_PASSTHROUGH = (
     "workflows.calls",
     "workflows.visibility",
     "workflows.progress",
+    "workflows.local_steps",
 )
 
 
+def workflows() -> list[type]:
+    """The product's three workflow classes (imported on first use)."""
+    from workflows.agent_loop import AgentLoopWorkflow
+    from workflows.black_box import BlackBoxAgentWorkflow
+    from workflows.hybrid import HybridAgentWorkflow
+
+    return [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WORKFLOWS":  # kept for callers of the constant, without importing the workflows at import time
+        return workflows()
+    raise AttributeError(name)
+
+
+def _with_workflows(existing: Sequence[type] | None) -> list[type]:
+    return [*(existing or []), *workflows()]
+
+
 def _sandbox(runner: WorkflowRunner | None) -> WorkflowRunner:
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
     if runner is None:
         raise ValueError("AgentServicePlugin needs the worker's workflow runner")
     if isinstance(runner, SandboxedWorkflowRunner):
@@ -62,7 +86,7 @@ class AgentServicePlugin(SimplePlugin):
             "durable_agents.AgentServicePlugin",
             data_converter=self._data_converter,
             interceptors=[temporal_interceptor()],
-            workflows=WORKFLOWS,
+            workflows=_with_workflows,
             workflow_runner=_sandbox,
             workflow_failure_exception_types=[RunFailed],
         )
@@ -72,9 +96,8 @@ class AgentServicePlugin(SimplePlugin):
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         """Workflows, interceptor and sandbox as SimplePlugin does, then the activities built from the settings."""
-        # Imported here, not at the top: the activities pull in both providers' SDKs and the Agents SDK (seconds
-        # of imports), which clients (the gateway, progress follow, archives, the demo's starter) never run.
         from service.activities import build_activities
+        from service.sandbox import context_free
 
         config = super().configure_worker(config)
         config["workflow_runner"] = context_free(config["workflow_runner"], config["client"].data_converter)
@@ -86,6 +109,8 @@ class AgentServicePlugin(SimplePlugin):
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
         """As SimplePlugin does, then the sandbox without its context lookups (service/sandbox.py), as workers run."""
+        from service.sandbox import context_free
+
         config = super().configure_replayer(config)
         config["workflow_runner"] = context_free(config["workflow_runner"], config["data_converter"])
         return config

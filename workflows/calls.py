@@ -287,13 +287,17 @@ async def _execute(
     args = [] if arg is None else [arg]
     result: R
     if options.local:
-        result = await workflow.execute_local_activity(
-            options.name,
-            args=args,
-            result_type=result_type,
-            start_to_close_timeout=options.start_to_close_timeout,
-            retry_policy=options.retry_policy,
-            summary=summary,
+        # Counted while its result is on its way, so the run's handlers see it as a replay will
+        # (workflows/local_steps.py).
+        result = await progress_of_run().local_steps.run(
+            workflow.execute_local_activity(
+                options.name,
+                args=args,
+                result_type=result_type,
+                start_to_close_timeout=options.start_to_close_timeout,
+                retry_policy=options.retry_policy,
+                summary=summary,
+            )
         )
         return result
     result = await workflow.execute_activity(

@@ -41,7 +41,7 @@ PATCH_SETS: tuple[tuple[str, ...], ...] = (
         "black-box-handoffs",
         "decisions-wait-for-their-request",
     ),
-    ("unreadable-tool-arguments", "schema-in-instructions", "handoff-ends-reply"),
+    ("unreadable-tool-arguments", "schema-in-instructions", "handoff-ends-reply", "local-steps-in-replay-order"),
 )
 """Patch set N (1-based) turns on every id in the first N tuples. Append only."""
 
