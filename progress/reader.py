@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamClient
-
-# The stream's own decoding of an item's wire form (temporalio is pinned exactly: README, "Upgrades").
-from temporalio.contrib.workflow_streams._types import _decode_payload
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.progress import LAST_EVENT, POLL_DEFERRED, POLL_REFUSED, PROGRESS_TOPIC
+
+
+def payload_of(wire: str) -> Payload:
+    """An item's payload from its wire form in a poll's answer: the serialized `Payload`, base64-encoded.
+
+    The stream's own decoder is private to the SDK; this is the same two steps, kept here so an SDK upgrade that
+    changes the wire form fails `tests/test_progress*.py` rather than an import (temporalio is pinned exactly:
+    docs/progress.md, "Upgrades").
+    """
+    payload = Payload()
+    payload.ParseFromString(base64.b64decode(wire))
+    return payload
+
 
 _POLL = "__temporal_workflow_stream_poll"
 """The stream's poll: an update that waits for news, and a query that answers at once with what is kept."""
@@ -125,7 +137,7 @@ async def _read_by_query(client: Client, workflow_id: str, start: int, stop: int
         for item in result.items:
             if item.offset >= stop:
                 return
-            yield {"offset": item.offset, **converter.from_payload(_decode_payload(item.data))}
+            yield {"offset": item.offset, **converter.from_payload(payload_of(item.data))}
         if not result.items or result.next_offset <= offset:
             return  # the run keeps no more than this
         offset = result.next_offset
