@@ -17,7 +17,7 @@ from tests.conftest import workflow_id
 from tests.helpers import event_types
 from tests.test_approval_time_skipping import NOTE, timer_durations
 from workflows.approvals import expiry
-from workflows.lifecycle import parse_input
+from workflows.run_parts import parse_input
 
 assert MAX_APPROVAL_TIMEOUT_SECONDS == 31_536_000  # at most 365 days
 

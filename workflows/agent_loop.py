@@ -6,7 +6,8 @@ from typing import Any
 
 from temporalio import workflow
 
-from workflows.lifecycle import AgentWorkflow, RunEnd, RunStart
+from workflows.lifecycle import AgentWorkflow
+from workflows.run_parts import RunEnd, RunStart
 from workflows.steered_loop import SteeredLoop
 
 with workflow.unsafe.imports_passed_through():

@@ -8,7 +8,8 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.black_box_steps import BlackBoxStep, BlackBoxSteps, step_keys
-from workflows.lifecycle import AgentWorkflow, RunEnd, RunStart
+from workflows.lifecycle import AgentWorkflow
+from workflows.run_parts import RunEnd, RunStart
 
 with workflow.unsafe.imports_passed_through():
     from models.blackbox import AgentStep, BlackBoxInput

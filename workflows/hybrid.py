@@ -8,7 +8,8 @@ from temporalio import workflow
 
 from workflows import calls, patches
 from workflows.black_box_steps import BlackBoxStep, BlackBoxSteps, step_keys
-from workflows.lifecycle import AgentWorkflow, RunEnd, RunStart
+from workflows.lifecycle import AgentWorkflow
+from workflows.run_parts import RunEnd, RunStart
 from workflows.steered_loop import SteeredLoop
 
 with workflow.unsafe.imports_passed_through():

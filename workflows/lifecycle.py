@@ -8,8 +8,7 @@ the same shape: search attributes, history limits, ledger, ..., final status, ar
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
@@ -18,6 +17,8 @@ from workflows import calls, patches
 from workflows.active_agent import ActiveAgent
 from workflows.handlers import RunHandlers
 from workflows.progress import RunProgress
+from workflows.run_parts import RunEnd, RunStart, parse_input
+from workflows.screening import screen_inputs
 from workflows.visibility import (
     current_trace_id,
     publish_search_attributes,
@@ -27,94 +28,22 @@ from workflows.visibility import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
-
     from archives.models import ArchiveRequest
     from models.agents import AgentRef, PinnedAgents, ResolveAgentsRequest
-    from models.conversation import Conversation
-    from models.errors import InvalidInput, RunFailed
-    from models.guardrails import GuardrailPolicy
+    from models.errors import RunFailed
     from models.history import HistoryLimits
-    from models.llm import LlmRequest
     from models.run import AgentRunInput, AgentRunResult, RunStatus
-    from telemetry.metrics import record_guardrail_rejection
     from tools.catalog import REGISTRY
-    from tools.guardrails import screen_text
-    from tools.output_check import check_output
     from tools.pinning import pin, registry_of
-    from tools.registry import Registry
     from workflows.carry import RunCarry
     from workflows.ledger import RunLedger
 
-M = TypeVar("M", bound=BaseModel)
 BOUNDED_HISTORY_PATCH = "bounded-history"
 """Runs recorded before offload and continue-as-new have no marker for this and replay as they ran."""
 ARCHIVE_PATCH = "archive-on-completion"
 """Runs recorded before archives existed replay without the `archive_run` local activity."""
-SCREENING_PATCH = "input-screening"
-"""Runs recorded before input screening went straight to their first model call."""
-SCREENING_MAX_OUTPUT_TOKENS = 256
-SCREENING_VERDICT_SCHEMA = {
-    "type": "object",
-    "properties": {"allowed": {"type": "boolean"}, "reason": {"type": "string"}},
-    "required": ["allowed"],
-}
-"""What a screening agent answers (its output_schema should say the same)."""
 PIN_PATCH = "pinned-agents"
 """Runs recorded before pinning existed resolved every agent from the built-in registry, inside the workflow."""
-
-
-def parse_input(raw: Any, model: type[M]) -> M:
-    """Validate a workflow's raw JSON input; every problem is named by its field path."""
-    if raw is None:
-        raise InvalidInput('an input object is required, e.g. {"prompt": "..."}')
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"expected a JSON object, got {type(raw).__name__}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(map(str, err["loc"])) or "input"
-            msg = err["msg"].replace("Extra inputs are not permitted", "unknown field")
-            problems.append(f"{where}: {msg}")
-        raise InvalidInput("; ".join(problems)) from None
-
-
-@dataclass
-class RunStart:
-    """What the prelude established: the checked input, the run's trace, its limits, what an earlier generation carried."""
-
-    raw: Any
-    """The input as given; continue-as-new hands it to the next generation unchanged."""
-    request: AgentRunInput
-    """The checked input, of the workflow's own input model."""
-    trace_id: str
-    limits: HistoryLimits
-    resumed: RunCarry | None
-    pinned: PinnedAgents
-    """The agents this run pinned at start (carried across continue-as-new)."""
-    registry: Registry
-    """The pinned agents and their tools, metadata only: what the workflow checks calls against."""
-
-    @property
-    def generation(self) -> int:
-        """1 for a run's first generation, then 2, 3, ... after each continue-as-new."""
-        return self.resumed.generation if self.resumed else 1
-
-
-@dataclass
-class RunEnd:
-    """How the workflow's own part ended, and what the archive records of it."""
-
-    status: RunStatus
-    output: Any
-    final_answer: Any = None
-    plan: Any = None
-    specialist_results: Any = None
-    conversations: dict[str, Conversation] = field(default_factory=dict)
-    handoffs: list[dict[str, Any]] = field(default_factory=list)
-    """Handoffs inside black boxes (pattern A), in the order they were reported."""
 
 
 class AgentWorkflow(RunHandlers):
@@ -227,50 +156,9 @@ class AgentWorkflow(RunHandlers):
         return [(request.agent, request.prompt)]
 
     async def _screen(self, start: RunStart) -> RunEnd | None:
-        """Input screening before any model call or tool: the agent's rules, then its screening agent if any.
-
-        A refused input ends the run `stopped` with the rule; nothing else runs.
-        """
-        if start.resumed is not None or not patches.patched(SCREENING_PATCH):
-            return None
-        for name, text in self._screened_inputs(start.request):
-            spec = start.pinned.specs.get(name)
-            if spec is None:
-                continue
-            rule = screen_text(text, spec.guardrails)
-            if rule is None and spec.guardrails.screening_agent:
-                rule = await self._screening_verdict(start, spec.guardrails.screening_agent, spec.guardrails, text)
-            if rule is not None:
-                record_guardrail_rejection(workflow.metric_meter(), reason=f"input:{rule.split(':', 1)[0]}")
-                assert self._ledger is not None
-                summary = self._ledger.stop_summary(f"input refused for agent {name} by {rule}", ["the whole request"])
-                return RunEnd(RunStatus.STOPPED, {**summary, "rule": rule.split(":", 1)[0]})
-        return None
-
-    async def _screening_verdict(
-        self, start: RunStart, screener: str, policy: GuardrailPolicy, text: str
-    ) -> str | None:
-        """Ask the screening agent; a refusal (or a reply that is no verdict) is the rule that fired."""
+        """Input screening before any model call or tool (workflows/screening.py); a refusal ends the run."""
         assert self._ledger is not None
-        scope = f"The agent's scope: {policy.scope}\n\n" if policy.scope else ""
-        request = LlmRequest(
-            agent=screener,
-            spec=start.pinned.digests.get(screener),
-            model=start.pinned.spec(screener).model or start.request.model,
-            conversation=Conversation.start(f"{scope}Decide whether this input may be handled:\n\n{text}"),
-            max_tokens=self._ledger.output_allowance(SCREENING_MAX_OUTPUT_TOKENS),
-        )
-        response = await calls.call_llm(
-            request,
-            summary=f"screening (call_llm {screener})",
-            where="while screening",
-            task_queue=start.pinned.llm_task_queue(request.model),
-        )
-        self._ledger.record_llm(response)
-        verdict, problems = check_output(response.text, SCREENING_VERDICT_SCHEMA, screener)
-        if problems is not None:
-            return f"screening_agent: {screener} gave no valid verdict ({problems})"
-        return None if verdict["allowed"] else f"screening_agent: {verdict.get('reason') or 'refused'}"
+        return await screen_inputs(start, self._screened_inputs(start.request), self._ledger)
 
     def _active_agent(self, start: RunStart, name: str) -> ActiveAgent:
         """Agent `name` as the run pinned it, ready for a loop to run as (its start, or after a handoff)."""
