@@ -28,6 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.offline import offline_env
+
 APPROVE_AFTER = 0.5
 SCENARIOS = ("with-run", "waiting")
 FIRST = 5
@@ -215,15 +217,4 @@ def main_env(root: Path, server_address: str, model_url: str) -> dict[str, str]:
     """What every process of the bench runs with: the bench's server, fake model and files; no real services."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "TEMPORAL_", "PAYLOAD_"))}
     env.pop("AGENT_MODEL", None)
-    return {
-        **env,
-        "TEMPORAL_ADDRESS": server_address,
-        "ANTHROPIC_BASE_URL": model_url,
-        "ANTHROPIC_API_KEY": "bench-key-not-real",
-        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
-        "OPENAI_API_KEY": "bench-key-not-real",
-        "OPENAI_AGENTS_DISABLE_TRACING": "1",
-        "NOTES_DB": str(root / "notes.db"),
-        "NOTIFY_OUTBOX": str(root / "outbox.jsonl"),
-        "BLOB_STORE_DIR": str(root / "blobs"),
-    }
+    return {**env, "TEMPORAL_ADDRESS": server_address, **offline_env(model_url, root)}

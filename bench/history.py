@@ -30,6 +30,7 @@ from temporalio import activity, workflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.offline import offline_env
 from devstack.dev_server import DevServer, free_port
 from devstack.fake_anthropic import FakeAnthropic
 from devstack.histories import generations, history_bytes
@@ -326,18 +327,7 @@ def plot(rows: list[Row], path: Path, output_kb: int) -> None:
 async def main(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-history-"))
     fake = FakeAnthropic(responder=log_reader).start()
-    os.environ.update(
-        {
-            "ANTHROPIC_BASE_URL": fake.url,
-            "ANTHROPIC_API_KEY": "bench-key-not-real",
-            "OPENAI_API_KEY": "bench-key-not-real",
-            "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
-            "OPENAI_AGENTS_DISABLE_TRACING": "1",
-            "NOTES_DB": str(root / "notes.db"),
-            "BLOB_STORE_DIR": str(root / "blobs"),
-            "NOTIFY_OUTBOX": str(root / "outbox.jsonl"),
-        }
-    )
+    os.environ.update(offline_env(fake.url, root))
     for var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "AGENT_MODEL", "TEMPORAL_API_KEY", "TEMPORAL_NAMESPACE"):
         os.environ.pop(var, None)
     seed_log(os.environ["NOTES_DB"], max(args.steps), args.output_kb * 1000)

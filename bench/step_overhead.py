@@ -712,17 +712,9 @@ async def main(args: argparse.Namespace) -> int:
     args.load_at_start = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="bench-step-overhead-"))
     fake = fake_model_class(args.nagle)(responder=bench_responder).start()
-    os.environ.update(
-        {
-            "ANTHROPIC_BASE_URL": fake.url,
-            "ANTHROPIC_API_KEY": "bench-key-not-real",
-            "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
-            "OPENAI_API_KEY": "bench-key-not-real",
-            "OPENAI_AGENTS_DISABLE_TRACING": "1",
-            "NOTES_DB": str(root / "notes.db"),
-            "NOTIFY_OUTBOX": str(root / "outbox.jsonl"),
-        }
-    )
+    from bench.offline import offline_env
+
+    os.environ.update(offline_env(fake.url, root))
     for var in (
         "LANGFUSE_PUBLIC_KEY",
         "LANGFUSE_SECRET_KEY",

@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.offline import offline_env
 from devstack.dev_server import free_port, start_dev_server
 from devstack.fake_anthropic import FakeAnthropic, Reply
 
@@ -228,18 +229,7 @@ async def main(args: argparse.Namespace) -> int:
     load = os.getloadavg()
     root = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
     fake = StampingFake(responder=responder_for(args.steps, args.words, args.chunk_delay)).start()
-    os.environ.update(
-        {
-            "ANTHROPIC_BASE_URL": fake.url,
-            "ANTHROPIC_API_KEY": "bench-key-not-real",
-            "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
-            "OPENAI_API_KEY": "bench-key-not-real",
-            "OPENAI_AGENTS_DISABLE_TRACING": "1",
-            "NOTES_DB": str(root / "notes.db"),
-            "NOTIFY_OUTBOX": str(root / "outbox.jsonl"),
-            "BLOB_STORE_DIR": str(root / "blobs"),
-        }
-    )
+    os.environ.update(offline_env(fake.url, root))
     for var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "AGENT_MODEL", "TEMPORAL_API_KEY", "TEMPORAL_NAMESPACE"):
         os.environ.pop(var, None)
     try:
