@@ -135,11 +135,11 @@ async def replay_seconds(history, lean: bool = False) -> float:
     from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
     from config.settings import Settings
-    from service.plugin import WORKFLOWS, AgentServicePlugin
+    from service.plugin import AgentServicePlugin, workflows
 
     if lean:
         replayer = Replayer(
-            workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=UnsandboxedWorkflowRunner()
+            workflows=workflows(), data_converter=pydantic_data_converter, workflow_runner=UnsandboxedWorkflowRunner()
         )
     else:
         replayer = Replayer(workflows=[], plugins=[AgentServicePlugin(Settings.from_env())])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
@@ -50,12 +50,6 @@ def workflows() -> list[type]:
     from workflows.hybrid import HybridAgentWorkflow
 
     return [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "WORKFLOWS":  # kept for callers of the constant, without importing the workflows at import time
-        return workflows()
-    raise AttributeError(name)
 
 
 def _with_workflows(existing: Sequence[type] | None) -> list[type]:
