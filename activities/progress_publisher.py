@@ -31,10 +31,10 @@ GROWTH = 1.25
 MAX_FLUSHES = 20
 """Batches per attempt before the end (about 14 minutes of streaming at the rates above); then one at the end."""
 
-_current: ContextVar[ActivityProgress | None] = ContextVar("activity_progress", default=None)
+_current: ContextVar[ProgressPublisher | None] = ContextVar("activity_progress", default=None)
 
 
-class ActivityProgress:
+class ProgressPublisher:
     """One attempt's publisher: buffers events, joins text deltas, flushes on a growing interval."""
 
     def __init__(self, client: WorkflowStreamClient, stamp: dict[str, Any]) -> None:
@@ -97,7 +97,7 @@ class ActivityProgress:
 
 
 @contextlib.asynccontextmanager
-async def publishing(enabled: bool, **stamp: Any) -> AsyncIterator[ActivityProgress | None]:
+async def publishing(enabled: bool, **stamp: Any) -> AsyncIterator[ProgressPublisher | None]:
     """While inside, `publish_text` and `publish_event` reach this activity's workflow stream (if `enabled`)."""
     if not enabled or not activity.in_activity():
         yield None
@@ -106,7 +106,7 @@ async def publishing(enabled: bool, **stamp: Any) -> AsyncIterator[ActivityProgr
     client = WorkflowStreamClient.from_within_activity(
         batch_interval=timedelta(days=1), max_retry_duration=timedelta(seconds=30)
     )
-    progress = ActivityProgress(client, {"attempt": info.attempt, "activity_id": info.activity_id, **stamp})
+    progress = ProgressPublisher(client, {"attempt": info.attempt, "activity_id": info.activity_id, **stamp})
     token = _current.set(progress)
     flusher = asyncio.create_task(progress.run_flusher())
     try:

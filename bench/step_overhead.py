@@ -38,19 +38,13 @@ from typing import Any
 if __name__ == "__main__":  # runnable from anywhere: the repo root holds the packages
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from temporalio import workflow
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from models.conversation import Conversation, ToolOutcome
 from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
-from models.run import AgentRunInput, AgentRunResult
 from models.tooling import ToolInvocation
 from tools.catalog import REGISTRY
-from tools.registry import Tool
-from workflows import calls
-from workflows.agent_loop import AgentLoopWorkflow
 from workflows.ledger import RunLedger
-from workflows.steered_loop import SteeredLoop
 
 TARGET_MS = 15.0
 """The issue's target: orchestration overhead per loop step, on this machine."""
@@ -365,29 +359,6 @@ async def plain_client(address: str):
     return await Client.connect(address, data_converter=pydantic_data_converter)
 
 
-# A bench-only copy of AgentLoopWorkflow whose run_tool is a local activity: a proposal, measured here.
-# Module level because the SDK refuses workflow classes defined in functions; it runs only unsandboxed
-# (the sandbox would re-import this script), so compare it with the no-sandbox variant.
-
-
-class LocalToolLoop(SteeredLoop):
-    """SteeredLoop with `run_tool` as a local activity: no extra workflow task or server round trip per tool."""
-
-    def tool_options(self, tool: Tool) -> calls.ActivityOptions:
-        return calls.tool_options(tool.timeout, tool.retry, local=True)
-
-
-@workflow.defn(name="BenchLocalToolLoopWorkflow")
-class BenchLocalToolLoopWorkflow(AgentLoopWorkflow):
-    """AgentLoopWorkflow, lifecycle and all, running LocalToolLoop."""
-
-    LOOP = LocalToolLoop
-
-    @workflow.run
-    async def run(self, raw: Any = None, carry: Any = None) -> AgentRunResult:
-        return await self._lifecycle(raw, carry, AgentRunInput)
-
-
 class StockSandboxedWorkflowRunner(SandboxedWorkflowRunner):
     """The SDK's sandbox as it ships: a subclass, so service/sandbox.py leaves its context lookups in place."""
 
@@ -399,7 +370,6 @@ class Variant:
     server: str = "fast"
     client: Callable[[str], Awaitable[Any]] = product_client
     sandboxed: bool = True
-    local_tool: bool = False
     runs: int | None = None
     steps: int | None = None
     stock_sandbox: bool = False
@@ -408,9 +378,7 @@ class Variant:
     """Run once untimed right before each timed run: a server rate limiter starts the timed run drained
     (steady state), not with the burst it refilled while the other variants ran."""
 
-    @property
-    def workflow_type(self) -> str:
-        return "BenchLocalToolLoopWorkflow" if self.local_tool else "AgentLoopWorkflow"
+    workflow_type = "AgentLoopWorkflow"
 
 
 def recorded_worker_args(client, settings) -> tuple[tuple, dict[str, Any]]:
@@ -449,7 +417,7 @@ def build_variant_worker(client, settings, variant: Variant):
     import worker as worker_module
 
     traced = variant.client is not plain_client
-    if variant.sandboxed and not variant.local_tool and traced and not variant.stock_sandbox:
+    if variant.sandboxed and traced and not variant.stock_sandbox:
         return worker_module.build_worker(client, settings)
     args, kwargs = recorded_worker_args(client, settings)
     if not traced:
@@ -460,8 +428,6 @@ def build_variant_worker(client, settings, variant: Variant):
         kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
     if variant.stock_sandbox:
         kwargs["workflow_runner"] = StockSandboxedWorkflowRunner()
-    if variant.local_tool:
-        kwargs["workflows"] = [BenchLocalToolLoopWorkflow]  # the plugin adds the product's three
     return Worker(*args, **kwargs)
 
 
@@ -474,10 +440,7 @@ def variants_for(args: argparse.Namespace) -> list[Variant]:
         Variant("no-otel", "  - without the OpenTelemetry plugin", client=plain_client),
         Variant("stock-sandbox", "  - the SDK's sandbox context lookups (no service/sandbox.py)", stock_sandbox=True),
         Variant("no-sandbox", "  - with UnsandboxedWorkflowRunner", sandboxed=False),
-        Variant("local-tool", "  - no sandbox, run_tool as a local activity", sandboxed=False, local_tool=True),
-        Variant(
-            "lean", "  - no plugin, no sandbox, run_tool local", client=plain_client, sandboxed=False, local_tool=True
-        ),
+        Variant("lean", "  - no plugin, no sandbox", client=plain_client, sandboxed=False),
         Variant("in-memory", "  - dev server in memory instead of SQLite", server="memory"),
         Variant(
             "default-cfg",
@@ -655,7 +618,7 @@ def report(
         f"{f'ms per loop step, last {q} steps (larger conversation in every call_llm input)':<78}"
         + "".join(f"{med(x for t in results[v.key] for x in t.step_ms[-q:]):>12.2f}" for v in variants)
     )
-    print("(local-tool, lean: the local activity runs inside a workflow task, so its time is in that row)")
+    print("(the calculator runs as a local activity, inside a workflow task, so its time is in that row)")
 
     print()
     print("CPU ms per loop step by thread (median of runs)")

@@ -20,7 +20,7 @@ from activities.notify import NotifyActivities
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.tool_executor import ToolExecutor
-from activities.tools import ToolActivities
+from activities.run_tool import ToolActivities
 from archives.activity import ArchiveActivities
 from config.settings import Settings
 from payloads.blobs import blob_store

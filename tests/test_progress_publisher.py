@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from activities.progress_publisher import FIRST_INTERVAL, MAX_FLUSHES, ActivityProgress
+from activities.progress_publisher import FIRST_INTERVAL, MAX_FLUSHES, ProgressPublisher
 
 
 class RecordingStream:
@@ -31,7 +31,7 @@ class RecordingStream:
 @contextlib.asynccontextmanager
 async def publisher(flushes_done: int = 0):
     stream = RecordingStream()
-    progress = ActivityProgress(stream, {"attempt": 1, "activity_id": "1"})  # type: ignore[arg-type]
+    progress = ProgressPublisher(stream, {"attempt": 1, "activity_id": "1"})  # type: ignore[arg-type]
     progress._flushes = flushes_done
     flusher = asyncio.create_task(progress.run_flusher())
     try:

@@ -24,8 +24,6 @@ class AgentLoopWorkflow(AgentWorkflow):
     """
 
     PATTERN = "B"
-    LOOP: type[SteeredLoop] = SteeredLoop
-    """The loop this workflow runs (a bench swaps in a variant)."""
 
     @workflow.run
     async def run(self, raw: Any = None, carry: Any = None) -> AgentRunResult:
@@ -36,7 +34,7 @@ class AgentLoopWorkflow(AgentWorkflow):
         request = start.request
         assert self._ledger is not None
         first = self._active_agent(start, request.agent)
-        loop = self.LOOP(
+        loop = SteeredLoop(
             registry=start.registry,
             agent=first.profile,
             spec=first.spec,

@@ -26,7 +26,7 @@ from models.run import Usage
 from payloads.blobs import BlobStore
 
 if TYPE_CHECKING:
-    from activities.black_box.progress import AgentProgress
+    from activities.black_box.ledger import AgentLedger
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,14 @@ class ResumePoint:
     handoffs: tuple[BlackBoxHandoff, ...] = ()
     """The handoffs up to the checkpoint."""
 
-    def carry_into(self, progress: AgentProgress, *, handed_to: bool) -> None:
+    def carry_into(self, ledger: AgentLedger, *, handed_to: bool) -> None:
         """Go on from here: its turns, its spend where it is newer than the last heartbeat that got through, and,
         when the engine can resume as the agent handed to (`handed_to`), its handoffs."""
-        progress.turns = self.turns
-        if self.usage is not None and self.usage.llm_calls > progress.usage.llm_calls:
-            progress.usage = self.usage
+        ledger.turns = self.turns
+        if self.usage is not None and self.usage.llm_calls > ledger.usage.llm_calls:
+            ledger.usage = self.usage
         if handed_to and self.agent is not None:
-            progress.handoffs, progress.active = list(self.handoffs), self.agent
+            ledger.handoffs, ledger.active = list(self.handoffs), self.agent
 
 
 KINDS = ("conversation", "items")
@@ -72,23 +72,23 @@ class Checkpoints:
 
     async def save(
         self,
-        progress: AgentProgress,
+        ledger: AgentLedger,
         *,
         conversation: Conversation | None = None,
         items: list[Any] | None = None,
         corrections: int = 0,
     ) -> None:
-        """Store the conversation (or the items) and how far `progress` got; the heartbeat-sized marker that finds
-        it again is stored too (durably) and goes out with `progress`'s heartbeats, starting with one now."""
+        """Store the conversation (or the items) and how far `ledger` got; the heartbeat-sized marker that finds
+        it again is stored too (durably) and goes out with `ledger`'s heartbeats, starting with one now."""
         if conversation is not None:
             kind, data = "conversation", conversation.model_dump_json().encode()
         else:
             kind, data = "items", json.dumps(items or [], default=str).encode()
         key = await asyncio.to_thread(self._blobs.put, data)
-        marker = {kind: key, "turns": progress.turns, "corrections": corrections}
-        marker |= _active(progress.active or None, progress.handoffs)
-        progress.resume = await self._keep(marker, progress.usage)
-        progress.heartbeat()
+        marker = {kind: key, "turns": ledger.turns, "corrections": corrections}
+        marker |= _active(ledger.active or None, ledger.handoffs)
+        ledger.resume = await self._keep(marker, ledger.usage)
+        ledger.heartbeat()
 
     async def restore(self) -> ResumePoint | None:
         """The last point an earlier attempt of this activity recorded (None on a first attempt or without one)."""

@@ -69,7 +69,7 @@ class _ClaudeLoop:
     def __init__(self, provider: AnthropicProvider, run: EngineRun, seat: _Seat) -> None:
         self._provider = provider
         self._run = run
-        self._progress = run.progress
+        self._ledger = run.ledger
         self._seat = seat
         self._conversation = Conversation.start(run.request.prompt)
         self._corrections = 0
@@ -78,17 +78,17 @@ class _ClaudeLoop:
     async def run(self) -> InvokeAgentResult:
         if (stopped := await self._resume()) is not None:
             return stopped
-        progress = self._progress
-        while progress.turns < self._run.max_turns:
+        ledger = self._ledger
+        while ledger.turns < self._run.max_turns:
             # Within the branch's allowance: its input counted first, the output allowed what remains after it.
-            fit = await progress.fit_turn(self._estimate, self._run.request.max_output_tokens)
+            fit = await ledger.fit_turn(self._estimate, self._run.request.max_output_tokens)
             if fit.refused is not None:
-                return progress.result(None, stopped=fit.refused)
+                return ledger.result(None, stopped=fit.refused)
             response = await self._reply(fit.output_tokens)
             registry = self._seat.tools.executor.registry
             step = after_reply(self._guard, registry, self._seat.agent, response.text, response.tool_calls)
             if isinstance(step, Stop):
-                return progress.tripped(step)
+                return ledger.tripped(step)
             if isinstance(step, Nudge):
                 self._conversation.add_user_text(step.message)
             elif isinstance(step, FinalText):
@@ -98,14 +98,14 @@ class _ClaudeLoop:
                 return stopped
             else:
                 await self._checkpoint()  # the tools have run
-        return progress.out_of_turns(self._run.max_turns)
+        return ledger.out_of_turns(self._run.max_turns)
 
     def _judged(self, text: str) -> InvokeAgentResult | None:
         """The result when the answer stands; None when it went back to the model with a correction."""
         agent = self._seat.agent
         verdict = judge_answer(text, agent.output_schema, agent.name, self._corrections)
         if isinstance(verdict, Accepted):
-            return self._progress.result(verdict.output)
+            return self._ledger.result(verdict.output)
         if isinstance(verdict, Rejected):
             raise AgentOutputInvalid(verdict.message)
         self._corrections += 1
@@ -130,9 +130,7 @@ class _ClaudeLoop:
         response = await self._provider.complete(**self._request(), max_tokens=max_tokens)
         asked = ", ".join(c.name for c in response.tool_calls)
         usage = response.usage
-        self._progress.record_llm(
-            usage.input_tokens, usage.output_tokens, f"asked for {asked}" if asked else "answered"
-        )
+        self._ledger.record_llm(usage.input_tokens, usage.output_tokens, f"asked for {asked}" if asked else "answered")
         self._conversation.add_assistant_turn(response.text, response.tool_calls)
         await self._checkpoint()
         return response
@@ -146,10 +144,10 @@ class _ClaudeLoop:
             return None
         self._conversation, self._corrections = restored.conversation, restored.corrections
         handed_to = roster is not None and restored.agent not in (None, self._run.agent.name)
-        restored.carry_into(self._progress, handed_to=handed_to)
+        restored.carry_into(self._ledger, handed_to=handed_to)
         if roster is not None and handed_to and restored.agent is not None:
             self._seat = await _seat_after(self._seat, (await roster.agent(restored.agent)).profile, roster)
-            self._progress.model = self._seat.model
+            self._ledger.model = self._seat.model
         await self._checkpoint()  # carried on to a further retry
         activity.logger.info("resuming agent %s at turn %d", self._seat.agent.name, restored.turns)
         if cut_off := pending_calls(self._conversation):
@@ -181,11 +179,11 @@ class _ClaudeLoop:
                 outcomes += [_error(c, handed_on(target)) for c in runnable[i + 1 :]]
                 break
             if rule := self._guard.call(call):
-                return self._progress.tripped(Stop(rule))
+                return self._ledger.tripped(Stop(rule))
             outcome = await self._seat.tools.run(call)
             outcomes.append(screened_outcome(outcome, self._guard.policy))
             if rule := self._guard.outcome(outcome.is_error):
-                return self._progress.tripped(Stop(rule))
+                return self._ledger.tripped(Stop(rule))
         self._conversation.add_tool_results(outcomes + refused)
         return None
 
@@ -206,9 +204,9 @@ class _ClaudeLoop:
         if problem is not None or next_agent is None:
             return _error(call, problem or "")
         reason = handoff_reason(call.arguments)
-        record_handoff(self._progress, source, target, reason)
+        record_handoff(self._ledger, source, target, reason)
         self._seat = await _seat_after(self._seat, next_agent, roster)
-        self._progress.model = self._seat.model
+        self._ledger.model = self._seat.model
         self._corrections = 0  # the next agent gets its own output corrections
         if source.handoff_context == "full":
             return None
@@ -222,7 +220,7 @@ class _ClaudeLoop:
         """Record how far the agent got, durably: the next heartbeat carries it to a retried attempt."""
         if self._run.checkpoints is not None:
             await self._run.checkpoints.save(
-                self._progress, conversation=self._conversation, corrections=self._corrections
+                self._ledger, conversation=self._conversation, corrections=self._corrections
             )
 
 

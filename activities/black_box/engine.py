@@ -13,7 +13,7 @@ from typing import Protocol
 
 from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.handoffs import HandoffRoster
-from activities.black_box.progress import AgentProgress
+from activities.black_box.ledger import AgentLedger
 from activities.tool_executor import ToolExecutor
 from models.blackbox import InvokeAgentRequest, InvokeAgentResult
 from models.conversation import ToolCall, ToolOutcome
@@ -34,7 +34,7 @@ class EngineRun:
     """`provider:model` the run routed to (an agent handed to may name its own)."""
     max_turns: int
     """Model calls this run may make: the request's, capped by the agent's own."""
-    progress: AgentProgress
+    ledger: AgentLedger
     tools: BlackBoxTools
     checkpoints: Checkpoints | None = None
     """Turn-level resume (None: a retry starts the agent from its first turn)."""
@@ -53,7 +53,7 @@ class AgentEngine(Protocol):
 
 @dataclass(frozen=True)
 class BlackBoxTools:
-    """The worker's `ToolExecutor` bound to one agent run: its agent's policy, its idempotency keys, its progress."""
+    """The worker's `ToolExecutor` bound to one agent run: its agent's policy, its idempotency keys, its ledger."""
 
     executor: ToolExecutor
     agent: AgentProfile
@@ -61,14 +61,14 @@ class BlackBoxTools:
     """The agent's tools as the run pinned them: what the model is shown."""
     key_prefix: str
     """Workflow id and the run's label; each call's key adds the model's call id."""
-    progress: AgentProgress
+    ledger: AgentLedger
 
     async def run(self, call: ToolCall) -> ToolOutcome:
         """Every refusal and failure is an error result for the model, as in pattern B; none raises."""
         outcome = await self.executor.run(
             call, idempotency_key=f"{self.key_prefix}:{call.id}", on_failure="report", agent=self.agent
         )
-        self.progress.record_tool(call.name, outcome.is_error)
+        self.ledger.record_tool(call.name, outcome.is_error)
         return outcome
 
 

@@ -21,7 +21,7 @@ from tools.registry import AgentProfile, Tool
 
 if TYPE_CHECKING:
     from activities.agent_specs import AgentResolver
-    from activities.black_box.progress import AgentProgress
+    from activities.black_box.ledger import AgentLedger
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,15 @@ class HandoffRoster:
         ]
 
 
-def record_handoff(progress: AgentProgress, source: AgentProfile, target: str, reason: str) -> BlackBoxHandoff:
+def record_handoff(ledger: AgentLedger, source: AgentProfile, target: str, reason: str) -> BlackBoxHandoff:
     """Note one handoff in the result, on the progress stream and in the trace; the new agent is active from now."""
     handoff = BlackBoxHandoff(
-        source=source.name, target=target, context=source.handoff_context, reason=reason, turn=progress.turns
+        source=source.name, target=target, context=source.handoff_context, reason=reason, turn=ledger.turns
     )
-    progress.handoffs.append(handoff)
-    progress.active = target
-    progress.last = f"handed off to {target}"
+    ledger.handoffs.append(handoff)
+    ledger.active = target
+    ledger.last = f"handed off to {target}"
     handoff_span(source.name, target, source.handoff_context)
-    publish_event("handoff", agent=source.name, target=target, context=source.handoff_context, turn=progress.turns)
-    progress.heartbeat()
+    publish_event("handoff", agent=source.name, target=target, context=source.handoff_context, turn=ledger.turns)
+    ledger.heartbeat()
     return handoff

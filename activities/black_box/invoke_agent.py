@@ -8,7 +8,7 @@ from activities.agent_specs import AgentResolver
 from activities.black_box.checkpoint import Checkpoints
 from activities.black_box.engine import AgentEngine, BlackBoxTools, EngineRun
 from activities.black_box.handoffs import HandoffRoster
-from activities.black_box.progress import AgentProgress
+from activities.black_box.ledger import AgentLedger
 from activities.heartbeat import carried_spend, heartbeating
 from activities.progress_publisher import publishing
 from activities.routing import route
@@ -48,16 +48,16 @@ class BlackBoxActivities:
         info = activity.info()
         max_turns = min(request.max_turns, agent.max_turns)
         # Earlier attempts' spend comes first: the allowance is the branch's, whichever attempt spends it.
-        progress = AgentProgress(agent=agent.name, model=model, usage=carried_spend(), allowance=request.allowance)
+        ledger = AgentLedger(agent=agent.name, model=model, usage=carried_spend(), allowance=request.allowance)
         activity.logger.info(
             "running agent %s on %s (attempt %d, at most %d turns)", agent.name, model, info.attempt, max_turns
         )
-        progress.heartbeat()
-        tools = BlackBoxTools(self._executor, agent, definitions, f"{info.workflow_id}:{request.label}", progress)
+        ledger.heartbeat()
+        tools = BlackBoxTools(self._executor, agent, definitions, f"{info.workflow_id}:{request.label}", ledger)
         roster = HandoffRoster(self._agents, request.handoff_specs) if request.handoff_specs else None
         try:
             async with publishing(request.progress, agent=agent.name):
-                run = EngineRun(agent, request, model, max_turns, progress, tools, self._checkpoints, roster)
-                return await heartbeating(engine.run(run), progress.heartbeat)
+                run = EngineRun(agent, request, model, max_turns, ledger, tools, self._checkpoints, roster)
+                return await heartbeating(engine.run(run), ledger.heartbeat)
         except Exception as exc:  # not cancellation (a BaseException): the run closes Canceled with what it saw
-            raise progress.failure(exc) from exc
+            raise ledger.failure(exc) from exc

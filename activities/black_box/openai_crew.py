@@ -68,7 +68,7 @@ def build_crew(
         model = FittedResponsesModel(
             model=crew.models[name],
             openai_client=client,
-            progress=run.progress,
+            ledger=run.ledger,
             max_output=run.request.max_output_tokens,
         )
         crew.agents[name] = Agent(
@@ -86,7 +86,7 @@ def build_crew(
                 crew.profiles[t],
                 crew.agents[t],
                 crew.models[t],
-                run.progress,
+                run.ledger,
                 run.request.prompt,
                 journal.replace,
                 corrections,
@@ -127,7 +127,7 @@ def function_tool(tool: Tool, tools: BlackBoxTools, breakers: AgentsSdkBreakers)
 def _formatter(crew: Crew, run: EngineRun, breakers: AgentsSdkBreakers, journal: Journal) -> Any:
     """The SDK's `tool_error_formatter` for a call to a tool the speaker lacks: a `transfer_to_<agent>` it was not
     offered gets the handoff's refusal; any other name the `ToolExecutor`'s error result, counted by the breakers."""
-    refused_handoff = missing_tool_message(crew.profiles, crew.models, run.progress, journal.output)
+    refused_handoff = missing_tool_message(crew.profiles, crew.models, run.ledger, journal.output)
 
     async def message(args: ToolErrorFormatterArgs[Any]) -> str | None:
         if args.kind != "tool_not_found":
@@ -135,7 +135,7 @@ def _formatter(crew: Crew, run: EngineRun, breakers: AgentsSdkBreakers, journal:
         if target_of(args.tool_name) is not None:
             text: str = await refused_handoff(args)
             return text
-        speaker = run.progress.speaker
+        speaker = run.ledger.speaker
         outcome = await crew.tools[speaker].run(ToolCall(id=args.call_id, name=args.tool_name))
         breakers.refused()
         return outcome.content

@@ -21,7 +21,7 @@ from activities.black_box.checkpoint import pending_items
 from activities.black_box.engine import EngineRun, screened
 from activities.black_box.openai_breakers import AgentsSdkBreakers, BreakerTripped
 from activities.black_box.openai_crew import Crew, build_crew, seats_of
-from activities.black_box.openai_journal import Journal, ProgressHooks
+from activities.black_box.openai_journal import Journal, LedgerHooks
 from activities.black_box.openai_model import AllowanceSpent
 from activities.black_box.openai_output import Corrections, retry_input
 from activities.black_box.streamed_run import run_agent
@@ -48,56 +48,56 @@ class OpenAIAgentEngine:
         With checkpoints, a retried attempt starts from the items its predecessor journaled, as the agent
         that had the conversation then (after handoffs).
         """
-        progress, corrections = run.progress, Corrections()
-        journal = Journal([{"role": "user", "content": run.request.prompt}], progress, run.checkpoints, corrections)
+        ledger, corrections = run.ledger, Corrections()
+        journal = Journal([{"role": "user", "content": run.request.prompt}], ledger, run.checkpoints, corrections)
         seats = await seats_of(run)
         # This attempt's counts (a resumed one starts them afresh); calls checked against the worker's registry.
         profiles = {name: profile for name, (profile, _) in seats.items()}
         breakers = AgentsSdkBreakers(run.agent.guardrails, run.tools.executor.registry, profiles)
         crew = build_crew(run, seats, self._provider.client(), breakers, journal, corrections)
         turn_input = await self._resume(run, crew, journal, corrections)
-        hooks = ProgressHooks(progress, breakers, journal)
+        hooks = LedgerHooks(ledger, breakers, journal)
         while True:
             try:
-                agent = crew.agents[progress.speaker]
-                result = await self._run(agent, crew, turn_input, run.max_turns - progress.turns, hooks)
+                agent = crew.agents[ledger.speaker]
+                result = await self._run(agent, crew, turn_input, run.max_turns - ledger.turns, hooks)
             except BreakerTripped as exc:
-                return progress.tripped(exc.stop)
+                return ledger.tripped(exc.stop)
             except MaxTurnsExceeded:
                 if breakers.tripped is not None:  # the last round broke a rule; the ceiling came before the check
-                    return progress.tripped(Stop(breakers.tripped))
-                return progress.out_of_turns(run.max_turns)
+                    return ledger.tripped(Stop(breakers.tripped))
+                return ledger.out_of_turns(run.max_turns)
             except AllowanceSpent as exc:  # before the call: nothing was sent for it
-                return progress.result(None, stopped=str(exc))
+                return ledger.result(None, stopped=str(exc))
             except ModelBehaviorError as exc:  # e.g. a final answer that is not the output schema's JSON
-                output = crew.outputs.get(progress.speaker)
+                output = crew.outputs.get(ledger.speaker)
                 if output is None or output.sent_back is None:
                     raise ApplicationError(f"openai agent output rejected: {exc}", type="AgentOutputInvalid") from None
                 (rejected, verdict), output.sent_back = output.sent_back, None
                 corrections.count += 1
-                if progress.turns >= run.max_turns:  # no turn left for the corrected answer, as in every loop
-                    return progress.out_of_turns(run.max_turns)
+                if ledger.turns >= run.max_turns:  # no turn left for the corrected answer, as in every loop
+                    return ledger.out_of_turns(run.max_turns)
                 turn_input = retry_input(run.request.prompt, exc, rejected, verdict.message)
                 await journal.replace(turn_input)  # the journal goes on from the corrected input
                 continue
-            return progress.result(result.final_output)
+            return ledger.result(result.final_output)
 
     async def _resume(
         self, run: EngineRun, crew: Crew, journal: Journal, corrections: Corrections
     ) -> str | list[TResponseInputItem]:
         """The input `Runner.run` starts from: the prompt, or what an earlier attempt journaled, with the calls its
         crash cut off run again (same call ids, so the same idempotency keys)."""
-        progress = run.progress
+        ledger = run.ledger
         restored = await run.checkpoints.restore() if run.checkpoints is not None else None
         if restored is None or restored.items is None:
             return run.request.prompt
         journal.items, corrections.count = restored.items, restored.corrections
-        restored.carry_into(progress, handed_to=restored.agent in crew.agents and restored.agent != run.agent.name)
-        if progress.active:
-            progress.model = crew.models[progress.active]
-        activity.logger.info("resuming agent %s at turn %d", progress.speaker, progress.turns)
+        restored.carry_into(ledger, handed_to=restored.agent in crew.agents and restored.agent != run.agent.name)
+        if ledger.active:
+            ledger.model = crew.models[ledger.active]
+        activity.logger.info("resuming agent %s at turn %d", ledger.speaker, ledger.turns)
         for pending in pending_items(journal.items):
-            output = await self._rerun(pending, crew, progress.speaker, run.agent.guardrails)
+            output = await self._rerun(pending, crew, ledger.speaker, run.agent.guardrails)
             await journal.output(pending["call_id"], output)
         return list(journal.items)
 
@@ -111,7 +111,7 @@ class OpenAIAgentEngine:
         content, _ = screened((await crew.tools[speaker].run(call)).content, policy)
         return content
 
-    async def _run(self, agent: Agent[Any], crew: Crew, turn_input: Any, max_turns: int, hooks: ProgressHooks) -> Any:
+    async def _run(self, agent: Agent[Any], crew: Crew, turn_input: Any, max_turns: int, hooks: LedgerHooks) -> Any:
         """One `Runner.run` as the agent that has the conversation, provider errors classified for Temporal."""
         with classifying_errors():
             return await run_agent(

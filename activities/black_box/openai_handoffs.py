@@ -17,9 +17,9 @@ from agents import Agent, Handoff, HandoffInputData, ItemHelpers, RunContextWrap
 from pydantic import BaseModel
 
 from activities.black_box.handoffs import record_handoff
+from activities.black_box.ledger import AgentLedger
 from activities.black_box.openai_journal import plain
 from activities.black_box.openai_output import Corrections
-from activities.black_box.progress import AgentProgress
 from models.conversation import Conversation, Message, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
 from tools.handoffs import black_box_refusal, handoff_reason, summary_opening, target_of, work_so_far
 from tools.pinning import TRANSFER_PREFIX
@@ -89,7 +89,7 @@ def native_handoff(
     target: AgentProfile,
     sdk_target: Agent[Any],
     target_model: str,
-    progress: AgentProgress,
+    ledger: AgentLedger,
     prompt: str,
     reset: JournalReset,
     corrections: Corrections,
@@ -99,8 +99,8 @@ def native_handoff(
 
     async def on_handoff(ctx: RunContextWrapper[Any], given: HandoffReason) -> None:
         reasons["last"] = handoff_reason({"reason": given.reason})
-        record_handoff(progress, source, target.name, reasons["last"])
-        progress.model = target_model  # what the next agent's calls are priced at
+        record_handoff(ledger, source, target.name, reasons["last"])
+        ledger.model = target_model  # what the next agent's calls are priced at
         corrections.count = 0  # the next agent gets its own output corrections
 
     return handoff(
@@ -116,7 +116,7 @@ def native_handoff(
 def missing_tool_message(
     profiles: dict[str, AgentProfile],
     models: dict[str, str],
-    progress: AgentProgress,
+    ledger: AgentLedger,
     journal: Callable[[str, str], Any],
 ) -> Callable[[ToolErrorFormatterArgs[Any]], Any]:
     """The refusal of a `transfer_to_<agent>` call the speaker was not offered (the SDK's `tool_not_found`), as
@@ -124,8 +124,8 @@ def missing_tool_message(
     resumed attempt does not ask for it again."""
 
     async def message(args: ToolErrorFormatterArgs[Any]) -> str:
-        source, target = profiles.get(progress.speaker), target_of(args.tool_name) or ""
-        text = f"Error: tool {args.tool_name!r} is not available to agent {progress.speaker!r}."
+        source, target = profiles.get(ledger.speaker), target_of(args.tool_name) or ""
+        text = f"Error: tool {args.tool_name!r} is not available to agent {ledger.speaker!r}."
         if source is not None:
             pinned = target in profiles
             text = (

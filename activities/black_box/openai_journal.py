@@ -12,9 +12,9 @@ from typing import Any
 from agents import RunHooks
 
 from activities.black_box.checkpoint import Checkpoints
+from activities.black_box.ledger import AgentLedger
 from activities.black_box.openai_breakers import AgentsSdkBreakers
 from activities.black_box.openai_output import Corrections
-from activities.black_box.progress import AgentProgress
 
 
 def plain(item: Any) -> Any:
@@ -30,10 +30,10 @@ class Journal:
     """
 
     def __init__(
-        self, items: list[Any], progress: AgentProgress, checkpoints: Checkpoints | None, corrections: Corrections
+        self, items: list[Any], ledger: AgentLedger, checkpoints: Checkpoints | None, corrections: Corrections
     ) -> None:
         self.items = items
-        self._progress = progress
+        self._ledger = ledger
         self._checkpoints = checkpoints
         self._corrections = corrections
 
@@ -57,17 +57,17 @@ class Journal:
 
     async def _save(self) -> None:
         if self._checkpoints is not None:
-            await self._checkpoints.save(self._progress, items=self.items, corrections=self._corrections.count)
+            await self._checkpoints.save(self._ledger, items=self.items, corrections=self._corrections.count)
 
 
-class ProgressHooks(RunHooks[Any]):
+class LedgerHooks(RunHooks[Any]):
     """Counts each inference as a turn, heartbeats it, journals its items, and checks it makes progress.
 
     Each tool output is journaled as the model is shown it (after the output guardrail marked or withheld it).
     """
 
-    def __init__(self, progress: AgentProgress, breakers: AgentsSdkBreakers, journal: Journal) -> None:
-        self._progress = progress
+    def __init__(self, ledger: AgentLedger, breakers: AgentsSdkBreakers, journal: Journal) -> None:
+        self._ledger = ledger
         self._breakers = breakers
         self._journal = journal
 
@@ -77,7 +77,7 @@ class ProgressHooks(RunHooks[Any]):
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         usage = response.usage
         calls = [getattr(item, "name", "") for item in response.output if getattr(item, "type", "") == "function_call"]
-        self._progress.record_llm(
+        self._ledger.record_llm(
             usage.input_tokens, usage.output_tokens, f"asked for {', '.join(calls)}" if calls else "answered"
         )
         if self._journal.kept:

@@ -18,7 +18,7 @@ import openai
 from agents import Handoff, ModelSettings, OpenAIResponsesModel
 from openai.types.responses import ResponseCompletedEvent
 
-from activities.black_box.progress import AgentProgress
+from activities.black_box.ledger import AgentLedger
 from activities.providers.openai_provider import checked_events, counted_input, to_llm_response
 from models.budget import input_estimate
 from telemetry.observe import Generation, llm_generation
@@ -36,13 +36,11 @@ class AllowanceSpent(Exception):
 class FittedResponsesModel(OpenAIResponsesModel):
     """`OpenAIResponsesModel` for one agent of a black box: each call fitted, counted, observed and classified."""
 
-    def __init__(
-        self, *, model: str, openai_client: openai.AsyncOpenAI, progress: AgentProgress, max_output: int
-    ) -> None:
+    def __init__(self, *, model: str, openai_client: openai.AsyncOpenAI, ledger: AgentLedger, max_output: int) -> None:
         super().__init__(model=model.split(":", 1)[1], openai_client=openai_client)
         self._full_model = model
         self._openai = openai_client
-        self._progress = progress
+        self._ledger = ledger
         self._max_output = max_output
 
     async def _fitted(
@@ -55,7 +53,7 @@ class FittedResponsesModel(OpenAIResponsesModel):
         handoffs: list[Handoff[Any, Any]],
     ) -> ModelSettings:
         """`settings` with the call's output allowance; `AllowanceSpent` when the call cannot fit."""
-        if self._progress.allowance is None:  # runs recorded before allowances: every call their turns allow
+        if self._ledger.allowance is None:  # runs recorded before allowances: every call their turns allow
             return settings
 
         async def estimate() -> int:
@@ -65,7 +63,7 @@ class FittedResponsesModel(OpenAIResponsesModel):
             counted = await counted_input(self._openai, request) if request is not None else None
             return input_estimate(whole=whole, counted=counted)
 
-        fit = await self._progress.fit_turn(estimate, min(settings.max_tokens or self._max_output, self._max_output))
+        fit = await self._ledger.fit_turn(estimate, min(settings.max_tokens or self._max_output, self._max_output))
         if fit.refused is not None:
             raise AllowanceSpent(fit.refused)
         return dataclasses.replace(settings, max_tokens=fit.output_tokens)

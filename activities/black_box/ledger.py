@@ -23,7 +23,7 @@ from tools.next_step import Stop
 
 
 @dataclass
-class AgentProgress:
+class AgentLedger:
     """Turns and spending of one agent run so far; sent as heartbeat details, so the UI shows it."""
 
     agent: str
