@@ -35,7 +35,7 @@ from temporalio import workflow
 
 from models.conversation import ToolCall
 from models.tooling import ToolInvocation
-from workflows import calls
+from workflows import activity_options, calls
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / "tests" / "fixtures" / "crm_mcp_server.py"
@@ -48,7 +48,9 @@ class BenchMcpCallsWorkflow:
 
     @workflow.run
     async def run(self, n: int) -> int:
-        options = calls.tool_options(timedelta(seconds=20), calls.RUN_TOOL.retry_policy or _retry())
+        options = activity_options.tool_options(
+            timedelta(seconds=20), activity_options.RUN_TOOL.retry_policy or _retry()
+        )
         for i in range(n):
             invocation = ToolInvocation(
                 agent="bench",

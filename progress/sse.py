@@ -105,17 +105,26 @@ def run_events_endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint (`Route(path, endpoint)`) for a path with a `{workflow_id}` parameter; its runs' feeds
     (each keeping `keep_events` for late followers) and follower counts are this endpoint's own (one per process)."""
-    limits = caps if caps is not None else FollowerCaps()
+    endpoint = _RunEvents(get_client, heartbeat_seconds, caps if caps is not None else FollowerCaps(), keep_events)
+    return endpoint.run_events  # a bound method: Starlette calls it with the request (an object would be ASGI)
 
-    async def read(workflow_id: str, from_offset: int) -> AsyncIterator[dict[str, Any]]:
-        async for event in follow_events(await get_client(), workflow_id, from_offset):
+
+class _RunEvents:
+    """One `/events` endpoint's state: its runs' feeds and its follower seats."""
+
+    def __init__(self, get_client: ClientGetter, heartbeat_seconds: float, limits: FollowerCaps, keep: int) -> None:
+        self._get_client = get_client
+        self._heartbeat_seconds = heartbeat_seconds
+        self._limits = limits
+        self._feeds = RunFeeds(self._read, keep=keep)
+
+    async def _read(self, workflow_id: str, from_offset: int) -> AsyncIterator[dict[str, Any]]:
+        async for event in follow_events(await self._get_client(), workflow_id, from_offset):
             yield event
 
-    feeds = RunFeeds(read, keep=keep_events)
-
-    async def follow(client: Client, workflow_id: str, offset: int) -> AsyncGenerator[str, None]:
+    async def _follow(self, client: Client, workflow_id: str, offset: int) -> AsyncGenerator[str, None]:
         """This follower's messages: any it must catch up on by itself, then the feed's."""
-        feed, follower, served_from = feeds.attach(workflow_id, offset)
+        feed, follower, served_from = self._feeds.attach(workflow_id, offset)
         try:
             try:
                 async for event in read_retained(client, workflow_id, offset, served_from):
@@ -126,11 +135,11 @@ def run_events_endpoint(
             async for message in follower.messages():
                 yield message
         finally:
-            await feeds.detach(feed, follower)
+            await self._feeds.detach(feed, follower)
 
-    async def body(client: Client, workflow_id: str, offset: int) -> AsyncGenerator[str, None]:
-        messages = follow(client, workflow_id, offset)
-        beats = with_heartbeats(messages, heartbeat_seconds)
+    async def _body(self, client: Client, workflow_id: str, offset: int) -> AsyncGenerator[str, None]:
+        messages = self._follow(client, workflow_id, offset)
+        beats = with_heartbeats(messages, self._heartbeat_seconds)
         try:
             async for chunk in beats:
                 yield chunk
@@ -138,26 +147,25 @@ def run_events_endpoint(
             await beats.aclose()
             await messages.aclose()
 
-    async def run_events(request: Request) -> Response:
+    async def run_events(self, request: Request) -> Response:
+        """Answer one follower: a refusal (400, 429, or the run's), or its stream of events."""
         workflow_id = request.path_params["workflow_id"]
         offset = resume_offset(request)
         if offset is None:
             return refuse(400, "Last-Event-ID and from_offset must be integers")
-        seat = limits.admit(workflow_id, getattr(request.state, "identity", None))
+        seat = self._limits.admit(workflow_id, getattr(request.state, "identity", None))
         if isinstance(seat, str):
             return refuse(429, seat)
         try:
-            client = await get_client()
-            refusal = await check_run(client, feeds, workflow_id, offset)
+            client = await self._get_client()
+            refusal = await check_run(client, self._feeds, workflow_id, offset)
         except BaseException:
             seat.release()
             raise
         if refusal is not None:
             seat.release()
             return refusal
-        return FollowerResponse(body(client, workflow_id, offset), seat)
-
-    return run_events
+        return FollowerResponse(self._body(client, workflow_id, offset), seat)
 
 
 async def check_run(client: Client, feeds: RunFeeds, workflow_id: str, offset: int) -> Response | None:

@@ -19,8 +19,8 @@ from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.providers.openai_provider import OpenAIProvider
-from activities.tool_executor import ToolExecutor
 from activities.run_tool import ToolActivities
+from activities.tool_executor import ToolExecutor
 from archives.activity import ArchiveActivities
 from config.settings import Settings
 from payloads.blobs import blob_store

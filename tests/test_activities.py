@@ -9,8 +9,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.conversation_store import ConversationStore
 from activities.llm import LlmActivities
 from activities.providers.anthropic_provider import AnthropicProvider
-from activities.tool_executor import ToolExecutor
 from activities.run_tool import ToolActivities
+from activities.tool_executor import ToolExecutor
 from config.settings import Settings
 from devstack.fake_anthropic import Fault, Reply
 from models.conversation import Conversation, ToolCall

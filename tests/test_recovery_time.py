@@ -9,7 +9,7 @@ import time
 from devstack.fake_anthropic import Reply
 from tests.conftest import workflow_id
 from tests.helpers import eventually
-from workflows.calls import CALL_LLM, RECOVERY_HEARTBEAT_TIMEOUT
+from workflows.activity_options import CALL_LLM, RECOVERY_HEARTBEAT_TIMEOUT
 
 RECOVERY_BOUND_SECONDS = 3.0
 """The target: from the kill to the next step's model call, on a worker that was already running."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from workflows import calls
+from workflows import activity_options
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 
@@ -41,7 +41,7 @@ def test_activities_are_called_only_through_the_call_layer() -> None:
 
 
 def test_every_activity_in_the_table_is_documented_and_heartbeats_where_it_runs_long() -> None:
-    names = [o.name for o in calls.ACTIVITY_OPTIONS]
+    names = [o.name for o in activity_options.ACTIVITY_OPTIONS]
     assert len(names) == len(set(names)) == 8
     assert set(names) == {
         "call_llm",
@@ -54,7 +54,9 @@ def test_every_activity_in_the_table_is_documented_and_heartbeats_where_it_runs_
         "notify_approval",
     }
     long_running = {
-        o.name for o in calls.ACTIVITY_OPTIONS if o.start_to_close_timeout.total_seconds() > 60 and not o.local
+        o.name
+        for o in activity_options.ACTIVITY_OPTIONS
+        if o.start_to_close_timeout.total_seconds() > 60 and not o.local
     }
     assert long_running == {"call_llm", "invoke_agent"}
-    assert all(calls.ACTIVITY_OPTIONS[names.index(n)].heartbeat_timeout is not None for n in long_running)
+    assert all(activity_options.ACTIVITY_OPTIONS[names.index(n)].heartbeat_timeout is not None for n in long_running)

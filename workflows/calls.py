@@ -9,16 +9,13 @@ turned into one (`_unless_cancelled`): it propagates, and the run closes Cancele
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
-from temporalio.workflow import ActivityCancellationType
 
-from workflows import patches
+from workflows import activity_options, patches
+from workflows.activity_options import ActivityOptions
 from workflows.progress import progress_of_run
 
 with workflow.unsafe.imports_passed_through():
@@ -41,26 +38,6 @@ CANCELLATION_PATCH = "cancellation-closes-run"
 """Runs recorded before it turned a cancelled activity into a typed failure (or swallowed it); they replay so."""
 
 
-@dataclass(frozen=True)
-class ActivityOptions:
-    """How a workflow calls one activity (the fields the SDK's `ModelActivityParameters` has for its model calls)."""
-
-    name: str
-    """The activity's registered name (`@activity.defn(name=...)`)."""
-    start_to_close_timeout: timedelta
-    """Longest one attempt may take; a slower attempt is abandoned and retried."""
-    heartbeat_timeout: timedelta | None = None
-    """Longest silence between heartbeats before Temporal counts the worker as dead and retries elsewhere.
-    The activity heartbeats at a fraction of it (activities/heartbeat.py), so this alone sets both."""
-    retry_policy: RetryPolicy | None = None
-    """Attempts and backoff; None keeps Temporal's default (unlimited attempts)."""
-    local: bool = False
-    """Run inside the workflow task as a local activity: no server round trip, and its input never enters history."""
-    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL
-    """On the run's cancellation: TRY_CANCEL stops waiting at once; WAIT_CANCELLATION_COMPLETED waits until the
-    activity has seen the cancellation and stopped (for activities with side effects, so none happen after the close)."""
-
-
 class ToolCallFailed(AgentServiceError):
     """A tool call failed after all its attempts; the loop tells the model and goes on."""
 
@@ -73,92 +50,6 @@ class ArchiveFailed(AgentServiceError):
     """`archive_run` failed after its attempts; the run still returns its result."""
 
 
-RECOVERY_HEARTBEAT_TIMEOUT = timedelta(seconds=2)
-"""Silence after which a model or tool call's worker counts as dead and the call is retried on another.
-
-With beats every 2/3 s (activities/heartbeat.py) a live worker may stall 1.3 s before a false timeout; a
-SIGKILLed worker's step resumes within about 2 s + the first retry (0.25 s) + the sticky timeout (0.5 s)."""
-
-CALL_LLM = ActivityOptions(
-    name="call_llm",
-    start_to_close_timeout=timedelta(minutes=3),
-    heartbeat_timeout=RECOVERY_HEARTBEAT_TIMEOUT,  # a crashed worker's call is retried within ~2 s, not 3 min
-    # A quick first retry (a crashed worker's call resumes at once), then steep backoff: 8 attempts still span
-    # about 2.5 minutes of provider trouble (429s bring their own retry-after as next_retry_delay).
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(milliseconds=250),
-        backoff_coefficient=3.0,
-        maximum_interval=timedelta(seconds=60),
-        maximum_attempts=8,
-    ),
-)
-RUN_TOOL = ActivityOptions(
-    name="run_tool",
-    start_to_close_timeout=timedelta(seconds=30),
-    heartbeat_timeout=RECOVERY_HEARTBEAT_TIMEOUT,  # run_tool heartbeats: a cancellation reaches the handler in ~1 s
-    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,  # a cancelled run writes nothing after
-)
-"""Defaults only: each call takes its timeout and retry policy from the tool's declaration (`tool_options`)."""
-INVOKE_BLACK_BOX = ActivityOptions(
-    name="invoke_agent",
-    start_to_close_timeout=timedelta(minutes=15),
-    heartbeat_timeout=timedelta(seconds=10),
-    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,  # its tools stop before the run closes
-    # A retried attempt resumes at the agent's last completed turn (activities/black_box/checkpoint.py), so an
-    # attempt lost with its worker re-pays one turn at most: five attempts let a black box outlive its worker
-    # being lost several times (each loss counts as an attempt), while an agent that keeps failing still stops.
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5
-    ),
-)
-SEND_NOTIFICATION = ActivityOptions(
-    name="send_notification",
-    start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
-    ),
-)
-NOTIFY_APPROVAL = ActivityOptions(
-    name="notify_approval",
-    start_to_close_timeout=timedelta(seconds=10),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
-    ),
-)
-ARCHIVE_RUN = ActivityOptions(
-    name="archive_run",
-    start_to_close_timeout=timedelta(minutes=2),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=6
-    ),
-    local=True,  # its input (output, conversations) goes from workflow memory to the store, never into history
-)
-HISTORY_LIMITS = ActivityOptions(name="history_limits", start_to_close_timeout=timedelta(seconds=10), local=True)
-RESOLVE_AGENTS = ActivityOptions(
-    name="resolve_agents",
-    start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5),
-    local=True,  # once per run; its answer (the pinned specs) is a marker in history
-)
-
-ACTIVITY_OPTIONS = (
-    CALL_LLM,
-    RUN_TOOL,
-    INVOKE_BLACK_BOX,
-    SEND_NOTIFICATION,
-    ARCHIVE_RUN,
-    HISTORY_LIMITS,
-    RESOLVE_AGENTS,
-    NOTIFY_APPROVAL,
-)
-"""The table: every activity a workflow calls, with how it is called."""
-
-
-def tool_options(timeout: timedelta, retry: RetryPolicy, *, local: bool = False) -> ActivityOptions:
-    """`run_tool` as one tool's declaration wants it called."""
-    return replace(RUN_TOOL, start_to_close_timeout=timeout, retry_policy=retry, local=local)
-
-
 async def call_llm(request: LlmRequest, *, summary: str, where: str, task_queue: str | None = None) -> LlmResponse:
     """One inference; failure after its retries is `LlmCallFailed` naming `where` (e.g. `at step 3`).
 
@@ -169,7 +60,7 @@ async def call_llm(request: LlmRequest, *, summary: str, where: str, task_queue:
         request = request.model_copy(update={"progress": True})
     progress.publish("llm_started", summary=summary, model=request.model, task=request.task)
     try:
-        response = await _execute(CALL_LLM, request, LlmResponse, summary, task_queue=task_queue)
+        response = await _execute(activity_options.CALL_LLM, request, LlmResponse, summary, task_queue=task_queue)
     except ActivityError as exc:
         progress.publish("llm_finished", summary=summary, error=_failure(exc), usage=None)
         _unless_cancelled(exc)
@@ -214,7 +105,9 @@ async def invoke_black_box(
     if progress_of_run().asks_activities:
         request = request.model_copy(update={"progress": True})
     try:
-        return await _execute(INVOKE_BLACK_BOX, request, InvokeAgentResult, summary, task_queue=task_queue)
+        return await _execute(
+            activity_options.INVOKE_BLACK_BOX, request, InvokeAgentResult, summary, task_queue=task_queue
+        )
     except ActivityError as exc:
         _unless_cancelled(exc)
         raise AgentRunFailed(
@@ -225,7 +118,7 @@ async def invoke_black_box(
 async def send_notification(request: NotificationRequest, *, summary: str) -> NotificationReceipt:
     """One notification, deduplicated by its idempotency key; failure is `NotificationFailed`."""
     try:
-        return await _execute(SEND_NOTIFICATION, request, NotificationReceipt, summary)
+        return await _execute(activity_options.SEND_NOTIFICATION, request, NotificationReceipt, summary)
     except ActivityError as exc:
         _unless_cancelled(exc)
         raise NotificationFailed(_failure(exc)) from exc
@@ -235,11 +128,11 @@ def notify_approval(notice: ApprovalNotice) -> None:
     """Announce an opened request without waiting for it: the durable wait starts at once, and a webhook
     that stays down after its retries costs only a warning (the request is still decidable every other way)."""
     handle = workflow.start_activity(
-        NOTIFY_APPROVAL.name,
+        activity_options.NOTIFY_APPROVAL.name,
         notice,
         result_type=ApprovalNoticeReceipt,
-        start_to_close_timeout=NOTIFY_APPROVAL.start_to_close_timeout,
-        retry_policy=NOTIFY_APPROVAL.retry_policy,
+        start_to_close_timeout=activity_options.NOTIFY_APPROVAL.start_to_close_timeout,
+        retry_policy=activity_options.NOTIFY_APPROVAL.retry_policy,
         summary=f"notify approvers of {notice.request_id}",
     )
 
@@ -253,7 +146,7 @@ def notify_approval(notice: ApprovalNotice) -> None:
 async def archive_run(request: ArchiveRequest) -> ArchiveReceipt:
     """Write the run's archive (a local activity); failure is `ArchiveFailed`."""
     try:
-        return await _execute(ARCHIVE_RUN, request, ArchiveReceipt, f"archive_run: {request.status}")
+        return await _execute(activity_options.ARCHIVE_RUN, request, ArchiveReceipt, f"archive_run: {request.status}")
     # A local activity's failure may arrive as its cause itself (e.g. a non-retryable ApplicationError).
     except (ActivityError, ApplicationError, TimeoutError) as exc:
         raise ArchiveFailed(_failure(exc) if isinstance(exc, ActivityError) else str(exc)) from exc
@@ -261,13 +154,15 @@ async def archive_run(request: ArchiveRequest) -> ArchiveReceipt:
 
 async def history_limits() -> HistoryLimits:
     """The worker's history settings (a local activity, so the answer is recorded and replays the same)."""
-    return await _execute(HISTORY_LIMITS, None, HistoryLimits, "history_limits: the worker's HISTORY_* settings")
+    return await _execute(
+        activity_options.HISTORY_LIMITS, None, HistoryLimits, "history_limits: the worker's HISTORY_* settings"
+    )
 
 
 async def resolve_agents(request: ResolveAgentsRequest) -> PinnedAgents:
     """Pin the run's agents (a local activity); an agent the worker does not know fails the run as InvalidInput."""
     try:
-        return await _execute(RESOLVE_AGENTS, request, PinnedAgents, _pinning_summary(request))
+        return await _execute(activity_options.RESOLVE_AGENTS, request, PinnedAgents, _pinning_summary(request))
     except (ActivityError, ApplicationError) as exc:
         cause = exc.cause if isinstance(exc, ActivityError) else exc
         if isinstance(cause, ApplicationError) and cause.type == "InvalidInput":

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
 
-from workflows import calls, patches, tool_plan
+from workflows import activity_options, calls, patches, tool_plan
 
 with workflow.unsafe.imports_passed_through():
     from models.approval import Decision
@@ -41,7 +41,7 @@ class ToolSteps:
         ask_approval: AskApproval,
         step_label: str,
         limits: HistoryLimits,
-        options: Callable[[Tool], calls.ActivityOptions],
+        options: Callable[[Tool], activity_options.ActivityOptions],
     ) -> None:
         self._registry = registry
         self._ledger = ledger

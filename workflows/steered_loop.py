@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from workflows import calls, patches, tool_plan
+from workflows import activity_options, patches, tool_plan
 from workflows.active_agent import ActiveAgent
 from workflows.loop_model import ModelSteps, Seat
 from workflows.loop_tools import AskApproval, ToolSteps, screened
@@ -272,10 +272,10 @@ class SteeredLoop:
     def _stopped(self, reason: str, not_done: list[str], last_text: str) -> LoopOutcome:
         return LoopOutcome(RunStatus.BUDGET_EXCEEDED, self._ledger.stop_summary(reason, not_done, last_text))
 
-    def tool_options(self, tool: Tool) -> calls.ActivityOptions:
+    def tool_options(self, tool: Tool) -> activity_options.ActivityOptions:
         """How `run_tool` is called for `tool`: its declared timeout and retry policy, locally if it is a short read."""
         local = tool_plan.runs_locally(tool) and patches.patched(tool_plan.LOCAL_READ_TOOLS_PATCH)
-        return calls.tool_options(tool.timeout, tool.retry, local=local)
+        return activity_options.tool_options(tool.timeout, tool.retry, local=local)
 
 
 def _unrun(call: ToolCall, why: str) -> ToolOutcome:
