@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from temporalio.client import WorkflowHandle
@@ -128,55 +129,81 @@ async def run_agent(
     )
     link = f"{ui}/namespaces/{client.namespace}/workflows/{workflow_id}"
     say(f"\nStarted {workflow_type} {workflow_id}\n  prompt: {prompt}\n  watch it: {link}\n")
-    enter_pressed = threading.Event()
-    latest = {"request_id": ""}  # what Enter approves: the request announced last
-    renderer = Renderer(workflow_id, sys.stdout)
+    watch = _DemoWatch(address, handle, link, auto_approve)
+    result = await watch.until_done(follow_events(client, workflow_id))
+    say("Result:\n" + json.dumps(result, indent=2))
+    await _say_where_to_look(handle, link, workflow, result)
+    return result
 
-    async def on_event(event: dict[str, Any]) -> None:
-        """Follow the run's progress stream (no polling): stages, streamed text, tools, approvals."""
+
+class _DemoWatch:
+    """Follows one demo run's progress stream (no polling) and approves its requests when the user asks."""
+
+    def __init__(self, address: str, handle: WorkflowHandle[Any, Any], link: str, auto_approve: bool) -> None:
+        self._address = address
+        self._handle = handle
+        self._link = link
+        self._auto_approve = auto_approve
+        self._renderer = Renderer(handle.id, sys.stdout)
+        self._enter_pressed = threading.Event()
+        self._latest = ""
+        """What Enter approves: the request announced last."""
+
+    async def until_done(self, events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
+        """Show the run's events until it ends and its stream is read; its result."""
+
+        async def follow() -> None:
+            async for event in events:
+                await self._on_event(event)
+
+        follower = asyncio.ensure_future(follow())
+        result_task = asyncio.ensure_future(self._handle.result())
+        while not (result_task.done() and follower.done()):
+            if self._enter_pressed.is_set():
+                self._enter_pressed.clear()
+                await self._handle.signal(
+                    "approve",
+                    {"approver": "you", "comment": "approved at the demo prompt", "request_id": self._latest},
+                )
+            await asyncio.wait({result_task, follower}, timeout=0.5)
+            if result_task.done() and not follower.done():
+                await asyncio.wait({follower}, timeout=10)  # the last events, then on
+                break
+        follower.cancel()
+        result: dict[str, Any] = result_task.result()
+        return result
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        """Stages, streamed text, tools, and approvals with the ways to answer them."""
         if event["type"] == "stage":
             say(f"[{event['stage']}] waiting for {event.get('waiting_for') or '...'}")
             return
         if event["type"] != "approval_requested":
-            renderer.show(event)
+            self._renderer.show(event)
             return
-        request_id = event["request_id"]
+        request_id, workflow_id = event["request_id"], self._handle.id
         say(f"Waiting for approval ({request_id}): {event['summary']}")
-        pending = [p for p in (await handle.query("status"))["pending_approvals"] if p["request_id"] == request_id]
+        status = await self._handle.query("status")
+        pending = [p for p in status["pending_approvals"] if p["request_id"] == request_id]
         if pending and (pending[0].get("kind") == "plan" or "plan" in pending[0]["proposal"]):
             say("  proposed plan and specialist findings:\n" + _indent(json.dumps(pending[0]["proposal"], indent=2)))
         data = json.dumps({"approver": "you", "request_id": request_id})
-        say(f"  in the UI: {link} -> More Actions -> Send a Signal -> approve, data {data}")
+        say(f"  in the UI: {self._link} -> More Actions -> Send a Signal -> approve, data {data}")
         say(f"  or run:    {cli_name()} workflow signal --workflow-id {workflow_id} --name approve --input '{data}'")
         say("  (a signal's approver is taken as typed; the gateway's links and API authenticate approvers)")
-        latest["request_id"] = request_id
-        if auto_approve:
-            approve_with_cli(address, workflow_id, "demo", request_id)
+        self._latest = request_id
+        if self._auto_approve:
+            approve_with_cli(self._address, workflow_id, "demo", request_id)
             say("  --auto-approve: approved as 'demo' with the temporal CLI.")
         else:
             say("  or press Enter here to approve as 'you'.")
-            threading.Thread(target=_wait_for_enter, args=(enter_pressed,), daemon=True).start()
+            threading.Thread(target=_wait_for_enter, args=(self._enter_pressed,), daemon=True).start()
 
-    async def follow() -> None:
-        async for event in follow_events(client, workflow_id):
-            await on_event(event)
 
-    follower = asyncio.ensure_future(follow())
-    result_task = asyncio.ensure_future(handle.result())
-    while not (result_task.done() and follower.done()):
-        if enter_pressed.is_set():
-            enter_pressed.clear()
-            await handle.signal(
-                "approve",
-                {"approver": "you", "comment": "approved at the demo prompt", "request_id": latest["request_id"]},
-            )
-        await asyncio.wait({result_task, follower}, timeout=0.5)
-        if result_task.done() and not follower.done():
-            await asyncio.wait({follower}, timeout=10)  # the last events, then on
-            break
-    follower.cancel()
-    result: dict[str, Any] = result_task.result()
-    say("Result:\n" + json.dumps(result, indent=2))
+async def _say_where_to_look(
+    handle: WorkflowHandle[Any, Any], link: str, workflow: str, result: dict[str, Any]
+) -> None:
+    """Where the run can be seen next: its stages, the UI, visibility, Langfuse and its archive."""
     if workflow == "hybrid":
         notification = (result.get("output") or {}).get("notification") or {}
         say(f"\nStages completed (from the event history): {', '.join(await stages_done(handle))}")
@@ -188,13 +215,12 @@ async def run_agent(
         f'Find this customer\'s runs: {cli_name()} workflow list --query \'CustomerId="C123" AND AgentStatus="{result["status"]}"\''
     )
     if Settings.from_env().langfuse is not None:
-        say(f"Its LLM calls in Langfuse: trace {result['trace_id']} (session {workflow_id}, user C123)")
+        say(f"Its LLM calls in Langfuse: trace {result['trace_id']} (session {handle.id}, user C123)")
     else:
         say(
             f"Trace id {result['trace_id']}; set LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY/LANGFUSE_BASE_URL to see it in Langfuse."
         )
-    say(f"Its archive (output, conversation, plan, answer): .venv/bin/python -m archives show {workflow_id}")
-    return result
+    say(f"Its archive (output, conversation, plan, answer): .venv/bin/python -m archives show {handle.id}")
 
 
 def _wait_for_enter(pressed: threading.Event) -> None:
