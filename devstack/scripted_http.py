@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Self
 
 
@@ -101,7 +100,9 @@ class ScriptedServer:
         self.faults_served = 0
         self._lock = threading.Lock()
         self._counter = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        from devstack.scripted_handler import handler_for  # it imports the step types above
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(self))
         self._server.daemon_threads = True
 
     # -- hooks -------------------------------------------------------------------------------
@@ -188,130 +189,24 @@ class ScriptedServer:
             self._counter += 1
             return self._counter
 
-    def _next(self, body: dict[str, Any]) -> Step:
+    def received(self, record: Any) -> None:
+        """Keep what a request sent (`requests`), in arrival order."""
+        with self._lock:
+            self.requests.append(record)
+
+    def count_fault(self) -> None:
+        """One more scripted fault served (`faults_served`)."""
+        with self._lock:
+            self.faults_served += 1
+
+    def next_step(self, body: dict[str, Any]) -> Step:
+        """The script's next step, or the responder's answer to `body` once the script is spent."""
         with self._lock:
             if self.script:
                 return self.script.pop(0)
         if self.responder is None:
             return Fault(500, f"{self.name}: script exhausted and no responder")
         return self.responder(body)
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out in two sends; Nagle would hold the body ~40 ms
-
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
-
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.send_header("request-id", f"req_fake_{len(fake.requests)}")
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client went away (e.g. its worker was killed mid-call)
-
-            def _send_events(
-                self,
-                events: list[tuple[str, dict[str, Any]]],
-                pause: float,
-                headers: dict[str, str] | None = None,
-                *,
-                drop: bool = False,
-            ) -> None:
-                """Server-sent events, one chunk each (chunked encoding), `pause` seconds apart; with `drop` the
-                connection closes after the last one, without the chunked body's end (a cut connection)."""
-                try:
-                    self.send_response(200)
-                    self.send_header("content-type", "text/event-stream")
-                    self.send_header("cache-control", "no-cache")
-                    self.send_header("transfer-encoding", "chunked")
-                    self.send_header("request-id", f"req_fake_{len(fake.requests)}")
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    for name, data in events:
-                        chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                        self.wfile.flush()
-                        if pause:
-                            time.sleep(pause)
-                    if drop:
-                        self.close_connection = True  # the socket closes with the body unfinished
-                        return
-                    self.wfile.write(b"0\r\n\r\n")
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client went away (e.g. its worker was killed mid-stream)
-
-            def _error(
-                self, status: int, message: str, headers: dict[str, str] | None = None, kind: str | None = None
-            ) -> None:
-                self._send(status, fake.error_body(status, message, kind), headers)
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                api = fake.route(self.path.split("?")[0])
-                if api is None:
-                    return self._error(404, f"no route {self.path}")
-                if problem := fake.authorised(self.headers):
-                    return self._error(401, problem)
-                try:
-                    body = json.loads(raw)
-                except json.JSONDecodeError:
-                    return self._error(400, "request body is not JSON")
-                if (direct := fake.direct_answer(api, body)) is not None:
-                    return self._send(200, direct)
-                headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in fake.credential_headers}
-                record = fake.record(api, body, headers)
-                with fake._lock:
-                    fake.requests.append(record)
-                if problem := fake.invalid(api, body):
-                    record.served = "invalid"
-                    return self._error(400, problem)
-                step = fake._next(body)
-                if step.delay:
-                    time.sleep(step.delay)
-                if isinstance(step, Fault):
-                    record.served = "fault"
-                    with fake._lock:
-                        fake.faults_served += 1
-                    return self._error(step.status, step.message, _retry_after_header(step.retry_after), step.kind)
-                if isinstance(step, StreamError | Truncated):
-                    return self._stream_fault(api, body, step, record)
-                record.served = "reply"
-                if body.get("stream"):
-                    return self._send_events(fake.stream_events(api, body, step), step.chunk_delay)
-                self._send(200, fake.reply_body(api, body, step))
-
-            def _stream_fault(self, api: str, body: dict[str, Any], step: StreamError | Truncated, record: Any) -> None:
-                """A stream that fails after its 200: an error event, or the final event never sent."""
-                with fake._lock:
-                    fake.faults_served += 1
-                if not body.get("stream"):
-                    record.served = "fault"
-                    return self._error(500, f"{fake.name}: {type(step).__name__} was scripted for a streamed request")
-                if isinstance(step, StreamError):
-                    record.served = "stream_error"
-                    events = fake.stream_error_events(api, body, step)
-                    return self._send_events(events, step.chunk_delay, _retry_after_header(step.retry_after))
-                record.served = "truncated"
-                self._send_events(fake.truncated_events(api, body, step), step.reply.chunk_delay, drop=not step.clean)
-
-        return Handler
-
-
-def _retry_after_header(seconds: float | None) -> dict[str, str]:
-    return {"retry-after": f"{seconds:g}"} if seconds is not None else {}
 
 
 def text_pieces(text: str) -> list[str]:
