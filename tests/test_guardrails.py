@@ -16,7 +16,7 @@ from devstack.fake_anthropic import Reply
 from devstack.fake_openai import FakeOpenAI
 from tests.conftest import workflow_id
 from tests.helpers import eventually, file_agents_worker
-from tests.test_visibility_metrics import _json_rows, scrape, total
+from tests.test_visibility_metrics import json_rows, scrape, total
 from tools.notes import NoteStore
 
 
@@ -276,7 +276,7 @@ async def test_trips_and_refusals_are_counted_by_rule_and_stopped_runs_listed_by
         capture_output=True,
         text=True,
     ).stdout
-    assert {json.loads(row)["execution"]["workflowId"] for row in _json_rows(cli)} == set(rules)
+    assert {json.loads(row)["execution"]["workflowId"] for row in json_rows(cli)} == set(rules)
 
 
 async def test_the_repeat_count_is_carried_across_continue_as_new_and_replays_the_same(

@@ -66,14 +66,14 @@ async def test_visibility_query_by_customer_and_status_returns_exactly_the_match
         capture_output=True,
         text=True,
     ).stdout
-    assert {row["execution"]["workflowId"] for row in map(json.loads, _json_rows(listed))} == expected
+    assert {row["execution"]["workflowId"] for row in map(json.loads, json_rows(listed))} == expected
 
 
 async def _equals(ids_awaitable, expected: set[str]) -> bool:
     return await ids_awaitable == expected
 
 
-def _json_rows(output: str) -> list[str]:
+def json_rows(output: str) -> list[str]:
     """`temporal workflow list -o json` prints one JSON array, or one object per line (by CLI version)."""
     text = output.strip()
     if text.startswith("["):
