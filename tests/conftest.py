@@ -86,8 +86,21 @@ async def client(dev_server, blob_dir):
     assert not failures, f"{len(failures)} runs do not replay:\n" + "\n".join(failures)
 
 
+def pytest_sessionfinish(session):
+    """Under xdist, a worker hands its replay check's figures to the controller (`pytest_testnodedown`)."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["replayed"] = list(REPLAYED)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist (`-p no:xdist`) it is never called
+def pytest_testnodedown(node, error):
+    """The controller's side of `pytest_sessionfinish`: each xdist worker's replay figures."""
+    REPLAYED.extend(tuple(item) for item in getattr(node, "workeroutput", {}).get("replayed", []))
+
+
 def pytest_terminal_summary(terminalreporter):
-    """How many runs the session-end replay check replayed, and how long it took."""
+    """How many runs the session-end replay check replayed (per xdist worker), and how long it took."""
     for runs, seconds in REPLAYED:
         terminalreporter.write_line(f"replay check: {runs} runs replayed on a fresh replayer in {seconds:.1f} s")
 

@@ -7,9 +7,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from devstack.dev_server import port_open
 from tests.helpers import ROOT
 from tools.notes import NoteStore
+
+pytestmark = pytest.mark.xdist_group("default-ports")
+"""The demo and the dev loop default to ports 7233/8233 and the README's gateway to 8088: one xdist worker runs these."""
 
 
 def run_demo(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict[str, str]]:

@@ -344,6 +344,9 @@ tools = ["tally"]
 TOOL_MODULE = '''
 from tools import tool
 
+pytestmark = pytest.mark.xdist_group("default-ports")
+"""The demo and the dev loop default to ports 7233/8233 and the README's gateway to 8088: one xdist worker runs these."""
+
 
 @tool(effect="read")
 def tally(label: str) -> str:

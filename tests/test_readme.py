@@ -28,6 +28,9 @@ from tests.helpers import ROOT
 from tests.readme_blocks import Block, commands, parse_blocks
 from tests.readme_session import Session, make_checkout
 
+pytestmark = pytest.mark.xdist_group("default-ports")
+"""The demo and the dev loop default to ports 7233/8233 and the README's gateway to 8088: one xdist worker runs these."""
+
 README = ROOT / "README.md"
 CONTINUED = [ROOT / "docs" / "runs.md", ROOT / "docs" / "gateway.md"]
 """Pages whose marked blocks continue the README's session (unmarked blocks there are reference, not run)."""
@@ -207,7 +210,9 @@ def start_intro(session: Session, block: Block) -> tuple[subprocess.Popen[bytes]
     demo.stdin.write(b"\n\n")  # Enter, for the plan and for the note
     demo.stdin.close()
     suite = session.bash(
-        f"{ROOT}/scripts/test -q -p no:cacheprovider --noconftest {SUITE_CHECK}", session.logs / "suite.log", cwd=ROOT
+        f"{ROOT}/scripts/test -q -p no:cacheprovider -n 0 --noconftest {SUITE_CHECK}",
+        session.logs / "suite.log",
+        cwd=ROOT,
     )
     return demo, suite
 
