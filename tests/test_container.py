@@ -25,9 +25,12 @@ from tests.conftest import workflow_id
 from tests.helpers import WorkerProcess, eventually, pending_approvals
 from tests.test_deploy import dockerfile_instructions
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv to drop to the image's uid"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv to drop to the image's uid"
+    ),
+    pytest.mark.xdist_group("wheel"),  # with tests/test_package.py: one worker builds the wheel once (in build/)
+]
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,9 @@ REFUND_SCHEMA = {
     "required": ["refunded", "amount"],
 }
 
+pytestmark = pytest.mark.xdist_group("default-ports")
+"""The demo and the dev loop default to ports 7233/8233 and the README's gateway to 8088: one xdist worker runs these."""
+
 
 def catalog() -> AgentCatalog:
     """The built-in agents and two of the user's: `support` (text answers) and `refunds` (JSON answers)."""
@@ -343,9 +346,6 @@ tools = ["tally"]
 """
 TOOL_MODULE = '''
 from tools import tool
-
-pytestmark = pytest.mark.xdist_group("default-ports")
-"""The demo and the dev loop default to ports 7233/8233 and the README's gateway to 8088: one xdist worker runs these."""
 
 
 @tool(effect="read")

@@ -21,6 +21,9 @@ from tests.gateway_support import TOKENS, auth, write_tokens
 from tests.helpers import ROOT, WorkerProcess, eventually
 from tests.package_support import WHEEL_GLOB, clean_env, run
 
+pytestmark = pytest.mark.xdist_group("wheel")
+"""With tests/test_container.py on one xdist worker: the wheel is built once, and two builds never share build/."""
+
 PRODUCT_PACKAGES = {
     "activities", "archives", "config", "gateway", "models", "payloads", "progress", "service", "telemetry",
     "tools", "workflows",
