@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -31,7 +32,7 @@ from devstack.fake_openai import FakeOpenAI
 from devstack.script import load_script
 from service.connect import connect
 from testkit.drive import Decide, RunReport, drive
-from testkit.tap import ToolTap
+from testkit.tap import Serve, ToolCallRecord, ToolTap
 from tools.loader import LoadedTools, load_registry
 from worker import build_worker, ensure_search_attributes
 
@@ -63,6 +64,8 @@ class AgentKit:
         script_file: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         replace_built_ins: bool = False,
+        live_models: bool = False,
+        dev_model: bool = False,
     ) -> None:
         self.agents_file = str(agents_file) if agents_file else None
         self.tool_modules = tuple(tool_modules)
@@ -71,6 +74,10 @@ class AgentKit:
         self.script_file = script_file
         self.extra_env = dict(env or {})
         self.replace_built_ins = replace_built_ins
+        self.live_models = live_models
+        self.dev_model = dev_model or script_file is not None
+        """True: calls no pushed step answers go to the dev loop's scripted model (devstack/dev_model.py)."""
+        """True: model calls go to the providers ANTHROPIC_*/OPENAI_* name (a live eval), not to the kit's fakes."""
         self.tap = ToolTap()
         self.anthropic = FakeAnthropic()
         self.openai = FakeOpenAI()
@@ -91,6 +98,7 @@ class AgentKit:
 
     async def _start(self) -> None:
         root = Path(tempfile.mkdtemp(prefix="agent-kit-"))
+        self._stack.callback(shutil.rmtree, root, True)  # last out: after the server that writes there stopped
         for fake in (self.anthropic, self.openai):
             self._stack.callback(fake.stop)
             fake.start()
@@ -99,23 +107,27 @@ class AgentKit:
         await ensure_search_attributes(self.client)
         loaded = await load_registry(settings, replace_built_ins=self.replace_built_ins)
         self._stack.push_async_callback(loaded.close)
-        self.tap.wrap(loaded.registry)
+        self.registry = self.tap.wrap(loaded.registry)
         self._set_responders(loaded)
         self.settings = settings
         await self._stack.enter_async_context(build_worker(self.client, settings, loaded.registry))
 
     def _environment(self, root: Path) -> dict[str, str]:
-        env = {
-            **os.environ,
+        fakes = {
             "ANTHROPIC_BASE_URL": self.anthropic.url,
             "ANTHROPIC_API_KEY": "test-kit-key",
             "OPENAI_BASE_URL": self.openai.url,
             "OPENAI_API_KEY": "test-kit-key",
+        }
+        env = {
+            **os.environ,
+            **({} if self.live_models else fakes),
             "OPENAI_AGENTS_DISABLE_TRACING": "1",
             "TEMPORAL_TASK_QUEUE": f"agent-kit-{uuid.uuid4().hex[:8]}",
             "NOTES_DB": str(root / "notes.db"),
             "NOTIFY_OUTBOX": str(root / "outbox.jsonl"),
-            "BLOB_STORE_DIR": os.environ.get("BLOB_STORE_DIR") or str(root / "blobs"),
+            # Its own store: the kit's runs are archived there, never among the archives an eval reads.
+            "BLOB_STORE_DIR": str(root / "blobs"),
             "AGENT_MODEL": self.model,
             **self.extra_env,
         }
@@ -144,11 +156,12 @@ class AgentKit:
         return await connect(settings, target_host=dev.address)
 
     def _set_responders(self, loaded: LoadedTools) -> None:
-        if self.script_file is None:
+        if not self.dev_model:
             self.anthropic.responder = self.openai.responder = _no_step_left
             return
         catalog = AgentCatalog.load(self.agents_file)
-        model = DevModel(catalog, load_script(self.script_file, catalog.names))
+        script = load_script(self.script_file, catalog.names) if self.script_file else None
+        model = DevModel(catalog, script)
         self.anthropic.responder, self.openai.responder = model.anthropic(), model.openai()
 
     def script(self, *steps: Step, provider: str | None = None) -> None:
@@ -176,16 +189,21 @@ class AgentKit:
         approve: Decide = True,
         model: str | None = None,
         workflow_id: str | None = None,
+        recording: Sequence[ToolCallRecord] | None = None,
+        serve: Serve = "all",
         **fields: Any,
     ) -> RunReport:
         """Run `agent` on `prompt` to its end; each approval it asks for is decided by `approve` (see drive.py).
 
+        `recording`: tool calls to serve instead of running the tools, as `serve` says (testkit/tap.py).
         `fields`: any other workflow input (`budget`, `customer_id`, `approval` ...).
         """
         assert self.client is not None, "use the kit inside `async with`"
         request = {"agent": agent, "prompt": prompt, "model": model or self.model, **fields}
         request.setdefault("approval", {"approvers": ["tester"]})
         run_id = workflow_id or f"kit-{agent}-{uuid.uuid4().hex[:8]}"
+        if recording is not None:
+            self.tap.expect(run_id, list(recording), serve)
         handle = await self.client.start_workflow(workflow, request, id=run_id, task_queue=self.settings.task_queue)
         report = await drive(handle, approve, time_skipping=self.server == "time-skipping")
         report.tool_calls = list(self.tap.calls.get(run_id, []))
