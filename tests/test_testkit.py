@@ -56,3 +56,16 @@ def test_a_scripted_step_left_unconsumed_fails_the_test(tmp_path):
     assert done.returncode == 1, done.stdout[-3000:]
     assert "1 passed, 1 error" in done.stdout  # the test itself passed; the kit's teardown failed it
     assert "1 scripted step(s) never requested" in done.stdout and "never asked for" in done.stdout
+
+
+async def test_every_pattern_runs_through_the_kit():
+    """Black box and hybrid runs too, the dev loop's scripted model playing the demo's agents; approvals granted."""
+    from testkit import AgentKit
+
+    async with AgentKit(server="time-skipping", dev_model=True) as kit:
+        black_box = await kit.run("What is 6000 * 0.2?", workflow="BlackBoxAgentWorkflow")
+        hybrid = await kit.run("My net monthly income is 6000. Should I invest 500 a month?", workflow="HybridAgentWorkflow")
+
+    assert black_box.status == "completed" and black_box.tool_names == ["calculator"]
+    assert hybrid.status == "completed" and "write_note" in hybrid.tool_names
+    assert {a["kind"] for a in hybrid.approvals} >= {"tool_call"} and all(a["approved"] for a in hybrid.approvals)
