@@ -64,7 +64,9 @@ async def test_every_pattern_runs_through_the_kit():
 
     async with AgentKit(server="time-skipping", dev_model=True) as kit:
         black_box = await kit.run("What is 6000 * 0.2?", workflow="BlackBoxAgentWorkflow")
-        hybrid = await kit.run("My net monthly income is 6000. Should I invest 500 a month?", workflow="HybridAgentWorkflow")
+        hybrid = await kit.run(
+            "My net monthly income is 6000. Should I invest 500 a month?", workflow="HybridAgentWorkflow"
+        )
 
     assert black_box.status == "completed" and black_box.tool_names == ["calculator"]
     assert hybrid.status == "completed" and "write_note" in hybrid.tool_names
