@@ -4,6 +4,7 @@ python -m testkit export <workflow id> [--run <first run id>] [-o cassette.json]
 python -m testkit replay cassette.json [--agents-file agents.toml] [--tool-modules m1,m2]
 python -m testkit eval (--where agent=support ... | --cassette c.json ...) --agents-file changed.toml
                        [--tool-modules m1,m2] [--script script.toml | --live] [--judge AGENT]
+                       [--dataset NAME] [--run-name NAME]   # Langfuse, when LANGFUSE_* are set
 
 Archives are read from the blob store BLOB_STORE_* names, as `python -m archives` does. `replay` and `eval`
 start their own Temporal server and worker (nothing is set up by hand). Exit status: 0 all passed, 1 a
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from payloads.blobs import BlobStore, blob_store
 from testkit.cassette import Cassette, CassetteInvalid, from_archive
 from testkit.evaluate import evaluate, summary_table
 from testkit.kit import AgentKit
+from testkit.langfuse_run import SCORES, write_dataset_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--script", help="a dev-loop script (devstack/script.py) playing the model")
     models.add_argument("--live", action="store_true", help="call the real providers (ANTHROPIC_*, OPENAI_*)")
     evals.add_argument("--judge", help="an agent that judges outputs that differ (replies PASS or FAIL)")
+    evals.add_argument("--dataset", default="agent-regressions", help="the Langfuse dataset (when LANGFUSE_* are set)")
+    evals.add_argument("--run-name", help="the Langfuse dataset run's name (default: eval-<time>)")
     return parser
 
 
@@ -149,4 +154,9 @@ async def run_eval(args: argparse.Namespace) -> int:
     async with _kit(args, script_file=script, dev_model=not args.live, live_models=args.live) as kit:
         results = await evaluate(kit, cases, args.judge)
     print(summary_table(results))
+    langfuse = Settings.from_env().langfuse
+    if langfuse is not None:
+        run_name = args.run_name or f"eval-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        await asyncio.to_thread(write_dataset_run, langfuse, args.dataset, run_name, results)
+        print(f"Langfuse: dataset {args.dataset!r}, run {run_name!r} with scores {', '.join(SCORES)}")
     return 1 if any(r.regression for r in results) else 0

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import uuid
 
+from devstack.fake_langfuse import FakeLangfuse
 from devstack.scripted_model import respond
 from testkit.cli import suite
 from testkit.evaluate import evaluate, summary_table
@@ -28,8 +29,8 @@ PROMPTS = ["What is 6000 * 0.2?", "What is 12 * 7?", "What is 100 / 4? Then save
 TOOLS = '["calculator", "search_notes", "write_note"]'
 
 
-def run_testkit(blob_dir, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BLOB_STORE_DIR": str(blob_dir)}
+def run_testkit(blob_dir, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BLOB_STORE_DIR": str(blob_dir), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "testkit", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90
     )
@@ -105,13 +106,19 @@ async def test_cassettes_replay_and_evals_flag_a_changed_agent(client, worker, f
     script = tmp_path / "changed_model.toml"
     script.write_text(textwrap.dedent(CHANGED_SCRIPT))
     where = ["--where", "agent=assistant", "--where", f"customer_id={customer}"]
-    done = run_testkit(
-        blob_dir, "eval", *where, "--agents-file", str(changed), "--script", str(script), "--server", "time-skipping"
-    )
+    changed_model = ["--agents-file", str(changed), "--script", str(script), "--server", "time-skipping"]
+    with FakeLangfuse() as langfuse:
+        done = run_testkit(blob_dir, "eval", *where, *changed_model, "--run-name", "changed", env=langfuse.env())
     assert done.returncode == 1, done.stdout + done.stderr
     assert "3 runs, 3 regression(s)" in done.stdout and done.stdout.count("REGRESSION") == 3
     assert "tool calls -calculator" in done.stdout
     assert "divergence: step 1: the agent called write_note" in done.stdout  # a write the recording lacks
+    # Langfuse configured: the suite is a dataset run, each item scored a regression.
+    assert [d["name"] for d in langfuse.datasets] == ["agent-regressions"]
+    assert sorted(i["input"]["prompt"] for i in langfuse.dataset_items) == sorted(PROMPTS)
+    assert [s["value"] for s in langfuse.scores if s["name"] == "regression"] == [1.0, 1.0, 1.0]
+    runs = {s.attributes.get("langfuse.experiment.name") for s in langfuse.spans if s.name == "experiment-item-task"}
+    assert runs == {"changed"}
 
     # The original instructions restored: every run passes, and the note is served from the recording.
     restored = agents_file(tmp_path, "restored.toml", REGISTRY.agents["assistant"].instructions)
