@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from config.settings import Settings
 from payloads.blobs import BlobStore, blob_store
 from testkit.cassette import Cassette, CassetteInvalid, from_archive
 from testkit.evaluate import evaluate, summary_table
-from testkit.kit import AgentKit
+from testkit.kit import DEFAULT_MODEL, AgentKit
 from testkit.langfuse_run import SCORES, write_dataset_run
 
 
@@ -94,7 +95,11 @@ def archived(store: BlobStore, annotator: Annotator, workflow_id: str, run: str 
 def export(args: argparse.Namespace) -> int:
     """Write one archived run's cassette."""
     store, annotator = _store()
-    cassette = archived(store, annotator, args.workflow_id, args.run)
+    try:
+        cassette = archived(store, annotator, args.workflow_id, args.run)
+    except CassetteInvalid as exc:  # not found, or not a run a cassette can be made of: the command's own "no"
+        print(f"testkit: {exc}", file=sys.stderr)
+        return 1
     if args.output:
         cassette.save(args.output)
         print(
@@ -108,13 +113,14 @@ def export(args: argparse.Namespace) -> int:
 
 def _kit(args: argparse.Namespace, **options: Any) -> AgentKit:
     modules = [m for m in args.tool_modules.split(",") if m]
+    options.setdefault("model", os.environ.get("AGENT_MODEL") or DEFAULT_MODEL)  # for runs that recorded no model
     return AgentKit(args.agents_file, modules, server=args.server, replace_built_ins=True, **options)
 
 
 async def replay(args: argparse.Namespace) -> int:
     """Re-run a cassette with its recorded replies and tool outputs; 1 on a divergence or another status."""
     cassette = Cassette.load(args.cassette)
-    async with _kit(args, model=cassette.model or "anthropic:claude-sonnet-5-5") as kit:
+    async with _kit(args, **({"model": cassette.model} if cassette.model else {})) as kit:
         kit.script(*cassette.replies())
         report = await kit.run(
             cassette.prompt, cassette.agent, model=cassette.model, recording=cassette.recorded_calls()
