@@ -18,11 +18,11 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 
 from config.settings import Settings
 from devstack.dev_model import AgentCatalog, DevModel
@@ -179,6 +179,28 @@ class AgentKit:
         """Fail when a scripted step was never requested: the agent made fewer model calls than the test expected."""
         self.anthropic.assert_script_consumed()
         self.openai.assert_script_consumed()
+
+    async def assert_runs_replay(self) -> None:
+        """Fail unless every run this kit made replays on a fresh replayer: workflow code stayed deterministic."""
+        from temporalio.worker import Replayer
+
+        from service.plugin import AgentServicePlugin
+
+        assert self.client is not None, "use the kit inside `async with`"
+        histories = [await self.client.get_workflow_handle(r.workflow_id).fetch_history() for r in self.runs]
+
+        async def each() -> AsyncIterator[WorkflowHistory]:
+            for history in histories:
+                yield history
+
+        replayer = Replayer(workflows=[], plugins=[AgentServicePlugin(self.settings)])
+        results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)
+        failures = [
+            f"{h.workflow_id}: {results.replay_failures[h.run_id]}"
+            for h in histories
+            if h.run_id in results.replay_failures
+        ]
+        assert not failures, f"{len(failures)} run(s) do not replay:\n" + "\n".join(failures)
 
     async def run(
         self,
