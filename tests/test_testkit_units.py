@@ -1,5 +1,5 @@
-"""The test kit's pure parts without a server: the tool tap's recorded outputs and divergences, cassettes made
-of archives, and the eval's verdicts and table."""
+"""The test kit's parts: the tool tap's recorded outputs and divergences, cassettes made of archives, and the
+eval's verdicts and table (without a server); outputs judged by a judge agent or a schema (on a time-skipping one)."""
 
 from __future__ import annotations
 
@@ -142,3 +142,42 @@ def test_the_summary_table_marks_regressions():
     assert not same.regression and worse.regression
     assert "$0.0020 ($0.0020)  pass" in table and "differs  -calculator" in table and "REGRESSION" in table
     assert table.splitlines()[3] == "2 runs, 1 regression(s)"
+
+
+JUDGED_AGENTS = """
+[agents.judge]
+instructions = "You compare two answers and reply PASS or FAIL first."
+tools = []
+
+[agents.totals]
+instructions = "You answer with a JSON total."
+tools = []
+output_schema = { type = "object", properties = { total = { type = "number" } }, required = ["total"] }
+"""
+
+
+async def test_outputs_that_differ_are_judged_or_checked_against_the_schema(tmp_path):
+    from devstack.scripted_http import Reply
+    from testkit.evaluate import evaluate
+    from testkit.kit import AgentKit
+
+    (tmp_path / "agents.toml").write_text(JUDGED_AGENTS)
+    worded = Cassette(
+        workflow_id="w1", prompt="What is 6000 * 0.2?", turns=[], tool_calls=[], status="completed", output="1200"
+    )
+    shaped = Cassette(
+        workflow_id="w2",
+        agent="totals",
+        prompt="Total?",
+        turns=[],
+        tool_calls=[],
+        status="completed",
+        output={"total": 1},
+    )
+    async with AgentKit(tmp_path / "agents.toml", server="time-skipping") as kit:
+        kit.script(Reply(text="It is 1200."), Reply(text="PASS: the same number"), Reply(text='{"total": 2}'))
+        results = await evaluate(kit, [worded, shaped], judge="judge")
+        kit.assert_script_consumed()
+
+    assert [r.output_check for r in results] == ["judged pass", "schema-valid"]
+    assert not any(r.regression for r in results)
