@@ -106,7 +106,7 @@ async def test_cassettes_replay_and_evals_flag_a_changed_agent(client, worker, f
     script = tmp_path / "changed_model.toml"
     script.write_text(textwrap.dedent(CHANGED_SCRIPT))
     where = ["--where", "agent=assistant", "--where", f"customer_id={customer}"]
-    changed_model = ["--agents-file", str(changed), "--script", str(script), "--server", "time-skipping"]
+    changed_model = ["--agents-file", str(changed), "--script", str(script)]  # on a dev server of its own
     with FakeLangfuse() as langfuse:
         done = run_testkit(blob_dir, "eval", *where, *changed_model, "--run-name", "changed", env=langfuse.env())
     assert done.returncode == 1, done.stdout + done.stderr
