@@ -51,3 +51,4 @@ async def test_the_openai_agent_speaks_the_responses_api(agent_kit):
 
     assert run.output == "Order B2 comes to 10.00 EUR." and run.tool_names == ["order_total"]
     assert len(agent_kit.openai.requests) == 2 and not agent_kit.anthropic.requests
+    assert all(r.body.get("stream") for r in agent_kit.openai.requests)  # streamed, as in production
