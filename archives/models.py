@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from models.conversation import Conversation
 
-ANNOTATION_NAMES = ("plan", "specialist_results", "final_answer", "customer_id", "status", "handoffs")
+ANNOTATION_NAMES = ("plan", "specialist_results", "final_answer", "customer_id", "status", "handoffs", "agent")
 """The named structured outputs every archive carries (null where a workflow has none)."""
 
 
@@ -29,6 +29,8 @@ class ArchiveRequest(BaseModel):
     """Named structured outputs (ANNOTATION_NAMES), attached to the archive object for lookups."""
     conversations: dict[str, Conversation] = Field(default_factory=dict)
     """Conversations the workflow holds inline, by role (e.g. `agent`, `planning`, `execution`)."""
+    input: dict[str, Any] = Field(default_factory=dict)
+    """The run's `agent`, `prompt` and `model`, so that the run can be re-run (cassettes, regression evals)."""
     blob_keys: list[str] = Field(default_factory=list)
     """Blob-store keys of offloaded items (conversation references, claim-checked payloads) to embed."""
 

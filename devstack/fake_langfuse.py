@@ -21,6 +21,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 TRACES_PATH = "/api/public/otel/v1/traces"
+DATASETS_PATH = "/api/public/v2/datasets"
+DATASET_ITEMS_PATH = "/api/public/dataset-items"
+SCORES_PATHS = ("/api/public/scores", "/api/public/v3/scores")
+PROJECTS_PATH = "/api/public/projects"
+PROJECT = {"id": "fake-project", "name": "fake", "organization": {"id": "fake-org", "name": "fake"}, "metadata": {}}
+"""The one project the keys belong to (the SDK asks for its id to name an experiment run)."""
 
 
 def _value(v: AnyValue) -> Any:
@@ -64,6 +70,12 @@ class FakeLangfuse:
         self.spans: list[SpanRecord] = []
         self.bodies: list[bytes] = []
         self.rejected: list[str] = []
+        self.datasets: list[dict[str, Any]] = []
+        """Bodies of dataset creations (`name`, `description`, `metadata`)."""
+        self.dataset_items: list[dict[str, Any]] = []
+        """Bodies of dataset item creations (`datasetName`, `id`, `input`, `expectedOutput`, `metadata`)."""
+        self.scores: list[dict[str, Any]] = []
+        """Every score received (`name`, `value`, `traceId`, `datasetRunId`, `comment` ...)."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -120,13 +132,53 @@ class FakeLangfuse:
                         )
         return 200
 
+    def _rest(self, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
+        """The REST calls an eval's dataset run makes: datasets, their items, scores; each answered as the API does."""
+        expected = "Basic " + base64.b64encode(f"{self.public_key}:{self.secret_key}".encode()).decode()
+        if headers.get("Authorization") != expected:
+            self.rejected.append("bad credentials")
+            return 401, {"message": "unauthorized"}
+        data = json.loads(body or b"null")
+        now = "2026-01-01T00:00:00.000Z"
+        with self._lock:
+            if path == DATASETS_PATH:
+                self.datasets.append(data)
+                stored = {"id": f"ds-{data['name']}", "projectId": "fake", "createdAt": now, "updatedAt": now}
+                return 200, {"metadata": None, **data, **stored}
+            if path == DATASET_ITEMS_PATH:
+                self.dataset_items.append(data)
+                name = data["datasetName"]
+                fields = {"input": None, "expectedOutput": None, "metadata": None, "status": "ACTIVE"}
+                common: dict[str, Any] = {"datasetId": f"ds-{name}", "createdAt": now, "updatedAt": now}
+                common["mediaReferences"] = []
+                given = {k: v for k, v in data.items() if v is not None}
+                return 200, {**fields, **given, **common}
+            scores = data if isinstance(data, list) else [data]
+            self.scores.extend(scores)
+            return 200, {"message": "Accepted"}
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            def _send_json(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                found = self.path.split("?")[0] == PROJECTS_PATH
+                self._send_json(200 if found else 404, {"data": [PROJECT]} if found else {"message": "not found"})
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = sink._accept(self.headers, body) if self.path == TRACES_PATH else 404
+                path = self.path.split("?")[0]
+                if path in (DATASETS_PATH, DATASET_ITEMS_PATH, *SCORES_PATHS):
+                    return self._send_json(*sink._rest(path, self.headers, body))
+                status = sink._accept(self.headers, body) if path == TRACES_PATH else 404
                 reply = ExportTraceServiceResponse().SerializeToString() if status == 200 else b""
                 self.send_response(status)
                 self.send_header("Content-Type", "application/x-protobuf")

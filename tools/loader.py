@@ -32,14 +32,21 @@ class LoadedTools:
         await self.mcp.close()
 
 
-async def load_registry(settings: Settings) -> LoadedTools:
-    """The registry `settings` describe; AgentsFileInvalid lists every problem (and nothing is left running)."""
+async def load_registry(settings: Settings, *, replace_built_ins: bool = False) -> LoadedTools:
+    """The registry `settings` describe; AgentsFileInvalid lists every problem (and nothing is left running).
+
+    `replace_built_ins`: an agent the agents file defines replaces the built-in agent of that name instead of
+    being an error (the test kit and regression evals, to try changed instructions of a built-in agent).
+    """
     registry = build_registry()
     problems = add_module_tools(registry, settings.tool_modules)
     loaded = LoadedTools(registry)
     if settings.agents_file:
         parsed = read_agents_file(settings.agents_file)
         loaded.agents_file = parsed
+        if replace_built_ins:
+            for name in parsed.agents:
+                registry.agents.pop(name, None)
         loaded.mcp = McpManager([McpServer(n, c, parsed.folder, settings.environ) for n, c in parsed.servers.items()])
         for server, problem in (await loaded.mcp.start()).items():
             parsed.problem(f"mcp_servers.{server}", f"MCP server {server!r} {problem}")
