@@ -86,6 +86,30 @@ async def client(dev_server, blob_dir):
     assert not failures, f"{len(failures)} runs do not replay:\n" + "\n".join(failures)
 
 
+LONG_FIRST = (
+    "test_storm.py",
+    "test_scaling.py",
+    "test_readme.py",
+    "test_dev_loop.py",
+    "test_durability.py",
+    "test_gateway_approvals.py",
+    "test_graceful_shutdown.py",
+    "test_progress_faults.py",
+    "test_provider_limits.py",
+    "test_history.py",
+    "test_recovery_time.py",
+    "test_hybrid.py",
+    "test_own_agents.py",
+)
+"""Files holding the suite's longest tests (`--durations`), slowest first."""
+
+
+def pytest_collection_modifyitems(items):
+    """The longest tests first: xdist hands tests out in this order, so none is left to run alone at the end."""
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def pytest_sessionfinish(session):
     """Under xdist, a worker hands its replay check's figures to the controller (`pytest_testnodedown`)."""
     output = getattr(session.config, "workeroutput", None)
