@@ -7,6 +7,7 @@ with the Basic auth the SDK sends, and keeps every span as a plain `SpanRecord`.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import json
 import threading
@@ -78,7 +79,9 @@ class FakeLangfuse:
         """Every score received (`name`, `value`, `traceId`, `datasetRunId`, `comment` ...)."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # poll_interval: `shutdown` waits for the loop to look (0.5 s by default), at every test's end.
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.02)
+        self._thread = threading.Thread(target=serve, daemon=True)
 
     @property
     def url(self) -> str:

@@ -6,6 +6,7 @@ checks credentials and requests, and the shapes of its replies and errors.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -158,7 +159,9 @@ class ScriptedServer:
 
     def start(self) -> Self:
         """Serve in a background thread."""
-        threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True).start()
+        # A short poll: `stop` (shutdown) waits for the serving loop to look, 0.5 s by default, at every test's end.
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.02)
+        threading.Thread(target=serve, name=self.name, daemon=True).start()
         return self
 
     def stop(self) -> None:
