@@ -68,7 +68,7 @@ class WorkerProcess:
         self.inherit_env = inherit_env
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> WorkerProcess:
+    def start(self, timeout: float = 90.0) -> WorkerProcess:
         """Start and wait until it polls."""
         env = {**os.environ, **self.env} if self.inherit_env else dict(self.env)
         log = open(self.log_path, "ab")

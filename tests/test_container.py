@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.dev_server import free_port
 from devstack.fake_anthropic import Reply
 from tests.conftest import workflow_id
 from tests.helpers import WorkerProcess, eventually, pending_approvals
@@ -145,6 +146,9 @@ def container(image, code_copy, volume, dev_server, fake_llm, settings, tmp_path
             ANTHROPIC_API_KEY="test-key-not-real",
             OPENAI_BASE_URL="http://127.0.0.1:9/v1",
             OPENAI_AGENTS_DISABLE_TRACING="1",
+            # Each container has its own network namespace; on one host, each gets its own port instead of 8081.
+            WORKER_HEALTH_HOST="127.0.0.1",
+            WORKER_HEALTH_PORT=str(free_port()),
         )
         proc = start_container_worker(image, code_copy, volume, env, tmp_path / f"container-{len(started)}.log")
         started.append(proc)
