@@ -114,6 +114,20 @@ class Usage(BaseModel):
         """Input plus output tokens, the figure `max_tokens` limits."""
         return self.input_tokens + self.output_tokens
 
+    def at_least(self, other: Usage) -> Usage:
+        """Field by field the larger: of two snapshots of one growing spend, each field's later value.
+
+        A black box resumes from a checkpoint and from the last heartbeat that got through; either may be the later
+        for one field (a tool call counted after the checkpoint, a reply counted after the heartbeat).
+        """
+        return Usage(
+            llm_calls=max(self.llm_calls, other.llm_calls),
+            tool_calls=max(self.tool_calls, other.tool_calls),
+            input_tokens=max(self.input_tokens, other.input_tokens),
+            output_tokens=max(self.output_tokens, other.output_tokens),
+            cost_usd=max(self.cost_usd, other.cost_usd),
+        )
+
     def add(self, other: Usage) -> Usage:
         """Sum of two usages (cost rounded to avoid float dust in results)."""
         return Usage(

@@ -46,11 +46,11 @@ class ResumePoint:
     """The handoffs up to the checkpoint."""
 
     def carry_into(self, ledger: AgentLedger, *, handed_to: bool) -> None:
-        """Go on from here: its turns, its spend where it is newer than the last heartbeat that got through, and,
-        when the engine can resume as the agent handed to (`handed_to`), its handoffs."""
+        """Go on from here: its turns, its spend merged with the last heartbeat's that got through (each may be the
+        later for some counts), and, when the engine can resume as the agent handed to (`handed_to`), its handoffs."""
         ledger.turns = self.turns
-        if self.usage is not None and self.usage.llm_calls > ledger.usage.llm_calls:
-            ledger.usage = self.usage
+        if self.usage is not None:
+            ledger.usage = ledger.usage.at_least(self.usage)
         if handed_to and self.agent is not None:
             ledger.handoffs, ledger.active = list(self.handoffs), self.agent
 
