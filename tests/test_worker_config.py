@@ -173,12 +173,18 @@ def test_bad_deployment_settings_are_named(env, named):
 
 def test_every_workflow_type_declares_its_versioning_behavior():
     from temporalio import workflow
+    from temporalio.common import VersioningBehavior
 
     from service.plugin import workflows
     from workflows.versioning import BEHAVIORS
 
     declared = {}
-    for cls in workflows():
+    for cls in workflows(versioned=True):
         defn = workflow._Definition.must_from_class(cls)
         declared[defn.name] = defn.versioning_behavior
     assert declared == BEHAVIORS
+    # Unversioned workers run the same types without a behavior: the server refuses one from them.
+    unversioned = [workflow._Definition.must_from_class(cls) for cls in workflows(versioned=False)]
+    assert {d.name: d.versioning_behavior for d in unversioned} == dict.fromkeys(
+        BEHAVIORS, VersioningBehavior.UNSPECIFIED
+    )

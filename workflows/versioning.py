@@ -14,6 +14,7 @@ Only workers that join a Worker Deployment (WORKER_DEPLOYMENT_NAME) act on these
 
 from __future__ import annotations
 
+from temporalio import workflow
 from temporalio.common import VersioningBehavior
 from temporalio.workflow import ContinueAsNewVersioningBehavior
 
@@ -24,6 +25,15 @@ HYBRID = VersioningBehavior.AUTO_UPGRADE
 ON_CONTINUE_AS_NEW = ContinueAsNewVersioningBehavior.AUTO_UPGRADE
 """A new generation starts on the deployment's current version (then keeps its type's behavior): the upgrade
 point of a pinned long run."""
+
+
+def on_continue_as_new() -> ContinueAsNewVersioningBehavior | None:
+    """ON_CONTINUE_AS_NEW on a versioned worker; None on an unversioned one, whose server refuses any behavior
+    ("versioning behavior cannot be specified without deployment options") and would fail the task forever."""
+    version = workflow.info().get_current_deployment_version()
+    versioned = version is not None and bool(version.deployment_name)  # unversioned workers may report a build id
+    return ON_CONTINUE_AS_NEW if versioned else None
+
 
 BEHAVIORS = {
     "AgentLoopWorkflow": AGENT_LOOP,
