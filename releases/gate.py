@@ -110,6 +110,19 @@ async def _each(candidates: Sequence[Candidate]) -> AsyncIterator[WorkflowHistor
 
 async def breakages(replayer: Replayer, candidates: Sequence[Candidate]) -> list[Breakage]:
     """Replay every candidate; the ones that fail, each with the replayer's reason."""
-    results = await replayer.replay_workflows(_each(candidates), raise_on_replay_failure=False)
-    by_run = {c.history.run_id: c for c in candidates}
-    return [Breakage(by_run[run_id], str(error)) for run_id, error in results.replay_failures.items()]
+    found = []
+    for batch in _unique_runs(candidates):  # the replayer reports by run id: copies of one run go in separate batches
+        results = await replayer.replay_workflows(_each(batch), raise_on_replay_failure=False)
+        by_run = {c.history.run_id: c for c in batch}
+        found += [Breakage(by_run[run_id], str(error)) for run_id, error in results.replay_failures.items()]
+    return found
+
+
+def _unique_runs(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
+    batches: list[list[Candidate]] = []
+    for candidate in candidates:
+        batch = next((b for b in batches if all(c.history.run_id != candidate.history.run_id for c in b)), None)
+        if batch is None:
+            batches.append(batch := [])
+        batch.append(candidate)
+    return batches
