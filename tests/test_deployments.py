@@ -9,19 +9,25 @@ replay check knows only the product's workflows. It replays its runs itself, eac
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkerDeploymentVersion
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Replayer, Worker, WorkerDeploymentConfig
 
+from config.settings import Settings
 from devstack.dev_server import free_port, start_dev_server
+from devstack.fake_anthropic import Reply
 from releases.cli import run_gate
 from releases.gate import cluster_candidates
 from releases.rollout import Rollout
-from tests.helpers import eventually
+from tests.helpers import ROOT, eventually, pending_approvals
 from tests.versioned_workflows import ACTIVITIES, WORKFLOW_TYPE, ApprovalV1, ApprovalV2
+from workflows.patches import INTRODUCED_IN, PATCH_SETS
 
 
 @pytest.fixture
@@ -107,3 +113,39 @@ async def test_a_waiting_run_finishes_on_version_1_after_version_2_becomes_curre
     # Every run replays on the code of the version it ran on.
     for handle, version in ((waiting, ApprovalV1), (fresh, ApprovalV2)):
         await Replayer(workflows=[version]).replay_workflow(await handle.fetch_history())
+
+
+async def test_a_product_run_is_pinned_to_its_build_and_the_patch_report_counts_it(
+    client, dev_server, settings, fake_llm, monkeypatch
+):
+    """The product's worker with WORKER_DEPLOYMENT_NAME: a loop run waits pinned to its build, and
+    `python -m releases patches` reports it by build id with its patch set."""
+    from worker import build_worker
+
+    deployment = f"agents-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("WORKER_DEPLOYMENT_NAME", deployment)
+    monkeypatch.setenv("WORKER_BUILD_ID", "b1")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_server.address)
+    versioned = Settings.from_env()
+    fake_llm.push(Reply(tool_calls=[("write_note", {"title": "Answer", "body": "1200"})]), Reply(text="Saved."))
+    async with build_worker(client, versioned):
+        assert await rollout(Rollout(deployment, "b1", wait_for_pollers_seconds=20), []) == 0
+        handle = await client.start_workflow(
+            "AgentLoopWorkflow",
+            {"prompt": "Save 1200 as a note.", "approval": {"approvers": ["alice"]}},
+            id=f"pinned-{uuid.uuid4().hex[:6]}",
+            task_queue=versioned.task_queue,
+        )
+        await pending_approvals(handle)
+        info = (await handle.describe()).raw_description.workflow_execution_info.versioning_info
+        assert info.behavior == VersioningBehavior.PINNED and info.deployment_version.build_id == "b1"
+
+        command = [sys.executable, "-m", "releases", "patches", "--query", f'WorkflowId="{handle.id}"']
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert f"build {deployment}.b1: 1 open runs, oldest patch-set-{len(PATCH_SETS)}" in done.stdout
+        assert f"can go now ({len(INTRODUCED_IN)})" in done.stdout and "must stay (0)" in done.stdout
+
+        await handle.signal("approve", {"approver": "alice", "request_id": "req-1"})
+        assert (await handle.result())["status"] == "completed"
