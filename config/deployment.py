@@ -2,7 +2,8 @@
 
 `WORKER_DEPLOYMENT_NAME` unset: the worker runs unversioned, as before. Set: it joins that deployment with build
 id `WORKER_BUILD_ID`, whose default is something a deploy can trace back to its code: `<package version>-<commit>`
-(the commit from `BUILD_COMMIT`, which the image gets as a build argument, else from the checkout's git).
+(the commit from `BUILD_COMMIT`, which a deploy sets where no git checkout exists, as in the image; else the
+checkout's git).
 """
 
 from __future__ import annotations

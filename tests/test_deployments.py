@@ -140,12 +140,22 @@ async def test_a_product_run_is_pinned_to_its_build_and_the_patch_report_counts_
         info = (await handle.describe()).raw_description.workflow_execution_info.versioning_info
         assert info.behavior == VersioningBehavior.PINNED and info.deployment_version.build_id == "b1"
 
-        command = [sys.executable, "-m", "releases", "patches", "--query", f'WorkflowId="{handle.id}"']
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, env=env, timeout=60)
+        done = await releases_command("patches", "--query", f'WorkflowId="{handle.id}"')
         assert done.returncode == 0, done.stderr
         assert f"build {deployment}.b1: 1 open runs, oldest patch-set-{len(PATCH_SETS)}" in done.stdout
         assert f"can go now ({len(INTRODUCED_IN)})" in done.stdout and "must stay (0)" in done.stdout
 
+        # The gate, against the cluster, from this checkout: the waiting run replays.
+        gate = await releases_command("gate", "--query", f'WorkflowId="{handle.id}"')
+        assert gate.returncode == 0, gate.stdout + gate.stderr
+        assert "replay gate: 1 runs (1 open) against this checkout: 0 would break" in gate.stdout
+
         await handle.signal("approve", {"approver": "alice", "request_id": "req-1"})
         assert (await handle.result())["status"] == "completed"
+
+
+async def releases_command(*args: str) -> subprocess.CompletedProcess:
+    """`python -m releases ARGS` against the cluster TEMPORAL_ADDRESS names, in a thread (the worker goes on)."""
+    command = [sys.executable, "-m", "releases", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, env=env, timeout=120)
