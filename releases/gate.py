@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecution, WorkflowHistory
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 
 from config.settings import Settings
@@ -53,8 +54,14 @@ class Breakage:
 
 
 def product_replayer(settings: Settings) -> Replayer:
-    """A replayer configured as the worker is: the checkout's workflows, converter (codec), sandbox, interceptors."""
-    return Replayer(workflows=[], plugins=[AgentServicePlugin(settings)])
+    """A replayer configured as the worker is: the checkout's workflows, converter (codec), sandbox, interceptors.
+
+    Its own runtime logs only the core's errors: each failing run's task-failure warning would otherwise repeat,
+    on stdout, the reason the gate's report already gives.
+    """
+    quiet = LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+    runtime = Runtime(telemetry=TelemetryConfig(logging=quiet))
+    return Replayer(workflows=[], plugins=[AgentServicePlugin(settings)], runtime=runtime)
 
 
 async def _version(client: Client, execution: WorkflowExecution) -> str:
