@@ -19,8 +19,9 @@ from datetime import timedelta
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from config.cli import exit_now, run_command
 from config.settings import Settings
@@ -58,7 +59,21 @@ def build_worker(client: Client, settings: Settings, registry: Registry | None =
         # (the SDK's default is 10 s). A live but saturated worker that misses it costs one replay elsewhere, not a failure.
         sticky_queue_schedule_to_start_timeout=timedelta(milliseconds=settings.sticky_timeout_ms),
         identity=settings.identity,
+        deployment_config=deployment_config(settings),
     )
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """The Worker Deployment version this worker serves (WORKER_DEPLOYMENT_NAME), or None: unversioned.
+
+    No default behavior: each workflow type declares its own (workflows/versioning.py), so a new type that
+    forgets to is refused by the SDK instead of silently pinned.
+    """
+    deployment = settings.deployment
+    if deployment.name is None:
+        return None
+    version = WorkerDeploymentVersion(deployment_name=deployment.name, build_id=deployment.build_id)
+    return WorkerDeploymentConfig(version=version, use_worker_versioning=True)
 
 
 MODEL_CALL_ACTIVITIES = ("call_llm", "invoke_agent")
@@ -170,9 +185,10 @@ async def _run_worker(settings: Settings, health: Health, loaded: LoadedTools) -
                     rate,
                 )
             log.info(
-                "worker polling task queue %r on %s (pid %d)",
+                "worker polling task queue %r on %s%s (pid %d)",
                 settings.task_queue,
                 client.service_client.config.target_host,
+                _version_note(settings),
                 os.getpid(),
             )
             if settings.metrics_address:
@@ -183,6 +199,13 @@ async def _run_worker(settings: Settings, health: Health, loaded: LoadedTools) -
     finally:
         shutdown_tracing()
     log.info("worker stopped")
+
+
+def _version_note(settings: Settings) -> str:
+    deployment = settings.deployment
+    if deployment.name is None:
+        return ", unversioned"
+    return f", deployment {deployment.name!r} build {deployment.build_id!r}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.deployment import DeploymentSettings, read_deployment
 from config.env import boolean, choice, http_url, integer, names, port, rates, read, switch, value, var
 from config.gateway import GatewaySettings, check_gateway
 from config.payloads import PayloadSettings, read_payload_settings
@@ -101,6 +102,9 @@ class Settings:
     openai: OpenAISettings = field(default_factory=OpenAISettings)
     codec_server: CodecServerSettings = field(default_factory=CodecServerSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    deployment: DeploymentSettings = field(default_factory=DeploymentSettings)
+    """The Worker Deployment and build id the worker joins (WORKER_DEPLOYMENT_NAME, WORKER_BUILD_ID); unversioned
+    when no name is set (config/deployment.py)."""
     """The HTTP gateway, approval links and the approval webhook (config/gateway.py)."""
     temporal: dict[str, Any] = field(default_factory=lambda: read_temporal({}), repr=False)
     """`Client.connect` arguments (address, namespace, TLS, API key) read by `temporalio.envconfig`."""
@@ -139,6 +143,7 @@ class Settings:
             openai=read(OpenAISettings, env),
             codec_server=read(CodecServerSettings, env),
             gateway=check_gateway(read(GatewaySettings, env)),
+            deployment=read_deployment(env),
             temporal=read_temporal(env),
             environ=env,
             secrets=secret_values(env),

@@ -43,17 +43,22 @@ SANDBOX_PASSTHROUGH = (
 )
 
 
-def workflows() -> list[type]:
-    """The product's three workflow classes (imported on first use)."""
+def workflows(versioned: bool = False) -> list[type]:
+    """The product's three workflow classes (imported on first use): as declared, each with its versioning behavior
+    or (`versioned=False`, for unversioned workers) the same code without one (workflows/unversioned.py)."""
+    if not versioned:
+        from workflows.unversioned import (
+            UnversionedAgentLoopWorkflow,
+            UnversionedBlackBoxAgentWorkflow,
+            UnversionedHybridAgentWorkflow,
+        )
+
+        return [UnversionedAgentLoopWorkflow, UnversionedBlackBoxAgentWorkflow, UnversionedHybridAgentWorkflow]
     from workflows.agent_loop import AgentLoopWorkflow
     from workflows.black_box import BlackBoxAgentWorkflow
     from workflows.hybrid import HybridAgentWorkflow
 
     return [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
-
-
-def _with_workflows(existing: Sequence[type] | None) -> list[type]:
-    return [*(existing or []), *workflows()]
 
 
 def _sandbox(runner: WorkflowRunner | None) -> WorkflowRunner:
@@ -80,10 +85,13 @@ class AgentServicePlugin(SimplePlugin):
             "durable_agents.AgentServicePlugin",
             data_converter=self._data_converter,
             interceptors=[temporal_interceptor()],
-            workflows=_with_workflows,
+            workflows=self._with_workflows,
             workflow_runner=_sandbox,
             workflow_failure_exception_types=[RunFailed],
         )
+
+    def _with_workflows(self, existing: Sequence[type] | None) -> list[type]:
+        return [*(existing or []), *workflows(self.settings.deployment.versioned)]
 
     def _data_converter(self, existing: DataConverter | None) -> DataConverter:
         return data_converter(self.settings)  # built when a client or replayer needs it, never for a worker

@@ -69,6 +69,26 @@ def test_a_malformed_setting_is_one_line_naming_it(tmp_path, program, args):
     assert done.stderr.strip() == f"{program}: PAYLOAD_OFFLOAD_BYTES must be an integer, got 'lots'"
 
 
+@pytest.mark.parametrize(
+    ("program", "args"),
+    [("worker", ["worker.py"]), ("releases", ["-m", "releases", "gate", "--histories", "tests/histories"])],
+)
+def test_a_build_id_without_a_deployment_is_one_line_naming_both(tmp_path, program, args):
+    done = command(tmp_path, args, WORKER_BUILD_ID="v2")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"{program}: WORKER_BUILD_ID is set but WORKER_DEPLOYMENT_NAME is not: set WORKER_DEPLOYMENT_NAME to join "
+        "a Worker Deployment, or unset WORKER_BUILD_ID to run unversioned"
+    )
+
+
+def test_the_rollout_refuses_a_bad_ramp_in_one_line(tmp_path):
+    done = command(tmp_path, ["-m", "releases", "rollout", "--deployment-name", "agents", "--build-id", "v2",
+                              "--ramp", "10,150"])  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "releases: --ramp percentages must be between 0 and 100 (exclusive), got '10,150'"
+
+
 def test_a_wrong_namespace_is_a_setting_and_an_unknown_run_is_one_line_too(tmp_path, dev_server):
     follow = ["-m", "progress", "follow", "no-such-run"]
     wrong = command(tmp_path, follow, TEMPORAL_ADDRESS=dev_server.address, TEMPORAL_NAMESPACE="nope")

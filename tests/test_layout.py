@@ -14,6 +14,7 @@ PACKAGES = (
     "gateway",
     "models",
     "payloads",
+    "releases",
     "service",
     "telemetry",
     "tools",

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.xdist_group("wheel")
 """With tests/test_container.py on one xdist worker: the wheel is built once, and two builds never share build/."""
 
 PRODUCT_PACKAGES = {
-    "activities", "archives", "config", "gateway", "models", "payloads", "progress", "service", "telemetry",
+    "activities", "archives", "config", "gateway", "models", "payloads", "progress", "releases", "service", "telemetry",
     "tools", "workflows",
 }  # fmt: skip
 

@@ -72,3 +72,39 @@ async def test_a_new_run_records_one_patch_marker_first_whatever_its_handlers_do
     assert first_command.event_id == completed.event_id + 1  # the first thing the first workflow task did
     assert {"signal-needs-one-pending", "approval-gateway", "input-screening"} <= patches_on(history)
     await assert_replays(client, "tests/test_patches.py", [handle.id])
+
+
+def test_the_retirement_rule_frees_a_patch_once_no_open_run_needs_its_old_branch():
+    from releases.patch_report import BuildGroup, PatchReport, retirable
+    from workflows.patches import LEGACY
+
+    everything = [p for ids in PATCH_SETS for p in ids]
+    assert retirable(None) == everything  # nothing open: every old branch can go
+    assert retirable(LEGACY) == []  # a run from before patch sets decides each patch itself
+    assert retirable(1) == list(PATCH_SETS[0])  # a patch-set-1 run still needs set 2's old branches
+    assert retirable(len(PATCH_SETS)) == everything
+    report = PatchReport(
+        {"agents.v1": BuildGroup("agents.v1", 3, 1, "run-a"), "unversioned": BuildGroup("x", 1, 2, "b")}
+    )
+    lines = list(report.lines())
+    assert "build agents.v1: 3 open runs, oldest patch-set-1 (e.g. run-a)" in lines
+    assert f"must stay ({len(PATCH_SETS[1])}): {', '.join(PATCH_SETS[1])}" in lines
+
+
+def test_a_history_tells_its_patch_set():
+    import json
+
+    from temporalio.client import WorkflowHistory
+
+    from releases.patch_report import patch_set_of
+    from workflows.patches import LEGACY
+
+    histories = Path(__file__).parent / "histories"
+
+    def patch_set(name: str) -> int:
+        return patch_set_of(WorkflowHistory.from_json(name, json.loads((histories / f"{name}.json").read_text())))
+
+    # The checked-in histories were recorded before patch sets: one marker per patch, or none at all. (A new run's
+    # `patch-set-N` is read in tests/test_deployments.py.)
+    assert patch_set("agent_loop_approval") == LEGACY
+    assert patch_set("agent_loop_approval_until_2026-12-01") == LEGACY

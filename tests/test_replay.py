@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -312,3 +313,32 @@ async def test_checked_in_histories_replay_without_nondeterminism():
         if result.replay_failure is not None:
             failures[history.workflow_id] = str(result.replay_failure)
     assert failures == {}
+
+
+def gate(*args: str) -> subprocess.CompletedProcess:
+    """`python -m releases gate ARGS` from the checkout, as CI runs it."""
+    command = [sys.executable, "-m", "releases", "gate", *args]
+    env = {**os.environ, "PYTHONPATH": str(HISTORIES.parents[1])}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=HISTORIES.parents[1])
+
+
+def test_the_replay_gate_passes_the_checked_in_histories():
+    done = gate("--histories", str(HISTORIES))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"replay gate: {len(list(HISTORIES.glob('*.json')))} runs" in done.stdout and "0 would break" in done.stdout
+
+
+def test_the_replay_gate_names_a_history_the_code_cannot_replay(tmp_path):
+    # The recorded run's first activity renamed: the checkout's code schedules `call_llm` where it says `plan_v0`.
+    data = (HISTORIES / "agent_loop_budget.json").read_text()
+    assert '"call_llm"' in data
+    (tmp_path / "changed.json").write_text(data.replace('"call_llm"', '"plan_v0"', 1))
+    (tmp_path / "same.json").write_text(data)
+    done = gate("--histories", str(tmp_path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary, *broken = done.stdout.strip().splitlines()  # nothing else: the core's own warnings are kept quiet
+    assert summary == "replay gate: 2 runs (2 file) against this checkout: 1 would break"
+    [line] = broken
+    assert line.startswith("workflow changed (run ") and "AgentLoopWorkflow, file" in line
+    assert "Nondeterminism" in line and "plan_v0" in line and "call_llm" in line
+    assert gate("--histories", str(tmp_path / "missing")).returncode == 2

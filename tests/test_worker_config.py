@@ -137,3 +137,54 @@ async def test_health_port_zero_is_off_and_a_taken_port_is_a_config_error():
             await HealthServer(Health(), "127.0.0.1", taken.port).start()
     finally:
         await taken.stop()
+
+
+def test_without_a_deployment_name_the_worker_is_unversioned():
+    from worker import deployment_config
+
+    settings = Settings.from_env({})
+    assert not settings.deployment.versioned and deployment_config(settings) is None
+
+
+def test_a_deployment_name_versions_the_worker_with_a_traceable_build_id():
+    from worker import deployment_config
+
+    settings = Settings.from_env({"WORKER_DEPLOYMENT_NAME": "agents-worker", "BUILD_COMMIT": "abc123def456789"})
+    assert settings.deployment.build_id.endswith("-abc123def456")  # <package version>-<commit>
+    config = deployment_config(settings)
+    assert config is not None and config.use_worker_versioning
+    assert (config.version.deployment_name, config.version.build_id) == ("agents-worker", settings.deployment.build_id)
+    explicit = Settings.from_env({"WORKER_DEPLOYMENT_NAME": "agents-worker", "WORKER_BUILD_ID": "2026.12.07-1"})
+    assert explicit.deployment.build_id == "2026.12.07-1"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"WORKER_BUILD_ID": "v2"}, "WORKER_DEPLOYMENT_NAME"),
+        ({"WORKER_DEPLOYMENT_NAME": "agents.worker"}, "WORKER_DEPLOYMENT_NAME"),
+        ({"WORKER_DEPLOYMENT_NAME": "agents", "WORKER_BUILD_ID": "v 2"}, "WORKER_BUILD_ID"),
+    ],
+)
+def test_bad_deployment_settings_are_named(env, named):
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env(env)
+
+
+def test_every_workflow_type_declares_its_versioning_behavior():
+    from temporalio import workflow
+    from temporalio.common import VersioningBehavior
+
+    from service.plugin import workflows
+    from workflows.versioning import BEHAVIORS
+
+    declared = {}
+    for cls in workflows(versioned=True):
+        defn = workflow._Definition.must_from_class(cls)
+        declared[defn.name] = defn.versioning_behavior
+    assert declared == BEHAVIORS
+    # Unversioned workers run the same types without a behavior: the server refuses one from them.
+    unversioned = [workflow._Definition.must_from_class(cls) for cls in workflows(versioned=False)]
+    assert {d.name: d.versioning_behavior for d in unversioned} == dict.fromkeys(
+        BEHAVIORS, VersioningBehavior.UNSPECIFIED
+    )

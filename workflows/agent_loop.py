@@ -6,6 +6,7 @@ from typing import Any
 
 from temporalio import workflow
 
+from workflows import versioning
 from workflows.lifecycle import AgentWorkflow
 from workflows.run_parts import RunEnd, RunStart
 from workflows.steered_loop import SteeredLoop
@@ -15,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.carry import RunCarry
 
 
-@workflow.defn(name="AgentLoopWorkflow")
+@workflow.defn(name="AgentLoopWorkflow", versioning_behavior=versioning.AGENT_LOOP)
 class AgentLoopWorkflow(AgentWorkflow):
     """One agent, every LLM call and tool call its own activity, within the run's budget.
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from temporalio import workflow
 
+from workflows import versioning
 from workflows.black_box_steps import BlackBoxStep, BlackBoxSteps, step_keys
 from workflows.lifecycle import AgentWorkflow
 from workflows.run_parts import RunEnd, RunStart
@@ -17,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from tools.pinning import reachable_agents
 
 
-@workflow.defn(name="BlackBoxAgentWorkflow")
+@workflow.defn(name="BlackBoxAgentWorkflow", versioning_behavior=versioning.BLACK_BOX)
 class BlackBoxAgentWorkflow(AgentWorkflow):
     """Each agent is one `invoke_agent` activity; every one's spending counts against the run's one budget."""
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from workflows import calls, patches
+from workflows import calls, patches, versioning
 from workflows.black_box_steps import BlackBoxStep, BlackBoxSteps, step_keys
 from workflows.lifecycle import AgentWorkflow
 from workflows.run_parts import RunEnd, RunStart
@@ -30,7 +30,7 @@ MAX_PLAN_ATTEMPTS = 3
 """Replies the planner gets per planning round to produce valid plan JSON before the run fails."""
 
 
-@workflow.defn(name="HybridAgentWorkflow")
+@workflow.defn(name="HybridAgentWorkflow", versioning_behavior=versioning.HYBRID)
 class HybridAgentWorkflow(AgentWorkflow):
     """Five stages on one budget; each stage's activities carry a `stage N:` summary for the UI."""
 

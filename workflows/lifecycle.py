@@ -13,7 +13,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
 
-from workflows import calls, patches
+from workflows import calls, patches, versioning
 from workflows.active_agent import ActiveAgent
 from workflows.handlers import RunHandlers
 from workflows.progress import RunProgress
@@ -217,7 +217,7 @@ class AgentWorkflow(RunHandlers):
         """End this generation; the next starts with the same input, what `carry` holds, and the progress stream."""
         workflow.logger.info("continuing as new: generation %d, step %d", carry.generation, carry.ledger.steps)
         carry = carry.model_copy(update={"progress": await self._progress.hand_over()})
-        workflow.continue_as_new(args=[raw, carry])
+        workflow.continue_as_new(args=[raw, carry], initial_versioning_behavior=versioning.on_continue_as_new())
 
     async def _finish(self, start: RunStart, end: RunEnd) -> AgentRunResult:
         """Final status, the result, and the run's archive."""
