@@ -26,9 +26,11 @@ from config.sections import (
     read_temporal,
     secret_values,
 )
+from config.spend_limits import read_spend_limits
 from models.errors import ConfigError
 from models.history import HistoryLimits
 from models.run import check_model_name
+from models.spend_limits import SpendLimits
 
 
 def _model_name(name: str, raw: str, default: Any) -> str:
@@ -91,6 +93,10 @@ class Settings:
     """TOML file of the user's agents and MCP servers, read and checked at start (tools/agents_file.py)."""
     tool_modules: tuple[str, ...] = var("TOOL_MODULES", (), names)
     """Python modules whose `@tool` functions the worker registers (found on PYTHONPATH)."""
+    spend_limits_file: str | None = var("SPEND_LIMITS", None)
+    """TOML file of spend limits that hold across runs (docs/spend-limits.md); a bad file stops the worker at start."""
+    spend_limits: SpendLimits | None = None
+    """The file's limits, parsed and checked once (None: no limits)."""
     history: HistoryLimits = field(default_factory=HistoryLimits)
     """What keeps each run's history small (HISTORY_OFFLOAD, HISTORY_MAX_EVENTS, CONTEXT_SUMMARY_TOKENS)."""
     health: HealthSettings = field(default_factory=HealthSettings)
@@ -145,6 +151,7 @@ class Settings:
             gateway=check_gateway(read(GatewaySettings, env)),
             deployment=read_deployment(env),
             temporal=read_temporal(env),
+            spend_limits=read_spend_limits(env.get("SPEND_LIMITS")),
             environ=env,
             secrets=secret_values(env),
         )

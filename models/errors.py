@@ -127,3 +127,15 @@ class BlobNotFound(AgentServiceError, KeyError):
 
 class PayloadCodecError(AgentServiceError, ValueError):
     """A payload cannot be decoded here: missing key, tampered bytes, or a blob the store does not hold."""
+
+
+class SpendLimitReached(AgentServiceError):
+    """A model call's reservation was refused by a spend limit across runs (SPEND_LIMITS); the run ends
+    `budget_exceeded` naming `limit`, or (`on_limit = "wait"`) waits until `resets_at`."""
+
+    def __init__(self, limit: str, on_limit: str, resets_at: str, spent: Usage | None = None) -> None:
+        super().__init__(f"spend limit reached: {limit}")
+        self.limit = limit
+        self.on_limit = on_limit
+        self.resets_at = resets_at
+        self.spent = spent

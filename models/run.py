@@ -147,3 +147,5 @@ class AgentRunResult(BaseModel):
     usage: Usage
     steps: int
     trace_id: str
+    limit: str | None = Field(None, exclude_if=lambda v: v is None)
+    """The spend limit across runs that stopped the run (`customer C123 month usd`); absent otherwise."""

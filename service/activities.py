@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from temporalio.client import Client
 
@@ -20,6 +20,7 @@ from activities.notify import NotifyActivities
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.run_tool import ToolActivities
+from activities.spend_guard import GuardedProvider, SpendGuard
 from activities.tool_executor import ToolExecutor
 from archives.activity import ArchiveActivities
 from config.settings import Settings
@@ -38,6 +39,10 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
     registry = REGISTRY if registry is None else registry
     anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
     openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
+    if settings.spend_limits is not None:  # every model call reserves and settles (activities/spend_guard.py)
+        guard = SpendGuard(client, settings.spend_limits, settings.task_queue)
+        anthropic = cast(AnthropicProvider, GuardedProvider(anthropic, guard))
+        openai = cast(OpenAIProvider, GuardedProvider(openai, guard))
     context = ConversationStore(
         blob_store(settings.blobs, settings.payloads), settings.tool_output_max_chars
     )  # one cache for all

@@ -44,21 +44,28 @@ SANDBOX_PASSTHROUGH = (
 
 
 def workflows(versioned: bool = False) -> list[type]:
-    """The product's three workflow classes (imported on first use): as declared, each with its versioning behavior
+    """The product's three agent workflows and the spend-limit ledger (imported on first use): as declared, each with its versioning behavior
     or (`versioned=False`, for unversioned workers) the same code without one (workflows/unversioned.py)."""
     if not versioned:
+        from workflows.spend_ledger import SpendLedgerWorkflow
         from workflows.unversioned import (
             UnversionedAgentLoopWorkflow,
             UnversionedBlackBoxAgentWorkflow,
             UnversionedHybridAgentWorkflow,
         )
 
-        return [UnversionedAgentLoopWorkflow, UnversionedBlackBoxAgentWorkflow, UnversionedHybridAgentWorkflow]
+        return [
+            UnversionedAgentLoopWorkflow,
+            UnversionedBlackBoxAgentWorkflow,
+            UnversionedHybridAgentWorkflow,
+            SpendLedgerWorkflow,
+        ]
     from workflows.agent_loop import AgentLoopWorkflow
     from workflows.black_box import BlackBoxAgentWorkflow
     from workflows.hybrid import HybridAgentWorkflow
+    from workflows.spend_ledger import VersionedSpendLedgerWorkflow
 
-    return [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
+    return [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow, VersionedSpendLedgerWorkflow]
 
 
 def _sandbox(runner: WorkflowRunner | None) -> WorkflowRunner:

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from models.blackbox import InvokeAgentRequest, InvokeAgentResult
     from models.budget import spend_in
     from models.conversation import ToolOutcome
-    from models.errors import AgentRunFailed, AgentServiceError, InvalidInput, LlmCallFailed
+    from models.errors import AgentRunFailed, AgentServiceError, InvalidInput, LlmCallFailed, SpendLimitReached
     from models.history import HistoryLimits
     from models.hybrid import NotificationReceipt, NotificationRequest
     from models.llm import LlmRequest, LlmResponse
@@ -34,6 +34,9 @@ with workflow.unsafe.imports_passed_through():
     from models.tooling import ToolInvocation
 
 R = TypeVar("R")
+SPEND_LIMIT_REACHED = "SpendLimitReached"
+"""The failure type activities/spend_guard.py gives a refused reservation (the same string, kept apart from it:
+workflow code imports no activity code)."""
 CANCELLATION_PATCH = "cancellation-closes-run"
 """Runs recorded before it turned a cancelled activity into a typed failure (or swallowed it); they replay so."""
 
@@ -64,6 +67,7 @@ async def call_llm(request: LlmRequest, *, summary: str, where: str, task_queue:
     except ActivityError as exc:
         progress.publish("llm_finished", summary=summary, error=_failure(exc), usage=None)
         _unless_cancelled(exc)
+        _unless_limit_reached(exc)
         raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}", spent=reported_spend(exc)) from exc
     progress.publish(
         "llm_finished",
@@ -110,6 +114,7 @@ async def invoke_black_box(
         )
     except ActivityError as exc:
         _unless_cancelled(exc)
+        _unless_limit_reached(exc)
         raise AgentRunFailed(
             f"agent {request.agent} failed at {where}: {_failure(exc)}", spent=reported_spend(exc)
         ) from exc
@@ -213,6 +218,19 @@ def _unless_cancelled(exc: ActivityError) -> None:
     """Re-raise an activity error the run's cancellation caused: it is no tool's or model's failure."""
     if is_cancelled_exception(exc) and patches.patched(CANCELLATION_PATCH):
         raise exc
+
+
+def _unless_limit_reached(exc: ActivityError) -> None:
+    """A model call refused by a spend limit across runs (activities/spend_guard.py) ends the run, not as a failure."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.type == SPEND_LIMIT_REACHED:
+        found = next((d for d in cause.details if isinstance(d, dict) and "limit" in d), {})
+        raise SpendLimitReached(
+            str(found.get("limit", cause.message)),
+            str(found.get("on_limit", "fail")),
+            str(found.get("resets_at", "")),
+            reported_spend(exc),
+        ) from None
 
 
 def reported_spend(exc: ActivityError) -> Usage | None:

@@ -30,7 +30,7 @@ from workflows.visibility import (
 with workflow.unsafe.imports_passed_through():
     from archives.models import ArchiveRequest
     from models.agents import AgentRef, PinnedAgents, ResolveAgentsRequest
-    from models.errors import RunFailed
+    from models.errors import RunFailed, SpendLimitReached
     from models.history import HistoryLimits
     from models.run import AgentRunInput, AgentRunResult, RunStatus
     from tools.catalog import REGISTRY
@@ -73,6 +73,9 @@ class AgentWorkflow(RunHandlers):
         try:
             start = await self._begin(raw, carry, model)
             end = await self._screen(start) or await self._execute(start)
+        except SpendLimitReached as exc:
+            assert start is not None  # no model is called before the run has started
+            end = self._limit_reached(exc)
         except RunFailed as exc:
             if self._state != RunStatus.FAILED:  # a bad input already said so in `_accept_input`: upsert once
                 self._set_state(RunStatus.FAILED)
@@ -85,6 +88,16 @@ class AgentWorkflow(RunHandlers):
         result = await self._finish(start, end)
         await self._progress.close()
         return result
+
+    def _limit_reached(self, exc: SpendLimitReached) -> RunEnd:
+        """A spend limit across runs refused the next model call: the run ends `budget_exceeded`, naming it."""
+        assert self._ledger is not None
+        if exc.spent is not None and exc.spent.llm_calls:  # replies its failed attempts were billed for
+            self._ledger.record_usage(exc.spent, "LLM replies of failed attempts")
+        reason = f"spend limit {exc.limit} reached"
+        output = self._ledger.stop_summary(reason, ["the model call the limit refused, and everything after it"])
+        workflow.set_current_details(f"**budget_exceeded**: {reason}")
+        return RunEnd(RunStatus.BUDGET_EXCEEDED, {**output, "limit": exc.limit}, limit=exc.limit)
 
     def _usage_so_far(self) -> dict[str, Any]:
         if self._ledger is None:
@@ -229,6 +242,7 @@ class AgentWorkflow(RunHandlers):
             usage=self._ledger.usage,
             steps=self._ledger.steps,
             trace_id=start.trace_id,
+            limit=end.limit,
         )
         set_trace_output(result.model_dump(mode="json"))
         await self._archive(result, end, start.request)

@@ -72,3 +72,5 @@ class RunEnd:
     conversations: dict[str, Conversation] = field(default_factory=dict)
     handoffs: list[dict[str, Any]] = field(default_factory=list)
     """Handoffs inside black boxes (pattern A), in the order they were reported."""
+    limit: str | None = None
+    """The spend limit across runs that ended the run, if one did."""

@@ -16,6 +16,7 @@ from activities.black_box.openai_handoffs import missing_tool_message, native_ha
 from activities.black_box.openai_journal import Journal
 from activities.black_box.openai_model import FittedResponsesModel
 from activities.black_box.openai_output import Corrections, JsonSchemaOutput
+from activities.spend_guard import SpendGuard
 from models.conversation import ToolCall
 from tools.handoffs import target_of
 from tools.registry import AgentProfile, Tool
@@ -54,6 +55,7 @@ def build_crew(
     breakers: AgentsSdkBreakers,
     journal: Journal,
     corrections: Corrections,
+    guard: SpendGuard | None = None,
 ) -> Crew:
     """The SDK agent of every seat on OpenAI, wired with tools, output types and native handoffs."""
     crew = Crew(profiles={name: p for name, (p, _) in seats.items()})
@@ -70,6 +72,7 @@ def build_crew(
             openai_client=client,
             ledger=run.ledger,
             max_output=run.request.max_output_tokens,
+            guard=guard,
         )
         crew.agents[name] = Agent(
             name=name,

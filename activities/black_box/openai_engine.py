@@ -54,7 +54,8 @@ class OpenAIAgentEngine:
         # This attempt's counts (a resumed one starts them afresh); calls checked against the worker's registry.
         profiles = {name: profile for name, (profile, _) in seats.items()}
         breakers = AgentsSdkBreakers(run.agent.guardrails, run.tools.executor.registry, profiles)
-        crew = build_crew(run, seats, self._provider.client(), breakers, journal, corrections)
+        guard = getattr(self._provider, "spend_guard", None)  # set when SPEND_LIMITS is (activities/spend_guard.py)
+        crew = build_crew(run, seats, self._provider.client(), breakers, journal, corrections, guard)
         turn_input = await self._resume(run, crew, journal, corrections)
         hooks = LedgerHooks(ledger, breakers, journal)
         while True:

@@ -8,6 +8,7 @@ stream is classified as `call_llm` classifies it (`checked_events`). SDK tracing
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -20,7 +21,8 @@ from openai.types.responses import ResponseCompletedEvent
 
 from activities.black_box.ledger import AgentLedger
 from activities.providers.openai_provider import checked_events, counted_input, to_llm_response
-from models.budget import input_estimate
+from activities.spend_guard import Hold, SpendGuard
+from models.budget import estimate_tokens, input_estimate
 from telemetry.observe import Generation, llm_generation
 
 COUNTED_FIELDS = frozenset(
@@ -36,8 +38,17 @@ class AllowanceSpent(Exception):
 class FittedResponsesModel(OpenAIResponsesModel):
     """`OpenAIResponsesModel` for one agent of a black box: each call fitted, counted, observed and classified."""
 
-    def __init__(self, *, model: str, openai_client: openai.AsyncOpenAI, ledger: AgentLedger, max_output: int) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        openai_client: openai.AsyncOpenAI,
+        ledger: AgentLedger,
+        max_output: int,
+        guard: SpendGuard | None = None,
+    ) -> None:
         super().__init__(model=model.split(":", 1)[1], openai_client=openai_client)
+        self._guard = guard
         self._full_model = model
         self._openai = openai_client
         self._ledger = ledger
@@ -107,12 +118,26 @@ class FittedResponsesModel(OpenAIResponsesModel):
             call["system_instructions"], call["input"], call["tools"], call["model_settings"]
         )
 
+    async def _hold(self, bound: inspect.BoundArguments) -> Hold | None:
+        """The call's reservation against SPEND_LIMITS (activities/spend_guard.py), None when there are none."""
+        if self._guard is None:
+            return None
+        call = bound.arguments
+        estimate = estimate_tokens({"system": call["system_instructions"], "input": call["input"]})
+        output = call["model_settings"].max_tokens or self._max_output
+        return await self._guard.reserve(model=self._full_model, input_tokens=estimate, max_output=output)
+
     async def get_response(self, *args: Any, **kwargs: Any) -> Any:
         bound, generation = await self._prepared(args, kwargs)
-        with generation as observed:
-            response = await super().get_response(*bound.args[1:], **bound.kwargs)
-            self._finish(observed, response)
-            return response
+        hold, response = await self._hold(bound), None
+        try:
+            with generation as observed:
+                response = await super().get_response(*bound.args[1:], **bound.kwargs)
+                self._finish(observed, response)
+        finally:
+            if hold is not None:
+                await asyncio.shield(_settle(hold, response))
+        return response
 
     async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         """The streamed call, fitted and recorded like `get_response` (once its `response.completed` arrives).
@@ -122,6 +147,18 @@ class FittedResponsesModel(OpenAIResponsesModel):
         final event is a cut connection (the SDK would say the model produced no final response).
         """
         bound, generation = await self._prepared(args, kwargs)
+        hold, completed = await self._hold(bound), None
+        try:
+            async with aclosing(cast(AsyncGenerator[Any, None], self._streamed(bound, generation))) as events:
+                async for event in events:
+                    if isinstance(event, ResponseCompletedEvent):
+                        completed = event.response
+                    yield event
+        finally:
+            if hold is not None:
+                await asyncio.shield(_settle(hold, completed))
+
+    async def _streamed(self, bound: inspect.BoundArguments, generation: Any) -> AsyncIterator[Any]:
         with generation as observed:
             # An async generator (typed as an iterator): closed when this one raises, not left to the collector.
             stream = cast(AsyncGenerator[Any, None], super().stream_response(*bound.args[1:], **bound.kwargs))
@@ -130,6 +167,15 @@ class FittedResponsesModel(OpenAIResponsesModel):
                     if isinstance(event, ResponseCompletedEvent):
                         self._finish(observed, event.response)
                     yield event
+
+
+async def _settle(hold: Hold, response: Any) -> None:
+    """Settle what the reply was billed, or release the hold of a call that brought no reply."""
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        await hold.release()
+    else:
+        await hold.settle(usage.input_tokens, usage.output_tokens)
 
 
 _CALL = inspect.signature(OpenAIResponsesModel.get_response)

@@ -1,0 +1,251 @@
+"""Reserve before, settle after: the one function every model call of the product goes through (`SpendGuard.call`).
+
+`GuardedProvider` wraps each `LlmProvider`, so the loop's `call_llm`, the planner, screening, summaries and the
+Claude black box are guarded without knowing it; the OpenAI black box calls `SpendGuard.call` itself
+(activities/black_box/openai_model.py), since the Agents SDK makes its calls through its own client.
+
+A call reserves its estimate (input estimate plus its output allowance, priced by models/pricing.py) from every
+limit that applies (models/spend_limits.py), each in its ledger workflow (workflows/spend_ledger.py) reached by
+update-with-start. A refused reservation releases the ones already taken and raises `SpendLimitReached` (a
+non-retryable ApplicationError naming the limit); the workflow ends the run `budget_exceeded` (or waits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import activity
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+
+from models.conversation import Conversation
+from models.llm import LlmResponse
+from models.pricing import cost_usd
+from models.search_attributes import CUSTOMER_ID
+from models.spend_limits import (
+    LedgerCarry,
+    LedgerView,
+    LimitRef,
+    ReserveRequest,
+    SettleRequest,
+    SpendLimits,
+    ledger_id,
+    period_end,
+    period_of,
+)
+from tools.registry import Tool
+
+T = TypeVar("T")
+SPEND_LIMIT_REACHED = "SpendLimitReached"
+"""The ApplicationError type of a refused reservation; workflows/calls.py turns it into the run's end."""
+DEFAULT_HOLD = timedelta(minutes=15)
+"""How long a hold lasts outside an activity (tools, benches): as long as the longest model-call activity."""
+CUSTOMERS_CACHED = 4096
+
+
+class SpendGuard:
+    """Reserves and settles model calls against the worker's SPEND_LIMITS through the ledger workflows."""
+
+    def __init__(self, client: Client, limits: SpendLimits, task_queue: str) -> None:
+        self._client = client
+        self._limits = limits
+        self._task_queue = task_queue
+        self._customers: OrderedDict[str, str | None] = OrderedDict()
+        self._calls = itertools.count(1)
+
+    async def call(
+        self,
+        *,
+        model: str,
+        input_tokens: int,
+        max_output: int,
+        make: Callable[[], Awaitable[T]],
+        spent: Callable[[T], tuple[int, int]],
+    ) -> T:
+        """`make()` once its estimate is reserved from every applicable limit; its actual spend settled after.
+
+        `spent(result)` is (input tokens, output tokens). A failed call settles nothing spent (providers do not
+        bill refused calls) and releases its holds; a killed one's holds are reclaimed at its attempt's timeout.
+        """
+        hold = await self.reserve(model=model, input_tokens=input_tokens, max_output=max_output)
+        try:
+            result = await make()
+        except BaseException:
+            await asyncio.shield(hold.release())
+            raise
+        await hold.settle(*spent(result))
+        return result
+
+    async def reserve(self, *, model: str, input_tokens: int, max_output: int) -> Hold:
+        """Hold the call's estimate in every applicable limit's ledger, or raise `SpendLimitReached` naming one."""
+        refs = self._limits.applicable(await self._customer())
+        key, attempt = self._key()
+        hold = Hold(self, refs, datetime.now(UTC), key, attempt, model)
+        if not refs:
+            return hold
+        tokens, usd = input_tokens + max_output, cost_usd(model, input_tokens, max_output)
+        views = await asyncio.gather(*(self._reserve(ref, hold.at, key, attempt, tokens, usd) for ref in refs))
+        refused = [ref for ref, view in zip(refs, views, strict=True) if not view.granted]
+        if refused:
+            await hold.release()
+            view = views[refs.index(refused[0])]
+            raise _refusal(refused[0], view, hold.at, {"tokens": tokens, "usd": usd})
+        return hold
+
+    def _key(self) -> tuple[str, int]:
+        """One key per model call of an activity (shared by its attempts), and the attempt."""
+        if not activity.in_activity():
+            return f"local/{id(self)}/{next(self._calls)}", 1
+        info = activity.info()
+        calls = _calls_of_attempt()
+        return f"{info.workflow_id}/{info.activity_id}/{calls}", info.attempt
+
+    async def _customer(self) -> str | None:
+        """The run's `customer_id`, from its CustomerId search attribute (looked up once per run per worker)."""
+        if not activity.in_activity():
+            return None
+        info = activity.info()
+        if not info.workflow_id:  # a standalone activity belongs to no run: no customer
+            return None
+        run = f"{info.workflow_id}/{info.workflow_run_id}"
+        if run not in self._customers:
+            handle = self._client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+            described = await handle.describe()
+            self._customers[run] = described.typed_search_attributes.get(CUSTOMER_ID)
+            while len(self._customers) > CUSTOMERS_CACHED:
+                self._customers.popitem(last=False)
+        return self._customers[run]
+
+    async def _reserve(
+        self, ref: LimitRef, now: datetime, key: str, attempt: int, tokens: int, usd: float
+    ) -> LedgerView:
+        request = ReserveRequest(
+            key=key, attempt=attempt, tokens=tokens, usd=usd, cap=ref.cap, hold_seconds=_hold().total_seconds()
+        )
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            "SpendLedgerWorkflow",
+            LedgerCarry(
+                scope=ref.scope,
+                window=ref.window,
+                period=period_of(ref.window, now),
+                resets_at=period_end(ref.window, now),
+            ),
+            id=ledger_id(ref, now),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"spend ledger: {ref.label} {ref.window} {period_of(ref.window, now)}",
+        )
+        view: LedgerView = await self._client.execute_update_with_start_workflow(
+            "reserve", request, start_workflow_operation=start, result_type=LedgerView
+        )
+        return view
+
+    async def _settle(
+        self, refs: list[LimitRef], now: datetime, key: str, attempt: int, tokens: int, usd: float
+    ) -> None:
+        settle = SettleRequest(key=key, attempt=attempt, tokens=tokens, usd=usd)
+        await asyncio.gather(
+            *(self._client.get_workflow_handle(ledger_id(ref, now)).execute_update("settle", settle) for ref in refs)
+        )
+
+
+class Hold:
+    """One call's reservations: `settle` its actual spend, or `release` them (a failed call); at most once."""
+
+    def __init__(self, guard: SpendGuard, refs: list[LimitRef], at: datetime, key: str, attempt: int, model: str):
+        self._guard, self._refs, self.at, self._key, self._attempt, self._model = guard, refs, at, key, attempt, model
+        self._done = not refs
+
+    async def settle(self, input_tokens: int, output_tokens: int) -> None:
+        """Count what the call was billed, once, in every ledger it held in."""
+        if self._done:
+            return
+        self._done = True
+        usd = cost_usd(self._model, input_tokens, output_tokens)
+        await self._guard._settle(self._refs, self.at, self._key, self._attempt, input_tokens + output_tokens, usd)
+
+    async def release(self) -> None:
+        """Give the holds back: the call was not made, or failed unbilled."""
+        await self.settle(0, 0)
+
+
+class GuardedProvider:
+    """An `LlmProvider` whose every call goes through `SpendGuard.call`."""
+
+    def __init__(self, provider: object, guard: SpendGuard) -> None:
+        self._provider = provider
+        self.spend_guard = guard
+
+    def __getattr__(self, name: str) -> object:
+        # The engines also use the provider's client and token counting: those pass straight through.
+        return getattr(self._provider, name)
+
+    async def complete(
+        self, *, model: str, system: str, conversation: Conversation, tools: list[Tool], max_tokens: int
+    ) -> LlmResponse:
+        """The wrapped provider's `complete`, reserved and settled."""
+        from models.budget import estimate_tokens
+
+        estimate = estimate_tokens(
+            {
+                "system": system,
+                "messages": [m.model_dump(mode="json") for m in conversation.messages],
+                "tools": [t.name for t in tools],
+            }
+        )
+        return await self.spend_guard.call(
+            model=model,
+            input_tokens=estimate,
+            max_output=max_tokens,
+            make=lambda: self._provider.complete(  # type: ignore[attr-defined]
+                model=model, system=system, conversation=conversation, tools=tools, max_tokens=max_tokens
+            ),
+            spent=lambda r: (r.usage.input_tokens, r.usage.output_tokens),
+        )
+
+
+_ATTEMPT_CALLS: dict[tuple[str, str, int], int] = {}
+
+
+def _calls_of_attempt() -> int:
+    """1, 2, ... for the model calls one activity attempt makes (a black box makes many)."""
+    info = activity.info()
+    slot = (info.workflow_id or "", info.activity_id, info.attempt)
+    _ATTEMPT_CALLS[slot] = _ATTEMPT_CALLS.get(slot, 0) + 1
+    if len(_ATTEMPT_CALLS) > 10000:  # attempts long finished: their counts are never asked again
+        for old in list(_ATTEMPT_CALLS)[:5000]:
+            del _ATTEMPT_CALLS[old]
+    return _ATTEMPT_CALLS[slot]
+
+
+def _hold() -> timedelta:
+    """How long this attempt may live: its start-to-close timeout (a dead attempt's hold is reclaimed after it)."""
+    if activity.in_activity():
+        info = activity.info()
+        return info.start_to_close_timeout or info.schedule_to_close_timeout or DEFAULT_HOLD
+    return DEFAULT_HOLD
+
+
+def _refusal(ref: LimitRef, view: LedgerView, now: datetime, needed: dict[str, float]) -> ApplicationError:
+    """The non-retryable error of a refused reservation: the limit's name, and when its window resets."""
+    units = [u for u in ("tokens", "usd") if getattr(ref.cap, u) is not None]
+    left = view.remaining()
+    unit = next((u for u in units if (left[u] or 0) < needed[u]), units[0])
+    name = f"{ref.label} {ref.window} {unit}"
+    return ApplicationError(
+        f"spend limit reached: {name} (cap {getattr(ref.cap, unit)}, spent {getattr(view, 'spent_' + unit)})",
+        {
+            "limit": name,
+            "on_limit": ref.on_limit,
+            "resets_at": period_end(ref.window, now).isoformat(),
+            "remaining": left,
+        },
+        type=SPEND_LIMIT_REACHED,
+        non_retryable=True,
+    )

@@ -1,0 +1,174 @@
+"""Spend limits across runs (`SPEND_LIMITS`): the file's shape, which limits a call meets, and the ledger's contract.
+
+A limit is one (scope, window): scope `*` (the whole deployment) or one customer (named in the file, or under
+`default`); window `day` or `month`, UTC calendar periods. A new period is a new ledger (its id names the period),
+so a window "resets" at 00:00 UTC (day) or on the 1st (month) without any clean-up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ALL = "*"
+DEFAULT = "default"
+NO_CUSTOMER = "-"
+"""The customer id of runs started without `customer_id`: they count against `default`."""
+WINDOWS = ("day", "month")
+LEDGER_PREFIX = "spend-limit"
+
+
+class WindowCap(BaseModel):
+    """`day = { tokens = ..., usd = ... }`: at least one of the two."""
+
+    model_config = ConfigDict(extra="forbid")
+    tokens: int | None = Field(None, ge=0)
+    usd: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _some(self) -> WindowCap:
+        if self.tokens is None and self.usd is None:
+            raise ValueError("a window needs tokens and/or usd, e.g. { usd = 50.0 }")
+        return self
+
+
+class LimitTable(BaseModel):
+    """One `[limits.NAME]` table."""
+
+    model_config = ConfigDict(extra="forbid")
+    day: WindowCap | None = None
+    month: WindowCap | None = None
+    on_limit: Literal["fail", "wait"] = "fail"
+    fairness_weight: float = Field(1.0, gt=0, le=1000)
+
+
+class SpendLimits(BaseModel):
+    """The whole file: `limits` by name (`*`, `default`, or a customer id)."""
+
+    model_config = ConfigDict(extra="forbid")
+    limits: dict[str, LimitTable] = Field(default_factory=dict)
+
+    def applicable(self, customer_id: str | None) -> list[LimitRef]:
+        """Every (scope, window) cap a call of `customer_id`'s run reserves from: the customer's (or default's), then `*`."""
+        customer = customer_id or NO_CUSTOMER
+        refs: list[LimitRef] = []
+        table = self.table_of(customer_id)
+        if table is not None:
+            refs += _refs(f"customer {customer}", customer, table)
+        if ALL in self.limits:
+            refs += _refs("all customers", ALL, self.limits[ALL])
+        return refs
+
+    def table_of(self, customer_id: str | None) -> LimitTable | None:
+        """The customer's own table, else `default`."""
+        customer = customer_id or NO_CUSTOMER
+        if customer not in (ALL, DEFAULT) and customer in self.limits:
+            return self.limits[customer]
+        return self.limits.get(DEFAULT)
+
+
+class LimitRef(BaseModel):
+    """One cap a call meets: who it is for, its window and caps, and what happens when it is reached."""
+
+    label: str
+    """`customer C123` or `all customers`: the start of the name a stopped run reports."""
+    scope: str
+    window: Literal["day", "month"]
+    cap: WindowCap
+    on_limit: Literal["fail", "wait"] = "fail"
+
+
+def _refs(label: str, scope: str, table: LimitTable) -> list[LimitRef]:
+    return [
+        LimitRef(label=label, scope=scope, window=w, cap=cap, on_limit=table.on_limit)
+        for w, cap in (("day", table.day), ("month", table.month))
+        if cap is not None
+    ]
+
+
+def period_of(window: str, now: datetime) -> str:
+    """The UTC calendar period `now` falls in: `2026-12-07` (day) or `2026-12` (month)."""
+    return now.strftime("%Y-%m-%d" if window == "day" else "%Y-%m")
+
+
+def period_end(window: str, now: datetime) -> datetime:
+    """When the period `now` falls in ends (its window resets), UTC."""
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window == "day":
+        return start + timedelta(days=1)
+    first = start.replace(day=1)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+def ledger_id(ref: LimitRef, now: datetime) -> str:
+    """The workflow id of `ref`'s ledger for the period `now` falls in."""
+    return f"{LEDGER_PREFIX}/{ref.scope}/{ref.window}/{period_of(ref.window, now)}"
+
+
+class Reservation(BaseModel):
+    """What one model call holds until it settles, or until `expires_at` (its attempt's timeout) reclaims it."""
+
+    attempt: int
+    tokens: int
+    usd: float
+    expires_at: datetime
+
+
+class ReserveRequest(BaseModel):
+    """Hold `tokens`/`usd` for call `key` (one per model call of a run; every attempt of it shares the key)."""
+
+    key: str
+    attempt: int = Field(1, ge=1)
+    tokens: int = Field(ge=0)
+    usd: float = Field(ge=0)
+    cap: WindowCap
+    hold_seconds: float = Field(gt=0)
+    """The attempt's timeout: a reservation not settled by then is reclaimed (its attempt died)."""
+
+
+class SettleRequest(BaseModel):
+    """Call `key`'s attempt `attempt` spent this much: counted once, its reservation released."""
+
+    key: str
+    attempt: int = Field(1, ge=1)
+    tokens: int = Field(ge=0)
+    usd: float = Field(ge=0)
+
+
+class LedgerView(BaseModel):
+    """A ledger's figures (the answer to reserve and settle, and its `state` query)."""
+
+    granted: bool = True
+    spent_tokens: int = 0
+    spent_usd: float = 0.0
+    reserved_tokens: int = 0
+    reserved_usd: float = 0.0
+    cap: WindowCap | None = None
+    reservations: int = 0
+    reclaimed: int = 0
+    resets_at: datetime | None = None
+
+    def remaining(self) -> dict[str, float | None]:
+        """What is left of each cap after spend and reservations (None: that unit is not capped)."""
+        cap = self.cap or WindowCap(usd=None, tokens=0)
+        tokens = None if cap.tokens is None else max(0, cap.tokens - self.spent_tokens - self.reserved_tokens)
+        usd = None if cap.usd is None else max(0.0, round(cap.usd - self.spent_usd - self.reserved_usd, 8))
+        return {"tokens": tokens, "usd": usd}
+
+
+class LedgerCarry(BaseModel):
+    """What one generation of a ledger hands to the next (continue-as-new)."""
+
+    scope: str
+    window: str
+    period: str
+    resets_at: datetime
+    spent_tokens: int = 0
+    spent_usd: float = 0.0
+    reclaimed: int = 0
+    cap: WindowCap | None = None
+    reservations: dict[str, Reservation] = Field(default_factory=dict)
+    settled: dict[str, datetime] = Field(default_factory=dict)
+    """`key#attempt` -> when: a settle or reserve of an attempt already settled changes nothing."""

@@ -1,0 +1,160 @@
+"""`SpendLedgerWorkflow`: the durable, exact ledger of one spend limit for one window period.
+
+One workflow per (scope, window, period), id `spend-limit/<scope>/<window>/<period>` (models/spend_limits.py),
+reached by update-with-start from the activity about to call a model (activities/spend_guard.py). Its update
+handlers are synchronous, so Temporal applies them one at a time: no two calls can both take the last of a cap.
+
+- `reserve` holds a call's estimate, keyed by the call; a retried attempt replaces its predecessor's hold, never
+  adds to it; an attempt that already settled changes nothing.
+- `settle` counts the attempt's actual spend once and releases its hold.
+- A hold whose attempt never settles (its worker died) is reclaimed when its attempt's timeout passes: a timer.
+- The ledger continues as new when its history grows, and ends two days after its period (late settles land).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import VersioningBehavior
+
+with workflow.unsafe.imports_passed_through():
+    from models.spend_limits import LedgerCarry, LedgerView, Reservation, ReserveRequest, SettleRequest, WindowCap
+
+MAX_EVENTS = 4000
+"""Continue as new after this many history events (the server's suggestion comes far later, at 4 MB or 10k+)."""
+LINGER = timedelta(days=2)
+"""A ledger stays this long after its period, so settles of calls made at its end still count in it."""
+SETTLED_KEPT = timedelta(days=2)
+"""Settled keys are remembered this long: longer than any attempt of one model call may be retried."""
+
+
+@workflow.defn(name="SpendLedgerWorkflow")
+class SpendLedgerWorkflow:
+    """One limit's spend and holds for one window period (see module docstring)."""
+
+    @workflow.init
+    def __init__(self, carry: LedgerCarry) -> None:
+        # Set here, not in `run`: with update-with-start the first `reserve` may run before `run` starts.
+        self._s: LedgerCarry | None = carry
+        self._timer_at: datetime | None = None
+
+    @workflow.run
+    async def run(self, carry: LedgerCarry) -> LedgerView:
+        """Reclaim expired holds until the period is over and nothing is held; continue as new when history grows."""
+        s = self._state()
+        while True:
+            self._reclaim()
+            now = workflow.now()
+            if not s.reservations and now >= s.resets_at + LINGER:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self._view()
+            if self._should_continue():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self._prune(now)
+                workflow.continue_as_new(s)
+            self._timer_at = min([r.expires_at for r in s.reservations.values()] + [s.resets_at + LINGER])
+            timeout = max((self._timer_at - now).total_seconds(), 0.001)
+            try:
+                await workflow.wait_condition(self._wake, timeout=timeout)
+            except TimeoutError:
+                pass
+
+    def _wake(self) -> bool:
+        """An earlier expiry than the timer's, or history to cut, needs the loop; other updates do not."""
+        assert self._s is not None
+        earliest = min((r.expires_at for r in self._s.reservations.values()), default=None)
+        early = earliest is not None and self._timer_at is not None and earliest < self._timer_at
+        return early or self._should_continue()
+
+    def _should_continue(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_EVENTS
+
+    def _reclaim(self) -> None:
+        """Drop holds whose attempt's timeout has passed: that attempt died, or its settle never arrived."""
+        assert self._s is not None
+        now = workflow.now()
+        for key in [k for k, r in self._s.reservations.items() if r.expires_at <= now]:
+            del self._s.reservations[key]
+            self._s.reclaimed += 1
+
+    def _prune(self, now: datetime) -> None:
+        assert self._s is not None
+        self._s.settled = {k: at for k, at in self._s.settled.items() if now - at < SETTLED_KEPT}
+
+    @workflow.update
+    def reserve(self, request: ReserveRequest) -> LedgerView:
+        """Hold the call's estimate if it fits under the cap with everything spent and held; `granted` says."""
+        s = self._state()
+        s.cap = request.cap
+        if f"{request.key}#{request.attempt}" in s.settled:
+            return self._view()
+        others = {k: r for k, r in s.reservations.items() if k != request.key}
+        held_tokens = sum(r.tokens for r in others.values())
+        held_usd = sum(r.usd for r in others.values())
+        if not _fits(request.cap, s.spent_tokens + held_tokens + request.tokens, s.spent_usd + held_usd + request.usd):
+            return self._view(granted=False)
+        expires = workflow.now() + timedelta(seconds=request.hold_seconds)
+        s.reservations[request.key] = Reservation(
+            attempt=request.attempt, tokens=request.tokens, usd=request.usd, expires_at=expires
+        )
+        return self._view()
+
+    @workflow.update
+    def settle(self, request: SettleRequest) -> LedgerView:
+        """Count one attempt's actual spend once and release the call's hold (if this attempt or an earlier one held it)."""
+        s = self._state()
+        done = f"{request.key}#{request.attempt}"
+        if done in s.settled:
+            return self._view()
+        s.settled[done] = workflow.now()
+        s.spent_tokens += request.tokens
+        s.spent_usd = round(s.spent_usd + request.usd, 8)
+        held = s.reservations.get(request.key)
+        if held is not None and held.attempt <= request.attempt:
+            del s.reservations[request.key]
+        return self._view()
+
+    @workflow.query
+    def state(self) -> LedgerView:
+        """Spend, holds and cap of this period."""
+        return self._view()
+
+    def _state(self) -> LedgerCarry:
+        assert self._s is not None, "the run method sets the state before any handler runs"
+        return self._s
+
+    def _view(self, granted: bool = True) -> LedgerView:
+        s = self._state()
+        return LedgerView(
+            granted=granted,
+            spent_tokens=s.spent_tokens,
+            spent_usd=s.spent_usd,
+            reserved_tokens=sum(r.tokens for r in s.reservations.values()),
+            reserved_usd=round(sum(r.usd for r in s.reservations.values()), 8),
+            cap=s.cap,
+            reservations=len(s.reservations),
+            reclaimed=s.reclaimed,
+            resets_at=s.resets_at,
+        )
+
+
+def _fits(cap: WindowCap, tokens: int, usd: float) -> bool:
+    """Whether totals of `tokens` and `usd` stay within every unit `cap` sets."""
+    return (cap.tokens is None or tokens <= cap.tokens) and (cap.usd is None or usd <= cap.usd + 1e-9)
+
+
+@workflow.defn(name="SpendLedgerWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class VersionedSpendLedgerWorkflow(SpendLedgerWorkflow):
+    """The ledger on a worker of a Worker Deployment: it lives for a whole window, so it moves to each new version
+    (its state is all in its carry, and it continues as new often)."""
+
+    @workflow.init
+    def __init__(self, carry: LedgerCarry) -> None:
+        super().__init__(carry)
+
+    @workflow.run
+    async def run(self, carry: LedgerCarry) -> LedgerView:
+        """SpendLedgerWorkflow.run."""
+        return await super().run(carry)
