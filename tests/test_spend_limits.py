@@ -1,0 +1,161 @@
+"""Spend limits across runs (SPEND_LIMITS) on a real dev server: exact ledgers, refusals, a killed worker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from devstack.fake_anthropic import Reply
+from tests.conftest import workflow_id
+from tests.helpers import eventually
+from tests.spend_support import customer, ledger, limited_worker, limits_toml, tokens_of, with_limits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_bad_limits_file_stops_the_worker_naming_each_line(tmp_path):
+    bad = tmp_path / "limits.toml"
+    bad.write_text(
+        '[limits."*"]\nmonth = { usd = 500.0 }\n\n[limits.default]\nday = { tokens = -5 }\n'
+        'on_limit = "later"\n\n[limits."C1"]\nweekly = { usd = 1 }\n'
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "worker.py")],
+        env={"PATH": "/usr/bin:/bin", "SPEND_LIMITS": str(bad), "TEMPORAL_ADDRESS": "127.0.0.1:9"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"worker: SPEND_LIMITS file {bad}: line 5: limit 'default': day.tokens")
+    assert "line 6: limit 'default': on_limit" in line and "line 9: limit 'C1': unknown key 'weekly'" in line
+
+
+async def test_spend_settles_exactly_and_a_refused_call_ends_the_run_naming_the_limit(
+    client, settings, fake_llm, tmp_path
+):
+    who = customer()
+    roomy = with_limits(settings, limits_toml(who, tokens=1_000_000), tmp_path)
+    fake_llm.push(Reply(text="first"), Reply(text="second"))
+    async with limited_worker(client, roomy):
+        results = [
+            await client.execute_workflow(
+                "AgentLoopWorkflow",
+                {"prompt": f"hello {n}", "customer_id": who},
+                id=workflow_id("spend"),
+                task_queue=settings.task_queue,
+            )
+            for n in range(2)
+        ]
+        view = await ledger(client, roomy, who)
+    assert [r["status"] for r in results] == ["completed", "completed"]
+    assert view.spent_tokens == sum(tokens_of(r) for r in results) and view.reservations == 0
+
+    tight = with_limits(settings, limits_toml(who, tokens=view.spent_tokens + 50), tmp_path)
+    async with limited_worker(client, tight):
+        stopped = await client.execute_workflow(
+            "AgentLoopWorkflow",
+            {"prompt": "one more", "customer_id": who},
+            id=workflow_id("spend-stopped"),
+            task_queue=settings.task_queue,
+        )
+        after = await ledger(client, tight, who)
+    assert stopped["status"] == "budget_exceeded"
+    assert stopped["limit"] == f"customer {who} day tokens"
+    assert stopped["output"]["limit"] == stopped["limit"] and "spend limit" in stopped["output"]["summary"]
+    assert stopped["usage"]["llm_calls"] == 0 and len(fake_llm.requests) == 2  # the refused call was never sent
+    assert after.spent_tokens == view.spent_tokens and after.reservations == 0
+    fake_llm.assert_script_consumed()
+
+
+async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(client, settings, fake_llm, tmp_path):
+    who = customer()
+    fake_llm.responder = lambda body: Reply(text="ok", delay=0.05)
+    async with limited_worker(client, settings):  # no limits: what one run spends
+        one = await client.execute_workflow(
+            "AgentLoopWorkflow", {"prompt": "race"}, id=workflow_id("probe"), task_queue=settings.task_queue
+        )
+    cap = 20 * tokens_of(one)  # about twenty runs' worth
+    capped = with_limits(settings, limits_toml(who, tokens=cap), tmp_path)
+    async with limited_worker(client, capped):
+        results = await asyncio.gather(
+            *(
+                client.execute_workflow(
+                    "AgentLoopWorkflow",
+                    {"prompt": "race", "customer_id": who},
+                    id=workflow_id("race"),
+                    task_queue=settings.task_queue,
+                )
+                for _ in range(50)
+            )
+        )
+        view = await ledger(client, capped, who)
+    statuses = [r["status"] for r in results]
+    spent = sum(tokens_of(r) for r in results)
+    assert set(statuses) == {"completed", "budget_exceeded"}, statuses
+    assert view.spent_tokens == spent <= cap and view.reservations == 0
+    assert statuses.count("completed") <= 20
+
+
+async def test_a_killed_workers_hold_is_taken_over_by_the_retry_and_counted_once(
+    client, settings, fake_llm, tmp_path, worker_processes
+):
+    who = customer()
+    limited = with_limits(settings, limits_toml(who, tokens=1_000_000), tmp_path)
+    fake_llm.push(Reply(text="never arrives", delay=30), Reply(text="done"))
+    doomed = worker_processes(SPEND_LIMITS=limited.spend_limits_file or "")
+    handle = await client.start_workflow(
+        "AgentLoopWorkflow",
+        {"prompt": "hold", "customer_id": who},
+        id=workflow_id("spend-kill"),
+        task_queue=settings.task_queue,
+    )
+    await eventually(lambda: len(fake_llm.requests) == 1)
+    held = await ledger(client, limited, who)
+    assert held.reservations == 1 and held.reserved_tokens > 0
+    doomed.kill()
+    async with limited_worker(client, limited):
+        result = await handle.result()
+        view = await ledger(client, limited, who)
+    assert result["status"] == "completed"
+    assert view.reservations == 0 and view.spent_tokens == tokens_of(result)
+
+
+async def test_a_hold_nobody_settles_is_reclaimed_when_its_attempt_times_out(client, settings, tmp_path):
+    from temporalio.client import WithStartWorkflowOperation
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from models.spend_limits import LedgerCarry, LedgerView, ReserveRequest, WindowCap
+
+    async with limited_worker(client, settings):
+        start = WithStartWorkflowOperation(
+            "SpendLedgerWorkflow",
+            LedgerCarry(scope=customer(), window="day", period="test", resets_at="2099-01-01T00:00:00Z"),
+            id=workflow_id("spend-limit-reclaim"),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        request = ReserveRequest(key="run/1/1", tokens=100, usd=0, cap=WindowCap(tokens=150), hold_seconds=1)
+        granted = await client.execute_update_with_start_workflow(
+            "reserve", request, start_workflow_operation=start, result_type=LedgerView
+        )
+        handle = await start.workflow_handle()
+        again = await handle.execute_update(
+            "reserve", request.model_copy(update={"key": "run/2/1"}), result_type=LedgerView
+        )
+        assert granted.granted and granted.reservations == 1 and not again.granted  # 100 + 100 > 150
+        retry = await handle.execute_update(
+            "reserve", request.model_copy(update={"attempt": 2}), result_type=LedgerView
+        )
+        assert retry.granted and retry.reserved_tokens == 100  # a retried attempt replaces its hold, never adds
+
+        async def reclaimed() -> bool:
+            view = await handle.query("state", result_type=LedgerView)
+            return view.reservations == 0 and view.reclaimed == 1
+
+        await eventually(reclaimed, timeout=10)
+        await handle.terminate("test over")
