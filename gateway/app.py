@@ -23,6 +23,7 @@ from gateway.limits import BodyLimit
 from gateway.openapi import openapi_document
 from gateway.tenants import owned_run
 from gateway.tokens import TokenBook
+from gateway.usage import read_usage
 from models.errors import ConfigError
 from progress.caps import FollowerCaps
 from progress.sse import run_events_endpoint
@@ -93,6 +94,7 @@ def build_app(client: Client, settings: Settings, tokens: TokenBook, agents: Kno
         Route("/v1/runs/{workflow_id}/approvals/{request_id}", approvals.decide_request, methods=["POST"]),
         Route("/approve/{link}", page.show_request, methods=["GET"]),
         Route("/approve/{link}", page.decide_request, methods=["POST"]),
+        Route("/v1/usage", read_usage, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]

@@ -107,6 +107,12 @@ def _approval_paths(run_id: dict[str, Any]) -> dict[str, Any]:
                 {"200": _json({"type": "array", "items": _ref(PendingRequest)}, "pending requests"), **_errors(401)},
             )
         },
+        "/v1/usage": {
+            "get": _op(
+                "Spend limits of the caller's tenant: spend, reserved, cap and remainder of each open window",
+                {"200": _json({"type": "object"}, "`{tenant, limits_configured, limits: [...]}`"), **_errors(401)},
+            )
+        },
         "/v1/runs/{workflow_id}/approvals/{request_id}": {
             "post": _op(
                 "Decide a request as the token's identity (through the run's validated `decide` update)",

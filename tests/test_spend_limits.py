@@ -35,8 +35,23 @@ def test_a_bad_limits_file_stops_the_worker_naming_each_line(tmp_path):
     assert "line 6: limit 'default': on_limit" in line and "line 9: limit 'C1': unknown key 'weekly'" in line
 
 
+def spend_command(settings, address: str, who: str) -> str:
+    """What `python -m spend --customer WHO` prints."""
+    env = {"PATH": "/usr/bin:/bin", "TEMPORAL_ADDRESS": address, "SPEND_LIMITS": settings.spend_limits_file}
+    done = subprocess.run(
+        [sys.executable, "-m", "spend", "--customer", who],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 async def test_spend_settles_exactly_and_a_refused_call_ends_the_run_naming_the_limit(
-    client, settings, fake_llm, tmp_path
+    client, settings, fake_llm, tmp_path, dev_server
 ):
     who = customer()
     roomy = with_limits(settings, limits_toml(who, tokens=1_000_000), tmp_path)
@@ -64,11 +79,18 @@ async def test_spend_settles_exactly_and_a_refused_call_ends_the_run_naming_the_
             task_queue=settings.task_queue,
         )
         after = await ledger(client, tight, who)
+        printed = await asyncio.to_thread(spend_command, tight, dev_server.address, who)
     assert stopped["status"] == "budget_exceeded"
     assert stopped["limit"] == f"customer {who} day tokens"
     assert stopped["output"]["limit"] == stopped["limit"] and "spend limit" in stopped["output"]["summary"]
     assert stopped["usage"]["llm_calls"] == 0 and len(fake_llm.requests) == 2  # the refused call was never sent
     assert after.spent_tokens == view.spent_tokens and after.reservations == 0
+    [row] = printed.splitlines()
+    cap = view.spent_tokens + 50
+    assert (
+        row.startswith(f"customer {who} day ")
+        and f"tokens: spent {view.spent_tokens} reserved 0 remaining 50 of {cap}" in row
+    )
     fake_llm.assert_script_consumed()
 
 
@@ -78,7 +100,10 @@ async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(cli
     fake_llm.responder = lambda body: Reply(text="ok", delay=0.05, output_tokens=body["max_tokens"] * 3 // 4)
     async with limited_worker(client, settings):  # no limits: what one run spends
         one = await client.execute_workflow(
-            "AgentLoopWorkflow", {"prompt": "race", "budget": {"max_tokens": 2000}}, id=workflow_id("probe"), task_queue=settings.task_queue
+            "AgentLoopWorkflow",
+            {"prompt": "race", "budget": {"max_tokens": 2000}},
+            id=workflow_id("probe"),
+            task_queue=settings.task_queue,
         )
     cap = 20 * tokens_of(one)  # about twenty runs' worth
     capped = with_limits(settings, limits_toml(who, tokens=cap), tmp_path)
