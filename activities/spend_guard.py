@@ -17,7 +17,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation
@@ -35,18 +35,24 @@ from models.spend_limits import (
     ReserveRequest,
     SettleRequest,
     SpendLimits,
+    SpendNote,
     ledger_id,
     period_end,
     period_of,
+    tightest,
 )
 from tools.registry import Tool
 
-T = TypeVar("T")
 SPEND_LIMIT_REACHED = "SpendLimitReached"
 """The ApplicationError type of a refused reservation; workflows/calls.py turns it into the run's end."""
 DEFAULT_HOLD = timedelta(minutes=15)
 """How long a hold lasts outside an activity (tools, benches): as long as the longest model-call activity."""
 CUSTOMERS_CACHED = 4096
+
+
+def clock() -> datetime:
+    """Now, UTC: which window period a call counts in (tests move it to just before a reset)."""
+    return datetime.now(UTC)
 
 
 class SpendGuard:
@@ -60,33 +66,26 @@ class SpendGuard:
         self._calls = itertools.count(1)
 
     async def call(
-        self,
-        *,
-        model: str,
-        input_tokens: int,
-        max_output: int,
-        make: Callable[[], Awaitable[T]],
-        spent: Callable[[T], tuple[int, int]],
-    ) -> T:
+        self, *, model: str, input_tokens: int, max_output: int, make: Callable[[], Awaitable[LlmResponse]]
+    ) -> LlmResponse:
         """`make()` once its estimate is reserved from every applicable limit; its actual spend settled after.
 
-        `spent(result)` is (input tokens, output tokens). A failed call settles nothing spent (providers do not
-        bill refused calls) and releases its holds; a killed one's holds are reclaimed at its attempt's timeout.
+        A failed call settles nothing spent (providers do not bill refused calls) and releases its holds; a killed
+        one's holds are taken over by its retry (same key) or reclaimed at its attempt's timeout.
         """
         hold = await self.reserve(model=model, input_tokens=input_tokens, max_output=max_output)
         try:
-            result = await make()
+            response = await make()
         except BaseException:
             await asyncio.shield(hold.release())
             raise
-        await hold.settle(*spent(result))
-        return result
+        return await hold.settled(response)
 
     async def reserve(self, *, model: str, input_tokens: int, max_output: int) -> Hold:
         """Hold the call's estimate in every applicable limit's ledger, or raise `SpendLimitReached` naming one."""
         refs = self._limits.applicable(await self._customer())
         key, attempt = self._key()
-        hold = Hold(self, refs, datetime.now(UTC), key, attempt, model)
+        hold = Hold(self, refs, clock(), key, attempt, model)
         if not refs:
             return hold
         tokens, usd = input_tokens + max_output, cost_usd(model, input_tokens, max_output)
@@ -148,11 +147,17 @@ class SpendGuard:
 
     async def _settle(
         self, refs: list[LimitRef], now: datetime, key: str, attempt: int, tokens: int, usd: float
-    ) -> None:
+    ) -> list[LedgerView]:
         settle = SettleRequest(key=key, attempt=attempt, tokens=tokens, usd=usd)
-        await asyncio.gather(
-            *(self._client.get_workflow_handle(ledger_id(ref, now)).execute_update("settle", settle) for ref in refs)
+        views: list[LedgerView] = await asyncio.gather(
+            *(
+                self._client.get_workflow_handle(ledger_id(ref, now)).execute_update(
+                    "settle", settle, result_type=LedgerView
+                )
+                for ref in refs
+            )
         )
+        return views
 
 
 class Hold:
@@ -162,17 +167,27 @@ class Hold:
         self._guard, self._refs, self.at, self._key, self._attempt, self._model = guard, refs, at, key, attempt, model
         self._done = not refs
 
-    async def settle(self, input_tokens: int, output_tokens: int) -> None:
-        """Count what the call was billed, once, in every ledger it held in."""
+    async def settle(self, input_tokens: int, output_tokens: int) -> SpendNote | None:
+        """Count what the call was billed, once, in every ledger it held in; the tightest limit after it."""
         if self._done:
-            return
+            return None
         self._done = True
         usd = cost_usd(self._model, input_tokens, output_tokens)
-        await self._guard._settle(self._refs, self.at, self._key, self._attempt, input_tokens + output_tokens, usd)
+        views = await self._guard._settle(
+            self._refs, self.at, self._key, self._attempt, input_tokens + output_tokens, usd
+        )
+        return tightest(self._refs, views)
 
     async def release(self) -> None:
         """Give the holds back: the call was not made, or failed unbilled."""
         await self.settle(0, 0)
+
+    async def settled(self, response: LlmResponse) -> LlmResponse:
+        """`response` after settling what it reports, noting the run's tightest limit in it (for its status)."""
+        note = await self.settle(response.usage.input_tokens, response.usage.output_tokens)
+        if note is not None:
+            response.spend_limit = note
+        return response
 
 
 class GuardedProvider:
@@ -206,7 +221,6 @@ class GuardedProvider:
             make=lambda: self._provider.complete(  # type: ignore[attr-defined]
                 model=model, system=system, conversation=conversation, tools=tools, max_tokens=max_tokens
             ),
-            spent=lambda r: (r.usage.input_tokens, r.usage.output_tokens),
         )
 
 
@@ -244,6 +258,7 @@ def _refusal(ref: LimitRef, view: LedgerView, now: datetime, needed: dict[str, f
             "limit": name,
             "on_limit": ref.on_limit,
             "resets_at": period_end(ref.window, now).isoformat(),
+            "resets_in_seconds": (period_end(ref.window, now) - now).total_seconds(),
             "remaining": left,
         },
         type=SPEND_LIMIT_REACHED,

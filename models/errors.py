@@ -131,11 +131,20 @@ class PayloadCodecError(AgentServiceError, ValueError):
 
 class SpendLimitReached(AgentServiceError):
     """A model call's reservation was refused by a spend limit across runs (SPEND_LIMITS); the run ends
-    `budget_exceeded` naming `limit`, or (`on_limit = "wait"`) waits until `resets_at`."""
+    `budget_exceeded` naming `limit`, or (`on_limit = "wait"`) waits `resets_in_seconds` for the window to reset."""
 
-    def __init__(self, limit: str, on_limit: str, resets_at: str, spent: Usage | None = None) -> None:
+    def __init__(
+        self,
+        limit: str,
+        on_limit: str,
+        resets_in_seconds: float,
+        remaining: dict[str, float | None],
+        spent: Usage | None = None,
+    ) -> None:
         super().__init__(f"spend limit reached: {limit}")
         self.limit = limit
         self.on_limit = on_limit
-        self.resets_at = resets_at
+        self.resets_in_seconds = resets_in_seconds
+        """From the refusing worker's clock (the run's own clock is the workflow's)."""
+        self.remaining = remaining
         self.spent = spent

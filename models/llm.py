@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from models.conversation import Conversation, StoredConversation, ToolCall
 from models.run import Usage
+from models.spend_limits import SpendNote
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 """Output tokens one model call may produce, unless the budget leaves fewer."""
@@ -42,5 +43,7 @@ class LlmResponse(BaseModel):
     """For a conversation kept by reference: where it now ends (the reply included, or the summary in place)."""
     earlier_attempts: Usage | None = None
     """Replies earlier attempts of this call were billed for before they failed; they count against the budget."""
+    spend_limit: SpendNote | None = Field(None, exclude_if=lambda v: v is None)
+    """The run's tightest spend limit across runs after this call (SPEND_LIMITS), for its status."""
     summarised: int = 0
     """Messages a `summarise` task folded into the summary (0: nothing old enough to condense; no model call)."""

@@ -18,6 +18,7 @@ EVENT_TYPES = (
     "stage",
     "agent_turn",
     "handoff",
+    "spend_limit_wait",
     "run_finished",
 )
 """Every event type a run publishes; each event is JSON with `offset`, `type`, `at` and its own fields."""

@@ -158,6 +158,31 @@ class LedgerView(BaseModel):
         return {"tokens": tokens, "usd": usd}
 
 
+class SpendNote(BaseModel):
+    """The run's tightest spend limit as of its last model call, for its `status` query."""
+
+    limit: str
+    """`customer C123 day`."""
+    remaining: dict[str, float | None]
+    waiting_until: datetime | None = None
+    """Set while the run waits for the window to reset (`on_limit = "wait"`)."""
+
+
+def tightest(refs: list[LimitRef], views: list[LedgerView]) -> SpendNote | None:
+    """The limit with the smallest share of its cap left, and what is left of it."""
+    best: tuple[float, SpendNote] | None = None
+    for ref, view in zip(refs, views, strict=True):
+        left = view.remaining()
+        for unit in ("tokens", "usd"):
+            cap, rest = getattr(ref.cap, unit), left[unit]
+            if cap is None or rest is None:
+                continue
+            share = rest / cap if cap else 0.0
+            if best is None or share < best[0]:
+                best = (share, SpendNote(limit=f"{ref.label} {ref.window}", remaining=left))
+    return best[1] if best else None
+
+
 class LedgerCarry(BaseModel):
     """What one generation of a ledger hands to the next (continue-as-new)."""
 

@@ -9,6 +9,7 @@ turned into one (`_unless_cancelled`): it propagates, and the run closes Cancele
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -31,9 +32,12 @@ with workflow.unsafe.imports_passed_through():
     from models.llm import LlmRequest, LlmResponse
     from models.progress import PREVIEW_CHARS
     from models.run import Usage
+    from models.spend_limits import SpendNote
     from models.tooling import ToolInvocation
 
 R = TypeVar("R")
+RESET_MARGIN = timedelta(seconds=1)
+"""Waited beyond a window's reset, so the worker's clock, not only the run's, has passed it."""
 SPEND_LIMIT_REACHED = "SpendLimitReached"
 """The failure type activities/spend_guard.py gives a refused reservation (the same string, kept apart from it:
 workflow code imports no activity code)."""
@@ -56,8 +60,48 @@ class ArchiveFailed(AgentServiceError):
 async def call_llm(request: LlmRequest, *, summary: str, where: str, task_queue: str | None = None) -> LlmResponse:
     """One inference; failure after its retries is `LlmCallFailed` naming `where` (e.g. `at step 3`).
 
-    `task_queue`: the provider's own queue when the worker caps the fleet's rate (LLM_RATE_LIMITS).
+    `task_queue`: the provider's own queue when the worker caps the fleet's rate (LLM_RATE_LIMITS). A call a
+    spend limit refuses raises `SpendLimitReached`, or with `on_limit = "wait"` is made again after the reset.
     """
+    while True:
+        try:
+            response = await _call_llm(request, summary=summary, where=where, task_queue=task_queue)
+        except SpendLimitReached as exc:
+            if exc.on_limit != "wait":
+                raise
+            await wait_for_reset(exc)
+            continue
+        if response.spend_limit is not None:
+            _note_spend_limit(response.spend_limit)
+        return response
+
+
+async def wait_for_reset(exc: SpendLimitReached) -> None:
+    """Wait on a durable timer (no worker slot, no thread) until the refusing limit's window resets.
+
+    The wait is shown in the `status` query (`waiting_for`, `spend_limit.waiting_until`), the UI's current details
+    and the progress stream (`spend_limit_wait`).
+    """
+    until = workflow.now() + timedelta(seconds=exc.resets_in_seconds) + RESET_MARGIN
+    instance = workflow.instance()
+    _note_spend_limit(SpendNote(limit=exc.limit, remaining=exc.remaining, waiting_until=until))
+    waiting = f"spend limit {exc.limit} to reset at {until.isoformat()}"
+    instance._waiting_for = waiting
+    progress_of_run().publish("spend_limit_wait", limit=exc.limit, resets_at=until.isoformat())
+    workflow.set_current_details(f"**waiting** for {waiting}")
+    await workflow.sleep(until - workflow.now())
+    instance._waiting_for = None
+    _note_spend_limit(None)
+
+
+def _note_spend_limit(note: SpendNote | None) -> None:
+    """The run's status shows its tightest spend limit (workflows/handlers.py keeps it)."""
+    instance = workflow.instance()
+    if hasattr(instance, "_spend_limit"):
+        instance._spend_limit = note
+
+
+async def _call_llm(request: LlmRequest, *, summary: str, where: str, task_queue: str | None) -> LlmResponse:
     progress = progress_of_run()
     if progress.asks_activities:
         request = request.model_copy(update={"progress": True})
@@ -114,7 +158,7 @@ async def invoke_black_box(
         )
     except ActivityError as exc:
         _unless_cancelled(exc)
-        _unless_limit_reached(exc)
+        _unless_limit_reached(exc)  # a black box refused mid-run ends the run (its turns so far are counted)
         raise AgentRunFailed(
             f"agent {request.agent} failed at {where}: {_failure(exc)}", spent=reported_spend(exc)
         ) from exc
@@ -228,7 +272,8 @@ def _unless_limit_reached(exc: ActivityError) -> None:
         raise SpendLimitReached(
             str(found.get("limit", cause.message)),
             str(found.get("on_limit", "fail")),
-            str(found.get("resets_at", "")),
+            float(found.get("resets_in_seconds", 0.0)),
+            dict(found.get("remaining") or {}),
             reported_spend(exc),
         ) from None
 

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from models.approval import PENDING_MEMO, ApprovalRequest, Decision, memo_entry
     from models.approval_notice import ApprovalNotice
     from models.run import ApprovalPolicy, RunStatus, Usage
+    from models.spend_limits import SpendNote
     from models.status import StatusView
     from telemetry.metrics import record_approval, record_guardrail_rejection, record_run_end
     from telemetry.tracing import tracer
@@ -61,6 +62,8 @@ class RunHandlers:
         """The agent holding the conversation after a handoff (None: the run's own)."""
         self._stage: str | None = None
         self._waiting_for: str | None = None
+        self._spend_limit: SpendNote | None = None
+        """Set by workflows/calls.py from each model call's answer (SPEND_LIMITS)."""
         self._ended = False
         self._progress = RunProgress.disabled()  # the run opens its stream first thing (AgentWorkflow._lifecycle)
 
@@ -158,6 +161,7 @@ class RunHandlers:
             pattern=self.PATTERN,
             stage=self._stage,
             waiting_for=self._waiting_for,
+            spend_limit=self._spend_limit,
             step=ledger.steps if ledger else 0,
             usage=ledger.usage if ledger else Usage(),
             pending_approvals=self._book.pending_views(),

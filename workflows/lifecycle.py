@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from models.errors import RunFailed, SpendLimitReached
     from models.history import HistoryLimits
     from models.run import AgentRunInput, AgentRunResult, RunStatus
+    from models.spend_limits import SpendNote
     from tools.catalog import REGISTRY
     from tools.pinning import pin, registry_of
     from workflows.carry import RunCarry
@@ -94,6 +95,7 @@ class AgentWorkflow(RunHandlers):
         assert self._ledger is not None
         if exc.spent is not None and exc.spent.llm_calls:  # replies its failed attempts were billed for
             self._ledger.record_usage(exc.spent, "LLM replies of failed attempts")
+        self._spend_limit = SpendNote(limit=exc.limit, remaining=exc.remaining)
         reason = f"spend limit {exc.limit} reached"
         output = self._ledger.stop_summary(reason, ["the model call the limit refused, and everything after it"])
         workflow.set_current_details(f"**budget_exceeded**: {reason}")

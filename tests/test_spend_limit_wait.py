@@ -1,0 +1,65 @@
+"""`on_limit = "wait"`: a refused run waits durably for its window to reset, then goes on (real dev server).
+
+The worker's clock (activities/spend_guard.py `clock`) is moved to seconds before midnight UTC, so the day window
+resets during the test; the run's wait is a workflow timer of the time the refusal reported.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from devstack.fake_anthropic import Reply
+from progress.reader import follow_events
+from tests.conftest import workflow_id
+from tests.helpers import eventually
+from tests.spend_support import customer, limited_worker, limits_toml, tokens_of, with_limits
+
+BUDGET = {"max_tokens": 1500}
+
+
+async def test_a_run_waits_for_the_window_reset_then_finishes(client, settings, fake_llm, tmp_path, monkeypatch):
+    from activities import spend_guard
+
+    who = customer()
+    # Replies spend their whole allowance, so a call's reservation is close to what a run spends.
+    fake_llm.responder = lambda body: Reply(text="ok", output_tokens=body["max_tokens"] * 3 // 4)
+    async with limited_worker(client, settings):  # no limits: what one run spends
+        probe = await client.execute_workflow(
+            "AgentLoopWorkflow",
+            {"prompt": "wait", "budget": BUDGET},
+            id=workflow_id("probe"),
+            task_queue=settings.task_queue,
+        )
+    one = tokens_of(probe)
+    limited = with_limits(settings, limits_toml(who, on_limit="wait", tokens=one * 3 // 2), tmp_path)
+    midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    shift = [timedelta(0)]
+
+    def end_day_in(seconds: float) -> None:  # the worker's day ends `seconds` from now
+        shift[0] = midnight - timedelta(seconds=seconds) - datetime.now(UTC)
+
+    end_day_in(3600)
+    monkeypatch.setattr(spend_guard, "clock", lambda: datetime.now(UTC) + shift[0])
+    run = {"prompt": "wait", "customer_id": who, "budget": BUDGET}
+    async with limited_worker(client, limited):
+        first = await client.execute_workflow(
+            "AgentLoopWorkflow", run, id=workflow_id("spend-first"), task_queue=settings.task_queue
+        )
+        end_day_in(4)  # still the same day as the first run's spend
+        waiting = await client.start_workflow(
+            "AgentLoopWorkflow", run, id=workflow_id("spend-wait"), task_queue=settings.task_queue
+        )
+
+        async def waits() -> dict:
+            status = await waiting.query("status")
+            return status if status.get("waiting_for") else {}
+
+        status = await eventually(waits, timeout=10)
+        assert status["waiting_for"].startswith(f"spend limit customer {who} day tokens to reset at")
+        assert status["spend_limit"]["waiting_until"] and status["state"] == "running"
+        second = await waiting.result()
+        events = [e async for e in follow_events(client, waiting.id)]  # the run's stream answers while a worker polls
+    assert first["status"] == "completed" and second["status"] == "completed"
+    assert tokens_of(second) == one
+    [wait] = [e for e in events if e["type"] == "spend_limit_wait"]
+    assert wait["limit"] == f"customer {who} day tokens" and wait["resets_at"]
