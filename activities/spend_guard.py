@@ -41,6 +41,7 @@ from models.spend_limits import (
     period_of,
     tightest,
 )
+from telemetry.metrics import activity_meter, record_spend_limit
 from tools.registry import Tool
 
 SPEND_LIMIT_REACHED = "SpendLimitReached"
@@ -157,6 +158,8 @@ class SpendGuard:
                 for ref in refs
             )
         )
+        for ref, view in zip(refs, views, strict=True):
+            _gauges(ref, view)
         return views
 
 
@@ -236,6 +239,20 @@ def _calls_of_attempt() -> int:
         for old in list(_ATTEMPT_CALLS)[:5000]:
             del _ATTEMPT_CALLS[old]
     return _ATTEMPT_CALLS[slot]
+
+
+def _gauges(ref: LimitRef, view: LedgerView) -> None:
+    """The worker's Prometheus gauges of this limit, as its ledger just answered (`agent_spend_limit`)."""
+    record_spend_limit(
+        activity_meter(),
+        limit=f"{ref.label} {ref.window}",
+        figures={
+            "spent": {"tokens": view.spent_tokens, "usd": view.spent_usd},
+            "reserved": {"tokens": view.reserved_tokens, "usd": view.reserved_usd},
+            "remaining": view.remaining(),
+            "cap": {"tokens": ref.cap.tokens, "usd": ref.cap.usd},
+        },
+    )
 
 
 def _hold() -> timedelta:

@@ -24,6 +24,8 @@ FAST_DYNAMIC_CONFIG = (
     # Timers (heartbeat and sticky timeouts, retry backoffs, approval deadlines) fire within 10 ms of
     # their time instead of up to the default 1 s late: recovery after a crash waits on two of them.
     'history.timerProcessorMaxTimeShift="10ms"',
+    # Task queues dispatch by fairness key (runs of one customer cannot starve another's: docs/spend-limits.md).
+    "matching.enableFairness=true",
 )
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 

@@ -32,6 +32,7 @@ from models.blackbox import BlackBoxInput
 from models.hybrid import HybridInput
 from models.run import AgentRunInput
 from models.search_attributes import TENANT_ID
+from models.spend_limits import fairness
 
 INPUT_MODELS: dict[str, type[AgentRunInput]] = {
     "AgentLoopWorkflow": AgentRunInput,
@@ -108,6 +109,7 @@ async def start_run(request: Request) -> Response:
             memo={REQUEST_DIGEST_MEMO: digest, "gateway_started_by": who.identity, TENANT_MEMO: who.tenant},
             search_attributes=TypedSearchAttributes([SearchAttributePair(TENANT_ID, who.tenant)]),
             static_summary=f"started through the gateway by {who.identity} (tenant {who.tenant})",
+            priority=fairness(settings.spend_limits, body.input.get("customer_id")),
         )
     except WorkflowAlreadyStartedError:
         return await _existing_run(client, who, workflow_id, digest)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from temporalio.common import Priority
 
 ALL = "*"
 DEFAULT = "default"
@@ -86,6 +87,17 @@ def _refs(label: str, scope: str, table: LimitTable) -> list[LimitRef]:
         for w, cap in (("day", table.day), ("month", table.month))
         if cap is not None
     ]
+
+
+def fairness(limits: SpendLimits | None, customer_id: object) -> Priority:
+    """The `Priority` a run starts with: fairness key = its customer (`-` without one), weight from the file.
+
+    Its activities inherit it, so both workflow and activity tasks are dispatched fairly between customers.
+    """
+    customer = customer_id if isinstance(customer_id, str) and customer_id else NO_CUSTOMER
+    table = limits.table_of(customer) if limits is not None else None
+    key = customer.encode()[:64].decode(errors="ignore")  # the server takes at most 64 bytes
+    return Priority(fairness_key=key, fairness_weight=table.fairness_weight if table else 1.0)
 
 
 def period_of(window: str, now: datetime) -> str:

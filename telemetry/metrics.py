@@ -19,6 +19,7 @@ TOOL_CALLS = "agent_tool_calls"
 APPROVALS = "agent_approvals"
 APPROVAL_WAIT = "agent_approval_wait_seconds"
 GUARDRAIL_REJECTIONS = "agent_guardrail_rejections"
+SPEND_LIMIT = "agent_spend_limit"
 
 
 def activity_meter() -> MetricMeter:
@@ -63,3 +64,12 @@ def record_approval(meter: MetricMeter, *, kind: str, outcome: str, waited_secon
 def record_guardrail_rejection(meter: MetricMeter, *, reason: str) -> None:
     """A step the guardrails refused: a tool call that failed its checks, a budget ceiling, an invalid plan."""
     meter.create_counter(GUARDRAIL_REJECTIONS, "Steps refused by guardrails, by reason").add(1, {"reason": reason})
+
+
+def record_spend_limit(meter: MetricMeter, *, limit: str, figures: dict[str, dict[str, float | None]]) -> None:
+    """Gauges of one spend limit as its ledger last answered: `figures[kind][unit]`, kind spent/reserved/remaining/cap."""
+    gauge = meter.create_gauge_float(SPEND_LIMIT, "Spend limits across runs: spent, reserved, remaining and cap")
+    for kind, units in figures.items():
+        for unit, value in units.items():
+            if value is not None:
+                gauge.set(float(value), {"limit": limit, "kind": kind, "unit": unit})
