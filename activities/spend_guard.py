@@ -24,6 +24,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from models.budget import estimate_tokens
 from models.conversation import Conversation
 from models.llm import LlmResponse
 from models.pricing import cost_usd
@@ -208,13 +209,12 @@ class GuardedProvider:
         self, *, model: str, system: str, conversation: Conversation, tools: list[Tool], max_tokens: int
     ) -> LlmResponse:
         """The wrapped provider's `complete`, reserved and settled."""
-        from models.budget import estimate_tokens
-
+        # The whole request as the provider sees it, tools' schemas included, at the conservative ratio: errs high.
         estimate = estimate_tokens(
             {
                 "system": system,
                 "messages": [m.model_dump(mode="json") for m in conversation.messages],
-                "tools": [t.name for t in tools],
+                "tools": [{"name": t.name, "description": t.description, "schema": t.input_schema()} for t in tools],
             }
         )
         return await self.spend_guard.call(

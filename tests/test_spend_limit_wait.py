@@ -6,13 +6,14 @@ resets during the test; the run's wait is a workflow timer of the time the refus
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from devstack.fake_anthropic import Reply
 from progress.reader import follow_events
 from tests.conftest import workflow_id
 from tests.helpers import eventually
-from tests.spend_support import customer, limited_worker, limits_toml, tokens_of, with_limits
+from tests.spend_support import customer, ledger, limited_worker, limits_toml, tokens_of, with_limits
 
 BUDGET = {"max_tokens": 1500}
 
@@ -20,18 +21,24 @@ BUDGET = {"max_tokens": 1500}
 async def test_a_run_waits_for_the_window_reset_then_finishes(client, settings, fake_llm, tmp_path, monkeypatch):
     from activities import spend_guard
 
-    who = customer()
-    # Replies spend their whole allowance, so a call's reservation is close to what a run spends.
-    fake_llm.responder = lambda body: Reply(text="ok", output_tokens=body["max_tokens"] * 3 // 4)
-    async with limited_worker(client, settings):  # no limits: what one run spends
-        probe = await client.execute_workflow(
+    who, probe_customer = customer(), customer()
+    fake_llm.responder = lambda body: Reply(text="ok", delay=1.0, output_tokens=body["max_tokens"] * 3 // 4)
+    probing = with_limits(settings, limits_toml(probe_customer, tokens=10**9), tmp_path)
+    async with limited_worker(client, probing):  # what one run spends, and what its call reserves
+        handle = await client.start_workflow(
             "AgentLoopWorkflow",
-            {"prompt": "wait", "budget": BUDGET},
+            {"prompt": "wait", "budget": BUDGET, "customer_id": probe_customer},
             id=workflow_id("probe"),
             task_queue=settings.task_queue,
         )
-    one = tokens_of(probe)
-    limited = with_limits(settings, limits_toml(who, on_limit="wait", tokens=one * 3 // 2), tmp_path)
+
+        async def held() -> int:
+            return (await ledger(client, probing, probe_customer)).reserved_tokens
+
+        reserved = await eventually(held, timeout=10)
+        one = tokens_of(await handle.result())
+    # One reservation fits a fresh day, but not beside the first run's spend.
+    limited = with_limits(settings, limits_toml(who, on_limit="wait", tokens=reserved + one - 1), tmp_path)
     midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     shift = [timedelta(0)]
 
@@ -42,9 +49,10 @@ async def test_a_run_waits_for_the_window_reset_then_finishes(client, settings, 
     monkeypatch.setattr(spend_guard, "clock", lambda: datetime.now(UTC) + shift[0])
     run = {"prompt": "wait", "customer_id": who, "budget": BUDGET}
     async with limited_worker(client, limited):
-        first = await client.execute_workflow(
+        first_handle = await client.start_workflow(
             "AgentLoopWorkflow", run, id=workflow_id("spend-first"), task_queue=settings.task_queue
         )
+        first = await asyncio.wait_for(first_handle.result(), timeout=30)  # a refusal here would wait for midnight
         end_day_in(4)  # still the same day as the first run's spend
         waiting = await client.start_workflow(
             "AgentLoopWorkflow", run, id=workflow_id("spend-wait"), task_queue=settings.task_queue
@@ -57,7 +65,7 @@ async def test_a_run_waits_for_the_window_reset_then_finishes(client, settings, 
         status = await eventually(waits, timeout=10)
         assert status["waiting_for"].startswith(f"spend limit customer {who} day tokens to reset at")
         assert status["spend_limit"]["waiting_until"] and status["state"] == "running"
-        second = await waiting.result()
+        second = await asyncio.wait_for(waiting.result(), timeout=30)
         events = [e async for e in follow_events(client, waiting.id)]  # the run's stream answers while a worker polls
     assert first["status"] == "completed" and second["status"] == "completed"
     assert tokens_of(second) == one

@@ -123,7 +123,8 @@ class FittedResponsesModel(OpenAIResponsesModel):
         if self._guard is None:
             return None
         call = bound.arguments
-        estimate = estimate_tokens({"system": call["system_instructions"], "input": call["input"]})
+        schemas = [getattr(t, "params_json_schema", None) or getattr(t, "name", str(t)) for t in call["tools"]]
+        estimate = estimate_tokens({"system": call["system_instructions"], "input": call["input"], "tools": schemas})
         output = call["model_settings"].max_tokens or self._max_output
         return await self._guard.reserve(model=self._full_model, input_tokens=estimate, max_output=output)
 
