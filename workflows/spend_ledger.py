@@ -16,7 +16,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
+
+from workflows import versioning
 
 with workflow.unsafe.imports_passed_through():
     from models.spend_limits import LedgerCarry, LedgerView, Reservation, ReserveRequest, SettleRequest, WindowCap
@@ -145,7 +146,7 @@ def _fits(cap: WindowCap, tokens: int, usd: float) -> bool:
     return (cap.tokens is None or tokens <= cap.tokens) and (cap.usd is None or usd <= cap.usd + 1e-9)
 
 
-@workflow.defn(name="SpendLedgerWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="SpendLedgerWorkflow", versioning_behavior=versioning.SPEND_LEDGER)
 class VersionedSpendLedgerWorkflow(SpendLedgerWorkflow):
     """The ledger on a worker of a Worker Deployment: it lives for a whole window, so it moves to each new version
     (its state is all in its carry, and it continues as new often)."""

@@ -21,6 +21,8 @@ from temporalio.workflow import ContinueAsNewVersioningBehavior
 AGENT_LOOP = VersioningBehavior.PINNED
 BLACK_BOX = VersioningBehavior.PINNED
 HYBRID = VersioningBehavior.AUTO_UPGRADE
+SPEND_LEDGER = VersioningBehavior.AUTO_UPGRADE
+"""A spend-limit ledger lives for a whole window, its state all in its carry: it moves to each new version."""
 
 ON_CONTINUE_AS_NEW = ContinueAsNewVersioningBehavior.AUTO_UPGRADE
 """A new generation starts on the deployment's current version (then keeps its type's behavior): the upgrade
@@ -38,6 +40,7 @@ def on_continue_as_new() -> ContinueAsNewVersioningBehavior | None:
 BEHAVIORS = {
     "AgentLoopWorkflow": AGENT_LOOP,
     "BlackBoxAgentWorkflow": BLACK_BOX,
+    "SpendLedgerWorkflow": SPEND_LEDGER,
     "HybridAgentWorkflow": HYBRID,
 }
 """Workflow type -> behavior, for the docs and the patch-retirement command."""
