@@ -9,13 +9,12 @@ turned into one (`_unless_cancelled`): it propagates, and the run closes Cancele
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
 
-from workflows import activity_options, patches
+from workflows import activity_options, patches, spend_wait
 from workflows.activity_options import ActivityOptions
 from workflows.progress import progress_of_run
 
@@ -32,12 +31,9 @@ with workflow.unsafe.imports_passed_through():
     from models.llm import LlmRequest, LlmResponse
     from models.progress import PREVIEW_CHARS
     from models.run import Usage
-    from models.spend_limits import SpendNote
     from models.tooling import ToolInvocation
 
 R = TypeVar("R")
-RESET_MARGIN = timedelta(seconds=1)
-"""Waited beyond a window's reset, so the worker's clock, not only the run's, has passed it."""
 SPEND_LIMIT_REACHED = "SpendLimitReached"
 """The failure type activities/spend_guard.py gives a refused reservation (the same string, kept apart from it:
 workflow code imports no activity code)."""
@@ -69,36 +65,11 @@ async def call_llm(request: LlmRequest, *, summary: str, where: str, task_queue:
         except SpendLimitReached as exc:
             if exc.on_limit != "wait":
                 raise
-            await wait_for_reset(exc)
+            await spend_wait.wait_for_reset(exc)
             continue
-        if response.spend_limit is not None:
-            _note_spend_limit(response.spend_limit)
+        if response.spend_limit is not None and (run := spend_wait.run_status()) is not None:
+            run.show_spend_limit(response.spend_limit)
         return response
-
-
-async def wait_for_reset(exc: SpendLimitReached) -> None:
-    """Wait on a durable timer (no worker slot, no thread) until the refusing limit's window resets.
-
-    The wait is shown in the `status` query (`waiting_for`, `spend_limit.waiting_until`), the UI's current details
-    and the progress stream (`spend_limit_wait`).
-    """
-    until = workflow.now() + timedelta(seconds=exc.resets_in_seconds) + RESET_MARGIN
-    instance = workflow.instance()
-    _note_spend_limit(SpendNote(limit=exc.limit, remaining=exc.remaining, waiting_until=until))
-    waiting = f"spend limit {exc.limit} to reset at {until.isoformat()}"
-    instance._waiting_for = waiting
-    progress_of_run().publish("spend_limit_wait", limit=exc.limit, resets_at=until.isoformat())
-    workflow.set_current_details(f"**waiting** for {waiting}")
-    await workflow.sleep(until - workflow.now())
-    instance._waiting_for = None
-    _note_spend_limit(None)
-
-
-def _note_spend_limit(note: SpendNote | None) -> None:
-    """The run's status shows its tightest spend limit (workflows/handlers.py keeps it)."""
-    instance = workflow.instance()
-    if hasattr(instance, "_spend_limit"):
-        instance._spend_limit = note
 
 
 async def _call_llm(request: LlmRequest, *, summary: str, where: str, task_queue: str | None) -> LlmResponse:

@@ -63,9 +63,17 @@ class RunHandlers:
         self._stage: str | None = None
         self._waiting_for: str | None = None
         self._spend_limit: SpendNote | None = None
-        """Set by workflows/calls.py from each model call's answer (SPEND_LIMITS)."""
+        """Set by workflows/calls.py from each model call's answer (SPEND_LIMITS), through `show_spend_limit`."""
         self._ended = False
         self._progress = RunProgress.disabled()  # the run opens its stream first thing (AgentWorkflow._lifecycle)
+
+    def show_spend_limit(self, note: SpendNote | None) -> None:
+        """The run's tightest spend limit and its remainder, for `status` (None: none applies)."""
+        self._spend_limit = note
+
+    def show_waiting(self, waiting_for: str | None) -> None:
+        """What the run waits for, for `status` (None: nothing)."""
+        self._waiting_for = waiting_for
 
     def _set_state(self, state: RunStatus) -> None:
         self._state = state
