@@ -28,8 +28,16 @@ def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> s
 
 def install_wheel(work: Path) -> Path:
     """Build the wheel into `work` and install it alone in `work/venv`; the venv's directory."""
-    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would ship a stale build/lib's deleted modules
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", work, ROOT, cwd=work)
+    # Built from a copy of the tracked tree: setuptools writes build/ and *.egg-info into the tree it builds, where a
+    # stale build/lib would ship deleted modules and another build (a second checkout's run, a developer's) could
+    # meet this one.
+    source = work / "source"
+    tracked = run("git", "ls-files", "-z", cwd=ROOT).split("\0")
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", work, source, cwd=work)
     (wheel,) = work.glob(WHEEL_GLOB)
     deps = work / "deps"
     deps.mkdir()

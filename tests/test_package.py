@@ -25,8 +25,8 @@ pytestmark = pytest.mark.xdist_group("wheel")
 """With tests/test_container.py on one xdist worker: the wheel is built once, and two builds never share build/."""
 
 PRODUCT_PACKAGES = {
-    "activities", "archives", "config", "gateway", "models", "payloads", "progress", "releases", "service", "telemetry",
-    "tools", "workflows",
+    "activities", "archives", "config", "gateway", "models", "payloads", "progress", "releases", "service", "spend",
+    "telemetry", "tools", "workflows",
 }  # fmt: skip
 
 
