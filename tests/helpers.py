@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import inspect
@@ -160,3 +161,18 @@ async def file_agents_worker(client: Any) -> AsyncIterator[Any]:
             yield settings
     finally:
         await loaded.close()
+
+
+def parse_python(path: Path) -> ast.Module:
+    """`ast.parse` of a source file, retried past CPython 3.11's thread-unsafe AST depth check (gh-106905).
+
+    Another thread of the test process (a worker's logging formatting a traceback, which parses the line for its
+    carets) can move the interpreter-wide counter mid-conversion; the parse itself is pure, so a retry is exact.
+    """
+    for attempt in range(3):
+        try:
+            return ast.parse(path.read_text(), str(path))
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")

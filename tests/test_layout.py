@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, parse_python
 
 PACKAGES = (
     "activities",
@@ -31,7 +31,7 @@ def package_imports() -> dict[str, set[str]]:
             continue
         graph[package] = set()
         for path in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            for node in ast.walk(parse_python(path)):
                 names = (
                     [a.name for a in node.names]
                     if isinstance(node, ast.Import)

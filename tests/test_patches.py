@@ -9,7 +9,7 @@ from pathlib import Path
 
 from devstack.fake_anthropic import Reply
 from tests.conftest import workflow_id
-from tests.helpers import patch_ids, patches_on, pending_approvals
+from tests.helpers import parse_python, patch_ids, patches_on, pending_approvals
 from tests.replay_check import assert_replays
 from workflows.patches import INTRODUCED_IN, PATCH_SETS, marker
 
@@ -20,7 +20,7 @@ NOTE = {"title": "Answer", "body": "1200"}
 def test_patches_are_asked_only_through_the_patch_sets():
     callers = []
     for path in sorted(WORKFLOWS.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_python(path)):
             asks = isinstance(node, ast.Attribute) and node.attr in ("patched", "deprecate_patch")
             if asks and isinstance(node.value, ast.Name) and node.value.id == "workflow" and path.name != "patches.py":
                 callers.append(f"{path.name}:{node.lineno}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.helpers import parse_python
 from workflows import activity_options
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 
 
 def _imports_from_workflows(path: Path) -> list[tuple[str, str]]:
-    tree = ast.parse(path.read_text())
+    tree = parse_python(path)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("workflows."):

@@ -30,7 +30,7 @@ _MAX_MAGNITUDE = 1e100
 def evaluate(expression: str) -> float | int:
     """Evaluate + - * / // % ** and parentheses over numbers; anything else is a ToolInputError."""
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        tree = _parse(expression.strip())
     except SyntaxError as exc:
         raise ToolInputError(f"not an arithmetic expression: {expression!r} ({exc.msg})") from None
     except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
@@ -43,6 +43,21 @@ def evaluate(expression: str) -> float | int:
         raise ToolInputError("result is out of range") from None
     except (ArithmeticError, ValueError, RecursionError) as exc:  # every numeric failure is the model's to fix
         raise ToolInputError(f"cannot compute {expression!r}: {exc or type(exc).__name__}") from None
+
+
+def _parse(expression: str) -> ast.Expression:
+    """`ast.parse`, retried past CPython 3.11's thread-unsafe AST depth check (gh-106905, fixed in 3.12).
+
+    A traceback formatted on another thread parses its line too and can move the interpreter-wide counter mid-way;
+    parsing is pure, so a retry gives the exact answer instead of failing the tool with a SystemError.
+    """
+    for attempt in range(3):
+        try:
+            return ast.parse(expression, mode="eval")
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _eval(node: ast.AST) -> float | int:
