@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devstack.fake_anthropic import Reply
+from devstack.fake_anthropic import Reply, estimate_tokens
 from tests.conftest import workflow_id
 from tests.helpers import eventually
 from tests.spend_support import customer, ledger, limited_worker, limits_toml, tokens_of, with_limits
@@ -97,7 +97,13 @@ async def test_spend_settles_exactly_and_a_refused_call_ends_the_run_naming_the_
 async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(client, settings, fake_llm, tmp_path):
     who = customer()
     # Replies use much of their allowance, so a reservation (input estimate + allowance) is near what is spent.
-    fake_llm.responder = lambda body: Reply(text="ok", delay=0.05, output_tokens=body["max_tokens"] * 3 // 4)
+    billed: list[int] = []  # what the provider served, call by call: the truth the ledger must match
+
+    def respond(body):
+        billed.append(estimate_tokens(body["messages"]) + body["max_tokens"] * 3 // 4)
+        return Reply(text="ok", delay=0.05, output_tokens=body["max_tokens"] * 3 // 4)
+
+    fake_llm.responder = respond
     async with limited_worker(client, settings):  # no limits: what one run spends
         one = await client.execute_workflow(
             "AgentLoopWorkflow",
@@ -106,6 +112,7 @@ async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(cli
             task_queue=settings.task_queue,
         )
     cap = 20 * tokens_of(one)  # about twenty runs' worth
+    billed.clear()
     capped = with_limits(settings, limits_toml(who, tokens=cap), tmp_path)
     async with limited_worker(client, capped):
         results = await asyncio.gather(
@@ -123,9 +130,16 @@ async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(cli
     statuses = [r["status"] for r in results]
     spent = sum(tokens_of(r) for r in results)
     assert set(statuses) == {"completed", "budget_exceeded"}, statuses
-    assert view.spent_tokens == spent <= cap and view.reservations == 0
+    # The ledger counts every call the provider served, within the cap. The runs' own totals may count less:
+    # an attempt Temporal timed out (a missed heartbeat on a starved machine) was served, and paid, but its
+    # result was never recorded, and its retry paid again.
+    assert view.spent_tokens == sum(billed) <= cap and view.reservations == 0
+    assert spent <= view.spent_tokens
     assert statuses.count("completed") <= 20
-    print(f"race: cap {cap}, spent {spent}, {statuses.count('completed')} of 50 completed")
+    print(
+        f"race: cap {cap}, billed {sum(billed)} ({len(billed)} calls), runs report {spent}, "
+        f"{statuses.count('completed')} of 50 completed"
+    )
 
 
 async def test_a_killed_workers_hold_is_taken_over_by_the_retry_and_counted_once(

@@ -323,7 +323,8 @@ async def run_workflow(client, queue, workflow, payload, prefix):
     result = await handle.result()
     history = await handle.fetch_history()
     retried = [
-        (e.activity_task_started_event_attributes.attempt, failure.application_failure_info.type)
+        # A failure that is not the activity's own (a timeout) shows its message: "activity Heartbeat timeout".
+        (e.activity_task_started_event_attributes.attempt, failure.application_failure_info.type or failure.message)
         for e in history.events
         if e.HasField("activity_task_started_event_attributes")
         and (failure := e.activity_task_started_event_attributes.last_failure).message
