@@ -33,7 +33,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "Last-Event-ID (or from_offset) is not an integer",
         401: "missing or unknown token",
-        403: "the token lacks the role, or is not an allowed approver",
+        403: "the token lacks the role, is not an allowed approver, or names another tenant's customer",
         404: "no such run or request",
         409: "conflict: another body under this key or id, already decided, expired, or the run ended",
         413: "the body is over GATEWAY_MAX_BODY_BYTES (refused unread; the connection is closed)",

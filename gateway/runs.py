@@ -26,7 +26,7 @@ from gateway.http import ApiError, caller, first_problem, json_body, ok
 from gateway.known_agents import KnownAgents
 from gateway.models import RunStarted, RunView, StartRun
 from gateway.temporal import QUERY_TIMEOUT, describe, status_of
-from gateway.tenants import TENANT_MEMO, owned_run
+from gateway.tenants import TENANT_MEMO, check_customer, owned_run
 from gateway.tokens import Caller
 from models.blackbox import BlackBoxInput
 from models.hybrid import HybridInput
@@ -90,6 +90,9 @@ async def start_run(request: Request) -> Response:
     who = caller(request, "starter")
     body = await json_body(request, StartRun)
     check_input(body, request.app.state.agents)
+    check_customer(
+        who, body.input.get("customer_id"), request.app.state.settings.spend_limits, request.app.state.tokens
+    )
     key = request.headers.get("idempotency-key") or None
     if key is not None and not (1 <= len(key) <= 200):
         raise ApiError(422, "Idempotency-Key: must be 1 to 200 characters", "Idempotency-Key")

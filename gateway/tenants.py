@@ -14,8 +14,9 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHand
 
 from gateway.http import ApiError
 from gateway.temporal import describe
-from gateway.tokens import DEFAULT_TENANT, Caller
+from gateway.tokens import DEFAULT_TENANT, Caller, TokenBook
 from models.search_attributes import TENANT_ID
+from models.spend_limits import SpendLimits
 
 TENANT_MEMO = "tenant"
 
@@ -33,6 +34,23 @@ async def owned_run(
     if not who.sees(run_tenant(description)):
         raise ApiError(404, f"no run with workflow id {workflow_id!r}")
     return handle, description
+
+
+def check_customer(who: Caller, customer_id: object, limits: SpendLimits | None, book: TokenBook) -> None:
+    """403 when a run `who` starts would spend another tenant's customer: the one SPEND_LIMITS gives a tenant
+    (`tenant = "..."` in its table), else a customer named like another tenant (whose `GET /v1/usage` shows it).
+
+    A run's customer picks the spend limits it draws on and its fairness key: naming another tenant's customer
+    would spend that tenant's budget and take its share of dispatch. Customers nobody owns stay open to all.
+    """
+    if not isinstance(customer_id, str) or not customer_id or who.may("admin"):
+        return
+    declared = limits.declared_tenant(customer_id) if limits is not None else None
+    owner = declared or (customer_id if customer_id in book.tenants else None)
+    if owner is not None and owner != who.tenant:
+        raise ApiError(
+            403, f"input.customer_id: customer {customer_id!r} belongs to another tenant", "input.customer_id"
+        )
 
 
 def visible_runs(who: Caller) -> str:

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.errors import ConfigError
+from models.search_attributes import TENANT_NAME
 
 ROLES = frozenset({"starter", "approver", "admin"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 DEFAULT_TENANT = "default"
 """The tenant of tokens that name none, and of runs that record none (started with the CLI or the SDK)."""
-_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-"""A tenant name: it is written into a search attribute and a visibility query, so no quotes or spaces."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,11 @@ class TokenBook:
     """The accepted tokens, by digest; a lookup compares against every entry in constant time."""
 
     entries: tuple[tuple[str, Caller], ...]
+
+    @property
+    def tenants(self) -> frozenset[str]:
+        """Every tenant some token belongs to."""
+        return frozenset(caller.tenant for _, caller in self.entries)
 
     def authenticate(self, token: str) -> Caller | None:
         """The caller `token` belongs to, or None; never short-circuits, so timing tells nothing."""
@@ -87,7 +91,7 @@ def load_tokens(path: str) -> TokenBook:
         if not isinstance(roles, list) or not set(roles) <= ROLES:
             raise ConfigError(f"{where}: roles must be a list of {', '.join(sorted(ROLES))}")
         tenant = entry.get("tenant", DEFAULT_TENANT)
-        if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
+        if not isinstance(tenant, str) or not TENANT_NAME.fullmatch(tenant):
             raise ConfigError(f"{where}: tenant must be 1-64 letters, digits, '.', '_' or '-', starting with one")
         entries.append((digest, Caller(identity=identity, roles=frozenset(roles), tenant=tenant)))
     digests = [d for d, _ in entries]

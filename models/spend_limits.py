@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.common import Priority
 
+from models.search_attributes import TENANT_NAME
+
 ALL = "*"
 DEFAULT = "default"
 NO_CUSTOMER = "-"
@@ -43,6 +45,9 @@ class LimitTable(BaseModel):
     month: WindowCap | None = None
     on_limit: Literal["fail", "wait"] = "fail"
     fairness_weight: float = Field(1.0, gt=0, le=1000)
+    tenant: str | None = Field(None, pattern=rf"^{TENANT_NAME.pattern}$")
+    """The gateway tenant this customer belongs to: another tenant's token may not start runs that spend its limits
+    (403), and this tenant's `GET /v1/usage` shows them. Without it, a customer is its tenant's of the same name."""
 
 
 class SpendLimits(BaseModel):
@@ -61,6 +66,15 @@ class SpendLimits(BaseModel):
         if ALL in self.limits:
             refs += _refs("all customers", ALL, self.limits[ALL])
         return refs
+
+    def customers_of(self, tenant: str) -> set[str]:
+        """The customers whose limits `tenant` may spend and see: its namesake and those the file gives it."""
+        return {tenant} | {name for name, table in self.limits.items() if table.tenant == tenant}
+
+    def declared_tenant(self, customer_id: str) -> str | None:
+        """The tenant `customer_id`'s own table gives it, if any."""
+        own = self.limits.get(customer_id) if customer_id not in (ALL, DEFAULT) else None
+        return own.tenant if own is not None else None
 
     def table_of(self, customer_id: str | None) -> LimitTable | None:
         """The customer's own table, else `default`."""

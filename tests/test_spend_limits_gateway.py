@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+from pydantic import ValidationError
+
 from devstack.dev_server import free_port
 from devstack.fake_anthropic import Reply
+from gateway.http import ApiError
+from gateway.tenants import check_customer
+from gateway.tokens import Caller, TokenBook
+from models.spend_limits import SpendLimits
 from tests.gateway_support import gateway_client, running_gateway, with_gateway
 from tests.spend_support import customer, limited_worker, limits_toml, tokens_of, with_limits
+
+PEOPLE = (("acme-bot", ["starter"], "acme"), ("globex-bot", ["starter"], "globex"), ("ops", ["admin"], "default"))
 
 
 async def test_usage_shows_the_callers_tenant_only_and_runs_carry_the_customers_fairness(
@@ -43,6 +52,8 @@ async def test_usage_shows_the_callers_tenant_only_and_runs_carry_the_customers_
         priority = (await handle.describe()).raw_info.priority
         mine = (await http.get("/v1/usage", headers=auth("ten"))).json()
         theirs = (await http.get("/v1/usage", headers=auth("other"))).json()
+        # Another tenant may not spend this tenant's customer (its budget, its share of dispatch).
+        poached = await http.post("/v1/runs", json=body, headers=auth("other"))
         anonymous = await http.get("/v1/usage")
     assert priority.fairness_key == who and priority.fairness_weight == 3.0
     [row] = mine["limits"]
@@ -50,3 +61,24 @@ async def test_usage_shows_the_callers_tenant_only_and_runs_carry_the_customers_
     assert row["spent"]["tokens"] == tokens_of(result) and row["reserved"]["tokens"] == 0
     assert row["remaining"]["tokens"] == 1_000_000 - tokens_of(result)
     assert theirs["limits"] == [] and anonymous.status_code == 401
+    assert poached.status_code == 403 and poached.json()["field"] == "input.customer_id", poached.text
+    assert poached.json()["detail"] == f"input.customer_id: customer {who!r} belongs to another tenant"
+
+
+def test_a_customer_the_limits_file_gives_a_tenant_is_that_tenants_alone():
+    limits = SpendLimits.model_validate(
+        {"limits": {"C123": {"day": {"usd": 5.0}, "tenant": "acme"}, "C9": {"day": {"usd": 1.0}}}}
+    )
+    book = TokenBook(tuple((n, Caller(identity=n, roles=frozenset(r), tenant=t)) for n, r, t in PEOPLE))
+    acme, globex, admin = (caller for _, caller in book.entries)
+    check_customer(acme, "C123", limits, book)  # its own
+    check_customer(admin, "C123", limits, book)  # an admin may start any customer's runs
+    for unowned in ("C9", "someone-new", None, ""):  # customers nobody owns stay open to all
+        check_customer(globex, unowned, limits, book)
+    for owned in ("C123", "acme"):  # declared in the file; named like a tenant
+        with pytest.raises(ApiError) as refused:
+            check_customer(globex, owned, limits, book)
+        assert refused.value.status == 403 and refused.value.field == "input.customer_id"
+    assert limits.customers_of("acme") == {"acme", "C123"} and limits.customers_of("globex") == {"globex"}
+    with pytest.raises(ValidationError, match="tenant"):
+        SpendLimits.model_validate({"limits": {"C1": {"day": {"usd": 1.0}, "tenant": "a b"}}})
