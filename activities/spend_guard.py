@@ -1,8 +1,9 @@
 """Reserve before, settle after: the one function every model call of the product goes through (`SpendGuard.call`).
 
-`GuardedProvider` wraps each `LlmProvider`, so the loop's `call_llm`, the planner, screening, summaries and the
-Claude black box are guarded without knowing it; the OpenAI black box calls `SpendGuard.call` itself
-(activities/black_box/openai_model.py), since the Agents SDK makes its calls through its own client.
+`GuardedProvider` (activities/guarded_provider.py) wraps each `LlmProvider`, so the loop's `call_llm`, the planner,
+screening, summaries and the Claude black box are guarded without knowing it; the OpenAI black box reserves
+itself and ends its holds by the same rule (`Hold.end`; activities/black_box/openai_model.py), since the Agents
+SDK makes its calls through its own client.
 
 A call reserves its estimate (input estimate plus its output allowance, priced by models/pricing.py) from every
 limit that applies (models/spend_limits.py), each in its ledger workflow (workflows/spend_ledger.py) reached by
@@ -24,8 +25,6 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
-from models.budget import estimate_tokens
-from models.conversation import Conversation
 from models.llm import LlmResponse
 from models.pricing import cost_usd
 from models.search_attributes import CUSTOMER_ID
@@ -43,7 +42,6 @@ from models.spend_limits import (
     tightest,
 )
 from telemetry.metrics import activity_meter, record_spend_limit
-from tools.registry import Tool
 
 SPEND_LIMIT_REACHED = "SpendLimitReached"
 """The ApplicationError type of a refused reservation; workflows/calls.py turns it into the run's end."""
@@ -78,16 +76,17 @@ class SpendGuard:
         hold = await self.reserve(model=model, input_tokens=input_tokens, max_output=max_output)
         try:
             response = await make()
-        except BaseException:
-            await asyncio.shield(hold.release())
+        except BaseException as exc:
+            await asyncio.shield(hold.end(None, exc))
             raise
-        return await hold.settled(response)
+        # Shielded: a cancel arriving now (a timed-out attempt) must not lose the spend of a call that was made.
+        return await asyncio.shield(hold.settled(response))
 
     async def reserve(self, *, model: str, input_tokens: int, max_output: int) -> Hold:
         """Hold the call's estimate in every applicable limit's ledger, or raise `SpendLimitReached` naming one."""
         refs = self._limits.applicable(await self._customer())
         key, attempt = self._key()
-        hold = Hold(self, refs, clock(), key, attempt, model)
+        hold = Hold(self, refs, clock(), key, attempt, model, (input_tokens, max_output))
         if not refs:
             return hold
         tokens, usd = input_tokens + max_output, cost_usd(model, input_tokens, max_output)
@@ -100,12 +99,17 @@ class SpendGuard:
         return hold
 
     def _key(self) -> tuple[str, int]:
-        """One key per model call of an activity (shared by its attempts), and the attempt."""
+        """One key per model call of an activity (shared by its attempts), and the attempt.
+
+        The activity is told apart by its id and when it was first scheduled: a black box that waited for a
+        spend reset is scheduled again under the same id (to find its checkpoint), and its calls are new ones.
+        """
         if not activity.in_activity():
             return f"local/{id(self)}/{next(self._calls)}", 1
         info = activity.info()
         calls = _calls_of_attempt()
-        return f"{info.workflow_id}/{info.activity_id}/{calls}", info.attempt
+        scheduled = int(info.scheduled_time.timestamp() * 1000)
+        return f"{info.workflow_id}/{info.activity_id}@{scheduled}/{calls}", info.attempt
 
     async def _customer(self) -> str | None:
         """The run's `customer_id`, from its CustomerId search attribute (looked up once per run per worker)."""
@@ -167,9 +171,32 @@ class SpendGuard:
 class Hold:
     """One call's reservations: `settle` its actual spend, or `release` them (a failed call); at most once."""
 
-    def __init__(self, guard: SpendGuard, refs: list[LimitRef], at: datetime, key: str, attempt: int, model: str):
+    def __init__(
+        self,
+        guard: SpendGuard,
+        refs: list[LimitRef],
+        at: datetime,
+        key: str,
+        attempt: int,
+        model: str,
+        estimate: tuple[int, int],
+    ) -> None:
         self._guard, self._refs, self.at, self._key, self._attempt, self._model = guard, refs, at, key, attempt, model
+        self._estimate = estimate
+        """(input estimate, output allowance): what the hold reserved."""
         self._done = not refs
+
+    async def end(self, usage: tuple[int, int] | None, error: BaseException | None) -> None:
+        """The one rule for how a call ends, every caller's: its reply's (input, output) usage is settled; a call
+        that failed with an error (the provider refused or failed it) is released, as providers bill no failed
+        call; a call cut short by a cancel (the run's, or a timed-out attempt's) counts its whole reservation, since
+        the provider may have billed all of it and a cap must never be passed by what nobody counted."""
+        if usage is not None:
+            await self.settle(*usage)
+        elif error is not None and not isinstance(error, Exception):
+            await self.settle(*self._estimate)
+        else:
+            await self.release()
 
     async def settle(self, input_tokens: int, output_tokens: int) -> SpendNote | None:
         """Count what the call was billed, once, in every ledger it held in; the tightest limit after it."""
@@ -194,46 +221,13 @@ class Hold:
         return response
 
 
-class GuardedProvider:
-    """An `LlmProvider` whose every call goes through `SpendGuard.call`."""
-
-    def __init__(self, provider: object, guard: SpendGuard) -> None:
-        self._provider = provider
-        self.spend_guard = guard
-
-    def __getattr__(self, name: str) -> object:
-        # The engines also use the provider's client and token counting: those pass straight through.
-        return getattr(self._provider, name)
-
-    async def complete(
-        self, *, model: str, system: str, conversation: Conversation, tools: list[Tool], max_tokens: int
-    ) -> LlmResponse:
-        """The wrapped provider's `complete`, reserved and settled."""
-        # The whole request as the provider sees it, tools' schemas included, at the conservative ratio: errs high.
-        estimate = estimate_tokens(
-            {
-                "system": system,
-                "messages": [m.model_dump(mode="json") for m in conversation.messages],
-                "tools": [{"name": t.name, "description": t.description, "schema": t.input_schema()} for t in tools],
-            }
-        )
-        return await self.spend_guard.call(
-            model=model,
-            input_tokens=estimate,
-            max_output=max_tokens,
-            make=lambda: self._provider.complete(  # type: ignore[attr-defined]
-                model=model, system=system, conversation=conversation, tools=tools, max_tokens=max_tokens
-            ),
-        )
-
-
-_ATTEMPT_CALLS: dict[tuple[str, str, int], int] = {}
+_ATTEMPT_CALLS: dict[tuple[str, str, float, int], int] = {}
 
 
 def _calls_of_attempt() -> int:
     """1, 2, ... for the model calls one activity attempt makes (a black box makes many)."""
     info = activity.info()
-    slot = (info.workflow_id or "", info.activity_id, info.attempt)
+    slot = (info.workflow_id or "", info.activity_id, info.scheduled_time.timestamp(), info.attempt)
     _ATTEMPT_CALLS[slot] = _ATTEMPT_CALLS.get(slot, 0) + 1
     if len(_ATTEMPT_CALLS) > 10000:  # attempts long finished: their counts are never asked again
         for old in list(_ATTEMPT_CALLS)[:5000]:

@@ -14,13 +14,14 @@ from activities.black_box.claude_engine import ClaudeAgentEngine
 from activities.black_box.invoke_agent import BlackBoxActivities
 from activities.black_box.openai_engine import OpenAIAgentEngine
 from activities.conversation_store import ConversationStore
+from activities.guarded_provider import GuardedProvider
 from activities.history import HistoryActivities
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
 from activities.providers.anthropic_provider import AnthropicProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.run_tool import ToolActivities
-from activities.spend_guard import GuardedProvider, SpendGuard
+from activities.spend_guard import SpendGuard
 from activities.tool_executor import ToolExecutor
 from archives.activity import ArchiveActivities
 from config.settings import Settings

@@ -130,11 +130,12 @@ async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(cli
     statuses = [r["status"] for r in results]
     spent = sum(tokens_of(r) for r in results)
     assert set(statuses) == {"completed", "budget_exceeded"}, statuses
-    # The ledger counts every call the provider served, within the cap. The runs' own totals may count less:
-    # an attempt Temporal timed out (a missed heartbeat on a starved machine) was served, and paid, but its
-    # result was never recorded, and its retry paid again.
-    assert view.spent_tokens == sum(billed) <= cap and view.reservations == 0
-    assert spent <= view.spent_tokens
+    # What the provider served never passes the cap, and the ledger counts all of it. On a starved machine an
+    # attempt can be timed out (a missed heartbeat) after its call was served: its result is never recorded, so
+    # the runs' own totals count less, while the ledger counts that call's whole reservation (spend_guard
+    # `Hold.end`), at least what was billed. Without such timeouts the three are equal.
+    assert sum(billed) <= view.spent_tokens <= cap and view.reservations == 0
+    assert spent <= sum(billed)
     assert statuses.count("completed") <= 20
     print(
         f"race: cap {cap}, billed {sum(billed)} ({len(billed)} calls), runs report {spent}, "

@@ -37,6 +37,8 @@ R = TypeVar("R")
 SPEND_LIMIT_REACHED = "SpendLimitReached"
 """The failure type activities/spend_guard.py gives a refused reservation (the same string, kept apart from it:
 workflow code imports no activity code)."""
+BLACK_BOX_SPEND_WAIT_PATCH = "black-box-spend-wait"
+"""Runs recorded before a black box refused under `on_limit = "wait"` waited (they ended `budget_exceeded`)."""
 CANCELLATION_PATCH = "cancellation-closes-run"
 """Runs recorded before it turned a cancelled activity into a typed failure (or swallowed it); they replay so."""
 
@@ -120,19 +122,38 @@ async def run_tool(invocation: ToolInvocation, options: ActivityOptions, *, summ
 async def invoke_black_box(
     request: InvokeAgentRequest, *, summary: str, where: str, task_queue: str | None = None
 ) -> InvokeAgentResult:
-    """One whole agent run; failure after its retries is `AgentRunFailed` naming `where` (`task_queue`: as call_llm)."""
+    """One whole agent run; failure after its retries is `AgentRunFailed` naming `where` (`task_queue`: as call_llm).
+
+    A spend limit that refuses one of its model calls ends the run (its turns so far counted); with
+    `on_limit = "wait"` the agent goes on after the reset from its last checkpoint: it is scheduled again under
+    the same activity id, which is where its checkpoint is kept (activities/black_box/checkpoint.py).
+    """
     if progress_of_run().asks_activities:
         request = request.model_copy(update={"progress": True})
-    try:
-        return await _execute(
-            activity_options.INVOKE_BLACK_BOX, request, InvokeAgentResult, summary, task_queue=task_queue
-        )
-    except ActivityError as exc:
-        _unless_cancelled(exc)
-        _unless_limit_reached(exc)  # a black box refused mid-run ends the run (its turns so far are counted)
-        raise AgentRunFailed(
-            f"agent {request.agent} failed at {where}: {_failure(exc)}", spent=reported_spend(exc)
-        ) from exc
+    same_agent: str | None = None
+    while True:
+        try:
+            return await _execute(
+                activity_options.INVOKE_BLACK_BOX,
+                request,
+                InvokeAgentResult,
+                summary,
+                task_queue=task_queue,
+                activity_id=same_agent,
+            )
+        except ActivityError as exc:
+            _unless_cancelled(exc)
+            try:
+                _unless_limit_reached(exc)
+            except SpendLimitReached as limit:
+                if limit.on_limit != "wait" or not patches.patched(BLACK_BOX_SPEND_WAIT_PATCH):
+                    raise
+                await spend_wait.wait_for_reset(limit)  # its spend so far is in its checkpoint: not counted here
+                same_agent = exc.activity_id
+                continue
+            raise AgentRunFailed(
+                f"agent {request.agent} failed at {where}: {_failure(exc)}", spent=reported_spend(exc)
+            ) from exc
 
 
 async def send_notification(request: NotificationRequest, *, summary: str) -> NotificationReceipt:
@@ -197,7 +218,13 @@ def _pinning_summary(request: ResolveAgentsRequest) -> str:
 
 
 async def _execute(
-    options: ActivityOptions, arg: Any, result_type: type[R], summary: str, *, task_queue: str | None = None
+    options: ActivityOptions,
+    arg: Any,
+    result_type: type[R],
+    summary: str,
+    *,
+    task_queue: str | None = None,
+    activity_id: str | None = None,
 ) -> R:
     args = [] if arg is None else [arg]
     result: R
@@ -225,6 +252,7 @@ async def _execute(
         cancellation_type=options.cancellation_type,
         summary=summary,
         task_queue=task_queue,
+        activity_id=activity_id,
     )
     return result
 

@@ -42,6 +42,7 @@ PATCH_SETS: tuple[tuple[str, ...], ...] = (
         "decisions-wait-for-their-request",
     ),
     ("unreadable-tool-arguments", "schema-in-instructions", "handoff-ends-reply", "local-steps-in-replay-order"),
+    ("black-box-spend-wait",),
 )
 """Patch set N (1-based) turns on every id in the first N tuples. Append only."""
 

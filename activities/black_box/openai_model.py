@@ -135,9 +135,12 @@ class FittedResponsesModel(OpenAIResponsesModel):
             with generation as observed:
                 response = await super().get_response(*bound.args[1:], **bound.kwargs)
                 self._finish(observed, response)
-        finally:
+        except BaseException as exc:
             if hold is not None:
-                await asyncio.shield(_settle(hold, response))
+                await asyncio.shield(hold.end(_usage(response), exc))
+            raise
+        if hold is not None:
+            await asyncio.shield(hold.end(_usage(response), None))
         return response
 
     async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
@@ -155,9 +158,12 @@ class FittedResponsesModel(OpenAIResponsesModel):
                     if isinstance(event, ResponseCompletedEvent):
                         completed = event.response
                     yield event
-        finally:
+        except BaseException as exc:  # a consumer that stops after the final event (GeneratorExit) settles it
             if hold is not None:
-                await asyncio.shield(_settle(hold, completed))
+                await asyncio.shield(hold.end(_usage(completed), exc))
+            raise
+        if hold is not None:
+            await asyncio.shield(hold.end(_usage(completed), None))
 
     async def _streamed(self, bound: inspect.BoundArguments, generation: Any) -> AsyncIterator[Any]:
         with generation as observed:
@@ -170,13 +176,10 @@ class FittedResponsesModel(OpenAIResponsesModel):
                     yield event
 
 
-async def _settle(hold: Hold, response: Any) -> None:
-    """Settle what the reply was billed, or release the hold of a call that brought no reply."""
+def _usage(response: Any) -> tuple[int, int] | None:
+    """What a Responses reply was billed, (input, output); None without a reply."""
     usage = getattr(response, "usage", None)
-    if usage is None:
-        await hold.release()
-    else:
-        await hold.settle(usage.input_tokens, usage.output_tokens)
+    return None if usage is None else (usage.input_tokens, usage.output_tokens)
 
 
 _CALL = inspect.signature(OpenAIResponsesModel.get_response)
