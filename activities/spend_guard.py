@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from models.llm import LlmResponse
 from models.pricing import cost_usd
@@ -45,6 +48,8 @@ from telemetry.metrics import activity_meter, record_spend_limit
 
 SPEND_LIMIT_REACHED = "SpendLimitReached"
 """The ApplicationError type of a refused reservation; workflows/calls.py turns it into the run's end."""
+SETTLE_PATIENCE = timedelta(minutes=3)
+"""How long a settle is sent again before it gives up: as long as a model call's hold lasts (its attempt's timeout)."""
 DEFAULT_HOLD = timedelta(minutes=15)
 """How long a hold lasts outside an activity (tools, benches): as long as the longest model-call activity."""
 CUSTOMERS_CACHED = 4096
@@ -155,17 +160,35 @@ class SpendGuard:
         self, refs: list[LimitRef], now: datetime, key: str, attempt: int, tokens: int, usd: float
     ) -> list[LedgerView]:
         settle = SettleRequest(key=key, attempt=attempt, tokens=tokens, usd=usd)
-        views: list[LedgerView] = await asyncio.gather(
-            *(
-                self._client.get_workflow_handle(ledger_id(ref, now)).execute_update(
-                    "settle", settle, result_type=LedgerView
-                )
-                for ref in refs
-            )
-        )
+
+        async def settle_in(ref: LimitRef) -> LedgerView:
+            handle = self._client.get_workflow_handle(ledger_id(ref, now))
+            return await _until_landed(lambda: handle.execute_update("settle", settle, result_type=LedgerView))
+
+        views: list[LedgerView] = await asyncio.gather(*(settle_in(ref) for ref in refs))
         for ref, view in zip(refs, views, strict=True):
             _gauges(ref, view)
         return views
+
+
+async def _until_landed(update: Callable[[], Awaitable[LedgerView]]) -> LedgerView:
+    """A settle, sent again until its ledger takes it.
+
+    A busy ledger rejects updates beyond the server's in-flight limit, and one whose workflow task timed out
+    aborts them; the client's own retries can run out. A settle that never lands loses spend the provider
+    billed (the hold is later reclaimed uncounted), so it is retried for as long as a hold lasts. It is safe to
+    repeat: the ledger counts each call attempt's settle once.
+    """
+    delay, deadline = 0.2, time.monotonic() + SETTLE_PATIENCE.total_seconds()
+    while True:
+        try:
+            return await update()
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            logging.getLogger(__name__).warning("settle not taken yet (%s); again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class Hold:
