@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 
 from workflows import activity_options, patches, spend_wait
 from workflows.activity_options import ActivityOptions
+from workflows.fair_dispatch import activity_priority
 from workflows.progress import progress_of_run
 
 with workflow.unsafe.imports_passed_through():
@@ -154,6 +155,7 @@ def notify_approval(notice: ApprovalNotice) -> None:
         start_to_close_timeout=activity_options.NOTIFY_APPROVAL.start_to_close_timeout,
         retry_policy=activity_options.NOTIFY_APPROVAL.retry_policy,
         summary=f"notify approvers of {notice.request_id}",
+        priority=activity_priority(),
     )
 
     def _observe(done: Any) -> None:
@@ -225,6 +227,7 @@ async def _execute(
         cancellation_type=options.cancellation_type,
         summary=summary,
         task_queue=task_queue,
+        priority=activity_priority(),
     )
     return result
 
