@@ -1,8 +1,8 @@
 """Fair dispatch (issue 34): how soon customer B's new runs reach their first model call while customer A keeps
 hundreds of runs queued on the same task queue, with fairness on and off, side by side in one bench run.
 
-    .venv/bin/python bench/fairness.py           # A keeps 500 runs queued, B starts 20 runs 1 s apart (~4 min)
-    .venv/bin/python bench/fairness.py --quick   # A keeps 100 queued, B starts 8 runs 0.5 s apart
+    .venv/bin/python bench/fairness.py           # A keeps 500 runs queued, B starts 20 runs 1 s apart (~7.5 min)
+    .venv/bin/python bench/fairness.py --quick   # A keeps 100 queued, B starts 8 runs 0.5 s apart (~2 min)
 
 Each mode has a fresh dev server: `on` the product's (`matching.enableFairness=true`), `off` the same with only that
 value false. Runs start as the gateway starts them, on one worker with `--slots` activity slots, against FakeAnthropic
