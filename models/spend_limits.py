@@ -110,8 +110,13 @@ def fairness(limits: SpendLimits | None, customer_id: object) -> Priority:
     """
     customer = customer_id if isinstance(customer_id, str) and customer_id else NO_CUSTOMER
     table = limits.table_of(customer) if limits is not None else None
-    key = customer.encode()[:64].decode(errors="ignore")  # the server takes at most 64 bytes
-    return Priority(fairness_key=key, fairness_weight=table.fairness_weight if table else 1.0)
+    return Priority(fairness_key=fairness_key(customer), fairness_weight=table.fairness_weight if table else 1.0)
+
+
+def fairness_key(customer_id: object) -> str:
+    """A customer's fairness key: its id (`-` without one), cut to the 64 bytes the server takes."""
+    customer = customer_id if isinstance(customer_id, str) and customer_id else NO_CUSTOMER
+    return customer.encode()[:64].decode(errors="ignore")
 
 
 def period_of(window: str, now: datetime) -> str:

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 
 from workflows import activity_options, patches, spend_wait
 from workflows.activity_options import ActivityOptions
+from workflows.fair_dispatch import activity_priority
 from workflows.progress import progress_of_run
 
 with workflow.unsafe.imports_passed_through():
@@ -175,6 +176,7 @@ def notify_approval(notice: ApprovalNotice) -> None:
         start_to_close_timeout=activity_options.NOTIFY_APPROVAL.start_to_close_timeout,
         retry_policy=activity_options.NOTIFY_APPROVAL.retry_policy,
         summary=f"notify approvers of {notice.request_id}",
+        priority=activity_priority(),
     )
 
     def _observe(done: Any) -> None:
@@ -253,6 +255,7 @@ async def _execute(
         summary=summary,
         task_queue=task_queue,
         activity_id=activity_id,
+        priority=activity_priority(),
     )
     return result
 
