@@ -31,7 +31,7 @@ if __name__ == "__main__":  # runnable from anywhere: the repo root holds the pa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.peers import PEERS, ensure_peers_venv
-from bench.scale_procs import FakeModel, PeerWorker, ProductWorker, load_average
+from bench.scale_procs import FakeModel, PeerWorker, ProductWorker, PySpy, load_average
 from bench.scale_report import table, verdict
 from bench.scale_runs import Target, run_round
 from bench.step_overhead import product_client, start_server
@@ -98,8 +98,11 @@ async def measure(args, root: Path, fake: FakeModel) -> dict[tuple[str, int], li
                 for i in range(args.rounds if n < 1000 else args.big_rounds):
                     for target in here[i % len(here) :] + here[: i % len(here)]:
                         began = time.perf_counter()
-                        figures = await run_round(target, n, server_pid, fake, f"{target.framework}-{n}-{i}")
+                        profile = args.py_spy if target.framework == "product" and n == max(args.n) else None
+                        with PySpy(target.pid, profile and f"{profile}.{i}.txt"):
+                            figures = await run_round(target, n, server_pid, fake, f"{target.framework}-{n}-{i}")
                         results.setdefault((target.framework, n), []).append(figures)
+                        save(args, results)  # a round of N = 1,000 takes minutes: keep what is done
                         print(
                             f"  N={n} round {i + 1} {target.framework}: {time.perf_counter() - began:.0f} s, "
                             f"{figures['steps_per_s']:.1f} steps/s, overhead p99 {figures['overhead_p99_ms']:.0f} ms, "
@@ -134,14 +137,19 @@ async def main(args: argparse.Namespace) -> int:
     print(
         "ovh: step overhead (step wall time minus the model's own time in it), p50/p99 over all steps of a round; "
         "CPU per completed step (worker process, dev server); RSS: worker peak in the round minus its idle RSS, per "
-        "run; events and signals per step from the runs' histories"
+        "run; events and signals per step from the runs' histories; re-asked: model calls sent again (an attempt that timed "
+        "out or failed), per run"
     )
     lines, ok = verdict(results, tuple(args.peers))
     print("\n".join(lines))
     print(f"bench took {time.perf_counter() - started:.0f} s")
+    return 0 if ok else 1
+
+
+def save(args: argparse.Namespace, results: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
+    """Every round's figures so far to --json (rewritten after each round)."""
     if args.json:
         Path(args.json).write_text(json.dumps({f"{f}@{n}": r for (f, n), r in results.items()}, indent=1))
-    return 0 if ok else 1
 
 
 def variant(text: str) -> tuple[str, dict[str, str]]:
@@ -165,6 +173,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="N = 10, 100, one round")
     parser.add_argument("--json", help="write every round's figures to this file")
+    parser.add_argument(
+        "--py-spy", metavar="PREFIX", help="profile the product worker at the largest N (PREFIX.<round>.txt, collapsed)"
+    )
     parser.add_argument("--keep-logs", help="copy the workers' logs and the model-call log to this directory")
     args = parser.parse_args(argv)
     if args.quick:

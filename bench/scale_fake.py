@@ -9,7 +9,8 @@ word, or, for a request that does not stream, the whole body after the same time
 calculator call (a 20-word preamble with it), then answers in 30 words: two model calls and one tool call.
 
 Each request's own time (from its request line to its last byte) goes to the log as one JSON line with the
-run's tag (`[run <tag>]` in the prompt), so the bench can subtract the model's time from each step. It serves
+run's tag (`[run <tag>]` in the prompt) and its turn (calculator results it was sent: a retried call has the
+same turn as the attempt it replaces), so the bench can subtract the model's time from each step. It serves
 until its stdin closes. Threaded (the standard library's server, one thread per connection), 127.0.0.1 only.
 """
 
@@ -81,7 +82,7 @@ def anthropic_responder(body: dict[str, Any]) -> Reply:
         for b in m["content"]
         if isinstance(b, dict) and b.get("type") == "tool_result"
     )
-    _local.tag = tag_of(body["messages"][0])
+    _local.tag, _local.turn = tag_of(body["messages"][0]), results
     return latency_reply(scripted_reply(results), bool(body.get("stream")))
 
 
@@ -90,7 +91,7 @@ def openai_responder(body: dict[str, Any]) -> Reply:
     items = body["input"]
     items = [{"role": "user", "content": items}] if isinstance(items, str) else items
     results = sum(1 for i in items if i.get("type") == "function_call_output")
-    _local.tag = tag_of(next(i for i in items if i.get("role") == "user"))
+    _local.tag, _local.turn = tag_of(next(i for i in items if i.get("role") == "user")), results
     return latency_reply(scripted_reply(results), bool(body.get("stream")))
 
 
@@ -120,7 +121,7 @@ def timed_handler(fake: Any, log: CallLog, api: str) -> type[ScriptedHandler]:
             start = time.time()
             super().do_POST()
             if _local.tag is not None:
-                log.write(tag=_local.tag, api=api, start=start, end=time.time())
+                log.write(tag=_local.tag, turn=_local.turn, api=api, start=start, end=time.time())
 
     Timed.fake = fake
     return Timed

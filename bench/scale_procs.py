@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,14 +38,14 @@ class FakeModel:
         self.urls = json.loads(self.proc.stdout.readline())
         return self
 
-    def calls(self) -> dict[str, list[tuple[float, float]]]:
-        """tag -> [(start, end)] of every model call logged so far, in start order."""
-        by_tag: dict[str, list[tuple[float, float]]] = {}
+    def calls(self) -> dict[str, list[tuple[int, float, float]]]:
+        """tag -> [(turn, start, end)] of every model call logged so far (retried attempts too), in start order."""
+        by_tag: dict[str, list[tuple[int, float, float]]] = {}
         if self.log_path.exists():
             for line in self.log_path.read_text().splitlines():
                 call = json.loads(line)
-                by_tag.setdefault(call["tag"], []).append((call["start"], call["end"]))
-        return {tag: sorted(spans) for tag, spans in by_tag.items()}
+                by_tag.setdefault(call["tag"], []).append((call["turn"], call["start"], call["end"]))
+        return {tag: sorted(spans, key=lambda c: c[1]) for tag, spans in by_tag.items()}
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -139,6 +141,29 @@ class PeerWorker:
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
+
+
+class PySpy:
+    """`py-spy record` of a process while a round runs (collapsed stacks, 50 Hz, non-blocking: light on the worker)."""
+
+    def __init__(self, pid: int, output: str | None) -> None:
+        self.pid, self.output = pid, output
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PySpy:
+        binary = os.environ.get("PY_SPY") or shutil.which("py-spy")
+        if self.output and binary:
+            command = [binary, "record", "--pid", str(self.pid), "--format", "raw", "--output", self.output]
+            command += ["--rate", "50", "--nonblocking"]
+            self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elif self.output:
+            print("py-spy not found (PATH or PY_SPY): no profile", flush=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            self.proc.wait(30)
 
 
 def cpu_s(pid: int) -> float:

@@ -23,6 +23,7 @@ COLUMNS = (
     ("signals_per_step", "signals/step", "{:.2f}"),
     ("run_p50_s", "run p50 s", "{:.1f}"),
     ("run_max_over_p50", "max/p50", "{:.2f}"),
+    ("retried_calls_per_run", "re-asked/run", "{:.2f}"),
 )
 
 

@@ -45,6 +45,8 @@ class RunFacts:
     signals: int
     model_s: float
     overheads: list[float]
+    retried_calls: int = 0
+    """Model calls asked again: attempts beyond one per turn."""
 
     @property
     def run_s(self) -> float:
@@ -74,30 +76,34 @@ def seconds(timestamp: Any) -> float:
     return float(timestamp.seconds) + timestamp.nanos / 1e9
 
 
-def run_facts(events: list[Any], calls: list[tuple[float, float]]) -> RunFacts:
+def run_facts(events: list[Any], calls: list[tuple[int, float, float]]) -> RunFacts:
     """Step overheads: the gaps around the model calls, one per step (model call, tool call, model call).
 
     A step runs from one boundary to the next; the boundaries are the run's start, the end of each model call
     but the last, the start of the last, and the run's close. So each step's wall time minus the model's own
     time in it is one gap: start -> first call, first call's end -> last call's start (the tool step), last
-    call's end -> close. Their sum is the run's time minus its model time.
+    call's end -> close. Their sum is the run's time minus its model time. A call retried (its attempt timed
+    out or failed) counts by its last attempt; the earlier attempts' time is overhead, and they are counted.
     """
     from temporalio.api.enums.v1 import EventType as E
 
     start, close = seconds(events[0].event_time), seconds(events[-1].event_time)
-    if not calls:
+    last = {turn: (begin, end) for turn, begin, end in calls}  # in start order: the last attempt wins
+    if not last:
         raise RuntimeError("a run with no model call in the fake's log")
-    gaps = [calls[0][0] - start]
-    gaps += [later[0] - earlier[1] for earlier, later in zip(calls, calls[1:], strict=False)]
-    gaps.append(close - calls[-1][1])
+    spans = [last[turn] for turn in sorted(last)]
+    gaps = [spans[0][0] - start]
+    gaps += [later[0] - earlier[1] for earlier, later in zip(spans, spans[1:], strict=False)]
+    gaps.append(close - spans[-1][1])
     return RunFacts(
         start=start,
         close=close,
         steps=len(gaps),
         events=len(events),
         signals=sum(e.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED for e in events),
-        model_s=sum(end - begin for begin, end in calls),
+        model_s=sum(end - begin for begin, end in spans),
         overheads=gaps,
+        retried_calls=len(calls) - len(spans),
     )
 
 
@@ -159,4 +165,5 @@ def summarize(
         "run_p50_s": median_run,
         "run_max_over_p50": max(run_times) / median_run,
         "model_s_per_run": statistics.median(r.model_s for r in runs),
+        "retried_calls_per_run": sum(r.retried_calls for r in runs) / n,
     }
