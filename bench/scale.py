@@ -63,8 +63,12 @@ async def start_targets(args, root: Path, address: str, fake: FakeModel, stack) 
 
     client, plain = await product_client(address), await Client.connect(address)
     targets = []
-    for name, extra in [("product", {}), *args.variant]:
-        worker = ProductWorker(root, address, fake.urls["anthropic"], f"scale-{name}-{uuid.uuid4().hex[:6]}", extra)
+    products: list[tuple[str, dict[str, str], Path | None]] = [("product", {}, None)]
+    products += [(name, extra, None) for name, extra in args.variant]
+    products += [("product-before", {}, args.before)] if args.before else []
+    for name, extra, code in products:
+        queue = f"scale-{name}-{uuid.uuid4().hex[:6]}"
+        worker = ProductWorker(root, address, fake.urls["anthropic"], queue, extra, code)
         stack.push_async_callback(worker.stop)
         await worker.start()
         targets.append(Target(name, worker.pid, worker.task_queue, "AgentLoopWorkflow", client))
@@ -170,6 +174,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peers-max-n", type=int, default=100, help="largest N the peers run at (default 100)")
     parser.add_argument(
         "--variant", type=variant, action="append", default=[], help="another product worker: name:VAR=value,..."
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout (e.g. git archive of an older commit): its worker.py as product-before",
     )
     parser.add_argument("--quick", action="store_true", help="N = 10, 100, one round")
     parser.add_argument("--json", help="write every round's figures to this file")

@@ -59,10 +59,31 @@ class FakeModel:
             self.proc.wait()
 
 
+class CheckoutWorkerProc(WorkerProc):
+    """bench/waiting.py's WorkerProc, running `worker.py` of another checkout (`--before`) when asked."""
+
+    code: Path = BENCH.parent
+
+    def start(self, timeout: float = 60.0) -> WorkerProc:
+        if self.code == BENCH.parent:
+            return super().start(timeout)
+        log = open(self.log_path, "ab")
+        command = [sys.executable, str(self.code / "worker.py")]
+        self.proc = subprocess.Popen(command, cwd=self.code, env={**os.environ, **self.env}, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while "worker polling" not in self.log_path.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker of {self.code} did not start:\n{self.tail()}")
+            time.sleep(0.05)
+        return self
+
+
 class ProductWorker:
     """`python worker.py` with the shipped settings (only addresses, keys and file paths set), one process."""
 
-    def __init__(self, root: Path, address: str, model_url: str, task_queue: str, extra: dict[str, str]) -> None:
+    def __init__(
+        self, root: Path, address: str, model_url: str, task_queue: str, extra: dict[str, str], code: Path | None = None
+    ) -> None:
         self.env = {
             "TEMPORAL_ADDRESS": address,
             "TEMPORAL_TASK_QUEUE": task_queue,
@@ -75,7 +96,8 @@ class ProductWorker:
             **extra,
         }
         self.task_queue = task_queue
-        self.proc = WorkerProc({**self.env, "LOG_LEVEL": "INFO"}, root / f"worker-{task_queue}.log")
+        self.proc = CheckoutWorkerProc({**self.env, "LOG_LEVEL": "INFO"}, root / f"worker-{task_queue}.log")
+        self.proc.code = code or BENCH.parent
 
     @property
     def pid(self) -> int:
