@@ -5,6 +5,10 @@
 Starts the peer's worker on the given dev server, then reads one JSON command per line on stdin
 (`{"mode": "plain" | "temporal", "prompt": ..., "steps": N}`) and answers each with one JSON line on
 stdout: wall time, and for Temporal runs the history's size, events, workflow tasks and activities.
+
+With `--serve` (bench/scale.py) it only runs the worker: it prints `{"ready": ..., "task_queue": ..., "pid": ...}`
+and serves until its stdin closes, while the bench starts the workflows from its own process, so this process's
+CPU and memory are the peer worker's alone.
 """
 
 from __future__ import annotations
@@ -36,13 +40,17 @@ def history_stats(events) -> dict[str, int]:
     }
 
 
-async def serve(framework: str, address: str) -> None:
+async def serve(framework: str, address: str, worker_only: bool = False) -> None:
     peer = importlib.import_module(MODULES[framework])
     client = await peer.connect(address)
     task_queue = f"peer-{framework}-{uuid.uuid4().hex[:6]}"
     async with peer.worker(client, task_queue):
-        print(json.dumps({"ready": framework}), flush=True)
+        ready = {"ready": framework, "task_queue": task_queue, "workflow": peer.WORKFLOW.__name__, "pid": os.getpid()}
+        print(json.dumps(ready), flush=True)
         loop = asyncio.get_running_loop()
+        if worker_only:
+            await loop.run_in_executor(None, sys.stdin.read)
+            return
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             command = json.loads(line)
             max_turns = command["steps"] + 5
@@ -69,11 +77,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("framework", choices=sorted(MODULES))
     parser.add_argument("--address", required=True)
+    parser.add_argument("--serve", action="store_true", help="only run the worker until stdin closes")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     code = 0
     try:
-        asyncio.run(serve(args.framework, args.address))
+        asyncio.run(serve(args.framework, args.address, args.serve))
     except Exception as exc:  # reported to the driver, which says which peer failed and why
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
         code = 1

@@ -33,6 +33,17 @@ def test_named_objects_list_by_prefix_and_refuse_escapes(tmp_path):
     store.put_object("archives/run-2.json", b"{}")
     store.put_object("other/x", b"")
     assert store.list_objects("archives/") == ["archives/run-1.json", "archives/run-2.json"]
+    store.put_object("archives/a/b/run-3.json", b"{}")
+    assert store.list_objects("archives/run-2") == ["archives/run-2.json"]
+    assert store.list_objects("archives/a/") == ["archives/a/b/run-3.json"]
+    assert store.list_objects("archives/a/b/run-3.json") == ["archives/a/b/run-3.json"]
+    assert store.list_objects("missing/folder/x") == []
+    assert store.list_objects("") == [
+        "archives/a/b/run-3.json",
+        "archives/run-1.json",
+        "archives/run-2.json",
+        "other/x",
+    ]
     assert store.get_object("archives/run-2.json") == b"{}"
     with pytest.raises(ValueError, match="relative path"):
         store.put_object("../escape", b"")
