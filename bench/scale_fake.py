@@ -39,7 +39,7 @@ TTFT_SD_S = 0.15
 TOKENS_PER_S = 40.0
 PREAMBLE_WORDS = 20
 ANSWER_WORDS = 30
-TAG = re.compile(r"\[run ([A-Za-z0-9_-]+)\]")
+TAG = re.compile(r"\[run ([A-Za-z0-9_+-]+)\]")  # a variant's label has a +: product+cache200
 FINAL_TEXT = "counted to 1."
 """How every final answer begins (the bench checks it): the calculator was called once."""
 
