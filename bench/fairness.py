@@ -27,6 +27,7 @@ from typing import Any
 if __name__ == "__main__":  # runnable from anywhere: the repo root holds the packages
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.entry import run_bench
 from bench.fairness_load import A, Arrivals, B, Starter
 from devstack.dev_server import DevServer, free_port
 from devstack.fake_anthropic import FakeAnthropic
@@ -219,10 +220,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    try:
-        code = asyncio.run(main(parse_args()))
-    except KeyboardInterrupt:
-        code = 130
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: avoid a rare abort at interpreter exit
+    run_bench(main(parse_args()))

@@ -35,6 +35,7 @@ from typing import Any
 if __name__ == "__main__":  # runnable from anywhere: the repo root holds the packages
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.entry import run_bench
 from bench.peer_runner import history_stats
 from bench.step_overhead import (
     PROMPT_PREFIX,
@@ -424,10 +425,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    try:
-        code = asyncio.run(main(parse_args()))
-    except KeyboardInterrupt:
-        code = 130
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: avoid a rare abort at interpreter exit
+    run_bench(main(parse_args()))

@@ -15,7 +15,6 @@ drift hits all alike. Not a pytest test. Exit status 0 when every measured targe
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -30,6 +29,7 @@ from typing import Any
 if __name__ == "__main__":  # runnable from anywhere: the repo root holds the packages
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.entry import run_bench
 from bench.peers import PEERS, ensure_peers_venv
 from bench.scale_procs import FakeModel, PeerWorker, ProductWorker, PySpy, load_average
 from bench.scale_report import table, verdict
@@ -193,10 +193,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    try:
-        code = asyncio.run(main(parse_args()))
-    except KeyboardInterrupt:
-        code = 130
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: avoid a rare abort at interpreter exit
+    run_bench(main(parse_args()))

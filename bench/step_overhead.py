@@ -18,7 +18,6 @@ Not a pytest test. Exit status 0 when the product configuration meets the target
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -40,6 +39,7 @@ if __name__ == "__main__":  # runnable from anywhere: the repo root holds the pa
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from bench.entry import run_bench
 from models.conversation import Conversation, ToolOutcome
 from models.llm import DEFAULT_MAX_OUTPUT_TOKENS
 from models.tooling import ToolInvocation
@@ -725,10 +725,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    try:
-        code = asyncio.run(main(parse_args()))
-    except KeyboardInterrupt:
-        code = 130
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: avoid a rare abort at interpreter exit
+    run_bench(main(parse_args()))

@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.entry import run_bench
 from bench.offline import offline_env
 from devstack.dev_server import free_port, start_dev_server
 from devstack.fake_anthropic import FakeAnthropic, Reply
@@ -257,10 +258,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    try:
-        code = asyncio.run(main(parse_args()))
-    except KeyboardInterrupt:
-        code = 130
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: avoid a rare abort at interpreter exit
+    run_bench(main(parse_args()))

@@ -312,6 +312,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: avoid a rare abort at interpreter exit
+    from config.cli import exit_now
+
+    exit_now(code)  # flushed, teardown skipped (sdk-python#300)
