@@ -16,7 +16,7 @@ from gateway.http import ApiError
 from gateway.temporal import describe
 from gateway.tokens import DEFAULT_TENANT, Caller, TokenBook
 from models.search_attributes import TENANT_ID
-from models.spend_limits import SpendLimits
+from models.spend_limits import SpendLimits, customer_owner
 
 TENANT_MEMO = "tenant"
 
@@ -45,8 +45,7 @@ def check_customer(who: Caller, customer_id: object, limits: SpendLimits | None,
     """
     if not isinstance(customer_id, str) or not customer_id or who.may("admin"):
         return
-    declared = limits.declared_tenant(customer_id) if limits is not None else None
-    owner = declared or (customer_id if customer_id in book.tenants else None)
+    owner = customer_owner(limits, customer_id, book.tenants)
     if owner is not None and owner != who.tenant:
         raise ApiError(
             403, f"input.customer_id: customer {customer_id!r} belongs to another tenant", "input.customer_id"

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from config.settings import Settings
 from gateway.http import caller
+from models.spend_limits import customers_of
 from spend.usage import usage
 
 
@@ -19,7 +20,6 @@ async def read_usage(request: Request) -> Response:
     """Each open ledger of the caller's tenant: spend, reserved, cap, remaining, when its window resets."""
     who = caller(request)
     settings: Settings = request.app.state.settings
-    limits = settings.spend_limits
-    scopes = None if who.may("admin") else limits.customers_of(who.tenant) if limits is not None else {who.tenant}
+    scopes = None if who.may("admin") else customers_of(settings.spend_limits, who.tenant)
     rows = await usage(request.app.state.client, settings.spend_limits, scopes)
     return JSONResponse({"tenant": who.tenant, "limits_configured": settings.spend_limits is not None, "limits": rows})

@@ -7,6 +7,7 @@ so a window "resets" at 00:00 UTC (day) or on the 1st (month) without any clean-
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -67,15 +68,6 @@ class SpendLimits(BaseModel):
             refs += _refs("all customers", ALL, self.limits[ALL])
         return refs
 
-    def customers_of(self, tenant: str) -> set[str]:
-        """The customers whose limits `tenant` may spend and see: its namesake and those the file gives it."""
-        return {tenant} | {name for name, table in self.limits.items() if table.tenant == tenant}
-
-    def declared_tenant(self, customer_id: str) -> str | None:
-        """The tenant `customer_id`'s own table gives it, if any."""
-        own = self.limits.get(customer_id) if customer_id not in (ALL, DEFAULT) else None
-        return own.tenant if own is not None else None
-
     def table_of(self, customer_id: str | None) -> LimitTable | None:
         """The customer's own table, else `default`."""
         customer = customer_id or NO_CUSTOMER
@@ -103,14 +95,29 @@ def _refs(label: str, scope: str, table: LimitTable) -> list[LimitRef]:
     ]
 
 
+def customer_owner(limits: SpendLimits | None, customer_id: str, tenants: Collection[str]) -> str | None:
+    """The gateway tenant `customer_id` belongs to: the one its SPEND_LIMITS table names (`tenant = "..."`), else
+    the tenant of the same name when `tenants` has it, else none (a customer open to every tenant)."""
+    own = limits.limits.get(customer_id) if limits is not None and customer_id not in (ALL, DEFAULT) else None
+    if own is not None and own.tenant is not None:
+        return own.tenant
+    return customer_id if customer_id in tenants else None
+
+
+def customers_of(limits: SpendLimits | None, tenant: str) -> set[str]:
+    """The customers `tenant` owns (`customer_owner`): whose limits it alone may spend, and sees."""
+    named = {name for name, table in limits.limits.items() if table.tenant == tenant} if limits is not None else set()
+    return {c for c in {tenant} | named if customer_owner(limits, c, {tenant}) == tenant}
+
+
 def fairness(limits: SpendLimits | None, customer_id: object) -> Priority:
     """The `Priority` a run starts with: fairness key = its customer (`-` without one), weight from the file.
 
     Its activities inherit it, so both workflow and activity tasks are dispatched fairly between customers.
     """
-    customer = customer_id if isinstance(customer_id, str) and customer_id else NO_CUSTOMER
-    table = limits.table_of(customer) if limits is not None else None
-    return Priority(fairness_key=fairness_key(customer), fairness_weight=table.fairness_weight if table else 1.0)
+    key = fairness_key(customer_id)
+    table = limits.table_of(customer_id if isinstance(customer_id, str) else None) if limits is not None else None
+    return Priority(fairness_key=key, fairness_weight=table.fairness_weight if table else 1.0)
 
 
 def fairness_key(customer_id: object) -> str:

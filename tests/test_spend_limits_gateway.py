@@ -12,7 +12,7 @@ from devstack.fake_anthropic import Reply
 from gateway.http import ApiError
 from gateway.tenants import check_customer
 from gateway.tokens import Caller, TokenBook
-from models.spend_limits import SpendLimits
+from models.spend_limits import SpendLimits, customers_of
 from tests.gateway_support import gateway_client, running_gateway, with_gateway
 from tests.spend_support import customer, limited_worker, limits_toml, tokens_of, with_limits
 
@@ -79,6 +79,12 @@ def test_a_customer_the_limits_file_gives_a_tenant_is_that_tenants_alone():
         with pytest.raises(ApiError) as refused:
             check_customer(globex, owned, limits, book)
         assert refused.value.status == 403 and refused.value.field == "input.customer_id"
-    assert limits.customers_of("acme") == {"acme", "C123"} and limits.customers_of("globex") == {"globex"}
+    assert customers_of(limits, "acme") == {"acme", "C123"} and customers_of(limits, "globex") == {"globex"}
+    # One rule for both: a customer named like a tenant but given to another in the file is that other's alone.
+    given = SpendLimits.model_validate({"limits": {"globex": {"day": {"usd": 1.0}, "tenant": "acme"}}})
+    assert customers_of(given, "globex") == set() and customers_of(given, "acme") == {"acme", "globex"}
+    check_customer(acme, "globex", given, book)
+    with pytest.raises(ApiError):
+        check_customer(globex, "globex", given, book)
     with pytest.raises(ValidationError, match="tenant"):
         SpendLimits.model_validate({"limits": {"C1": {"day": {"usd": 1.0}, "tenant": "a b"}}})
