@@ -201,14 +201,20 @@ class Peer:
         return reply
 
     async def stop(self) -> None:
-        if self.process.returncode is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                await asyncio.wait_for(self.process.wait(), 10)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        await end_peer_process(self.process, grace=10)
+
+
+async def end_peer_process(process: asyncio.subprocess.Process, *, grace: float) -> None:
+    """Close a peer runner's stdin (it ends there), or kill it after `grace` seconds."""
+    if process.returncode is not None:
+        return
+    assert process.stdin is not None
+    process.stdin.close()
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 class Product:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.peers import end_peer_process
 from bench.step_overhead import process_cpu_s
 from bench.waiting import WorkerProc, rss_kib
 
@@ -59,25 +60,6 @@ class FakeModel:
             self.proc.wait()
 
 
-class CheckoutWorkerProc(WorkerProc):
-    """bench/waiting.py's WorkerProc, running `worker.py` of another checkout (`--before`) when asked."""
-
-    code: Path = BENCH.parent
-
-    def start(self, timeout: float = 60.0) -> WorkerProc:
-        if self.code == BENCH.parent:
-            return super().start(timeout)
-        log = open(self.log_path, "ab")
-        command = [sys.executable, str(self.code / "worker.py")]
-        self.proc = subprocess.Popen(command, cwd=self.code, env={**os.environ, **self.env}, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while "worker polling" not in self.log_path.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker of {self.code} did not start:\n{self.tail()}")
-            time.sleep(0.05)
-        return self
-
-
 class ProductWorker:
     """`python worker.py` with the shipped settings (only addresses, keys and file paths set), one process."""
 
@@ -96,8 +78,9 @@ class ProductWorker:
             **extra,
         }
         self.task_queue = task_queue
-        self.proc = CheckoutWorkerProc({**self.env, "LOG_LEVEL": "INFO"}, root / f"worker-{task_queue}.log")
-        self.proc.code = code or BENCH.parent
+        self.proc = WorkerProc(
+            {**self.env, "LOG_LEVEL": "INFO"}, root / f"worker-{task_queue}.log", code or BENCH.parent
+        )
 
     @property
     def pid(self) -> int:
@@ -154,15 +137,8 @@ class PeerWorker:
         return self
 
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            await asyncio.wait_for(self.process.wait(), 15)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
+        if self.process is not None:
+            await end_peer_process(self.process, grace=15)
 
 
 class PySpy:

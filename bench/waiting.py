@@ -81,18 +81,19 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 
 
 class WorkerProc:
-    """`python worker.py` with the given environment; its log in a file."""
+    """`python worker.py` of checkout `code` (this one by default) with the given environment; its log in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, code: Path = ROOT) -> None:
         self.env = env
         self.log_path = log_path
+        self.code = code
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> WorkerProc:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py")],
-            cwd=ROOT,
+            [sys.executable, str(self.code / "worker.py")],
+            cwd=self.code,
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
