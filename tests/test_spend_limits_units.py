@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
 from config.spend_limits import SpendLimitsInvalid, read_spend_limits, spend_limit_problems
-from models.spend_limits import SpendLimits, fairness, period_end, period_of
+from models.spend_limits import LedgerView, SpendLimits, fairness, period_end, period_of
 
 FILE = """
 [limits."*"]
@@ -64,3 +65,54 @@ def test_each_problem_names_its_line(tmp_path):
     with pytest.raises(SpendLimitsInvalid, match=rf"^SPEND_LIMITS file {path}: line 1: "):
         read_spend_limits(str(path))
     assert read_spend_limits(None) is None
+
+
+class _Ledgers:
+    """Stands in for SpendGuard's ledger round trip: records what each settle counts."""
+
+    def __init__(self) -> None:
+        self.settled: list[int] = []
+
+    async def _settle(self, refs, now, key, attempt, tokens, usd):
+        self.settled.append(tokens)
+        return [LedgerView(cap=ref.cap, spent_tokens=tokens) for ref in refs]
+
+
+@pytest.mark.parametrize(
+    ("usage", "error", "counted"),
+    [
+        ((40, 7), None, 47),  # a reply: what it was billed
+        (None, RuntimeError("overloaded"), 0),  # a provider's error: nothing billed, the hold released
+        (None, asyncio.CancelledError(), 100 + 900),  # cut short by a cancel: the whole reservation
+        ((40, 7), asyncio.CancelledError(), 47),  # a reply that arrived before the cancel: what it was billed
+    ],
+)
+async def test_how_a_call_ends_decides_what_its_hold_counts(usage, error, counted):
+    from activities.spend_guard import Hold
+
+    ledgers = _Ledgers()
+    ref = SpendLimits.model_validate({"limits": {"C1": {"day": {"tokens": 10_000}}}}).applicable("C1")
+    hold = Hold(ledgers, ref, datetime.now(UTC), "run/1@0/1", 1, "anthropic:claude-sonnet-5-5", (100, 900))  # type: ignore[arg-type]
+    await hold.end(usage, error)
+    await hold.end(usage, error)  # at most once
+    assert ledgers.settled == [counted]
+
+
+async def test_a_settle_is_sent_again_until_its_ledger_takes_it():
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from activities import spend_guard
+
+    answers: list[object] = [
+        RPCError("limit on number of concurrent in-flight updates", RPCStatusCode.RESOURCE_EXHAUSTED, b""),
+        RPCError("workflow update was aborted", RPCStatusCode.UNAVAILABLE, b""),
+        "view",
+    ]
+
+    async def update():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert await spend_guard._until_landed(update) == "view" and answers == []
