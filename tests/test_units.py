@@ -122,3 +122,22 @@ def test_settings_reject_malformed_values():
         Settings.from_env({"AGENT_MODEL": "claude"})
     with pytest.raises(ConfigError, match="WORKER_MAX_CACHED_WORKFLOWS must be an integer"):
         Settings.from_env({"WORKER_MAX_CACHED_WORKFLOWS": "lots"})
+
+
+def test_the_calculator_parses_again_past_cpythons_thread_unsafe_ast_check(monkeypatch):
+    import ast
+
+    from tools import calculator
+
+    real, failures = ast.parse, [SystemError("AST constructor recursion depth mismatch (before=141, after=221)")]
+
+    def flaky(source, *args, **kwargs):  # what another thread's traceback formatting can cause (gh-106905)
+        if failures:
+            raise failures.pop()
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(calculator.ast, "parse", flaky)
+    assert calculator.evaluate("6000 * 0.2") == 1200
+    failures.append(SystemError("some other SystemError"))
+    with pytest.raises(SystemError, match="some other"):  # only that one error is retried
+        calculator.evaluate("1 + 1")
