@@ -10,21 +10,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from temporalio.api.common.v1 import Payload
-from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import (
-    DataConverter,
-    DefaultFailureConverter,
-    DefaultFailureConverterWithEncodedAttributes,
-    PayloadCodec,
-    PayloadConverter,
-)
+from temporalio.converter import DataConverter, PayloadCodec
 
 from config.payloads import PayloadSettings
 from config.settings import Settings
-from models.errors import DecisionRefused, RunFailed
 from payloads.blobs import BlobStore, blob_store
 from payloads.codec import AesGcmCodec, ClaimCheckCodec, CodecChain
+from payloads.failures import EncodedFittedFailures, FittedFailures
 
 
 def build_codec(settings: PayloadSettings, store: BlobStore) -> CodecChain | None:
@@ -55,31 +48,11 @@ def payload_codec(settings: Settings) -> CodecChain | None:
     return build_codec(settings.payloads, blob_store(settings.blobs, settings.payloads))
 
 
-EXPECTED_FAILURES = (RunFailed, DecisionRefused)
-"""Failures that are the caller's answer (bad input, a spent budget, a refused decision): their one-line message
-says all there is, so they carry no stack trace. The CLI and UI printed ~30 lines of SDK frames under
-`invalid input: prompt: ...`; any other exception keeps its trace, where it is the clue."""
-
-
-class _PlainFailures(DefaultFailureConverter):
-    """The SDK's failure converter, without stack traces for `EXPECTED_FAILURES`."""
-
-    def to_failure(self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure) -> None:
-        """See `DefaultFailureConverter.to_failure`; an expected failure's traceback is left out."""
-        if isinstance(exception, EXPECTED_FAILURES):
-            exception = exception.with_traceback(None)  # raised and caught already: nothing reads it after this
-        super().to_failure(exception, payload_converter, failure)
-
-
-class _PlainEncodedFailures(_PlainFailures, DefaultFailureConverterWithEncodedAttributes):
-    """The same, with message and stack trace encoded (encryption on)."""
-
-
 def data_converter(settings: Settings) -> DataConverter:
     """Pydantic JSON payloads, then the configured codec: what clients, workers and replayers share.
 
     With encryption on, failure messages and stack traces go through the codec too
-    (`encode_common_attributes`): an exception's text often quotes the data it failed on, and history would
+    (payloads/failures.py): an exception's text often quotes the data it failed on, and history would
     otherwise keep it in the clear. Without a key they stay plain, so the CLI and UI show them as they are
     (an encoded failure in history is decoded by any converter, so switching the key on or off is safe).
     """
@@ -87,5 +60,5 @@ def data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(
         pydantic_data_converter,
         payload_codec=payload_codec(settings),
-        failure_converter_class=_PlainEncodedFailures if encrypting else _PlainFailures,
+        failure_converter_class=EncodedFittedFailures if encrypting else FittedFailures,
     )
