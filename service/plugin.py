@@ -45,14 +45,12 @@ SANDBOX_PASSTHROUGH = (
 
 def workflows(versioned: bool = False) -> list[type]:
     """The product's three agent workflows and the spend-limit ledger (imported on first use): as declared, each with its versioning behavior
-    or (`versioned=False`, for unversioned workers) the same code without one (workflows/unversioned.py)."""
+    or (`versioned=False`, for unversioned workers) the same code without one (workflows/unversioned/)."""
     if not versioned:
         from workflows.spend_ledger import SpendLedgerWorkflow
-        from workflows.unversioned import (
-            UnversionedAgentLoopWorkflow,
-            UnversionedBlackBoxAgentWorkflow,
-            UnversionedHybridAgentWorkflow,
-        )
+        from workflows.unversioned.agent_loop import UnversionedAgentLoopWorkflow
+        from workflows.unversioned.black_box import UnversionedBlackBoxAgentWorkflow
+        from workflows.unversioned.hybrid import UnversionedHybridAgentWorkflow
 
         return [
             UnversionedAgentLoopWorkflow,

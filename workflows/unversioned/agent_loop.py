@@ -1,0 +1,25 @@
+"""AgentLoopWorkflow for unversioned workers (workflows/unversioned/__init__.py says why).
+
+A module of its own: a new sandbox imports the module of the class it runs, and so only this workflow's code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+
+from workflows.agent_loop import AgentLoopWorkflow
+
+with workflow.unsafe.imports_passed_through():
+    from models.run import AgentRunResult
+
+
+@workflow.defn(name="AgentLoopWorkflow")
+class UnversionedAgentLoopWorkflow(AgentLoopWorkflow):
+    """AgentLoopWorkflow on an unversioned worker."""
+
+    @workflow.run
+    async def run(self, raw: Any = None, carry: Any = None) -> AgentRunResult:
+        """AgentLoopWorkflow.run."""
+        return await super().run(raw, carry)
