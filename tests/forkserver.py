@@ -264,7 +264,8 @@ def _fork_for(
     if pid == 0:
         selector.close()
         listener.close()
-        conn.close()
+        for held in (conn, *children.values()):  # its own client's and its siblings': the server's, not its
+            held.close()
         _run_child(request)
     children[pid] = conn
     conn.sendall(f"{pid}\n".encode())
