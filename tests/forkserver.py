@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,6 @@ class ForkServer:
             raise RuntimeError(f"the fork server did not start: {line!r}; see {self.socket_path}.log")
 
     def _ready(self) -> str:
-        import time
-
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

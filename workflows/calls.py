@@ -85,7 +85,8 @@ async def _call_llm(request: LlmRequest, *, summary: str, where: str, task_queue
     except ActivityError as exc:
         progress.publish("llm_finished", summary=summary, error=_failure(exc), usage=None)
         _unless_cancelled(exc)
-        _unless_limit_reached(exc)
+        if (limit := _limit_reached(exc)) is not None:
+            raise limit from None
         raise LlmCallFailed(f"call_llm failed {where}: {_failure(exc)}", spent=reported_spend(exc)) from exc
     progress.publish(
         "llm_finished",
@@ -144,14 +145,13 @@ async def invoke_black_box(
             )
         except ActivityError as exc:
             _unless_cancelled(exc)
-            try:
-                _unless_limit_reached(exc)
-            except SpendLimitReached as limit:
-                if limit.on_limit != "wait" or not patches.patched(BLACK_BOX_SPEND_WAIT_PATCH):
-                    raise
+            limit = _limit_reached(exc)
+            if limit is not None and limit.on_limit == "wait" and patches.patched(BLACK_BOX_SPEND_WAIT_PATCH):
                 await spend_wait.wait_for_reset(limit)  # its spend so far is in its checkpoint: not counted here
                 same_agent = exc.activity_id
                 continue
+            if limit is not None:
+                raise limit from None
             raise AgentRunFailed(
                 f"agent {request.agent} failed at {where}: {_failure(exc)}", spent=reported_spend(exc)
             ) from exc
@@ -266,18 +266,19 @@ def _unless_cancelled(exc: ActivityError) -> None:
         raise exc
 
 
-def _unless_limit_reached(exc: ActivityError) -> None:
-    """A model call refused by a spend limit across runs (activities/spend_guard.py) ends the run, not as a failure."""
+def _limit_reached(exc: ActivityError) -> SpendLimitReached | None:
+    """The spend limit that refused the activity's model call (activities/spend_guard.py; it ends the run), or None."""
     cause = exc.cause
-    if isinstance(cause, ApplicationError) and cause.type == SPEND_LIMIT_REACHED:
-        found = next((d for d in cause.details if isinstance(d, dict) and "limit" in d), {})
-        raise SpendLimitReached(
-            str(found.get("limit", cause.message)),
-            str(found.get("on_limit", "fail")),
-            float(found.get("resets_in_seconds", 0.0)),
-            dict(found.get("remaining") or {}),
-            reported_spend(exc),
-        ) from None
+    if not (isinstance(cause, ApplicationError) and cause.type == SPEND_LIMIT_REACHED):
+        return None
+    found = next((d for d in cause.details if isinstance(d, dict) and "limit" in d), {})
+    return SpendLimitReached(
+        str(found.get("limit", cause.message)),
+        str(found.get("on_limit", "fail")),
+        float(found.get("resets_in_seconds", 0.0)),
+        dict(found.get("remaining") or {}),
+        reported_spend(exc),
+    )
 
 
 def reported_spend(exc: ActivityError) -> Usage | None:
