@@ -287,6 +287,50 @@ async def test_runs_survive_a_storm_of_worker_kills(settings, fake_llm, fake_ope
     assert storm.kills >= 5 and replays >= 3 and storm.restarts == 1, (storm.kills, replays, storm.restarts)
 
 
+def test_the_rerun_check_tells_a_lost_tasks_local_read_from_a_rerun(tmp_path):
+    """The journal check on a made-up history: worker 11's workflow task timed out while it was starved, worker 22
+    ran the calculator (a local activity) and recorded its marker; 11 then started the calculator late (benign:
+    its task never saw the marker). Worker 33 started it after taking a task that held the marker (a re-run), and
+    a regular activity delivered again after its completion is one too."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from temporalio.api.history.v1 import HistoryEvent
+
+    def event(event_id: int, at: float, **attributes: Any) -> HistoryEvent:
+        stamp = Timestamp()
+        stamp.FromNanoseconds(int(at * 1e9))
+        return HistoryEvent(event_id=event_id, event_time=stamp, **attributes)
+
+    def task_started(event_id: int, at: float, pid: int) -> HistoryEvent:
+        return event(event_id, at, workflow_task_started_event_attributes={"identity": f"{pid}@host"})
+
+    marker_data = json.dumps({"activity_id": "4", "activity_type": "run_tool"}).encode()
+    marker = {"marker_name": "core_local_activity", "details": {"data": {"payloads": [{"data": marker_data}]}}}
+    events = [
+        task_started(3, 100.0, 11),
+        task_started(6, 110.0, 22),
+        event(8, 110.5, marker_recorded_event_attributes=marker),
+        event(9, 110.6, activity_task_scheduled_event_attributes={"activity_id": "5"}),
+        event(10, 111.0, activity_task_completed_event_attributes={"scheduled_event_id": 9}),
+        task_started(13, 112.0, 33),
+    ]
+    history = type("History", (), {"run_id": "r1", "events": events})()
+
+    def start(pid: int, at: float, activity_id: str, local: bool) -> str:
+        line = {"kind": "start", "workflow_id": "w", "run_id": "r1", "activity_id": activity_id, "type": "run_tool"}
+        return json.dumps({**line, "attempt": 1, "local": local, "at": at, "pid": pid})
+
+    journal = tmp_path / "journal.jsonl"
+    benign = [start(22, 110.2, "4", True), start(11, 111.5, "4", True), start(22, 110.7, "5", False)]
+    journal.write_text("\n".join(benign) + "\n")
+    assert completed_activities_run_again({"w": history}, journal) == []
+
+    journal.write_text("\n".join([*benign, start(33, 112.5, "4", True), start(11, 112.6, "5", False)]) + "\n")
+    assert completed_activities_run_again({"w": history}, journal) == [
+        "w run_tool #4 attempt 1",
+        "w run_tool #5 attempt 1",
+    ]
+
+
 async def weather(storm: Storm, ids: dict[str, str]) -> float:
     """Kill workers at random and restart the server once while approving as requests come; then let runs finish.
 
@@ -432,12 +476,22 @@ def workflow_task_failures(histories: dict[str, Any]) -> list[str]:
 
 
 def completed_activities_run_again(histories: dict[str, Any], journal: Path) -> list[str]:
-    """Journal entries that started an activity after Temporal had recorded that activity completed.
+    """Journal entries that executed an activity again after Temporal had recorded it completed.
 
-    Regular activities: after their ActivityTaskCompleted event. Local activities: after the marker that records
-    their result (a local activity re-run by a workflow task that was lost is not a re-run of a completed one).
+    Regular activities: a start after their ActivityTaskCompleted event (the server hands out no task of a
+    completed activity, so any such start is a second delivery).
+
+    Local activities: a start by a worker whose workflow task already held the marker that records the result, that
+    is, whose last workflow task for the run before that start began after the marker (event ids, not clocks). A
+    worker whose workflow task was lost (it timed out while that worker's CPU was starved) may start the local
+    activity after another worker recorded the marker: its workflow task never saw the marker and its completion
+    is refused. That is how local activities are specified, and why only short reads run locally; it is not a
+    re-run of a completed one. Comparing the start's clock time with the marker's flagged it as one (a CI run did).
     """
-    completed: dict[tuple[str, str], float] = {}
+    done_at: dict[tuple[str, str], float] = {}
+    marker_ids: dict[tuple[str, str], int] = {}
+    task_starts: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    """(run id, worker pid) -> (time, event id) of each workflow task that worker started."""
     for history in histories.values():
         scheduled: dict[int, str] = {}
         for event in history.events:
@@ -446,17 +500,28 @@ def completed_activities_run_again(histories: dict[str, Any], journal: Path) -> 
                 scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
             elif event.HasField("activity_task_completed_event_attributes"):
                 activity_id = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
-                completed[(history.run_id, activity_id)] = at
+                done_at[(history.run_id, activity_id)] = at
+            elif event.HasField("workflow_task_started_event_attributes"):
+                pid = event.workflow_task_started_event_attributes.identity.split("@", 1)[0]
+                task_starts.setdefault((history.run_id, pid), []).append((at, event.event_id))
             elif event.HasField("marker_recorded_event_attributes"):
                 marker = event.marker_recorded_event_attributes
                 if marker.marker_name == "core_local_activity":
                     data = json.loads(marker.details["data"].payloads[0].data)
-                    completed[(history.run_id, str(data["activity_id"]))] = at
+                    marker_ids[(history.run_id, str(data["activity_id"]))] = event.event_id
     reruns = []
     for line in journal.read_text().splitlines():
         entry = json.loads(line)
-        done_at = completed.get((entry["run_id"], str(entry["activity_id"])))
-        if entry["kind"] == "start" and done_at is not None and entry["at"] > done_at:
+        if entry["kind"] != "start":
+            continue
+        key = (entry["run_id"], str(entry["activity_id"]))
+        if entry["local"]:
+            marker_id = marker_ids.get(key)
+            began = [eid for at, eid in task_starts.get((entry["run_id"], str(entry["pid"])), []) if at <= entry["at"]]
+            again = marker_id is not None and bool(began) and max(began) > marker_id
+        else:
+            again = key in done_at and entry["at"] > done_at[key]
+        if again:
             reruns.append(f"{entry['workflow_id']} {entry['type']} #{entry['activity_id']} attempt {entry['attempt']}")
     return reruns
 
