@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
 
+from config.deployment import unversioned_build_id
 from config.settings import Settings
 from models.errors import RunFailed
 from payloads.converter import data_converter
@@ -102,11 +103,18 @@ class AgentServicePlugin(SimplePlugin):
         return data_converter(self.settings)  # built when a client or replayer needs it, never for a worker
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
-        """Workflows, interceptor and sandbox as SimplePlugin does, then the activities built from the settings."""
+        """Workflows, interceptor and sandbox as SimplePlugin does, then the activities built from the settings.
+
+        An unversioned worker gets the traceable build id (`unversioned_build_id`) instead of the SDK's hash.
+        """
         from service.activities import build_activities
         from service.sandbox import context_free
 
         config = super().configure_worker(config)
+        if not (config.get("deployment_config") or config.get("build_id")):
+            # The SDK marks `build_id` deprecated in favor of `deployment_config`, which joins a Worker Deployment:
+            # an unversioned worker can name its build only this way.
+            config["build_id"] = unversioned_build_id()
         config["workflow_runner"] = context_free(config["workflow_runner"], config["client"].data_converter)
         config["activities"] = [
             *config.get("activities", []),
@@ -115,10 +123,12 @@ class AgentServicePlugin(SimplePlugin):
         return config
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
-        """As SimplePlugin does, then the sandbox without its context lookups (service/sandbox.py), as workers run."""
+        """As SimplePlugin does, then the sandbox without its context lookups (service/sandbox.py), as workers run,
+        and the traceable build id (the SDK would hash every loaded module for one)."""
         from service.sandbox import context_free
 
         config = super().configure_replayer(config)
+        config["build_id"] = config.get("build_id") or unversioned_build_id()
         config["workflow_runner"] = context_free(config["workflow_runner"], config["data_converter"])
         return config
 

@@ -165,3 +165,18 @@ async def test_write_note_waits_for_approval_and_stores_once(client, worker, fak
     [note] = NoteStore(worker.notes_db).all()
     assert (note.title, note.body) == ("Answer", "1200")
     assert note.idempotency_key.startswith(handle.id + ":")
+
+
+async def test_an_unversioned_worker_stamps_its_tasks_with_a_build_id_a_deploy_can_trace(client, worker, fake_llm):
+    """`<package version>-<commit>`, as a versioned worker's: not the SDK's hash of every loaded module."""
+    from config.deployment import unversioned_build_id
+
+    fake_llm.push(Reply(text="Hello."))
+    handle, result = await run(client, worker, {"prompt": "Say hello."})
+    assert result["status"] == "completed"
+    completed = [
+        e.workflow_task_completed_event_attributes
+        for e in (await handle.fetch_history()).events
+        if e.HasField("workflow_task_completed_event_attributes")
+    ]
+    assert {c.worker_version.build_id for c in completed} == {unversioned_build_id()}
