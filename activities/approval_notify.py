@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.approval_links import ApprovalLink, link_url, proposal_digest, sign_link
 from activities.notify import url_origin
+from activities.tls import tls_context
 from config.gateway import GatewaySettings
 from models.approval_notice import ApprovalNotice, ApprovalNoticeReceipt
 
@@ -58,7 +59,7 @@ class ApprovalNotifyActivities:
         if not url:
             return ApprovalNoticeReceipt(sent=False)
         body = notice_body(self._settings, notice)
-        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS) as http:
+        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, verify=tls_context()) as http:
             response = await http.post(url, json=body, headers={"Idempotency-Key": notice.idempotency_key})
         links = len(body["links"])  # type: ignore[arg-type]
         if response.status_code == 409:

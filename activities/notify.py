@@ -12,6 +12,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.tls import tls_context
 from config.settings import Settings
 from models.hybrid import NotificationReceipt, NotificationRequest
 
@@ -66,7 +67,7 @@ class NotifyActivities:
         return NotificationReceipt(channel="outbox", destination=str(path), duplicate=not appended)
 
     async def _post(self, url: str, request: NotificationRequest) -> NotificationReceipt:
-        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS) as http:
+        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, verify=tls_context()) as http:
             response = await http.post(
                 url, json=request.model_dump(mode="json"), headers={"Idempotency-Key": request.idempotency_key}
             )

@@ -19,6 +19,7 @@ from activities.providers.errors import (
     http_error,
     truncated_stream,
 )
+from activities.tls import tls_context
 from config.sections import AnthropicSettings
 from models.budget import input_estimate, usable_count
 from models.conversation import Conversation, TextBlock, ToolCall, ToolResultBlock, ToolUseBlock
@@ -72,6 +73,7 @@ class AnthropicProvider:
                 base_url=self._config.base_url,
                 max_retries=0,
                 timeout=self._timeout,
+                http_client=anthropic.DefaultAsyncHttpxClient(verify=tls_context()),
             )
         return self._client
 

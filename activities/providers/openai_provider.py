@@ -27,6 +27,7 @@ from activities.providers.errors import (
     stream_error,
     truncated_stream,
 )
+from activities.tls import tls_context
 from config.sections import OpenAISettings
 from models.budget import usable_count
 from models.conversation import Conversation, TextBlock, ToolCall, ToolUseBlock
@@ -88,7 +89,11 @@ class OpenAIProvider:
             if not self._config.configured:
                 raise config_error("OPENAI_API_KEY is not set in the worker's environment")
             self._client = openai.AsyncOpenAI(
-                api_key=self._config.api_key, base_url=self._config.base_url, max_retries=0, timeout=self._timeout
+                api_key=self._config.api_key,
+                base_url=self._config.base_url,
+                max_retries=0,
+                timeout=self._timeout,
+                http_client=openai.DefaultAsyncHttpxClient(verify=tls_context()),
             )
         return self._client
 
