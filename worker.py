@@ -24,7 +24,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from config.cli import exit_now, run_command
-from config.deployment import unversioned_build_id
 from config.settings import Settings
 from models.errors import ConfigError
 from models.search_attributes import ALL_KEYS
@@ -102,7 +101,7 @@ def build_llm_workers(client: Client, settings: Settings, registry: Registry | N
                 graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
                 max_heartbeat_throttle_interval=timedelta(seconds=1),
                 identity=settings.identity,
-                build_id=unversioned_build_id(),  # activities only, unversioned: see AgentServicePlugin.configure_worker
+                build_id=settings.deployment.build_id,  # activities only, unversioned: as AgentServicePlugin.configure_worker
             )
         )
     return workers

@@ -9,7 +9,6 @@ checkout's git).
 from __future__ import annotations
 
 import functools
-import os
 import re
 import subprocess
 from collections.abc import Mapping
@@ -47,7 +46,8 @@ class DeploymentSettings:
 
     name: str | None = var("WORKER_DEPLOYMENT_NAME", None, deployment_name)
     build_id: str = var("WORKER_BUILD_ID", "", build_id)
-    """Empty until read: `read_deployment` fills in the traceable default."""
+    """Empty until read: `read_deployment` fills in the traceable default, for unversioned workers too (they name
+    their build with it: `AgentServicePlugin.configure_worker`)."""
 
     @property
     def versioned(self) -> bool:
@@ -56,39 +56,36 @@ class DeploymentSettings:
 
 
 def read_deployment(env: Mapping[str, str]) -> DeploymentSettings:
-    """WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID; a build id without a deployment is a ConfigError."""
+    """WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID; a build id without a deployment is a ConfigError.
+
+    Unversioned, the build id is still the default `<package version>-<commit>`, for the worker to name its build
+    with (given none, the SDK hashes the bytecode of every loaded module: about 5,000 here, 0.85 s of CPU at every
+    worker start, for an id nobody can trace to a commit).
+    """
     config = read(DeploymentSettings, env)
-    if config.name is None:
-        if config.build_id:
-            raise ConfigError(
-                "WORKER_BUILD_ID is set but WORKER_DEPLOYMENT_NAME is not: set WORKER_DEPLOYMENT_NAME to join a "
-                "Worker Deployment, or unset WORKER_BUILD_ID to run unversioned"
-            )
-        return config
+    if config.name is None and config.build_id:
+        raise ConfigError(
+            "WORKER_BUILD_ID is set but WORKER_DEPLOYMENT_NAME is not: set WORKER_DEPLOYMENT_NAME to join a "
+            "Worker Deployment, or unset WORKER_BUILD_ID to run unversioned"
+        )
     return DeploymentSettings(config.name, config.build_id or default_build_id(env))
 
 
 def default_build_id(env: Mapping[str, str]) -> str:
     """`<package version>-<commit>`: what a deploy traces back to the code that runs."""
-    try:
-        version = metadata.version("durable-agents")
-    except metadata.PackageNotFoundError:
-        version = "0.0.0"
     commit = env.get("BUILD_COMMIT", "").strip()[:12] or _git_commit() or "nocommit"
-    return f"{version}-{commit}"
+    return f"{_package_version()}-{commit}"
 
 
 @functools.cache
-def unversioned_build_id() -> str:
-    """The build id an unversioned worker (and a replayer) reports: the same `<package version>-<commit>`.
-
-    Given none, the SDK makes one by hashing the bytecode of every loaded module: about 5,000 modules here, 0.85 s of
-    CPU at every worker start (measured), for a hash nobody can trace to a commit. Versioned workers name theirs in
-    their `WorkerDeploymentConfig`. Cached: a process runs the code it loaded, whatever the checkout does next.
-    """
-    return default_build_id(os.environ)
+def _package_version() -> str:
+    try:
+        return metadata.version("durable-agents")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
 
 
+@functools.cache  # once per process: it runs the code it loaded, whatever the checkout does next
 def _git_commit() -> str | None:
     """The checkout's short commit, or None outside a git checkout (the image: set BUILD_COMMIT instead)."""
     try:

@@ -19,7 +19,6 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
 
-from config.deployment import unversioned_build_id
 from config.settings import Settings
 from models.errors import RunFailed
 from payloads.converter import data_converter
@@ -105,7 +104,8 @@ class AgentServicePlugin(SimplePlugin):
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         """Workflows, interceptor and sandbox as SimplePlugin does, then the activities built from the settings.
 
-        An unversioned worker gets the traceable build id (`unversioned_build_id`) instead of the SDK's hash.
+        An unversioned worker names its build with the traceable default (`config.deployment.read_deployment`)
+        instead of the SDK's hash.
         """
         from service.activities import build_activities
         from service.sandbox import context_free
@@ -114,7 +114,7 @@ class AgentServicePlugin(SimplePlugin):
         if not (config.get("deployment_config") or config.get("build_id")):
             # The SDK marks `build_id` deprecated in favor of `deployment_config`, which joins a Worker Deployment:
             # an unversioned worker can name its build only this way.
-            config["build_id"] = unversioned_build_id()
+            config["build_id"] = self.settings.deployment.build_id
         config["workflow_runner"] = context_free(config["workflow_runner"], config["client"].data_converter)
         config["activities"] = [
             *config.get("activities", []),
@@ -128,7 +128,7 @@ class AgentServicePlugin(SimplePlugin):
         from service.sandbox import context_free
 
         config = super().configure_replayer(config)
-        config["build_id"] = config.get("build_id") or unversioned_build_id()
+        config["build_id"] = config.get("build_id") or self.settings.deployment.build_id
         config["workflow_runner"] = context_free(config["workflow_runner"], config["data_converter"])
         return config
 

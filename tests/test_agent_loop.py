@@ -169,8 +169,6 @@ async def test_write_note_waits_for_approval_and_stores_once(client, worker, fak
 
 async def test_an_unversioned_worker_stamps_its_tasks_with_a_build_id_a_deploy_can_trace(client, worker, fake_llm):
     """`<package version>-<commit>`, as a versioned worker's: not the SDK's hash of every loaded module."""
-    from config.deployment import unversioned_build_id
-
     fake_llm.push(Reply(text="Hello."))
     handle, result = await run(client, worker, {"prompt": "Say hello."})
     assert result["status"] == "completed"
@@ -179,4 +177,5 @@ async def test_an_unversioned_worker_stamps_its_tasks_with_a_build_id_a_deploy_c
         for e in (await handle.fetch_history()).events
         if e.HasField("workflow_task_completed_event_attributes")
     ]
-    assert {c.worker_version.build_id for c in completed} == {unversioned_build_id()}
+    assert {c.worker_version.build_id for c in completed} == {worker.deployment.build_id}
+    assert worker.deployment.build_id.startswith("0.") and not worker.deployment.versioned
