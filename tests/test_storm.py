@@ -290,8 +290,9 @@ async def test_runs_survive_a_storm_of_worker_kills(settings, fake_llm, fake_ope
 def test_the_rerun_check_tells_a_lost_tasks_local_read_from_a_rerun(tmp_path):
     """The journal check on a made-up history: worker 11's workflow task timed out while it was starved, worker 22
     ran the calculator (a local activity) and recorded its marker; 11 then started the calculator late (benign:
-    its task never saw the marker). Worker 33 started it after taking a task that held the marker (a re-run), and
-    a regular activity delivered again after its completion is one too."""
+    its task never saw the marker), and worker 11 began attempt 1 of a regular activity after attempt 2 completed
+    (a stale attempt). Worker 33 started the calculator after taking a task that held the marker (a re-run), and
+    the attempt that completed, delivered again after its completion, is one too."""
     from google.protobuf.timestamp_pb2 import Timestamp
     from temporalio.api.history.v1 import HistoryEvent
 
@@ -310,24 +311,31 @@ def test_the_rerun_check_tells_a_lost_tasks_local_read_from_a_rerun(tmp_path):
         task_started(6, 110.0, 22),
         event(8, 110.5, marker_recorded_event_attributes=marker),
         event(9, 110.6, activity_task_scheduled_event_attributes={"activity_id": "5"}),
-        event(10, 111.0, activity_task_completed_event_attributes={"scheduled_event_id": 9}),
+        event(10, 110.9, activity_task_started_event_attributes={"scheduled_event_id": 9, "attempt": 2}),
+        event(11, 111.0, activity_task_completed_event_attributes={"scheduled_event_id": 9, "started_event_id": 10}),
         task_started(13, 112.0, 33),
     ]
     history = type("History", (), {"run_id": "r1", "events": events})()
 
-    def start(pid: int, at: float, activity_id: str, local: bool) -> str:
+    def start(pid: int, at: float, activity_id: str, local: bool, attempt: int = 1) -> str:
         line = {"kind": "start", "workflow_id": "w", "run_id": "r1", "activity_id": activity_id, "type": "run_tool"}
-        return json.dumps({**line, "attempt": 1, "local": local, "at": at, "pid": pid})
+        return json.dumps({**line, "attempt": attempt, "local": local, "at": at, "pid": pid})
 
     journal = tmp_path / "journal.jsonl"
-    benign = [start(22, 110.2, "4", True), start(11, 111.5, "4", True), start(22, 110.7, "5", False)]
+    benign = [
+        start(22, 110.2, "4", True),
+        start(11, 111.5, "4", True),  # the starved worker's local read, after the marker its task never saw
+        start(22, 110.7, "5", False, attempt=2),
+        start(11, 111.6, "5", False, attempt=1),  # attempt 1 begun late, after attempt 2 completed
+    ]
     journal.write_text("\n".join(benign) + "\n")
     assert completed_activities_run_again({"w": history}, journal) == []
 
-    journal.write_text("\n".join([*benign, start(33, 112.5, "4", True), start(11, 112.6, "5", False)]) + "\n")
+    again = [start(33, 112.5, "4", True), start(11, 112.6, "5", False, attempt=2)]
+    journal.write_text("\n".join([*benign, *again]) + "\n")
     assert completed_activities_run_again({"w": history}, journal) == [
         "w run_tool #4 attempt 1",
-        "w run_tool #5 attempt 1",
+        "w run_tool #5 attempt 2",
     ]
 
 
@@ -478,8 +486,10 @@ def workflow_task_failures(histories: dict[str, Any]) -> list[str]:
 def completed_activities_run_again(histories: dict[str, Any], journal: Path) -> list[str]:
     """Journal entries that executed an activity again after Temporal had recorded it completed.
 
-    Regular activities: a start after their ActivityTaskCompleted event (the server hands out no task of a
-    completed activity, so any such start is a second delivery).
+    Regular activities: a start after their ActivityTaskCompleted event, of the attempt that completed or a later
+    one (the server hands out no task of a completed activity, so any such start is a second delivery). An earlier
+    attempt started late is not one: its worker took the task, was starved past the heartbeat timeout before the
+    activity body began, and the retry completed elsewhere meanwhile (at-least-once, as Temporal specifies it).
 
     Local activities: a start by a worker whose workflow task already held the marker that records the result, that
     is, whose last workflow task for the run before that start began after the marker (event ids, not clocks). A
@@ -488,19 +498,26 @@ def completed_activities_run_again(histories: dict[str, Any], journal: Path) -> 
     is refused. That is how local activities are specified, and why only short reads run locally; it is not a
     re-run of a completed one. Comparing the start's clock time with the marker's flagged it as one (a CI run did).
     """
-    done_at: dict[tuple[str, str], float] = {}
+    done_at: dict[tuple[str, str], tuple[float, int]] = {}
+    """(run id, activity id) -> when it completed, and the attempt that did."""
     marker_ids: dict[tuple[str, str], int] = {}
     task_starts: dict[tuple[str, str], list[tuple[float, int]]] = {}
     """(run id, worker pid) -> (time, event id) of each workflow task that worker started."""
     for history in histories.values():
         scheduled: dict[int, str] = {}
+        attempts: dict[int, int] = {}
         for event in history.events:
             at = event.event_time.ToDatetime().timestamp()
             if event.HasField("activity_task_scheduled_event_attributes"):
                 scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
+            elif event.HasField("activity_task_started_event_attributes"):
+                attempts[event.event_id] = event.activity_task_started_event_attributes.attempt
             elif event.HasField("activity_task_completed_event_attributes"):
-                activity_id = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
-                done_at[(history.run_id, activity_id)] = at
+                completed = event.activity_task_completed_event_attributes
+                done_at[(history.run_id, scheduled[completed.scheduled_event_id])] = (
+                    at,
+                    attempts[completed.started_event_id],
+                )
             elif event.HasField("workflow_task_started_event_attributes"):
                 pid = event.workflow_task_started_event_attributes.identity.split("@", 1)[0]
                 task_starts.setdefault((history.run_id, pid), []).append((at, event.event_id))
@@ -520,7 +537,8 @@ def completed_activities_run_again(histories: dict[str, Any], journal: Path) -> 
             began = [eid for at, eid in task_starts.get((entry["run_id"], str(entry["pid"])), []) if at <= entry["at"]]
             again = marker_id is not None and bool(began) and max(began) > marker_id
         else:
-            again = key in done_at and entry["at"] > done_at[key]
+            at, attempt = done_at.get(key, (float("inf"), 0))
+            again = entry["at"] > at and entry["attempt"] >= attempt
         if again:
             reruns.append(f"{entry['workflow_id']} {entry['type']} #{entry['activity_id']} attempt {entry['attempt']}")
     return reruns
