@@ -114,21 +114,21 @@ async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(cli
     cap = 20 * tokens_of(one)  # about twenty runs' worth
     billed.clear()
     capped = with_limits(settings, limits_toml(who, tokens=cap), tmp_path)
-    async with limited_worker(client, capped):
-        # It takes 15-140 s on 2 cores. Once (2026-12-07) it hung, the ledger's workflow tasks left unanswered by
-        # the in-process worker: such a hang fails here in minutes, not at CI's 90-minute limit.
-        async with asyncio.timeout(420):
-            results = await asyncio.gather(
-                *(
-                    client.execute_workflow(
-                        "AgentLoopWorkflow",
-                        {"prompt": "race", "customer_id": who, "budget": {"max_tokens": 2000}},
-                        id=workflow_id("race"),
-                        task_queue=settings.task_queue,
-                    )
-                    for _ in range(50)
+    # It takes 15-140 s on 2 cores. Twice (2026-12-07) it hung: the ledger's workflow tasks, taken by the in-process
+    # worker, timed out one after another, and the worker's shutdown then waited too. The timeout bounds both, so
+    # such a hang fails here in minutes, not at CI's 90-minute limit.
+    async with asyncio.timeout(420), limited_worker(client, capped):
+        results = await asyncio.gather(
+            *(
+                client.execute_workflow(
+                    "AgentLoopWorkflow",
+                    {"prompt": "race", "customer_id": who, "budget": {"max_tokens": 2000}},
+                    id=workflow_id("race"),
+                    task_queue=settings.task_queue,
                 )
+                for _ in range(50)
             )
+        )
         view = await ledger(client, capped, who)
     statuses = [r["status"] for r in results]
     spent = sum(tokens_of(r) for r in results)
