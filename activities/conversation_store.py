@@ -25,11 +25,19 @@ PREVIEW_CHARS = 200
 """What history keeps of a stored output: enough for the run's record of work and the UI."""
 
 
+CACHE_BYTES = 2 * 1024 * 1024
+"""What a worker keeps of the conversations it read or wrote, counted in their stored (JSON) bytes; in memory
+they take a few times that. The working set is the active runs' newest nodes; a waiting run's stay until pushed
+out, so the bound is in bytes (8,192 nodes of any size before, growing with every run that waits)."""
+
+
 @dataclass(frozen=True)
 class _Node:
     prev: str | None
     length: int
     messages: tuple[Message, ...]
+    size: int
+    """Stored bytes: its weight in the cache."""
 
 
 def truncate_for_model(text: str, max_chars: int) -> str:
@@ -42,11 +50,11 @@ def truncate_for_model(text: str, max_chars: int) -> str:
 class ConversationStore:
     """Reads and writes conversation chains and tool outputs; one per worker, shared by its activities."""
 
-    def __init__(self, blobs: BlobStore, tool_output_max_chars: int, cache_entries: int = 8192) -> None:
+    def __init__(self, blobs: BlobStore, tool_output_max_chars: int, cache_bytes: int = CACHE_BYTES) -> None:
         self.blobs = blobs
         self.tool_output_max_chars = tool_output_max_chars
-        self._nodes: Lru[str, _Node] = Lru(cache_entries)
-        self._shown: Lru[str, str] = Lru(cache_entries)
+        self._nodes: Lru[str, _Node] = Lru(cache_bytes, weight=lambda node: node.size)
+        self._shown: Lru[str, str] = Lru(cache_bytes // 4, weight=len)
 
     # -- reading ---------------------------------------------------------------------------------
     async def messages(self, conversation: Conversation) -> list[Message]:
@@ -69,8 +77,10 @@ class ConversationStore:
     def _node(self, key: str) -> _Node:
         node = self._nodes.get(key)
         if node is None:
-            raw = json.loads(self.blobs.get(key))
-            node = _Node(raw["prev"], raw["length"], tuple(Message.model_validate(m) for m in raw["messages"]))
+            data = self.blobs.get(key)
+            raw = json.loads(data)
+            messages = tuple(Message.model_validate(m) for m in raw["messages"])
+            node = _Node(raw["prev"], raw["length"], messages, len(data))
             self._nodes.put(key, node)
         return node
 
@@ -120,8 +130,9 @@ class ConversationStore:
         }
         if summary_of is not None:
             body["summary_of"] = summary_of
-        key = self.blobs.put(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
-        self._nodes.put(key, _Node(prev, length, tuple(messages)))
+        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        key = self.blobs.put(data)
+        self._nodes.put(key, _Node(prev, length, tuple(messages), len(data)))
         return StoredConversation(head=key, length=length)
 
     async def offload_output(self, content: str) -> tuple[str, str | None]:

@@ -52,6 +52,34 @@ async def test_chain_reads_back_in_order_from_a_cold_store(tmp_path):
     assert messages == await store.messages(conversation)
 
 
+class CountingBlobs(LocalBlobStore):
+    """A local blob store that counts its reads."""
+
+    reads = 0
+
+    def get(self, key: str) -> bytes:
+        self.reads += 1
+        return super().get(key)
+
+
+async def test_the_conversation_cache_is_bounded_in_bytes_and_keeps_the_newest(tmp_path):
+    """A worker with many runs waiting keeps only as many stored bytes of their conversations as its bound: the
+    oldest runs' nodes are read again from the blob store, the newest from memory."""
+    blobs = CountingBlobs(tmp_path)
+    store = ConversationStore(blobs, tool_output_max_chars=100, cache_bytes=3_000)
+    runs = []
+    for n in range(40):
+        conversation = Conversation.start(f"read log {n}", by_reference=True)
+        conversation.adopt(await store.append(conversation, [assistant_message(f"log {n} is fine", [])]))
+        runs.append(conversation)
+    blobs.reads = 0
+    await store.messages(runs[-1])
+    assert blobs.reads == 0  # the newest run's chain is still in memory
+    await store.messages(runs[0])
+    assert blobs.reads == 1  # the oldest's was pushed out: read back, and it reads back whole
+    assert [m.role for m in await store.messages(runs[0])] == ["user", "assistant"]
+
+
 async def test_large_outputs_are_stored_whole_and_shown_truncated(tmp_path):
     blobs = LocalBlobStore(tmp_path)
     store = ConversationStore(blobs, tool_output_max_chars=100)
