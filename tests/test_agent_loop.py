@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from temporalio.client import WorkflowFailureError
 
 from devstack.fake_anthropic import Fault, Reply
 from tests.conftest import workflow_id
-from tests.helpers import pending_approvals
+from tests.helpers import ROOT, pending_approvals
 from tools.notes import NoteStore
 
 
@@ -178,4 +180,8 @@ async def test_an_unversioned_worker_stamps_its_tasks_with_a_build_id_a_deploy_c
         if e.HasField("workflow_task_completed_event_attributes")
     ]
     assert {c.worker_version.build_id for c in completed} == {worker.deployment.build_id}
-    assert worker.deployment.build_id.startswith("0.") and not worker.deployment.versioned
+    # Traceable: it ends with this checkout's commit (the package version before it changes with releases).
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert worker.deployment.build_id.endswith(f"-{commit}") and not worker.deployment.versioned
