@@ -239,7 +239,9 @@ def serve(socket_path: str) -> None:
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(wake_read, selectors.EVENT_READ, "reap")
     selector.register(sys.stdin, selectors.EVENT_READ, "stdin")
-    Path(socket_path + ".ready").write_text("ready")
+    # Written then renamed: the parent polls for the name and must never read a file created but not yet written.
+    Path(socket_path + ".ready.tmp").write_text("ready")
+    os.replace(socket_path + ".ready.tmp", socket_path + ".ready")
     while True:
         for key, _ in selector.select():
             if key.data == "stdin":
