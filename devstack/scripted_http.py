@@ -207,8 +207,10 @@ class ScriptedServer:
         with self._lock:
             if self.script:
                 return self.script.pop(0)
+            served = len(self.requests)
         if self.responder is None:
-            return Fault(500, f"{self.name}: script exhausted and no responder")
+            # How many requests came names a test's miscount, or a retried attempt asking again, in its failure.
+            return Fault(500, f"{self.name}: script exhausted and no responder (request {served})")
         return self.responder(body)
 
 

@@ -3,6 +3,7 @@ retry on another worker pays for no earlier turn again and runs no tool twice.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -11,11 +12,20 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from temporalio.testing import ActivityEnvironment
 
+from activities.black_box.checkpoint import Checkpoints
+from activities.black_box.invoke_agent import BlackBoxActivities
+from activities.tool_executor import ToolExecutor
 from devstack.fake_anthropic import Reply
 from devstack.fake_openai import FakeOpenAI
+from models.blackbox import InvokeAgentRequest
+from payloads.blobs import blob_store
 from tests.conftest import workflow_id
-from tests.helpers import eventually
+from tests.helpers import eventually, resolver_for
+from tests.test_stream_errors import CLAUDE, claude_engines
+from tools.catalog import REGISTRY
+from tools.deps import ToolDeps
 
 AGENTS = Path(__file__).parent / "fixtures" / "agents"
 HISTORIES = Path(__file__).parent / "histories"
@@ -94,3 +104,23 @@ async def test_a_black_box_killed_in_its_third_turn_resumes_there(
             if e.HasField("activity_task_started_event_attributes")
         ]
         assert max(attempts) == 2
+
+
+async def test_an_answer_checkpointed_before_its_attempt_ended_is_taken_not_asked_again(settings, fake_llm):
+    """The Claude loop checkpoints each reply before acting on it. An attempt that got its answer and then ended
+    (its worker lost before reporting) leaves a conversation whose last turn is that answer: the retry judges it.
+    Sent back instead, Claude would take the turn as a prefill and continue it, and the call would be paid twice."""
+    checkpoints = Checkpoints(blob_store(settings.blobs, settings.payloads))
+    executor = ToolExecutor(REGISTRY, ToolDeps.from_settings(settings))
+    activities = BlackBoxActivities(settings, resolver_for(REGISTRY), claude_engines(settings), executor, checkpoints)
+    request = InvokeAgentRequest(agent="assistant", prompt="hi", model=CLAUDE)
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_id=workflow_id("bb-answered"), attempt=1)
+    fake_llm.push(Reply(text="The answer, paid for once."))
+    first = await env.run(activities.invoke_agent, request)
+    env.info = dataclasses.replace(env.info, attempt=2)  # the same activity again: its checkpoint is found
+    again = await env.run(activities.invoke_agent, request)
+
+    assert first.output == again.output == "The answer, paid for once."
+    assert len(fake_llm.requests) == 1  # the retry asked nothing (an empty script would have answered 500)
+    assert again.usage.llm_calls == 1 and again.turns == 1

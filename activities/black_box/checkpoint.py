@@ -170,6 +170,15 @@ def pending_calls(conversation: Conversation) -> list[Any]:
     return [b for b in conversation.messages[-1].content if getattr(b, "type", "") == "tool_use"]
 
 
+def unacted_answer(conversation: Conversation) -> str | None:
+    """The text of the last assistant turn when it asked for no tools: a reply paid for and checkpointed whose
+    attempt ended before acting on it. Acted on as it stands, never sent back as the last turn (Claude would take
+    it as a prefill and continue it) nor asked for again."""
+    if not conversation.messages or conversation.messages[-1].role != "assistant" or pending_calls(conversation):
+        return None
+    return "".join(getattr(b, "text", "") for b in conversation.messages[-1].content)
+
+
 def pending_items(items: list[Any]) -> list[dict[str, Any]]:
     """Function calls an Agents SDK run's items hold without their output (the round a crash cut off)."""
     answered = {i.get("call_id") for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"}

@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.black_box.checkpoint import pending_calls
+from activities.black_box.checkpoint import pending_calls, unacted_answer
 from activities.black_box.engine import BlackBoxTools, EngineRun, screened_outcome
 from activities.black_box.handoffs import HandoffRoster, record_handoff
 from activities.providers.anthropic_provider import AnthropicProvider, count_input_tokens
@@ -85,20 +85,25 @@ class _ClaudeLoop:
             if fit.refused is not None:
                 return ledger.result(None, stopped=fit.refused)
             response = await self._reply(fit.output_tokens)
-            registry = self._seat.tools.executor.registry
-            step = after_reply(self._guard, registry, self._seat.agent, response.text, response.tool_calls)
-            if isinstance(step, Stop):
-                return ledger.tripped(step)
-            if isinstance(step, Nudge):
-                self._conversation.add_user_text(step.message)
-            elif isinstance(step, FinalText):
-                if (answered := self._judged(step.text)) is not None:
-                    return answered
-            elif (stopped := await self._round(step.calls)) is not None:
-                return stopped
-            else:
-                await self._checkpoint()  # the tools have run
+            if (ended := await self._act_on(response.text, response.tool_calls)) is not None:
+                return ended
         return ledger.out_of_turns(self._run.max_turns)
+
+    async def _act_on(self, text: str, calls: list[ToolCall]) -> InvokeAgentResult | None:
+        """What a reply leads to: the result when the agent is done (answered, or a breaker stopped it); None
+        when it goes on (a nudge or a correction was added, or its tools ran)."""
+        step = after_reply(self._guard, self._seat.tools.executor.registry, self._seat.agent, text, calls)
+        if isinstance(step, Stop):
+            return self._ledger.tripped(step)
+        if isinstance(step, Nudge):
+            self._conversation.add_user_text(step.message)
+        elif isinstance(step, FinalText):
+            return self._judged(step.text)
+        elif (stopped := await self._round(step.calls)) is not None:
+            return stopped
+        else:
+            await self._checkpoint()  # the tools have run
+        return None
 
     def _judged(self, text: str) -> InvokeAgentResult | None:
         """The result when the answer stands; None when it went back to the model with a correction."""
@@ -137,7 +142,8 @@ class _ClaudeLoop:
 
     async def _resume(self) -> InvokeAgentResult | None:
         """Go on from an earlier attempt's checkpoint, as the agent that had the conversation then; the round the
-        crash cut off runs again with the same call ids. The result when that round tripped a breaker."""
+        crash cut off runs again with the same call ids, and a reply it cut off before it was acted on is acted on
+        now (not asked for again). The result when that ends the agent (an answer, a breaker), else None."""
         checkpoints, roster = self._run.checkpoints, self._run.roster
         restored = await checkpoints.restore() if checkpoints is not None else None
         if restored is None or restored.conversation is None:
@@ -155,6 +161,8 @@ class _ClaudeLoop:
             if (stopped := await self._round(calls)) is not None:
                 return stopped
             await self._checkpoint()
+        elif (answer := unacted_answer(self._conversation)) is not None:
+            return await self._act_on(answer, [])  # the reply the crash cut off before it was acted on
         return None
 
     async def _round(self, calls: list[ToolCall]) -> InvokeAgentResult | None:
