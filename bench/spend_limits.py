@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import sys
@@ -42,10 +43,11 @@ async def main(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     table = {"day": {"tokens": 10**12}} if args.limits == 1 else {"day": {"tokens": 10**12}, "month": {"usd": 10**6}}
     limits = SpendLimits.model_validate({"limits": {"default": table}})
+    settings = dataclasses.replace(settings, spend_limits=limits)  # the worker runs the ledgers' own worker beside
     server = start_dev_server(port=free_port(), ui_port=None, db_file=str(root / "dev.db"))
     try:
         client = await connect(settings, target_host=server.address)
-        guard = SpendGuard(client, limits, settings.task_queue)
+        guard = SpendGuard(client, limits, settings.spend_ledger_task_queue)
         reply = LlmResponse(
             model="anthropic:claude-haiku-5-5", stop_reason="end_turn", usage=Usage(input_tokens=900, output_tokens=100)
         )

@@ -124,6 +124,11 @@ class Settings:
         return f"{self.task_queue}-llm-{provider}"
 
     @property
+    def spend_ledger_task_queue(self) -> str:
+        """The task queue of the spend ledgers (SpendLedgerWorkflow), polled by their own worker (service/ledger_worker.py)."""
+        return f"{self.task_queue}-spend-ledgers"
+
+    @property
     def llm_task_queues(self) -> dict[str, str]:
         """provider -> its task queue, for the providers LLM_RATE_LIMITS names."""
         return {provider: self.llm_task_queue(provider) for provider, _ in self.llm_rate_limits}

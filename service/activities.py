@@ -41,7 +41,7 @@ def build_activities(settings: Settings, client: Client, registry: Registry | No
     anthropic = AnthropicProvider(settings.anthropic, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
     openai = OpenAIProvider(settings.openai, settings.llm_timeout_seconds, streaming=settings.llm_streaming)
     if settings.spend_limits is not None:  # every model call reserves and settles (activities/spend_guard.py)
-        guard = SpendGuard(client, settings.spend_limits, settings.task_queue)
+        guard = SpendGuard(client, settings.spend_limits, settings.spend_ledger_task_queue)
         anthropic = cast(AnthropicProvider, GuardedProvider(anthropic, guard))
         openai = cast(OpenAIProvider, GuardedProvider(openai, guard))
     context = ConversationStore(

@@ -25,7 +25,9 @@ from payloads.converter import data_converter
 from telemetry.tracing import setup_tracing, temporal_interceptor
 
 if TYPE_CHECKING:
-    from temporalio.worker import ReplayerConfig, WorkerConfig, WorkflowRunner
+    from collections.abc import Awaitable, Callable
+
+    from temporalio.worker import ReplayerConfig, Worker, WorkerConfig, WorkflowRunner
 
     from tools.registry import Registry
 
@@ -90,6 +92,13 @@ def workflows(versioned: bool = False) -> list[type]:
     return [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow, VersionedSpendLedgerWorkflow]
 
 
+def ledger_workflow(versioned: bool = False) -> type:
+    """The spend-limit ledger's workflow class, as `workflows(versioned)` registers it."""
+    from workflows.spend_ledger import SpendLedgerWorkflow, VersionedSpendLedgerWorkflow
+
+    return VersionedSpendLedgerWorkflow if versioned else SpendLedgerWorkflow
+
+
 def _sandbox(runner: WorkflowRunner | None) -> WorkflowRunner:
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -145,6 +154,13 @@ class AgentServicePlugin(SimplePlugin):
             *build_activities(self.settings, config["client"], self.registry),
         ]
         return config
+
+    async def run_worker(self, worker: Worker, next: Callable[[Worker], Awaitable[None]]) -> None:
+        """Run `worker`, and beside it (with SPEND_LIMITS) the spend ledgers' own worker (service/ledger_worker.py)."""
+        from service.ledger_worker import ledgers_beside
+
+        async with ledgers_beside(worker, self.settings):
+            await super().run_worker(worker, next)
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
         """As SimplePlugin does, then the sandbox without its context lookups (service/sandbox.py), as workers run,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from config.settings import Settings
 from models.spend_limits import LedgerView, SpendLimits, ledger_id
@@ -46,11 +46,16 @@ async def limited_worker(client: Client, settings: Settings) -> AsyncIterator[Se
         yield settings
 
 
-async def ledger(client: Client, settings: Settings, customer_id: str, window: str = "day") -> LedgerView:
-    """The customer's ledger of `window` for the current period."""
+def ledger_handle(client: Client, settings: Settings, customer_id: str, window: str = "day") -> WorkflowHandle:
+    """The customer's ledger workflow of `window` for the current period."""
     assert settings.spend_limits is not None
     [ref] = [r for r in settings.spend_limits.applicable(customer_id) if r.window == window]
-    handle = client.get_workflow_handle(ledger_id(ref, datetime.now(UTC)))
+    return client.get_workflow_handle(ledger_id(ref, datetime.now(UTC)))
+
+
+async def ledger(client: Client, settings: Settings, customer_id: str, window: str = "day") -> LedgerView:
+    """The customer's ledger of `window` for the current period."""
+    handle = ledger_handle(client, settings, customer_id, window)
     view: LedgerView = await handle.query("state", result_type=LedgerView)
     return view
 

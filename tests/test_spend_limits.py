@@ -10,7 +10,15 @@ from pathlib import Path
 from devstack.fake_anthropic import Reply, estimate_tokens
 from tests.conftest import workflow_id
 from tests.helpers import eventually
-from tests.spend_support import customer, ledger, limited_worker, limits_toml, tokens_of, with_limits
+from tests.spend_support import (
+    customer,
+    ledger,
+    ledger_handle,
+    limited_worker,
+    limits_toml,
+    tokens_of,
+    with_limits,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +77,9 @@ async def test_spend_settles_exactly_and_a_refused_call_ends_the_run_naming_the_
         view = await ledger(client, roomy, who)
     assert [r["status"] for r in results] == ["completed", "completed"]
     assert view.spent_tokens == sum(tokens_of(r) for r in results) and view.reservations == 0
+    # The ledger runs on the ledgers' own queue, served by their own worker beside the main one.
+    described = await ledger_handle(client, roomy, who).describe()
+    assert described.task_queue == settings.spend_ledger_task_queue == f"{settings.task_queue}-spend-ledgers"
 
     tight = with_limits(settings, limits_toml(who, tokens=view.spent_tokens + 50), tmp_path)
     async with limited_worker(client, tight):
@@ -114,9 +125,9 @@ async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(cli
     cap = 20 * tokens_of(one)  # about twenty runs' worth
     billed.clear()
     capped = with_limits(settings, limits_toml(who, tokens=cap), tmp_path)
-    # It takes 15-140 s on 2 cores. Twice (2026-12-07) it hung: the ledger's workflow tasks, taken by the in-process
-    # worker, timed out one after another, and the worker's shutdown then waited too. The timeout bounds both, so
-    # such a hang fails here in minutes, not at CI's 90-minute limit.
+    # It takes 15-140 s on 2 cores. Before the ledgers had their own worker (service/ledger_worker.py) it hung in
+    # about one run in five under load: Core dropped one of the ledger's buffered tasks and the ledger got no task
+    # again. The timeout bounds the run and the worker's shutdown, so a hang fails here in minutes, not at CI's limit.
     async with asyncio.timeout(420), limited_worker(client, capped):
         results = await asyncio.gather(
             *(
