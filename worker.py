@@ -29,6 +29,7 @@ from models.errors import ConfigError
 from models.search_attributes import ALL_KEYS
 from payloads.blobs import blob_store, check_blob_store
 from service.connect import connect, metrics_runtime
+from service.memory import trimming
 from service.plugin import AgentServicePlugin, worker_client
 from telemetry.health import Health, HealthServer
 from telemetry.tracing import shutdown_tracing
@@ -169,6 +170,7 @@ async def _run_worker(settings: Settings, health: Health, loaded: LoadedTools) -
     worker = build_worker(client, settings, loaded.registry)
     model_workers = build_llm_workers(client, settings, loaded.registry)
     stop = asyncio.Event()
+    trim = asyncio.create_task(trimming(settings.memory_trim_seconds))  # RSS follows what is held (service/memory.py)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -198,6 +200,7 @@ async def _run_worker(settings: Settings, health: Health, loaded: LoadedTools) -
             health.stopping()
             log.info("shutting down: waiting up to %ss for in-flight activities", settings.graceful_shutdown_seconds)
     finally:
+        trim.cancel()
         shutdown_tracing()
     log.info("worker stopped")
 

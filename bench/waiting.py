@@ -127,8 +127,14 @@ class WorkerProc:
             self.proc.wait(10)
 
 
-async def settled_rss(pid: int, seconds: float = 3.0) -> int:
-    """VmRSS once it stops moving (or after `seconds`): the last of several readings."""
+SETTLE_SECONDS = 12.0
+"""Wait before each reading, idle and waiting alike: a steady state, past one of the worker's memory trims
+(WORKER_MEMORY_TRIM_SECONDS, 10 s by default: service/memory.py), as an operator sees runs that wait for days."""
+
+
+async def settled_rss(pid: int, seconds: float = 3.0, settle: float = SETTLE_SECONDS) -> int:
+    """VmRSS after `settle` seconds, once it stops moving (or `seconds` more): the last of several readings."""
+    await asyncio.sleep(settle)
     readings = [rss_kib(pid)]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -196,6 +202,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
         }
         if args.cache is not None:
             env["WORKER_MAX_CACHED_WORKFLOWS"] = str(args.cache)
+        if args.trim is not None:
+            env["WORKER_MEMORY_TRIM_SECONDS"] = str(args.trim)
         for var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "OPENAI_AGENTS_DISABLE_TRACING"):
             os.environ.pop(var, None)
         worker = WorkerProc(env, tmp / "worker.log").start()
@@ -257,7 +265,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
         lat_ms = sorted(1000 * x for x in latencies)
         p90 = lat_ms[min(len(lat_ms) - 1, int(0.9 * len(lat_ms)))]
         print()
-        print(f"worker RSS (VmRSS), WORKER_MAX_CACHED_WORKFLOWS={cache}")
+        trims = Settings.from_env({**os.environ, **env}).memory_trim_seconds
+        print(f"worker RSS (VmRSS), WORKER_MAX_CACHED_WORKFLOWS={cache}, WORKER_MEMORY_TRIM_SECONDS={trims}")
         print(f"  {'runs waiting':<28}{'RSS':>13}{'x idle':>9}{'start->waiting':>16}")
         for label, rss, took in rows:
             print(f"  {label:<28}{fmt_mib(rss)}{rss / idle:>8.2f}x{(f'{took:.1f} s' if took else '-'):>16}")
@@ -294,6 +303,9 @@ def main() -> int:
         help=f"WORKER_MAX_CACHED_WORKFLOWS for the worker (default {DEFAULT_CACHE}; 'default' leaves it unset)",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed to reach each waiting count")
+    parser.add_argument(
+        "--trim", type=int, default=None, help="WORKER_MEMORY_TRIM_SECONDS for the worker (default: unset; 0: no trims)"
+    )
     args = parser.parse_args()
     if args.cache == "default":
         args.cache = None

@@ -67,6 +67,8 @@ class Settings:
     max_concurrent_workflow_tasks: int = var("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 100, integer(1))
     sticky_timeout_ms: int = var("WORKER_STICKY_TIMEOUT_MS", 500, integer(100))
     """How long a run's next workflow task waits for the worker that has it cached before any worker may take it."""
+    memory_trim_seconds: int = var("WORKER_MEMORY_TRIM_SECONDS", 10, integer(0))
+    """How often the worker process hands freed memory back to the system (service/memory.py); 0: never."""
     identity: str | None = var("WORKER_IDENTITY", None)
     """Worker identity shown in event histories; None keeps the SDK's `pid@hostname`."""
     notify_outbox: str = var("NOTIFY_OUTBOX", "outbox.jsonl")
