@@ -23,6 +23,11 @@ from gateway.http import ApiError
 from models.approval import gateway_may_decide
 
 QUERY_TIMEOUT = timedelta(seconds=5)
+UPDATE_PATIENCE = timedelta(seconds=5)
+"""How long a decision waits on the `decide` update before it goes by signal. A run with no room for another
+in-flight update answers RESOURCE_EXHAUSTED, which the SDK's client retries for about 15 s before it gives up: the
+person who clicked approve would wait that long. A decision sent both ways counts once (the run ignores a second
+decision on a request), and the signal path reads the outcome back from `status`."""
 
 REFUSAL_STATUS = {"unknown_request": 404, "not_an_approver": 403, "already_decided": 409, "expired": 409}
 """How the `decide` update's refusals (DecisionRefused's reason) reach an HTTP caller."""
@@ -111,8 +116,11 @@ async def decide(
         "authenticated_by": "gateway",
     }
     try:
-        decision: dict[str, Any] = await handle.execute_update("decide", payload)
+        async with asyncio.timeout(UPDATE_PATIENCE.total_seconds()):
+            decision: dict[str, Any] = await handle.execute_update("decide", payload)
         return decision
+    except (TimeoutError, RPCTimeoutOrCancelledError):  # the SDK turns the timeout's cancel into the latter
+        pass  # no room for the update yet (or a slow run): the signal below, counted once either way
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == "DecisionRefused":

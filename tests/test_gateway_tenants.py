@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.approval_links import ApprovalLink, proposal_digest, sign_link
 from devstack.dev_server import free_port
@@ -209,6 +211,24 @@ async def test_an_approval_link_decides_only_the_run_it_was_made_for(gw, client,
     await second.terminate("test over")
 
 
+async def one_update_attempt(client, workflow_id: str, name: str, arg: object) -> RPCError:
+    """The server's answer to one update request, sent once (the SDK's `execute_update` retries refusals)."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.update.v1 import Input, Meta, Request, WaitPolicy
+    from temporalio.api.workflowservice.v1 import UpdateWorkflowExecutionRequest
+
+    [payload] = await client.data_converter.encode([arg])
+    request = UpdateWorkflowExecutionRequest(
+        namespace=client.namespace,
+        workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+        request=Request(meta=Meta(update_id=uuid.uuid4().hex), input=Input(name=name, args={"payloads": [payload]})),
+        wait_policy=WaitPolicy(lifecycle_stage=2),  # ACCEPTED
+    )
+    with pytest.raises(RPCError) as raised:
+        await client.workflow_service.update_workflow_execution(request, retry=False)
+    return raised.value
+
+
 async def test_a_decision_still_lands_when_the_run_has_no_room_for_another_update(settings, fake_llm, tmp_path):
     """A server that allows one in-flight update per run, held by a follower's poll: the approval goes by signal."""
     from temporalio.contrib.workflow_streams import WorkflowStreamClient
@@ -252,8 +272,10 @@ async def test_a_decision_still_lands_when_the_run_has_no_room_for_another_updat
             poll = asyncio.create_task(anext(aiter(stream.subscribe(PROGRESS_TOPIC, 10_000))))
             await asyncio.sleep(1.0)
             full = {"request_id": "req-9", "approved": True, "approver": "x"}
-            with pytest.raises(Exception, match="in-flight"):
-                await client.get_workflow_handle(wid).execute_update("decide", full)
+            # The server refuses another update at once (asked once, without the SDK's ~15 s of retries); the
+            # gateway waits at most UPDATE_PATIENCE for its update, then sends the decision as a signal.
+            refused = await one_update_attempt(client, wid, "decide", full)
+            assert refused.status == RPCStatusCode.RESOURCE_EXHAUSTED and "in-flight" in refused.message
             decided = await http.post(
                 f"/v1/runs/{wid}/approvals/req-1", json={"approved": True}, headers=headers("dee")
             )
