@@ -127,9 +127,10 @@ class WorkerProc:
             self.proc.wait(10)
 
 
-SETTLE_SECONDS = 12.0
-"""Wait before each reading, idle and waiting alike: a steady state, past one of the worker's memory trims
-(WORKER_MEMORY_TRIM_SECONDS, 10 s by default: service/memory.py), as an operator sees runs that wait for days."""
+SETTLE_SECONDS = 45.0
+"""Wait before each reading, idle and waiting alike: a steady state, as an operator sees runs that wait for days,
+past the conversation cache's idle bound (30 s, activities/conversation_store.py) and then one of the worker's
+memory releases (WORKER_MEMORY_TRIM_SECONDS, 10 s by default: service/memory.py)."""
 
 
 async def settled_rss(pid: int, seconds: float = 3.0, settle: float = SETTLE_SECONDS) -> int:

@@ -1,4 +1,4 @@
-"""Giving freed memory back: glibc's `malloc_trim(0)`, run by the worker process now and then.
+"""Giving freed memory back: idle cache entries dropped, then glibc's `malloc_trim(0)`, run by the worker now and then.
 
 CPython frees a burst's objects (fifty runs started at once, a large tool output, a replayed history), but glibc
 keeps the freed pages in its heaps unless they sit at a heap's very top, so a worker's resident memory stays at
@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable
 from functools import cache
 
+from payloads.lru import drop_idle_everywhere
+
 log = logging.getLogger(__name__)
 
 
@@ -32,11 +34,14 @@ def malloc_trim() -> Callable[[], int] | None:
 
 
 async def trimming(every_seconds: float) -> None:
-    """Trim at once, then every `every_seconds`, until cancelled; 0 (or no `malloc_trim`): nothing."""
-    trim = malloc_trim()
-    if trim is None or every_seconds <= 0:
+    """Release at once, then every `every_seconds`, until cancelled; 0: never. Without `malloc_trim`, only the
+    caches' idle entries are dropped."""
+    if every_seconds <= 0:
         return
-    log.debug("returning freed memory to the system every %gs (malloc_trim)", every_seconds)
+    trim = malloc_trim()
+    log.debug("releasing idle cache entries and freed memory every %gs (malloc_trim: %s)", every_seconds, bool(trim))
     while True:
-        await asyncio.to_thread(trim)
+        drop_idle_everywhere()  # caches' entries idle past their bound (a waiting run's conversation), first
+        if trim is not None:
+            await asyncio.to_thread(trim)
         await asyncio.sleep(every_seconds)

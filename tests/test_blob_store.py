@@ -71,3 +71,22 @@ def test_lru_keeps_the_most_recent_within_its_weight():
     assert cache.get("b") is None and cache.get("a") == b"1234" and cache.get("c") == b"90ab"
     cache.put("huge", b"x" * 11)  # heavier than the whole cache: not kept, nothing evicted
     assert cache.get("huge") is None and cache.get("a") is not None
+
+
+def test_lru_drops_what_was_not_used_for_its_idle_bound_and_frees_its_weight():
+    import time
+
+    from payloads.lru import Lru, drop_idle_everywhere
+
+    cache: Lru[str, bytes] = Lru(10, weight=len, idle_seconds=0.2)
+    cache.put("waiting", b"1234")
+    cache.put("active", b"5678")
+    for _ in range(3):  # "active" is used within its bound, "waiting" is not
+        time.sleep(0.1)
+        assert cache.get("active") == b"5678"
+    drop_idle_everywhere()  # what the worker's periodic release calls, with nothing else happening
+    assert len(cache) == 1 and cache.get("waiting") is None and cache.get("active") == b"5678"
+    cache.put("new", b"90ab")  # the dropped entry's weight was given back: room for 4 more bytes
+    assert cache.get("active") == b"5678" and cache.get("new") == b"90ab"
+    time.sleep(0.25)
+    assert cache.get("new") is None and len(cache) == 0  # dropped at the next access too
