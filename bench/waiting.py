@@ -1,6 +1,6 @@
 """What waiting for approval costs a worker: memory with 0, 100 and 1,000 runs waiting, and signal-to-done latency.
 
-    .venv/bin/python bench/waiting.py                     # 1,000 waiting runs, WORKER_MAX_CACHED_WORKFLOWS=25 (~80 s)
+    .venv/bin/python bench/waiting.py                     # 1,000 waiting runs, WORKER_MAX_CACHED_WORKFLOWS=25 (~5 min)
     .venv/bin/python bench/waiting.py --cache 1000        # another cache bound for the worker
     .venv/bin/python bench/waiting.py --cache default     # whatever config/settings.py defaults to
     .venv/bin/python bench/waiting.py --runs 200 --mid 50 # a quicker look
