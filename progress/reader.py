@@ -87,6 +87,8 @@ async def follow_events(
                         return
                 await asyncio.sleep(REFUSED_SECONDS)
                 continue
+            if await no_such_run(client, workflow_id, exc):
+                raise  # no run or no namespace by that name: nothing to wait for (was 20 retries, ~9 s)
             # e.g. a poll that reached the run before it opened its stream (its first workflow task)
             failures += 1
             if failures > max_retries:
@@ -146,6 +148,18 @@ async def _read_by_query(client: Client, workflow_id: str, start: int, stop: int
 async def stream_end(client: Client, workflow_id: str) -> int:
     """The offset the run's next event will have (how many it has published), from the stream's offset query."""
     return await WorkflowStreamClient.create(client, workflow_id).get_offset()
+
+
+async def no_such_run(client: Client, workflow_id: str, exc: Exception) -> bool:
+    """Whether a poll's NOT_FOUND means there is no run (or no namespace) by that name, not a run that has yet to
+    answer polls: asked of the server once, by describing the run."""
+    if not (isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND):
+        return False
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as described:
+        return described.status == RPCStatusCode.NOT_FOUND
+    return False
 
 
 def deferred(exc: Exception) -> bool:
