@@ -73,27 +73,27 @@ def workflows(versioned: bool = False) -> list[type]:
     """The product's three agent workflows and the spend-limit ledger (imported on first use): as declared, each with its versioning behavior
     or (`versioned=False`, for unversioned workers) the same code without one (workflows/unversioned/)."""
     if not versioned:
-        from workflows.spend_ledger import SpendLedgerWorkflow
         from workflows.unversioned.agent_loop import UnversionedAgentLoopWorkflow
         from workflows.unversioned.black_box import UnversionedBlackBoxAgentWorkflow
         from workflows.unversioned.hybrid import UnversionedHybridAgentWorkflow
 
-        return [
+        agents: list[type] = [
             UnversionedAgentLoopWorkflow,
             UnversionedBlackBoxAgentWorkflow,
             UnversionedHybridAgentWorkflow,
-            SpendLedgerWorkflow,
         ]
-    from workflows.agent_loop import AgentLoopWorkflow
-    from workflows.black_box import BlackBoxAgentWorkflow
-    from workflows.hybrid import HybridAgentWorkflow
-    from workflows.spend_ledger import VersionedSpendLedgerWorkflow
+    else:
+        from workflows.agent_loop import AgentLoopWorkflow
+        from workflows.black_box import BlackBoxAgentWorkflow
+        from workflows.hybrid import HybridAgentWorkflow
 
-    return [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow, VersionedSpendLedgerWorkflow]
+        agents = [AgentLoopWorkflow, BlackBoxAgentWorkflow, HybridAgentWorkflow]
+    return [*agents, ledger_workflow(versioned)]
 
 
 def ledger_workflow(versioned: bool = False) -> type:
-    """The spend-limit ledger's workflow class, as `workflows(versioned)` registers it."""
+    """The spend-limit ledger's workflow class: the main worker registers it (for ledgers started on its queue
+    before they had their own) and so does the ledgers' worker (service/ledger_worker.py)."""
     from workflows.spend_ledger import SpendLedgerWorkflow, VersionedSpendLedgerWorkflow
 
     return VersionedSpendLedgerWorkflow if versioned else SpendLedgerWorkflow

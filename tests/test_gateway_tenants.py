@@ -214,6 +214,7 @@ async def test_an_approval_link_decides_only_the_run_it_was_made_for(gw, client,
 async def one_update_attempt(client, workflow_id: str, name: str, arg: object) -> RPCError:
     """The server's answer to one update request, sent once (the SDK's `execute_update` retries refusals)."""
     from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
     from temporalio.api.update.v1 import Input, Meta, Request, WaitPolicy
     from temporalio.api.workflowservice.v1 import UpdateWorkflowExecutionRequest
 
@@ -222,7 +223,9 @@ async def one_update_attempt(client, workflow_id: str, name: str, arg: object) -
         namespace=client.namespace,
         workflow_execution=WorkflowExecution(workflow_id=workflow_id),
         request=Request(meta=Meta(update_id=uuid.uuid4().hex), input=Input(name=name, args={"payloads": [payload]})),
-        wait_policy=WaitPolicy(lifecycle_stage=2),  # ACCEPTED
+        wait_policy=WaitPolicy(
+            lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
+        ),
     )
     with pytest.raises(RPCError) as raised:
         await client.workflow_service.update_workflow_execution(request, retry=False)
