@@ -6,53 +6,49 @@ itself and ends its holds by the same rule (`Hold.end`; activities/black_box/ope
 SDK makes its calls through its own client.
 
 A call reserves its estimate (input estimate plus its output allowance, priced by models/pricing.py) from every
-limit that applies (models/spend_limits.py), each in its ledger workflow (workflows/spend_ledger.py) reached by
-update-with-start. A refused reservation releases the ones already taken and raises `SpendLimitReached` (a
-non-retryable ApplicationError naming the limit); the workflow ends the run `budget_exceeded` (or waits).
+limit that applies (models/spend_limits.py): from this worker's allowance in each limit's ledger workflow
+(workflows/spend_ledger.py), which activities/spend_lease.py keeps topped up and reports to in the background.
+A call no ledger will make room for raises `SpendLimitReached` (a non-retryable ApplicationError naming the
+limit), having taken nothing; the workflow ends the run `budget_exceeded` (or waits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
-import time
+import os
+import socket
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
+from activities.spend_lease import Allowance
 from models.llm import LlmResponse
 from models.pricing import cost_usd
 from models.search_attributes import CUSTOMER_ID
+from models.spend_lease import LeaseHold
 from models.spend_limits import (
-    LedgerCarry,
     LedgerView,
     LimitRef,
-    ReserveRequest,
     SettleRequest,
     SpendLimits,
     SpendNote,
     ledger_id,
     period_end,
-    period_of,
     tightest,
 )
-from telemetry.metrics import activity_meter, record_spend_limit
 
 SPEND_LIMIT_REACHED = "SpendLimitReached"
 """The ApplicationError type of a refused reservation; workflows/calls.py turns it into the run's end."""
-SETTLE_PATIENCE = timedelta(minutes=3)
-"""How long a settle is sent again before it gives up: as long as a model call's hold lasts (its attempt's timeout)."""
 DEFAULT_HOLD = timedelta(minutes=15)
 """How long a hold lasts outside an activity (tools, benches): as long as the longest model-call activity."""
 CUSTOMERS_CACHED = 4096
+ALLOWANCES_KEPT = 1024
 
 
 def clock() -> datetime:
@@ -69,6 +65,9 @@ class SpendGuard:
         self._task_queue = task_queue
         self._customers: OrderedDict[str, str | None] = OrderedDict()
         self._calls = itertools.count(1)
+        self._lease = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+        """This worker's name for its allowances in the ledgers."""
+        self._allowances: dict[str, Allowance] = {}
 
     async def call(
         self, *, model: str, input_tokens: int, max_output: int, make: Callable[[], Awaitable[LlmResponse]]
@@ -88,20 +87,37 @@ class SpendGuard:
         return await asyncio.shield(hold.settled(response))
 
     async def reserve(self, *, model: str, input_tokens: int, max_output: int) -> Hold:
-        """Hold the call's estimate in every applicable limit's ledger, or raise `SpendLimitReached` naming one."""
+        """Hold the call's estimate in every applicable limit, or raise `SpendLimitReached` naming one.
+
+        The estimate is taken from this worker's allowance in each limit's ledger (activities/spend_lease.py): no
+        round trip unless an allowance must grow first. It is taken from all of them at once or from none.
+        """
         refs = self._limits.applicable(await self._customer())
         key, attempt = self._key()
-        hold = Hold(self, refs, clock(), key, attempt, model, (input_tokens, max_output))
+        at = clock()
+        allowances = [self._allowance(ref, at) for ref in refs]
+        hold = Hold(refs, allowances, key, attempt, model, (input_tokens, max_output))
         if not refs:
             return hold
         tokens, usd = input_tokens + max_output, cost_usd(model, input_tokens, max_output)
-        views = await asyncio.gather(*(self._reserve(ref, hold.at, key, attempt, tokens, usd) for ref in refs))
-        refused = [ref for ref, view in zip(refs, views, strict=True) if not view.granted]
-        if refused:
-            await hold.release()
-            view = views[refs.index(refused[0])]
-            raise _refusal(refused[0], view, hold.at, {"tokens": tokens, "usd": usd})
+        while not all(a.fits(tokens, usd) for a in allowances):
+            answers = await asyncio.gather(*(a.ensure(tokens, usd) for a in allowances))
+            for ref, answer in zip(refs, answers, strict=True):
+                if answer is not None and not answer.granted:
+                    raise _refusal(ref, answer.ledger, at, {"tokens": tokens, "usd": usd})
+        taken = LeaseHold(key=key, attempt=attempt, tokens=tokens, usd=usd, hold_seconds=_hold().total_seconds())
+        for allowance in allowances:  # no await since the check above: all or none
+            allowance.take(taken)
         return hold
+
+    def _allowance(self, ref: LimitRef, at: datetime) -> Allowance:
+        ledger = ledger_id(ref, at)
+        found = self._allowances.get(ledger)
+        if found is None:
+            found = self._allowances[ledger] = Allowance(self._client, ref, at, self._lease, self._task_queue)
+            if len(self._allowances) > ALLOWANCES_KEPT:  # the oldest: a past period's, or a customer long gone
+                self._allowances.pop(next(iter(self._allowances)))
+        return found
 
     def _key(self) -> tuple[str, int]:
         """One key per model call of an activity (shared by its attempts), and the attempt.
@@ -132,79 +148,20 @@ class SpendGuard:
                 self._customers.popitem(last=False)
         return self._customers[run]
 
-    async def _reserve(
-        self, ref: LimitRef, now: datetime, key: str, attempt: int, tokens: int, usd: float
-    ) -> LedgerView:
-        request = ReserveRequest(
-            key=key, attempt=attempt, tokens=tokens, usd=usd, cap=ref.cap, hold_seconds=_hold().total_seconds()
-        )
-        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            "SpendLedgerWorkflow",
-            LedgerCarry(
-                scope=ref.scope,
-                window=ref.window,
-                period=period_of(ref.window, now),
-                resets_at=period_end(ref.window, now),
-            ),
-            id=ledger_id(ref, now),
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"spend ledger: {ref.label} {ref.window} {period_of(ref.window, now)}",
-        )
-        view: LedgerView = await self._client.execute_update_with_start_workflow(
-            "reserve", request, start_workflow_operation=start, result_type=LedgerView
-        )
-        return view
-
-    async def _settle(
-        self, refs: list[LimitRef], now: datetime, key: str, attempt: int, tokens: int, usd: float
-    ) -> list[LedgerView]:
-        settle = SettleRequest(key=key, attempt=attempt, tokens=tokens, usd=usd)
-
-        async def settle_in(ref: LimitRef) -> LedgerView:
-            handle = self._client.get_workflow_handle(ledger_id(ref, now))
-            return await _until_landed(lambda: handle.execute_update("settle", settle, result_type=LedgerView))
-
-        views: list[LedgerView] = await asyncio.gather(*(settle_in(ref) for ref in refs))
-        for ref, view in zip(refs, views, strict=True):
-            _gauges(ref, view)
-        return views
-
-
-async def _until_landed(update: Callable[[], Awaitable[LedgerView]]) -> LedgerView:
-    """A settle, sent again until its ledger takes it.
-
-    A busy ledger rejects updates beyond the server's in-flight limit, and one whose workflow task timed out
-    aborts them; the client's own retries can run out. A settle that never lands loses spend the provider
-    billed (the hold is later reclaimed uncounted), so it is retried for as long as a hold lasts. It is safe to
-    repeat: the ledger counts each call attempt's settle once.
-    """
-    delay, deadline = 0.2, time.monotonic() + SETTLE_PATIENCE.total_seconds()
-    while True:
-        try:
-            return await update()
-        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            logging.getLogger(__name__).warning("settle not taken yet (%s); again in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
 
 class Hold:
     """One call's reservations: `settle` its actual spend, or `release` them (a failed call); at most once."""
 
     def __init__(
         self,
-        guard: SpendGuard,
         refs: list[LimitRef],
-        at: datetime,
+        allowances: list[Allowance],
         key: str,
         attempt: int,
         model: str,
         estimate: tuple[int, int],
     ) -> None:
-        self._guard, self._refs, self.at, self._key, self._attempt, self._model = guard, refs, at, key, attempt, model
+        self._refs, self._allowances, self._key, self._attempt, self._model = refs, allowances, key, attempt, model
         self._estimate = estimate
         """(input estimate, output allowance): what the hold reserved."""
         self._done = not refs
@@ -222,15 +179,17 @@ class Hold:
             await self.release()
 
     async def settle(self, input_tokens: int, output_tokens: int) -> SpendNote | None:
-        """Count what the call was billed, once, in every ledger it held in; the tightest limit after it."""
+        """Count what the call was billed, once, in every ledger it held in (reported in the background); the
+        tightest limit as its ledgers last answered."""
         if self._done:
             return None
         self._done = True
         usd = cost_usd(self._model, input_tokens, output_tokens)
-        views = await self._guard._settle(
-            self._refs, self.at, self._key, self._attempt, input_tokens + output_tokens, usd
-        )
-        return tightest(self._refs, views)
+        settle = SettleRequest(key=self._key, attempt=self._attempt, tokens=input_tokens + output_tokens, usd=usd)
+        for allowance in self._allowances:
+            allowance.settle(settle)
+        views = [a.view for a in self._allowances]
+        return tightest(self._refs, [v for v in views if v is not None]) if None not in views else None
 
     async def release(self) -> None:
         """Give the holds back: the call was not made, or failed unbilled."""
@@ -256,20 +215,6 @@ def _calls_of_attempt() -> int:
         for old in list(_ATTEMPT_CALLS)[:5000]:
             del _ATTEMPT_CALLS[old]
     return _ATTEMPT_CALLS[slot]
-
-
-def _gauges(ref: LimitRef, view: LedgerView) -> None:
-    """The worker's Prometheus gauges of this limit, as its ledger just answered (`agent_spend_limit`)."""
-    record_spend_limit(
-        activity_meter(),
-        limit=f"{ref.label} {ref.window}",
-        figures={
-            "spent": {"tokens": view.spent_tokens, "usd": view.spent_usd},
-            "reserved": {"tokens": view.reserved_tokens, "usd": view.reserved_usd},
-            "remaining": view.remaining(),
-            "cap": {"tokens": ref.cap.tokens, "usd": ref.cap.usd},
-        },
-    )
 
 
 def _hold() -> timedelta:

@@ -154,6 +154,17 @@ class Reservation(BaseModel):
     expires_at: datetime
 
 
+class Lease(BaseModel):
+    """A worker's allowance in a ledger (models/spend_lease.py): what it holds now, and until when (a worker that
+    stops reporting has lost it)."""
+
+    tokens: int = 0
+    usd: float = 0.0
+    seq: int = 0
+    """The last report applied."""
+    expires_at: datetime
+
+
 class ReserveRequest(BaseModel):
     """Hold `tokens`/`usd` for call `key` (one per model call of a run; every attempt of it shares the key)."""
 
@@ -187,12 +198,16 @@ class LedgerView(BaseModel):
     reservations: int = 0
     reclaimed: int = 0
     resets_at: datetime | None = None
+    leased_tokens: int = 0
+    leased_usd: float = 0.0
+    """What workers' allowances hold, not yet given to a call (models/spend_lease.py)."""
 
     def remaining(self) -> dict[str, float | None]:
-        """What is left of each cap after spend and reservations (None: that unit is not capped)."""
+        """What is left of each cap after spend, reservations and allowances (None: that unit is not capped)."""
         cap = self.cap or WindowCap(usd=None, tokens=0)
-        tokens = None if cap.tokens is None else max(0, cap.tokens - self.spent_tokens - self.reserved_tokens)
-        usd = None if cap.usd is None else max(0.0, round(cap.usd - self.spent_usd - self.reserved_usd, 8))
+        held_tokens, held_usd = self.reserved_tokens + self.leased_tokens, self.reserved_usd + self.leased_usd
+        tokens = None if cap.tokens is None else max(0, cap.tokens - self.spent_tokens - held_tokens)
+        usd = None if cap.usd is None else max(0.0, round(cap.usd - self.spent_usd - held_usd, 8))
         return {"tokens": tokens, "usd": usd}
 
 
@@ -233,5 +248,7 @@ class LedgerCarry(BaseModel):
     reclaimed: int = 0
     cap: WindowCap | None = None
     reservations: dict[str, Reservation] = Field(default_factory=dict)
+    leases: dict[str, Lease] = Field(default_factory=dict)
+    """Workers' allowances by lease id."""
     settled: dict[str, datetime] = Field(default_factory=dict)
     """`key#attempt` -> when: a settle or reserve of an attempt already settled changes nothing."""

@@ -157,10 +157,14 @@ class AgentServicePlugin(SimplePlugin):
 
     async def run_worker(self, worker: Worker, next: Callable[[Worker], Awaitable[None]]) -> None:
         """Run `worker`, and beside it (with SPEND_LIMITS) the spend ledgers' own worker (service/ledger_worker.py)."""
+        from activities.spend_lease import release_all
         from service.ledger_worker import ledgers_beside
 
         async with ledgers_beside(worker, self.settings):
-            await super().run_worker(worker, next)
+            try:
+                await super().run_worker(worker, next)
+            finally:  # the last reports, and this worker's allowances given back, while the ledgers still run
+                await release_all()
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
         """As SimplePlugin does, then the sandbox without its context lookups (service/sandbox.py), as workers run,

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from activities.spend_lease import release_all
 from devstack.fake_anthropic import Reply, estimate_tokens
+from models.spend_limits import LedgerView
 from tests.conftest import workflow_id
 from tests.helpers import eventually
 from tests.spend_support import (
@@ -74,6 +76,9 @@ async def test_spend_settles_exactly_and_a_refused_call_ends_the_run_naming_the_
             )
             for n in range(2)
         ]
+        # The worker reports its calls' settles in the background; a stopping worker sends the last and gives its
+        # allowances back (release_all), which this does now, so that the ledger is read with nothing in flight.
+        await release_all()
         view = await ledger(client, roomy, who)
     assert [r["status"] for r in results] == ["completed", "completed"]
     assert view.spent_tokens == sum(tokens_of(r) for r in results) and view.reservations == 0
@@ -89,13 +94,14 @@ async def test_spend_settles_exactly_and_a_refused_call_ends_the_run_naming_the_
             id=workflow_id("spend-stopped"),
             task_queue=settings.task_queue,
         )
+        await release_all()
         after = await ledger(client, tight, who)
         printed = await asyncio.to_thread(spend_command, tight, dev_server.address, who)
     assert stopped["status"] == "budget_exceeded"
     assert stopped["limit"] == f"customer {who} day tokens"
     assert stopped["output"]["limit"] == stopped["limit"] and "spend limit" in stopped["output"]["summary"]
     assert stopped["usage"]["llm_calls"] == 0 and len(fake_llm.requests) == 2  # the refused call was never sent
-    assert after.spent_tokens == view.spent_tokens and after.reservations == 0
+    assert after.spent_tokens == view.spent_tokens and after.reservations == 0 and after.leased_tokens == 0
     [row] = printed.splitlines()
     cap = view.spent_tokens + 50
     assert (
@@ -140,6 +146,7 @@ async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(cli
                 for _ in range(50)
             )
         )
+        await release_all()
         view = await ledger(client, capped, who)
     statuses = [r["status"] for r in results]
     spent = sum(tokens_of(r) for r in results)
@@ -171,14 +178,23 @@ async def test_a_killed_workers_hold_is_taken_over_by_the_retry_and_counted_once
         task_queue=settings.task_queue,
     )
     await eventually(lambda: len(fake_llm.requests) == 1)
-    held = await ledger(client, limited, who)
-    assert held.reservations == 1 and held.reserved_tokens > 0
+
+    async def reported() -> LedgerView | None:  # the worker reports the call it admitted in the background
+        view = await ledger(client, limited, who)
+        return view if view.reservations == 1 else None
+
+    held = await eventually(reported, timeout=10)
+    assert held.reserved_tokens > 0 and held.leased_tokens > 0  # the call's hold, and what else the worker may admit
     doomed.kill()
     async with limited_worker(client, limited):
         result = await handle.result()
+        await release_all()
         view = await ledger(client, limited, who)
     assert result["status"] == "completed"
     assert view.reservations == 0 and view.spent_tokens == tokens_of(result)
+    # What is still leased is the dead worker's allowance (the live one gave its own back when it stopped), which
+    # lapses at its expiry (test_an_allowance_is_exact_and_lapses_when_its_worker_stops_reporting).
+    assert view.leased_tokens <= held.leased_tokens
 
 
 async def test_a_hold_nobody_settles_is_reclaimed_when_its_attempt_times_out(client, settings, tmp_path):
@@ -214,4 +230,67 @@ async def test_a_hold_nobody_settles_is_reclaimed_when_its_attempt_times_out(cli
             return view.reservations == 0 and view.reclaimed == 1
 
         await eventually(reclaimed, timeout=10)
+        await handle.terminate("test over")
+
+
+async def test_an_allowance_is_exact_and_lapses_when_its_worker_stops_reporting(client, settings):
+    """The ledger's side of a worker's allowance (activities/spend_lease.py), driven by raw `lease` reports."""
+    from temporalio.client import WithStartWorkflowOperation
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from models.spend_lease import LeaseHold, LeaseReport, LeaseView
+    from models.spend_limits import LedgerCarry, SettleRequest, WindowCap
+
+    async with limited_worker(client, settings):
+        start = WithStartWorkflowOperation(
+            "SpendLedgerWorkflow",
+            LedgerCarry(scope=customer(), window="day", period="test", resets_at="2099-01-01T00:00:00Z"),
+            id=workflow_id("spend-limit-lease"),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        cap = WindowCap(tokens=1000)
+        first = LeaseReport(lease="w1", seq=1, need_tokens=100, want_tokens=400, cap=cap, ttl_seconds=60)
+        grown = await client.execute_update_with_start_workflow(
+            "lease", first, start_workflow_operation=start, result_type=LeaseView
+        )
+        assert grown.granted and grown.tokens == 400 and grown.ledger.leased_tokens == 400
+        handle = await start.workflow_handle()
+
+        async def report(r: LeaseReport) -> LeaseView:
+            answer: LeaseView = await handle.execute_update("lease", r, result_type=LeaseView)
+            return answer
+
+        # w1 admitted two calls and settled one; its allowance is topped up toward 400, by at most half the room.
+        hold = LeaseHold(key="run/1/1", tokens=150, usd=0, hold_seconds=60)
+        second = LeaseReport(
+            lease="w1",
+            seq=2,
+            holds=[hold, hold.model_copy(update={"key": "run/2/1"})],
+            settles=[SettleRequest(key="run/1/1", tokens=90, usd=0)],
+            want_tokens=400,
+            cap=cap,
+            ttl_seconds=60,
+        )
+        after = await report(second)
+        # 1000 - 90 spent - 150 held = 760 room; 400 - 300 admitted = 100 left, grown by min(300, 660 / 2)
+        assert after.ledger.spent_tokens == 90 and after.ledger.reserved_tokens == 150 and after.tokens == 400
+        assert await report(second) == after  # the same report again (a retried RPC) changes nothing
+        # Another worker needing more than the room left is refused; one retrying run/2's call takes its hold over.
+        w2 = LeaseReport(lease="w2", seq=1, need_tokens=400, want_tokens=400, cap=cap, ttl_seconds=1)
+        refused = await report(w2)
+        assert not refused.granted and refused.tokens == 0
+        retry = LeaseHold(key="run/2/1", attempt=2, tokens=150, usd=0, hold_seconds=60)
+        taken = await report(w2.model_copy(update={"holds": [retry], "need_tokens": 10, "want_tokens": 50}))
+        assert taken.granted and taken.ledger.reserved_tokens == 150 and taken.ledger.reservations == 1
+        # w2 stops reporting: its allowance lapses at its 1 s expiry, w1's stays; a release gives w1's back.
+        assert taken.tokens > 0
+
+        async def lapsed() -> LedgerView | None:
+            view = await handle.query("state", result_type=LedgerView)
+            return view if view.leased_tokens == after.tokens else None
+
+        await eventually(lapsed, timeout=10)
+        gone = await report(LeaseReport(lease="w1", seq=3, release=True, cap=cap, ttl_seconds=60))
+        assert gone.tokens == 0 and gone.ledger.leased_tokens == 0 and gone.ledger.spent_tokens == 90
         await handle.terminate("test over")

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 from pydantic import ValidationError
 
+from activities.spend_lease import release_all
 from devstack.dev_server import free_port
 from devstack.fake_anthropic import Reply
 from gateway.http import ApiError
@@ -50,6 +51,7 @@ async def test_usage_shows_the_callers_tenant_only_and_runs_carry_the_customers_
         handle = client.get_workflow_handle(started.json()["workflow_id"])
         result = await handle.result()
         priority = (await handle.describe()).raw_info.priority
+        await release_all()  # the worker's last report, and its allowance given back (activities/spend_lease.py)
         mine = (await http.get("/v1/usage", headers=auth("ten"))).json()
         theirs = (await http.get("/v1/usage", headers=auth("other"))).json()
         # Another tenant may not spend this tenant's customer (its budget, its share of dispatch).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -67,15 +67,15 @@ def test_each_problem_names_its_line(tmp_path):
     assert read_spend_limits(None) is None
 
 
-class _Ledgers:
-    """Stands in for SpendGuard's ledger round trip: records what each settle counts."""
+class _Allowance:
+    """Stands in for a worker's allowance in a ledger: records what each settle counts."""
 
     def __init__(self) -> None:
         self.settled: list[int] = []
+        self.view = LedgerView()
 
-    async def _settle(self, refs, now, key, attempt, tokens, usd):
-        self.settled.append(tokens)
-        return [LedgerView(cap=ref.cap, spent_tokens=tokens) for ref in refs]
+    def settle(self, settle):
+        self.settled.append(settle.tokens)
 
 
 @pytest.mark.parametrize(
@@ -90,18 +90,18 @@ class _Ledgers:
 async def test_how_a_call_ends_decides_what_its_hold_counts(usage, error, counted):
     from activities.spend_guard import Hold
 
-    ledgers = _Ledgers()
+    allowance = _Allowance()
     ref = SpendLimits.model_validate({"limits": {"C1": {"day": {"tokens": 10_000}}}}).applicable("C1")
-    hold = Hold(ledgers, ref, datetime.now(UTC), "run/1@0/1", 1, "anthropic:claude-sonnet-5-5", (100, 900))  # type: ignore[arg-type]
+    hold = Hold(ref, [allowance], "run/1@0/1", 1, "anthropic:claude-sonnet-5-5", (100, 900))  # type: ignore[list-item]
     await hold.end(usage, error)
     await hold.end(usage, error)  # at most once
-    assert ledgers.settled == [counted]
+    assert allowance.settled == [counted]
 
 
-async def test_a_settle_is_sent_again_until_its_ledger_takes_it():
+async def test_a_report_is_sent_again_until_its_ledger_takes_it():
     from temporalio.service import RPCError, RPCStatusCode
 
-    from activities import spend_guard
+    from activities.spend_lease import until_landed
 
     answers: list[object] = [
         RPCError("limit on number of concurrent in-flight updates", RPCStatusCode.RESOURCE_EXHAUSTED, b""),
@@ -115,4 +115,4 @@ async def test_a_settle_is_sent_again_until_its_ledger_takes_it():
             raise answer
         return answer
 
-    assert await spend_guard._until_landed(update) == "view" and answers == []
+    assert await until_landed(update, timedelta(seconds=30)) == "view" and answers == []

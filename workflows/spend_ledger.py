@@ -7,6 +7,9 @@ handlers are synchronous, so Temporal applies them one at a time: no two calls c
 - `reserve` holds a call's estimate, keyed by the call; a retried attempt replaces its predecessor's hold, never
   adds to it; an attempt that already settled changes nothing.
 - `settle` counts the attempt's actual spend once and releases its hold.
+- `lease` is what workers use (activities/spend_lease.py): a worker holds an allowance here and admits calls from
+  it without a round trip; its reports turn the calls it admitted into holds (as `reserve` makes them) and count
+  their settles. An allowance whose worker stops reporting lapses at its expiry.
 - A hold whose attempt never settles (its worker died) is reclaimed when its attempt's timeout passes: a timer.
 - The ledger continues as new when its history grows, and ends two days after its period (late settles land).
 """
@@ -20,7 +23,16 @@ from temporalio import workflow
 from workflows import versioning
 
 with workflow.unsafe.imports_passed_through():
-    from models.spend_limits import LedgerCarry, LedgerView, Reservation, ReserveRequest, SettleRequest, WindowCap
+    from models.spend_lease import LeaseReport, LeaseView
+    from models.spend_limits import (
+        Lease,
+        LedgerCarry,
+        LedgerView,
+        Reservation,
+        ReserveRequest,
+        SettleRequest,
+        WindowCap,
+    )
 
 MAX_EVENTS = 4000
 """Continue as new after this many history events (the server's suggestion comes far later, at 4 MB or 10k+)."""
@@ -47,14 +59,14 @@ class SpendLedgerWorkflow:
         while True:
             self._reclaim()
             now = workflow.now()
-            if not s.reservations and now >= s.resets_at + LINGER:
+            if not s.reservations and not s.leases and now >= s.resets_at + LINGER:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return self._view()
             if self._should_continue():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 self._prune(now)
                 workflow.continue_as_new(s)
-            self._timer_at = min([r.expires_at for r in s.reservations.values()] + [s.resets_at + LINGER])
+            self._timer_at = min(self._expiries() + [s.resets_at + LINGER])
             timeout = max((self._timer_at - now).total_seconds(), 0.001)
             try:
                 await workflow.wait_condition(self._wake, timeout=timeout)
@@ -64,7 +76,7 @@ class SpendLedgerWorkflow:
     def _wake(self) -> bool:
         """An earlier expiry than the timer's, or history to cut, needs the loop; other updates do not."""
         assert self._s is not None
-        earliest = min((r.expires_at for r in self._s.reservations.values()), default=None)
+        earliest = min(self._expiries(), default=None)
         early = earliest is not None and self._timer_at is not None and earliest < self._timer_at
         return early or self._should_continue()
 
@@ -79,6 +91,12 @@ class SpendLedgerWorkflow:
         for key in [k for k, r in self._s.reservations.items() if r.expires_at <= now]:
             del self._s.reservations[key]
             self._s.reclaimed += 1
+        for lease in [k for k, a in self._s.leases.items() if a.expires_at <= now]:
+            del self._s.leases[lease]  # its worker stopped reporting: the calls it admitted were reported as holds
+
+    def _expiries(self) -> list[datetime]:
+        assert self._s is not None
+        return [r.expires_at for r in self._s.reservations.values()] + [a.expires_at for a in self._s.leases.values()]
 
     def _prune(self, now: datetime) -> None:
         assert self._s is not None
@@ -92,30 +110,76 @@ class SpendLedgerWorkflow:
         if f"{request.key}#{request.attempt}" in s.settled:
             return self._view()
         others = {k: r for k, r in s.reservations.items() if k != request.key}
-        held_tokens = sum(r.tokens for r in others.values())
-        held_usd = sum(r.usd for r in others.values())
+        held_tokens = sum(r.tokens for r in others.values()) + sum(a.tokens for a in s.leases.values())
+        held_usd = sum(r.usd for r in others.values()) + sum(a.usd for a in s.leases.values())
         if not _fits(request.cap, s.spent_tokens + held_tokens + request.tokens, s.spent_usd + held_usd + request.usd):
             return self._view(granted=False)
-        expires = workflow.now() + timedelta(seconds=request.hold_seconds)
-        s.reservations[request.key] = Reservation(
-            attempt=request.attempt, tokens=request.tokens, usd=request.usd, expires_at=expires
-        )
+        self._hold(request.key, request.attempt, request.tokens, request.usd, request.hold_seconds)
         return self._view()
 
     @workflow.update
     def settle(self, request: SettleRequest) -> LedgerView:
         """Count one attempt's actual spend once and release the call's hold (if this attempt or an earlier one held it)."""
+        self._settle(request)
+        return self._view()
+
+    @workflow.update
+    def lease(self, report: LeaseReport) -> LeaseView:
+        """A worker's report (models/spend_lease.py): the calls it admitted from its allowance become holds, their
+        settles count, and the allowance grows by at least `need` (or not at all: `granted` false) toward `want`."""
+        s = self._state()
+        s.cap = report.cap
+        mine = s.leases.get(report.lease)
+        if mine is not None and report.seq <= mine.seq:  # applied already: this is the RPC again
+            return LeaseView(granted=True, tokens=mine.tokens, usd=mine.usd, ledger=self._view())
+        mine = mine or Lease(expires_at=workflow.now())
+        s.leases.pop(report.lease, None)  # while it changes, the rest of the ledger is measured without it
+        for h in report.holds:
+            mine.tokens, mine.usd = max(0, mine.tokens - h.tokens), max(0.0, round(mine.usd - h.usd, 8))
+            if f"{h.key}#{h.attempt}" not in s.settled:
+                held = s.reservations.get(h.key)
+                if held is None or held.attempt <= h.attempt:
+                    self._hold(h.key, h.attempt, h.tokens, h.usd, h.hold_seconds)
+        for settle in report.settles:
+            self._settle(settle)
+        granted = True
+        if report.release:
+            mine.tokens, mine.usd = 0, 0.0
+        else:
+            room = self._room(report.cap)  # without this allowance, which still holds what it holds
+            granted = _top_up(mine, report, (room[0] - mine.tokens, room[1] - mine.usd))
+        mine.seq, mine.expires_at = report.seq, workflow.now() + timedelta(seconds=report.ttl_seconds)
+        if mine.tokens or mine.usd:
+            s.leases[report.lease] = mine
+        return LeaseView(granted=granted, tokens=mine.tokens, usd=mine.usd, ledger=self._view(granted=granted))
+
+    def _hold(self, key: str, attempt: int, tokens: int, usd: float, hold_seconds: float) -> None:
+        """Call `key`'s hold, replacing an earlier attempt's; it is reclaimed after `hold_seconds` unless settled."""
+        expires = workflow.now() + timedelta(seconds=hold_seconds)
+        self._state().reservations[key] = Reservation(attempt=attempt, tokens=tokens, usd=usd, expires_at=expires)
+
+    def _settle(self, request: SettleRequest) -> None:
         s = self._state()
         done = f"{request.key}#{request.attempt}"
         if done in s.settled:
-            return self._view()
+            return
         s.settled[done] = workflow.now()
         s.spent_tokens += request.tokens
         s.spent_usd = round(s.spent_usd + request.usd, 8)
         held = s.reservations.get(request.key)
         if held is not None and held.attempt <= request.attempt:
             del s.reservations[request.key]
-        return self._view()
+
+    def _room(self, cap: WindowCap) -> tuple[float, float]:
+        """What the cap has left after spend, holds and allowances (infinite in a unit it does not cap)."""
+        s = self._state()
+        tokens = s.spent_tokens + sum(r.tokens for r in s.reservations.values())
+        tokens += sum(a.tokens for a in s.leases.values())
+        usd = s.spent_usd + sum(r.usd for r in s.reservations.values()) + sum(a.usd for a in s.leases.values())
+        return (
+            float("inf") if cap.tokens is None else cap.tokens - tokens,
+            float("inf") if cap.usd is None else cap.usd - usd + 1e-9,
+        )
 
     @workflow.query
     def state(self) -> LedgerView:
@@ -136,9 +200,25 @@ class SpendLedgerWorkflow:
             reserved_usd=round(sum(r.usd for r in s.reservations.values()), 8),
             cap=s.cap,
             reservations=len(s.reservations),
+            leased_tokens=sum(a.tokens for a in s.leases.values()),
+            leased_usd=round(sum(a.usd for a in s.leases.values()), 8),
             reclaimed=s.reclaimed,
             resets_at=s.resets_at,
         )
+
+
+def _top_up(mine: Lease, report: LeaseReport, room: tuple[float, float]) -> bool:
+    """Grow `mine` by at least the report's need, if the room has it, and toward its want by at most half the rest
+    of the room (so one worker's allowance never takes what another's next call needs); False: the need does not fit."""
+    needs = (report.need_tokens, report.need_usd)
+    if any(need > left for need, left in zip(needs, room, strict=True)):
+        return False
+    grown = []
+    for need, want, have, left in zip(needs, (report.want_tokens, report.want_usd), (mine.tokens, mine.usd), room):
+        grown.append(max(need, min(max(want - have, 0), (left - need) / 2)))
+    mine.tokens += int(grown[0])
+    mine.usd = round(mine.usd + grown[1], 8)
+    return True
 
 
 def _fits(cap: WindowCap, tokens: int, usd: float) -> bool:
