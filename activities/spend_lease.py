@@ -213,9 +213,17 @@ class Allowance:
         return answer
 
 
+RELEASE_PATIENCE = timedelta(seconds=15)
+"""How long a stopping worker waits for its last reports; past it, what was not reported is lost as in a crash."""
+
+
 async def release_all() -> None:
     """Report and give back every allowance of this process (a stopping worker), so no other waits for them to lapse."""
-    await asyncio.gather(*(a.release() for a in list(_ALL)), return_exceptions=True)
+    try:
+        async with asyncio.timeout(RELEASE_PATIENCE.total_seconds()):
+            await asyncio.gather(*(a.release() for a in list(_ALL)), return_exceptions=True)
+    except TimeoutError:
+        logging.getLogger(__name__).warning("spend ledgers did not take the last reports in time; they lapse instead")
 
 
 async def until_landed(update: Callable[[], Awaitable[Any]], patience: timedelta) -> Any:
