@@ -4,8 +4,9 @@ hundreds of runs queued on the same task queue, with fairness on and off, side b
     .venv/bin/python bench/fairness.py           # A keeps 500 runs queued, B starts 20 runs 1 s apart (~7.5 min)
     .venv/bin/python bench/fairness.py --quick   # A keeps 100 queued, B starts 8 runs 0.5 s apart (~2 min)
 
-Each mode has a fresh dev server: `on` the product's (`matching.enableFairness=true`), `off` the same with only that
-value false. Runs start as the gateway starts them, on one worker with `--slots` activity slots, against FakeAnthropic
+Each mode has a fresh dev server: `on` the product's (`matching.enableFairness=true`, one partition per task
+queue), `off` the same with only fairness false; `--modes` adds variants of `on` (MODES: the server's default four
+partitions, no eager activity dispatch). Runs start as the gateway starts them, on one worker with `--slots` activity slots, against FakeAnthropic
 answering after `--delay` s (bench/README.md). Exit status 0 when B's p95 with fairness is within 2 s, else 1.
 """
 
@@ -86,27 +87,52 @@ async def where_b_waited(handles: list[Any], outcome: Outcome) -> None:
                 into.append(first[started] - first[scheduled])
 
 
-class UnfairDevServer(DevServer):
-    """The product's dev server with `matching.enableFairness=false` in place of `true`, nothing else changed."""
+@dataclass
+class ModeDevServer(DevServer):
+    """The product's dev server with some of its dynamic config values swapped for others (MODES)."""
+
+    swaps: tuple[tuple[str | None, str], ...] = ()
+    """(old, new) `--dynamic-config-value`s: `old` replaced by `new`, or `new` added when `old` is None."""
 
     def command(self) -> list[str]:
         cmd = super().command()
-        cmd[cmd.index("matching.enableFairness=true")] = "matching.enableFairness=false"
+        for old, new in self.swaps:
+            if old is None:
+                cmd += ["--dynamic-config-value", new]
+            else:
+                cmd[cmd.index(old)] = new
         return cmd
 
 
-async def run_mode(fair: bool, args: argparse.Namespace, root: Path) -> Outcome:
+MODES: dict[str, tuple[tuple[str | None, str], ...]] = {
+    "on": (),
+    "off": (("matching.enableFairness=true", "matching.enableFairness=false"),),
+    # Variants of `on` (bench/README.md, "What limits it"): the server's default of four partitions per task queue,
+    # and fairness with no eager activity dispatch.
+    "on-four-partitions": (
+        ("matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueReadPartitions=4"),
+        ("matching.numTaskqueueWritePartitions=1", "matching.numTaskqueueWritePartitions=4"),
+    ),
+    "on-no-eager": ((None, "system.enableActivityEagerExecution=false"),),
+}
+
+
+async def run_mode(mode: str, args: argparse.Namespace, root: Path) -> Outcome:
     """One fresh dev server, fake model and worker; A's backlog kept full while B's runs are measured."""
     from config.settings import Settings
     from service.connect import connect
     from worker import build_worker
 
-    mode = "on" if fair else "off"
     outcome, arrivals = Outcome(mode), Arrivals(args.delay)
     here = root / mode
     fake = FakeAnthropic(responder=arrivals.respond).start()
-    kind = DevServer if fair else UnfairDevServer
-    server = kind(port=free_port(), ui_port=None, db_file=str(here / "dev.db"), log_path=str(root / f"{mode}.log"))
+    server = ModeDevServer(
+        port=free_port(),
+        ui_port=None,
+        db_file=str(here / "dev.db"),
+        log_path=str(root / f"{mode}.log"),
+        swaps=MODES[mode],
+    )
     server.start()
     try:
         os.environ.update(ANTHROPIC_BASE_URL=fake.url, BLOB_STORE_DIR=str(here / "blobs"))
@@ -197,7 +223,7 @@ async def main(args: argparse.Namespace) -> int:
         ARCHIVE_RUNS="0",
     )
     try:
-        outcomes = [await run_mode(fair, args, root) for fair in (True, False)]
+        outcomes = [await run_mode(mode, args, root) for mode in args.modes]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0 if report(outcomes, args, time.perf_counter() - started) else 1
@@ -212,6 +238,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wft-slots", type=int, default=4, help="the worker's workflow task slots (default 4)")
     parser.add_argument("--delay", type=float, default=2.0, help="seconds the fake model takes per call (default 2)")
     parser.add_argument("--patience", type=float, default=240.0, help="longest wait for a B run, s (default 240)")
+    parser.add_argument(
+        "--modes",
+        type=lambda v: v.split(","),
+        default=["on", "off"],
+        help=f"which, in order (default on,off; the first is the verdict's): {', '.join(MODES)}",
+    )
     parser.add_argument("--quick", action="store_true", help="--backlog 100 --b-runs 8 --interval 0.5")
     args = parser.parse_args(argv)
     if args.quick:
