@@ -69,7 +69,10 @@ class Allowance:
         self._settles: list[SettleRequest] = []
         self._unanswered: LeaseReport | None = None
         self._waiting: list[asyncio.Future[LeaseView]] = []
-        self._need = (0, 0.0)
+        self._biggest = (0, 0.0)
+        """The biggest waiting call: the report must get what it lacks (or it is refused), reckoned when it is sent."""
+        self._asked = (0, 0.0)
+        """What all the waiting calls need together: the report asks for it on top of the usual allowance."""
         self._want = (0, 0.0)
         self._admitted = 0
         self._last_admit = time.monotonic()
@@ -89,9 +92,9 @@ class Allowance:
     async def ensure(self, tokens: int, usd: float) -> LeaseView | None:
         """Wait until a call of this estimate fits; the ledger's refusal when it cannot (None: it fits)."""
         while not self.fits(tokens, usd):
-            short = self._free if time.monotonic() < self._trusted_until else (0, 0.0)
-            self._need = (max(self._need[0], tokens - short[0]), max(self._need[1], round(usd - short[1], 8)))
+            self._biggest = (max(self._biggest[0], tokens), max(self._biggest[1], usd))
             self._want = (max(self._want[0], tokens), max(self._want[1], usd))
+            self._asked = (self._asked[0] + tokens, round(self._asked[1] + usd, 8))
             waiter: asyncio.Future[LeaseView] = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
             self._kick()
@@ -179,7 +182,13 @@ class Allowance:
         holds, self._holds = self._holds[:REPORT_ITEMS], self._holds[REPORT_ITEMS:]
         settles, self._settles = self._settles[:REPORT_ITEMS], self._settles[REPORT_ITEMS:]
         ahead = min(MOST_AHEAD, max(CALLS_AHEAD, 2 * self._admitted))
-        need, self._need, self._admitted = self._need, (0, 0.0), 0
+        free = self._free if time.monotonic() < self._trusted_until else (0, 0.0)
+        biggest, asked, self._biggest, self._asked, self._admitted = self._biggest, self._asked, (0, 0.0), (0, 0.0), 0
+        need = (
+            (max(biggest[0] - free[0], 0), max(round(biggest[1] - free[1], 8), 0.0))
+            if biggest != (0, 0.0)
+            else (0, 0.0)
+        )
         if release:  # nothing is admitted from an allowance being given back
             self._free, self._trusted_until = (0, 0.0), 0.0
         self._since = (0, 0.0)
@@ -189,10 +198,10 @@ class Allowance:
             seq=self._seq,
             holds=holds,
             settles=settles,
-            need_tokens=max(need[0], 0),
-            need_usd=max(need[1], 0.0),
-            want_tokens=0 if release else self._want[0] * ahead,
-            want_usd=0.0 if release else round(self._want[1] * ahead, 8),
+            need_tokens=need[0],
+            need_usd=need[1],
+            want_tokens=0 if release else self._want[0] * ahead + asked[0],
+            want_usd=0.0 if release else round(self._want[1] * ahead + asked[1], 8),
             release=release,
             cap=self.ref.cap,
             ttl_seconds=LEASE_TTL.total_seconds(),
