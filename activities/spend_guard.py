@@ -66,7 +66,8 @@ class SpendGuard:
         self._customers: OrderedDict[str, str | None] = OrderedDict()
         self._calls = itertools.count(1)
         self._lease = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
-        """This worker's name for its allowances in the ledgers."""
+        """This worker's name for its allowances in the ledgers (each gets a number after it)."""
+        self._leases = itertools.count(1)
         self._allowances: dict[str, Allowance] = {}
 
     async def call(
@@ -114,8 +115,11 @@ class SpendGuard:
         ledger = ledger_id(ref, at)
         found = self._allowances.get(ledger)
         if found is None:
-            found = self._allowances[ledger] = Allowance(self._client, ref, at, self._lease, self._task_queue)
-            if len(self._allowances) > ALLOWANCES_KEPT:  # the oldest: a past period's, or a customer long gone
+            # Its own lease id: one dropped below may still be reporting, and a ledger applies each lease's reports
+            # in order, so two allowances under one id would have one's reports taken for the other's.
+            lease = f"{self._lease}/{next(self._leases)}"
+            found = self._allowances[ledger] = Allowance(self._client, ref, at, lease, self._task_queue)
+            if len(self._allowances) > ALLOWANCES_KEPT:  # the oldest: it gives its allowance back once idle
                 self._allowances.pop(next(iter(self._allowances)))
         return found
 

@@ -294,3 +294,31 @@ async def test_an_allowance_is_exact_and_lapses_when_its_worker_stops_reporting(
         gone = await report(LeaseReport(lease="w1", seq=3, release=True, cap=cap, ttl_seconds=60))
         assert gone.tokens == 0 and gone.ledger.leased_tokens == 0 and gone.ledger.spent_tokens == 90
         await handle.terminate("test over")
+
+
+async def test_an_allowance_made_again_after_the_worker_dropped_it_still_counts(
+    client, settings, fake_llm, tmp_path, monkeypatch
+):
+    """A worker keeps a bounded number of allowances; one it drops and makes again (the customer comes back) must
+    not have its reports taken for the dropped one's, which the ledger may still hold."""
+    from activities import spend_guard
+
+    monkeypatch.setattr(spend_guard, "ALLOWANCES_KEPT", 1)
+    first, second = customer(), customer()
+    both = limits_toml(first, tokens=1_000_000) + limits_toml(second, tokens=1_000_000)
+    limited = with_limits(settings, both, tmp_path)
+    fake_llm.push(*(Reply(text=f"answer {n}") for n in range(3)))
+    async with limited_worker(client, limited):
+        results = [
+            await client.execute_workflow(
+                "AgentLoopWorkflow",
+                {"prompt": "again", "customer_id": who},
+                id=workflow_id("spend-again"),
+                task_queue=settings.task_queue,
+            )
+            for who in (first, second, first)  # the third call's allowance is made again: the first was dropped
+        ]
+        await release_all()
+        views = [await ledger(client, limited, who) for who in (first, second)]
+    assert views[0].spent_tokens == tokens_of(results[0]) + tokens_of(results[2])
+    assert views[1].spent_tokens == tokens_of(results[1]) and views[0].reservations == views[1].reservations == 0
