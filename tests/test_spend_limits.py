@@ -197,20 +197,27 @@ async def test_a_killed_workers_hold_is_taken_over_by_the_retry_and_counted_once
     assert view.leased_tokens <= held.leased_tokens
 
 
-async def test_a_hold_nobody_settles_is_reclaimed_when_its_attempt_times_out(client, settings, tmp_path):
+def raw_ledger(settings, name: str):
+    """Update-with-start of a fresh ledger of its own on the worker's queue, for tests that drive its updates raw."""
     from temporalio.client import WithStartWorkflowOperation
     from temporalio.common import WorkflowIDConflictPolicy
 
-    from models.spend_limits import LedgerCarry, LedgerView, ReserveRequest, WindowCap
+    from models.spend_limits import LedgerCarry
+
+    return WithStartWorkflowOperation(
+        "SpendLedgerWorkflow",
+        LedgerCarry(scope=customer(), window="day", period="test", resets_at="2099-01-01T00:00:00Z"),
+        id=workflow_id(name),
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+
+
+async def test_a_hold_nobody_settles_is_reclaimed_when_its_attempt_times_out(client, settings, tmp_path):
+    from models.spend_limits import LedgerView, ReserveRequest, WindowCap
 
     async with limited_worker(client, settings):
-        start = WithStartWorkflowOperation(
-            "SpendLedgerWorkflow",
-            LedgerCarry(scope=customer(), window="day", period="test", resets_at="2099-01-01T00:00:00Z"),
-            id=workflow_id("spend-limit-reclaim"),
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        start = raw_ledger(settings, "spend-limit-reclaim")
         request = ReserveRequest(key="run/1/1", tokens=100, usd=0, cap=WindowCap(tokens=150), hold_seconds=1)
         granted = await client.execute_update_with_start_workflow(
             "reserve", request, start_workflow_operation=start, result_type=LedgerView
@@ -235,20 +242,11 @@ async def test_a_hold_nobody_settles_is_reclaimed_when_its_attempt_times_out(cli
 
 async def test_an_allowance_is_exact_and_lapses_when_its_worker_stops_reporting(client, settings):
     """The ledger's side of a worker's allowance (activities/spend_lease.py), driven by raw `lease` reports."""
-    from temporalio.client import WithStartWorkflowOperation
-    from temporalio.common import WorkflowIDConflictPolicy
-
     from models.spend_lease import LeaseHold, LeaseReport, LeaseView
-    from models.spend_limits import LedgerCarry, SettleRequest, WindowCap
+    from models.spend_limits import SettleRequest, WindowCap
 
     async with limited_worker(client, settings):
-        start = WithStartWorkflowOperation(
-            "SpendLedgerWorkflow",
-            LedgerCarry(scope=customer(), window="day", period="test", resets_at="2099-01-01T00:00:00Z"),
-            id=workflow_id("spend-limit-lease"),
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        start = raw_ledger(settings, "spend-limit-lease")
         cap = WindowCap(tokens=1000)
         first = LeaseReport(lease="w1", seq=1, need_tokens=100, want_tokens=400, cap=cap, ttl_seconds=60)
         grown = await client.execute_update_with_start_workflow(
