@@ -46,6 +46,8 @@ IDLE_SECONDS = 2.0
 CALLS_AHEAD = 4
 """An allowance asks for this many calls' estimate at least, more when calls come faster than reports."""
 MOST_AHEAD = 64
+BUSY_RETRY_SECONDS = 0.25
+"""How soon a call asks again when the room it needs sits in other workers' allowances (they give it back)."""
 REPORT_PATIENCE = timedelta(minutes=3)
 """How long one report is sent again before its waiters are failed (it is kept and sent again later)."""
 
@@ -99,7 +101,9 @@ class Allowance:
             self._waiting.append(waiter)
             self._kick()
             answer = await waiter
-            if not answer.granted:
+            if answer.busy:  # the room is in other workers' allowances, which they are giving back
+                await asyncio.sleep(BUSY_RETRY_SECONDS)
+            elif not answer.granted:
                 return answer
         return None
 
@@ -174,6 +178,8 @@ class Allowance:
         self._trusted_until = 0.0 if release else sent + LEASE_TTL.total_seconds() * TRUST
         if waiting:  # asked for because calls are waiting: not idle
             self._last_admit = time.monotonic()
+        if answer.squeeze and not release and not waiting:  # another worker waits for room: give back what is idle
+            self._give_back = True
         for waiter in waiting:
             if not waiter.done():
                 waiter.set_result(answer)

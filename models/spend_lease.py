@@ -57,3 +57,7 @@ class LeaseView(BaseModel):
     tokens: int
     usd: float
     ledger: LedgerView
+    busy: bool = False
+    """Not granted, but the room the need lacks sits in other workers' allowances: ask again shortly."""
+    squeeze: bool = False
+    """Another worker waits for room: give back what this allowance does not use now."""

@@ -250,5 +250,7 @@ class LedgerCarry(BaseModel):
     reservations: dict[str, Reservation] = Field(default_factory=dict)
     leases: dict[str, Lease] = Field(default_factory=dict)
     """Workers' allowances by lease id."""
+    squeeze_until: datetime | None = None
+    """Until then a worker waits for room parked in others' allowances: they get no more than they need."""
     settled: dict[str, datetime] = Field(default_factory=dict)
     """`key#attempt` -> when: a settle or reserve of an attempt already settled changes nothing."""

@@ -274,13 +274,21 @@ async def test_an_allowance_is_exact_and_lapses_when_its_worker_stops_reporting(
         # 1000 - 90 spent - 150 held = 760 room; 400 - 300 admitted = 100 left, grown by min(300, 660 / 2)
         assert after.ledger.spent_tokens == 90 and after.ledger.reserved_tokens == 150 and after.tokens == 400
         assert await report(second) == after  # the same report again (a retried RPC) changes nothing
-        # Another worker needing more than the room left is refused; one retrying run/2's call takes its hold over.
+        # Another worker needing more than the room left (360) is not granted. Were w1's allowance given back, it
+        # would fit: "busy", ask again, and w1 is told to give back what it does not use (`squeeze`). A need past
+        # the room and every allowance together (w3) is a refusal.
         w2 = LeaseReport(lease="w2", seq=1, need_tokens=400, want_tokens=400, cap=cap, ttl_seconds=1)
         refused = await report(w2)
-        assert not refused.granted and refused.tokens == 0
+        assert not refused.granted and refused.busy and refused.tokens == 0
+        w3 = LeaseReport(lease="w3", seq=1, need_tokens=761, want_tokens=800, cap=cap, ttl_seconds=1)
+        assert not (await report(w3)).busy
+        told = await report(LeaseReport(lease="w1", seq=3, want_tokens=400, cap=cap, ttl_seconds=60))
+        assert told.squeeze and told.tokens == after.tokens  # no more while another worker waits: only what it needs
+        # w2 retrying run/2's call takes its hold over; while squeezing it gets what it needs, no more.
         retry = LeaseHold(key="run/2/1", attempt=2, tokens=150, usd=0, hold_seconds=60)
         taken = await report(w2.model_copy(update={"holds": [retry], "need_tokens": 10, "want_tokens": 50}))
         assert taken.granted and taken.ledger.reserved_tokens == 150 and taken.ledger.reservations == 1
+        assert taken.tokens == 10
         # w2 stops reporting: its allowance lapses at its 1 s expiry, w1's stays; a release gives w1's back.
         assert taken.tokens > 0
 
@@ -289,7 +297,7 @@ async def test_an_allowance_is_exact_and_lapses_when_its_worker_stops_reporting(
             return view if view.leased_tokens == after.tokens else None
 
         await eventually(lapsed, timeout=10)
-        gone = await report(LeaseReport(lease="w1", seq=3, release=True, cap=cap, ttl_seconds=60))
+        gone = await report(LeaseReport(lease="w1", seq=4, release=True, cap=cap, ttl_seconds=60))
         assert gone.tokens == 0 and gone.ledger.leased_tokens == 0 and gone.ledger.spent_tokens == 90
         await handle.terminate("test over")
 
@@ -320,3 +328,41 @@ async def test_an_allowance_made_again_after_the_worker_dropped_it_still_counts(
         views = [await ledger(client, limited, who) for who in (first, second)]
     assert views[0].spent_tokens == tokens_of(results[0]) + tokens_of(results[2])
     assert views[1].spent_tokens == tokens_of(results[1]) and views[0].reservations == views[1].reservations == 0
+
+
+async def test_room_parked_in_another_workers_allowance_is_waited_for_not_refused(client, settings, tmp_path):
+    """Two workers of one customer: the first's allowance holds most of what is left of the cap; the second's call
+    needs more than the rest. It is not refused (the cap is not reached): it asks again while the first gives back."""
+    from activities.spend_guard import SpendGuard
+    from models.llm import LlmResponse
+    from models.run import Usage
+
+    who = customer()
+    limited = with_limits(settings, limits_toml(who, tokens=1000), tmp_path)
+    assert limited.spend_limits is not None
+
+    class Worker(SpendGuard):  # a SpendGuard is one per worker process; its customer as a run would give it
+        async def _customer(self) -> str | None:
+            return who
+
+    async def model() -> LlmResponse:
+        return LlmResponse(
+            model="anthropic:claude-haiku-5-5", stop_reason="end_turn", usage=Usage(input_tokens=100, output_tokens=50)
+        )
+
+    first, second = (Worker(client, limited.spend_limits, limited.spend_ledger_task_queue) for _ in range(2))
+    async with limited_worker(client, limited):
+        await first.call(model="anthropic:claude-haiku-5-5", input_tokens=100, max_output=100, make=model)
+
+        async def parked() -> LedgerView | None:  # the first worker's reports landed: its allowance holds the room
+            view = await ledger(client, limited, who)
+            return view if view.spent_tokens == 150 and not view.reservations else None
+
+        view = await eventually(parked, timeout=10)
+        room = view.remaining()["tokens"]
+        assert room is not None and view.leased_tokens >= 100, view
+        bigger = int(room) + view.leased_tokens // 2  # past the room left, within it and the first's allowance
+        await second.call(model="anthropic:claude-haiku-5-5", input_tokens=bigger - 100, max_output=100, make=model)
+        await release_all()
+        after = await ledger(client, limited, who)
+    assert after.spent_tokens == 300 and after.leased_tokens == 0 and after.reservations == 0

@@ -38,6 +38,8 @@ MAX_EVENTS = 4000
 """Continue as new after this many history events (the server's suggestion comes far later, at 4 MB or 10k+)."""
 LINGER = timedelta(days=2)
 """A ledger stays this long after its period, so settles of calls made at its end still count in it."""
+SQUEEZE = timedelta(seconds=10)
+"""After a worker was told the room it needs is in others' allowances, how long allowances grow by need only."""
 SETTLED_KEPT = timedelta(days=2)
 """Settled keys are remembered this long: longer than any attempt of one model call may be retried."""
 
@@ -142,16 +144,25 @@ class SpendLedgerWorkflow:
                     self._hold(h.key, h.attempt, h.tokens, h.usd, h.hold_seconds)
         for settle in report.settles:
             self._settle(settle)
-        granted = True
+        granted, busy = True, False
+        squeezing = s.squeeze_until is not None and workflow.now() < s.squeeze_until
         if report.release:
             mine.tokens, mine.usd = 0, 0.0
         else:
             room = self._room(report.cap)  # without this allowance, which still holds what it holds
-            granted = _top_up(mine, report, (room[0] - mine.tokens, room[1] - mine.usd))
+            room = (room[0] - mine.tokens, room[1] - mine.usd)
+            granted = _top_up(mine, report, room, generous=not squeezing)
+            if not granted:  # a refusal only when no other worker's allowance, given back, would make the room
+                parked = (sum(a.tokens for a in s.leases.values()), sum(a.usd for a in s.leases.values()))
+                needs = (report.need_tokens, report.need_usd)
+                busy = all(n <= left + p for n, left, p in zip(needs, room, parked, strict=True))
+                if busy:
+                    s.squeeze_until = workflow.now() + SQUEEZE
         mine.seq, mine.expires_at = report.seq, workflow.now() + timedelta(seconds=report.ttl_seconds)
         if mine.tokens or mine.usd:
             s.leases[report.lease] = mine
-        return LeaseView(granted=granted, tokens=mine.tokens, usd=mine.usd, ledger=self._view(granted=granted))
+        view = self._view(granted=granted)
+        return LeaseView(granted=granted, tokens=mine.tokens, usd=mine.usd, ledger=view, busy=busy, squeeze=squeezing)
 
     def _hold(self, key: str, attempt: int, tokens: int, usd: float, hold_seconds: float) -> None:
         """Call `key`'s hold, replacing an earlier attempt's; it is reclaimed after `hold_seconds` unless settled."""
@@ -207,15 +218,16 @@ class SpendLedgerWorkflow:
         )
 
 
-def _top_up(mine: Lease, report: LeaseReport, room: tuple[float, float]) -> bool:
-    """Grow `mine` by at least the report's need, if the room has it, and toward its want by at most half the rest
-    of the room (so one worker's allowance never takes what another's next call needs); False: the need does not fit."""
+def _top_up(mine: Lease, report: LeaseReport, room: tuple[float, float], *, generous: bool) -> bool:
+    """Grow `mine` by at least the report's need, if the room has it, and (`generous`) toward its want by at most
+    half the rest of the room, so one worker's allowance never takes what another's next call needs; False: the
+    need does not fit."""
     needs = (report.need_tokens, report.need_usd)
     if any(need > left for need, left in zip(needs, room, strict=True)):
         return False
     grown = []
     for need, want, have, left in zip(needs, (report.want_tokens, report.want_usd), (mine.tokens, mine.usd), room):
-        grown.append(max(need, min(max(want - have, 0), (left - need) / 2)))
+        grown.append(max(need, min(max(want - have, 0), (left - need) / 2)) if generous else need)
     mine.tokens += int(grown[0])
     mine.usd = round(mine.usd + grown[1], 8)
     return True
