@@ -97,15 +97,15 @@ class SpendGuard:
         key, attempt = self._key()
         at = clock()
         allowances = [self._allowance(ref, at) for ref in refs]
-        hold = Hold(refs, allowances, key, attempt, model, (input_tokens, max_output))
+        hold = Hold(allowances, key, attempt, model, (input_tokens, max_output))
         if not refs:
             return hold
         tokens, usd = input_tokens + max_output, cost_usd(model, input_tokens, max_output)
         while not all(a.fits(tokens, usd) for a in allowances):
             answers = await asyncio.gather(*(a.ensure(tokens, usd) for a in allowances))
-            for ref, answer in zip(refs, answers, strict=True):
+            for allowance, answer in zip(allowances, answers, strict=True):
                 if answer is not None and not answer.granted:
-                    raise _refusal(ref, answer.ledger, at, {"tokens": tokens, "usd": usd})
+                    raise _refusal(allowance.ref, answer.ledger, at, {"tokens": tokens, "usd": usd})
         taken = LeaseHold(key=key, attempt=attempt, tokens=tokens, usd=usd, hold_seconds=_hold().total_seconds())
         for allowance in allowances:  # no await since the check above: all or none
             allowance.take(taken)
@@ -158,17 +158,16 @@ class Hold:
 
     def __init__(
         self,
-        refs: list[LimitRef],
         allowances: list[Allowance],
         key: str,
         attempt: int,
         model: str,
         estimate: tuple[int, int],
     ) -> None:
-        self._refs, self._allowances, self._key, self._attempt, self._model = refs, allowances, key, attempt, model
+        self._allowances, self._key, self._attempt, self._model = allowances, key, attempt, model
         self._estimate = estimate
         """(input estimate, output allowance): what the hold reserved."""
-        self._done = not refs
+        self._done = not allowances
 
     async def end(self, usage: tuple[int, int] | None, error: BaseException | None) -> None:
         """The one rule for how a call ends, every caller's: its reply's (input, output) usage is settled; a call
@@ -193,7 +192,8 @@ class Hold:
         for allowance in self._allowances:
             allowance.settle(settle)
         views = [a.view for a in self._allowances]
-        return tightest(self._refs, [v for v in views if v is not None]) if None not in views else None
+        refs = [a.ref for a in self._allowances]
+        return tightest(refs, [v for v in views if v is not None]) if None not in views else None
 
     async def release(self) -> None:
         """Give the holds back: the call was not made, or failed unbilled."""

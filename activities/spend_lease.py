@@ -261,13 +261,12 @@ async def until_landed(update: Callable[[], Awaitable[Any]], patience: timedelta
 
 def record_gauges(ref: LimitRef, view: LedgerView) -> None:
     """The worker's Prometheus gauges of this limit, as its ledger just answered (`agent_spend_limit`)."""
-    held_tokens, held_usd = view.reserved_tokens + view.leased_tokens, round(view.reserved_usd + view.leased_usd, 8)
     record_spend_limit(
         activity_meter(),
         limit=f"{ref.label} {ref.window}",
         figures={
             "spent": {"tokens": view.spent_tokens, "usd": view.spent_usd},
-            "reserved": {"tokens": held_tokens, "usd": held_usd},
+            "reserved": view.held(),
             "remaining": view.remaining(),
             "cap": {"tokens": ref.cap.tokens, "usd": ref.cap.usd},
         },

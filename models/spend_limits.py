@@ -202,12 +202,19 @@ class LedgerView(BaseModel):
     leased_usd: float = 0.0
     """What workers' allowances hold, not yet given to a call (models/spend_lease.py)."""
 
+    def held(self) -> dict[str, float]:
+        """What is held away from the cap: the calls in flight, and what workers' allowances may still admit."""
+        return {
+            "tokens": self.reserved_tokens + self.leased_tokens,
+            "usd": round(self.reserved_usd + self.leased_usd, 8),
+        }
+
     def remaining(self) -> dict[str, float | None]:
-        """What is left of each cap after spend, reservations and allowances (None: that unit is not capped)."""
+        """What is left of each cap after spend and what is held (None: that unit is not capped)."""
         cap = self.cap or WindowCap(usd=None, tokens=0)
-        held_tokens, held_usd = self.reserved_tokens + self.leased_tokens, self.reserved_usd + self.leased_usd
-        tokens = None if cap.tokens is None else max(0, cap.tokens - self.spent_tokens - held_tokens)
-        usd = None if cap.usd is None else max(0.0, round(cap.usd - self.spent_usd - held_usd, 8))
+        held = self.held()
+        tokens = None if cap.tokens is None else max(0, int(cap.tokens - self.spent_tokens - held["tokens"]))
+        usd = None if cap.usd is None else max(0.0, round(cap.usd - self.spent_usd - held["usd"], 8))
         return {"tokens": tokens, "usd": usd}
 
 

@@ -37,11 +37,7 @@ async def usage(client: Client, limits: SpendLimits | None, scopes: set[str] | N
                 "window": window,
                 "period": period,
                 "spent": {"tokens": view.spent_tokens, "usd": view.spent_usd},
-                # Held away from the cap: calls in flight, and what workers' allowances may still admit.
-                "reserved": {
-                    "tokens": view.reserved_tokens + view.leased_tokens,
-                    "usd": round(view.reserved_usd + view.leased_usd, 8),
-                },
+                "reserved": view.held(),
                 "leased": {"tokens": view.leased_tokens, "usd": view.leased_usd},
                 "cap": view.cap.model_dump() if view.cap else None,
                 "remaining": view.remaining(),

@@ -7,6 +7,8 @@ boxes) records through `activity.metric_meter()`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from temporalio import activity
 from temporalio.common import MetricMeter
 
@@ -66,7 +68,7 @@ def record_guardrail_rejection(meter: MetricMeter, *, reason: str) -> None:
     meter.create_counter(GUARDRAIL_REJECTIONS, "Steps refused by guardrails, by reason").add(1, {"reason": reason})
 
 
-def record_spend_limit(meter: MetricMeter, *, limit: str, figures: dict[str, dict[str, float | None]]) -> None:
+def record_spend_limit(meter: MetricMeter, *, limit: str, figures: Mapping[str, Mapping[str, float | None]]) -> None:
     """Gauges of one spend limit as its ledger last answered: `figures[kind][unit]`, kind spent/reserved/remaining/cap."""
     gauge = meter.create_gauge_float(SPEND_LIMIT, "Spend limits across runs: spent, reserved, remaining and cap")
     for kind, units in figures.items():

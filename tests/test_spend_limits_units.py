@@ -70,7 +70,8 @@ def test_each_problem_names_its_line(tmp_path):
 class _Allowance:
     """Stands in for a worker's allowance in a ledger: records what each settle counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, ref) -> None:
+        self.ref = ref
         self.settled: list[int] = []
         self.view = LedgerView()
 
@@ -90,9 +91,9 @@ class _Allowance:
 async def test_how_a_call_ends_decides_what_its_hold_counts(usage, error, counted):
     from activities.spend_guard import Hold
 
-    allowance = _Allowance()
-    ref = SpendLimits.model_validate({"limits": {"C1": {"day": {"tokens": 10_000}}}}).applicable("C1")
-    hold = Hold(ref, [allowance], "run/1@0/1", 1, "anthropic:claude-sonnet-5-5", (100, 900))  # type: ignore[list-item]
+    [ref] = SpendLimits.model_validate({"limits": {"C1": {"day": {"tokens": 10_000}}}}).applicable("C1")
+    allowance = _Allowance(ref)
+    hold = Hold([allowance], "run/1@0/1", 1, "anthropic:claude-sonnet-5-5", (100, 900))  # type: ignore[list-item]
     await hold.end(usage, error)
     await hold.end(usage, error)  # at most once
     assert allowance.settled == [counted]

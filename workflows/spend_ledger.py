@@ -112,8 +112,9 @@ class SpendLedgerWorkflow:
         if f"{request.key}#{request.attempt}" in s.settled:
             return self._view()
         others = {k: r for k, r in s.reservations.items() if k != request.key}
-        held_tokens = sum(r.tokens for r in others.values()) + sum(a.tokens for a in s.leases.values())
-        held_usd = sum(r.usd for r in others.values()) + sum(a.usd for a in s.leases.values())
+        leased = self._leased()
+        held_tokens = sum(r.tokens for r in others.values()) + leased[0]
+        held_usd = sum(r.usd for r in others.values()) + leased[1]
         if not _fits(request.cap, s.spent_tokens + held_tokens + request.tokens, s.spent_usd + held_usd + request.usd):
             return self._view(granted=False)
         self._hold(request.key, request.attempt, request.tokens, request.usd, request.hold_seconds)
@@ -153,7 +154,7 @@ class SpendLedgerWorkflow:
             room = (room[0] - mine.tokens, room[1] - mine.usd)
             granted = _top_up(mine, report, room, generous=not squeezing)
             if not granted:  # a refusal only when no other worker's allowance, given back, would make the room
-                parked = (sum(a.tokens for a in s.leases.values()), sum(a.usd for a in s.leases.values()))
+                parked = self._leased()  # the other workers' (this one's is out of the map meanwhile)
                 needs = (report.need_tokens, report.need_usd)
                 busy = all(n <= left + p for n, left, p in zip(needs, room, parked, strict=True))
                 if busy:
@@ -181,12 +182,17 @@ class SpendLedgerWorkflow:
         if held is not None and held.attempt <= request.attempt:
             del s.reservations[request.key]
 
+    def _leased(self) -> tuple[int, float]:
+        """What the allowances in the map hold, tokens and usd."""
+        leases = self._state().leases.values()
+        return sum(a.tokens for a in leases), sum(a.usd for a in leases)
+
     def _room(self, cap: WindowCap) -> tuple[float, float]:
         """What the cap has left after spend, holds and allowances (infinite in a unit it does not cap)."""
         s = self._state()
-        tokens = s.spent_tokens + sum(r.tokens for r in s.reservations.values())
-        tokens += sum(a.tokens for a in s.leases.values())
-        usd = s.spent_usd + sum(r.usd for r in s.reservations.values()) + sum(a.usd for a in s.leases.values())
+        leased = self._leased()
+        tokens = s.spent_tokens + sum(r.tokens for r in s.reservations.values()) + leased[0]
+        usd = s.spent_usd + sum(r.usd for r in s.reservations.values()) + leased[1]
         return (
             float("inf") if cap.tokens is None else cap.tokens - tokens,
             float("inf") if cap.usd is None else cap.usd - usd + 1e-9,
@@ -203,6 +209,7 @@ class SpendLedgerWorkflow:
 
     def _view(self, granted: bool = True) -> LedgerView:
         s = self._state()
+        leased = self._leased()
         return LedgerView(
             granted=granted,
             spent_tokens=s.spent_tokens,
@@ -211,8 +218,8 @@ class SpendLedgerWorkflow:
             reserved_usd=round(sum(r.usd for r in s.reservations.values()), 8),
             cap=s.cap,
             reservations=len(s.reservations),
-            leased_tokens=sum(a.tokens for a in s.leases.values()),
-            leased_usd=round(sum(a.usd for a in s.leases.values()), 8),
+            leased_tokens=leased[0],
+            leased_usd=round(leased[1], 8),
             reclaimed=s.reclaimed,
             resets_at=s.resets_at,
         )
