@@ -356,3 +356,22 @@ def test_admin_script_creates_namespace_and_search_attributes_idempotently(dev_s
     assert listed.returncode == 0, listed.stderr
     for key in ALL_KEYS:
         assert key.name in listed.stdout
+
+
+def test_compose_and_the_dev_server_dispatch_alike():
+    """Fair dispatch needs the server's fairness on and one partition per task queue (docs/spend-limits.md): the
+    compose stack's dynamic config and the embedded dev server's must say the same."""
+    import yaml
+
+    from devstack.dev_server import FAST_DYNAMIC_CONFIG
+
+    compose = yaml.safe_load((ROOT / "deploy" / "temporal" / "dynamicconfig.yaml").read_text())
+    dev = dict(value.split("=", 1) for value in FAST_DYNAMIC_CONFIG)
+    for key in (
+        "matching.enableFairness",
+        "matching.numTaskqueueReadPartitions",
+        "matching.numTaskqueueWritePartitions",
+    ):
+        [setting] = compose[key]
+        assert setting["constraints"] == {} and str(setting["value"]).lower() == dev[key], key
+    assert dev["matching.numTaskqueueReadPartitions"] == dev["matching.numTaskqueueWritePartitions"] == "1"
