@@ -366,3 +366,22 @@ async def test_room_parked_in_another_workers_allowance_is_waited_for_not_refuse
         await release_all()
         after = await ledger(client, limited, who)
     assert after.spent_tokens == 300 and after.leased_tokens == 0 and after.reservations == 0
+
+
+async def test_a_stopping_worker_reports_its_last_calls_and_gives_its_allowance_back(
+    client, settings, fake_llm, tmp_path
+):
+    """AgentServicePlugin.run_worker ends with release_all(): nothing waits for the worker's allowance to lapse."""
+    who = customer()
+    limited = with_limits(settings, limits_toml(who, tokens=1_000_000), tmp_path)
+    fake_llm.push(Reply(text="last"))
+    async with limited_worker(client, limited):
+        result = await client.execute_workflow(
+            "AgentLoopWorkflow",
+            {"prompt": "last", "customer_id": who},
+            id=workflow_id("spend-stop"),
+            task_queue=settings.task_queue,
+        )
+    async with limited_worker(client, limited):  # another worker, to answer the ledger's query
+        view = await ledger(client, limited, who)
+    assert view.spent_tokens == tokens_of(result) and view.leased_tokens == 0 and view.reservations == 0
