@@ -36,36 +36,14 @@ SANDBOX_PASSTHROUGH = (
     "models",  # the data converter must decode into the very contract classes the workflows use
     "archives.models",  # the archive_run contract, for the same reason as models
     "opentelemetry",  # one tracer provider inside and outside the sandbox (as OpenTelemetryPlugin passes it)
-    # Every workflow helper module: stateless functions and classes over the `workflow` API, loaded once instead
-    # of once per run. Each run's sandbox then executes only its workflow's own module: a new sandbox costs 70 /
-    # 33 / 70 ms of CPU (loop / black box / hybrid, bench/sandbox_start.py) instead of 114 / 69 / 121, and
-    # 1,000 runs waiting with 25 cached cost 1.25x the idle worker's memory instead of 1.32x (bench/waiting.py).
-    # The sandbox no longer guards these modules, so tests/test_workflow_layering.py does: deterministic imports
-    # only, no clock read but `workflow.now()`, no module-level value changed, no workflow defined.
-    "workflows.calls",
-    "workflows.visibility",
-    "workflows.progress",
-    "workflows.local_steps",
-    "workflows.active_agent",
-    "workflows.activity_options",
-    "workflows.approval_text",
-    "workflows.approvals",
-    "workflows.black_box_steps",
-    "workflows.carry",
-    "workflows.fair_dispatch",
-    "workflows.handlers",
-    "workflows.ledger",
-    "workflows.lifecycle",
-    "workflows.loop_model",
-    "workflows.loop_tools",
-    "workflows.patches",
-    "workflows.planning",
-    "workflows.run_parts",
-    "workflows.screening",
-    "workflows.spend_wait",
-    "workflows.steered_loop",
-    "workflows.tool_plan",
-    "workflows.versioning",
+    # The whole `workflows` package, the workflow definitions included: imported once, shared by every run. Each run's
+    # sandbox then executes no module at all (`@workflow.defn` is processed once, not per run): a new sandbox was
+    # 17% of replaying the checked-in histories and is now 1% (bench/sandbox_start.py), which is what every eviction
+    # from the workflow cache paid at load. The sandbox no longer guards these modules' code (its builtins and
+    # import restrictions still apply at run time), so tests/test_workflow_layering.py does, statically:
+    # deterministic imports only, no clock read but `workflow.now()`, no module-level value changed, no mutable
+    # class-level value and no class attribute set (a run's state lives on its instance). Replay tests prove the rest.
+    "workflows",
 )
 
 

@@ -94,9 +94,46 @@ IO_BUILTINS = {"open", "input", "print", "exec", "eval"}
 MUTATORS = {"append", "extend", "insert", "add", "update", "pop", "popitem", "remove", "discard", "clear", "setdefault"}
 
 
-def _passthrough_offences(path: Path, passed_through: set[str]) -> list[str]:
+SHARED_MUTABLES = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+MUTABLE_FACTORIES = {"list", "dict", "set", "defaultdict", "deque", "Counter", "OrderedDict"}
+
+
+def _class_level_mutables(tree: ast.Module) -> list[str]:
+    """Mutable values a class body holds: one object every run of the worker would share."""
+    found = []
+    for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+        for node in cls.body:
+            if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
+                continue
+            value = node.value
+            factory = isinstance(value, ast.Call) and getattr(value.func, "id", None) in MUTABLE_FACTORIES
+            if isinstance(value, SHARED_MUTABLES) or factory:
+                found.append(f"line {node.lineno}: {cls.name} holds a mutable value every run would share")
+    return found
+
+
+def _class_attribute_writes(tree: ast.Module) -> list[str]:
+    """Assignments to a class's attributes (`cls.x = `, `type(self).x = `, `Name.x = `) from code: run state shared."""
+    classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign | ast.AugAssign):
+            continue
+        for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+            if not isinstance(target, ast.Attribute):
+                continue
+            owner = target.value
+            by_name = isinstance(owner, ast.Name) and (owner.id == "cls" or owner.id in classes)
+            by_type = isinstance(owner, ast.Call) and getattr(owner.func, "id", None) == "type"
+            if by_name or by_type:
+                found.append(f"line {node.lineno}: sets a class attribute ({ast.unparse(target)})")
+    return found
+
+
+def _passthrough_offences(path: Path) -> list[str]:
     """Why `path`, run outside the sandbox for every run, could differ on replay or leak state between runs."""
     tree = parse_python(path)
+    offences = _class_level_mutables(tree) + _class_attribute_writes(tree)
     module_names = {
         target.id
         for node in tree.body
@@ -104,7 +141,6 @@ def _passthrough_offences(path: Path, passed_through: set[str]) -> list[str]:
         for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
         if isinstance(target, ast.Name)
     }
-    offences = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
@@ -113,9 +149,7 @@ def _passthrough_offences(path: Path, passed_through: set[str]) -> list[str]:
             for module in modules:
                 if module == "__future__":
                     continue
-                if module.startswith("workflows.") and module not in passed_through:
-                    offences.append(f"imports {module}, which the sandbox does not pass through")
-                elif not any(module == ok or module.startswith(ok + ".") for ok in PASSED_THROUGH_MAY_IMPORT):
+                if not any(module == ok or module.startswith(ok + ".") for ok in PASSED_THROUGH_MAY_IMPORT):
                     offences.append(f"imports {module}")
         elif isinstance(node, ast.Global):
             offences.append(f"line {node.lineno}: global {', '.join(node.names)}")
@@ -147,19 +181,41 @@ def _passthrough_offences(path: Path, passed_through: set[str]) -> list[str]:
 
 
 def test_workflow_modules_the_sandbox_passes_through_are_deterministic_and_stateless() -> None:
-    """A passed-through module is imported once, outside the sandbox, and shared by every run: the sandbox neither
-    refuses its clock reads nor gives each run a fresh copy. So each one may import only deterministic code, may
-    not read the clock, files or environment, and may not change a module-level value. Workflow definitions
-    (`@workflow.defn`) stay in the sandbox."""
+    """The sandbox passes the whole `workflows` package through: each module, the workflow definitions included,
+    is imported once outside the sandbox and shared by every run, so the sandbox neither refuses its clock reads
+    nor gives each run a fresh copy. So each one may import only deterministic code, may not read the clock, files
+    or environment, may not change a module-level value, and a workflow class may hold no mutable value at class
+    level nor have its attributes set: a run's state lives on its instance."""
     from service.plugin import SANDBOX_PASSTHROUGH
 
-    passed_through = {m for m in SANDBOX_PASSTHROUGH if m.startswith("workflows.")}
-    offenders = {}
-    for module in sorted(passed_through):
-        path = WORKFLOWS / f"{module.removeprefix('workflows.')}.py"
-        if "@workflow.defn" in path.read_text():
-            offenders[module] = ["defines a workflow"]
-        elif found := _passthrough_offences(path, passed_through):
-            offenders[module] = found
+    assert "workflows" in SANDBOX_PASSTHROUGH
+    modules = sorted(WORKFLOWS.rglob("*.py"))
+    assert len(modules) >= 30  # the helpers, the four workflow modules and the unversioned ones
+    offenders = {str(path.relative_to(WORKFLOWS)): found for path in modules if (found := _passthrough_offences(path))}
     assert offenders == {}
-    assert len(passed_through) >= 20  # the helpers, not only the four first passed through
+
+
+def test_the_passthrough_check_finds_what_it_must(tmp_path: Path) -> None:
+    """Each rule above, planted in a workflow-like module, is reported."""
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        "import time\n"
+        "from datetime import datetime\n"
+        "SEEN = []\n"
+        "class Run:\n"
+        "    cache = {}\n"
+        "    def step(self):\n"
+        "        SEEN.append(time.time())\n"
+        "        type(self).last = datetime.now()\n"
+        "        Run.count = 1\n"
+    )
+    found = " | ".join(_passthrough_offences(planted))
+    for expected in (
+        "imports time",
+        "Run holds a mutable value",
+        "mutates module-level SEEN",
+        "reads the clock (now())",
+        "sets a class attribute (type(self).last)",
+        "sets a class attribute (Run.count)",
+    ):
+        assert expected in found, (expected, found)
