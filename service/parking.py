@@ -29,6 +29,7 @@ from temporalio.bridge.proto.workflow_completion import WorkflowActivationComple
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 
 from models.run import RunStatus
+from service.sandbox import ForwardingInstance
 
 if TYPE_CHECKING:
     from temporalio.worker import Worker
@@ -121,11 +122,11 @@ class Parking:
             self.parked += 1
 
 
-class _ParkingInstance(WorkflowInstance):
+class _ParkingInstance(ForwardingInstance):
     """Forwards everything to the runner's instance; after each activation, asks parking about the run."""
 
     def __init__(self, inner: WorkflowInstance, run_id: str, parking: Parking) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._run_id = run_id
         self._parking = parking
         self._status: str | None = None
@@ -141,21 +142,6 @@ class _ParkingInstance(WorkflowInstance):
         if not self._updates:
             self._parking.after(self._run_id, self._status, act, completion)
         return completion
-
-    def get_serialization_context(self, command_info: Any) -> Any:
-        return self._inner.get_serialization_context(command_info)
-
-    def get_external_store_context(self, command_info: Any) -> Any:
-        return self._inner.get_external_store_context(command_info)
-
-    def get_info(self) -> Any:
-        return self._inner.get_info()
-
-    def get_thread_id(self) -> int | None:
-        return self._inner.get_thread_id()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class ParkingRunner(WorkflowRunner):
