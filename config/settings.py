@@ -63,9 +63,6 @@ class Settings:
     max_concurrent_activities: int = var("WORKER_MAX_CONCURRENT_ACTIVITIES", 100, integer(1))
     max_cached_workflows: int = var("WORKER_MAX_CACHED_WORKFLOWS", 25, integer(0))
     """Runs kept in memory; waiting runs beyond it cost nothing until their signal (bench/waiting.py)."""
-    park_waiting_runs: bool = var("WORKER_PARK_WAITING_RUNS", True, boolean)
-    """A run that starts waiting for approval leaves the workflow cache (service/parking.py): the cache holds active
-    runs only; 0 keeps waiting runs cached until the cache is full."""
     graceful_shutdown_seconds: int = var("WORKER_GRACEFUL_SHUTDOWN_SECONDS", 30, integer(0))
     max_concurrent_workflow_tasks: int = var("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 100, integer(1))
     sticky_timeout_ms: int = var("WORKER_STICKY_TIMEOUT_MS", 500, integer(100))

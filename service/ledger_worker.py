@@ -40,18 +40,14 @@ def ledger_worker(main: Worker, settings: Settings) -> Worker:
     """A worker for the spend ledgers, configured as `main` (client, sandbox, interceptors, build or deployment)."""
     from temporalio.worker import Worker
 
-    from service.parking import ParkingRunner
     from service.plugin import ledger_workflow
 
     config = main.config(active_config=True)
-    runner = config["workflow_runner"]
-    if isinstance(runner, ParkingRunner):  # ledgers never wait for a person; its parking is the main worker's
-        runner = runner.inner
     return Worker(
         main.client,
         task_queue=settings.spend_ledger_task_queue,
         workflows=[ledger_workflow(settings.deployment.versioned)],
-        workflow_runner=runner,
+        workflow_runner=config["workflow_runner"],
         interceptors=config.get("interceptors", []),
         max_cached_workflows=LEDGERS_CACHED,
         sticky_queue_schedule_to_start_timeout=LEDGER_STICKY_TIMEOUT,

@@ -127,10 +127,6 @@ class AgentServicePlugin(SimplePlugin):
             # an unversioned worker can name its build only this way.
             config["build_id"] = self.settings.deployment.build_id
         config["workflow_runner"] = context_free(config["workflow_runner"], config["client"].data_converter)
-        if self.settings.park_waiting_runs:
-            from service.parking import ParkingRunner
-
-            config["workflow_runner"] = ParkingRunner(config["workflow_runner"])
         config["activities"] = [
             *config.get("activities", []),
             *build_activities(self.settings, config["client"], self.registry),
@@ -141,17 +137,11 @@ class AgentServicePlugin(SimplePlugin):
         """Run `worker`, and beside it (with SPEND_LIMITS) the spend ledgers' own worker (service/ledger_worker.py)."""
         from activities.spend_lease import release_all
         from service.ledger_worker import ledgers_beside
-        from service.parking import parking_of
 
-        parking = parking_of(worker)
-        if parking is not None:
-            parking.bind(worker)
         async with ledgers_beside(worker, self.settings):
             try:
                 await super().run_worker(worker, next)
             finally:  # the last reports, and this worker's allowances given back, while the ledgers still run
-                if parking is not None:
-                    parking.unbind()
                 await release_all()
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:

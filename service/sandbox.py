@@ -58,38 +58,15 @@ class ContextFreeSandboxedWorkflowRunner(SandboxedWorkflowRunner):
         return _ContextFreeInstance(super().create_instance(det))
 
 
-class ForwardingInstance(WorkflowInstance):
-    """A workflow instance that forwards everything to `inner`: the base of the worker's instance wrappers."""
+class _ContextFreeInstance(WorkflowInstance):
+    """Forwards everything to the sandboxed instance except the two context lookups."""
 
     def __init__(self, inner: WorkflowInstance) -> None:
         self._inner = inner
 
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
-        """The inner activation, unchanged."""
+        """The sandboxed activation, unchanged."""
         return self._inner.activate(act)
-
-    def get_serialization_context(self, command_info: Any) -> SerializationContext | None:
-        """The inner instance's answer."""
-        return self._inner.get_serialization_context(command_info)
-
-    def get_external_store_context(self, command_info: Any) -> StorageDriverStoreContext:
-        """The inner instance's answer."""
-        return self._inner.get_external_store_context(command_info)
-
-    def get_info(self) -> Any:
-        """The workflow's info, from the inner instance."""
-        return self._inner.get_info()
-
-    def get_thread_id(self) -> int | None:
-        """The thread the workflow runs on (deadlock reports)."""
-        return self._inner.get_thread_id()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class _ContextFreeInstance(ForwardingInstance):
-    """Forwards everything to the sandboxed instance except the two context lookups."""
 
     def get_serialization_context(self, command_info: Any) -> SerializationContext | None:
         """None: the context-free converter (which is what any context would give a converter that ignores it)."""
@@ -98,6 +75,17 @@ class _ContextFreeInstance(ForwardingInstance):
     def get_external_store_context(self, command_info: Any) -> StorageDriverStoreContext:
         """No target: there is no external storage to address."""
         return StorageDriverStoreContext(target=None)
+
+    def get_info(self) -> Any:
+        """The workflow's info, from the sandboxed instance."""
+        return self._inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        """The thread the sandboxed workflow runs on (deadlock reports)."""
+        return self._inner.get_thread_id()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def context_free(runner: WorkflowRunner, converter: DataConverter) -> WorkflowRunner:
