@@ -16,6 +16,15 @@ from config.settings import Settings
 from models.spend_limits import LedgerView, SpendLimits, ledger_id
 
 
+async def run_loop(client: Client, settings: Settings, prefix: str, **run_input: Any) -> dict[str, Any]:
+    """One `AgentLoopWorkflow` run with `run_input` on the worker's queue, awaited: its result."""
+    from tests.conftest import workflow_id
+
+    return await client.execute_workflow(
+        "AgentLoopWorkflow", run_input, id=workflow_id(prefix), task_queue=settings.task_queue
+    )
+
+
 def customer() -> str:
     """A customer id of this test alone: ledgers are per customer and outlive a test."""
     return f"C{uuid.uuid4().hex[:10]}"

@@ -18,6 +18,7 @@ from tests.spend_support import (
     ledger_handle,
     limited_worker,
     limits_toml,
+    run_loop,
     tokens_of,
     with_limits,
 )
@@ -67,15 +68,7 @@ async def test_spend_settles_exactly_and_a_refused_call_ends_the_run_naming_the_
     roomy = with_limits(settings, limits_toml(who, tokens=1_000_000), tmp_path)
     fake_llm.push(Reply(text="first"), Reply(text="second"))
     async with limited_worker(client, roomy):
-        results = [
-            await client.execute_workflow(
-                "AgentLoopWorkflow",
-                {"prompt": f"hello {n}", "customer_id": who},
-                id=workflow_id("spend"),
-                task_queue=settings.task_queue,
-            )
-            for n in range(2)
-        ]
+        results = [await run_loop(client, settings, "spend", prompt=f"hello {n}", customer_id=who) for n in range(2)]
         # The worker reports its calls' settles in the background; a stopping worker sends the last and gives its
         # allowances back (release_all), which this does now, so that the ledger is read with nothing in flight.
         await release_all()
@@ -88,12 +81,7 @@ async def test_spend_settles_exactly_and_a_refused_call_ends_the_run_naming_the_
 
     tight = with_limits(settings, limits_toml(who, tokens=view.spent_tokens + 50), tmp_path)
     async with limited_worker(client, tight):
-        stopped = await client.execute_workflow(
-            "AgentLoopWorkflow",
-            {"prompt": "one more", "customer_id": who},
-            id=workflow_id("spend-stopped"),
-            task_queue=settings.task_queue,
-        )
+        stopped = await run_loop(client, settings, "spend-stopped", prompt="one more", customer_id=who)
         await release_all()
         after = await ledger(client, tight, who)
         printed = await asyncio.to_thread(spend_command, tight, dev_server.address, who)
@@ -122,12 +110,7 @@ async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(cli
 
     fake_llm.responder = respond
     async with limited_worker(client, settings):  # no limits: what one run spends
-        one = await client.execute_workflow(
-            "AgentLoopWorkflow",
-            {"prompt": "race", "budget": {"max_tokens": 2000}},
-            id=workflow_id("probe"),
-            task_queue=settings.task_queue,
-        )
+        one = await run_loop(client, settings, "probe", prompt="race", budget={"max_tokens": 2000})
     cap = 20 * tokens_of(one)  # about twenty runs' worth
     billed.clear()
     capped = with_limits(settings, limits_toml(who, tokens=cap), tmp_path)
@@ -137,12 +120,7 @@ async def test_fifty_runs_racing_for_the_last_of_a_cap_spend_at_most_the_cap(cli
     async with asyncio.timeout(420), limited_worker(client, capped):
         results = await asyncio.gather(
             *(
-                client.execute_workflow(
-                    "AgentLoopWorkflow",
-                    {"prompt": "race", "customer_id": who, "budget": {"max_tokens": 2000}},
-                    id=workflow_id("race"),
-                    task_queue=settings.task_queue,
-                )
+                run_loop(client, settings, "race", prompt="race", customer_id=who, budget={"max_tokens": 2000})
                 for _ in range(50)
             )
         )
@@ -316,12 +294,7 @@ async def test_an_allowance_made_again_after_the_worker_dropped_it_still_counts(
     fake_llm.push(*(Reply(text=f"answer {n}") for n in range(3)))
     async with limited_worker(client, limited):
         results = [
-            await client.execute_workflow(
-                "AgentLoopWorkflow",
-                {"prompt": "again", "customer_id": who},
-                id=workflow_id("spend-again"),
-                task_queue=settings.task_queue,
-            )
+            await run_loop(client, settings, "spend-again", prompt="again", customer_id=who)
             for who in (first, second, first)  # the third call's allowance is made again: the first was dropped
         ]
         await release_all()
@@ -376,12 +349,7 @@ async def test_a_stopping_worker_reports_its_last_calls_and_gives_its_allowance_
     limited = with_limits(settings, limits_toml(who, tokens=1_000_000), tmp_path)
     fake_llm.push(Reply(text="last"))
     async with limited_worker(client, limited):
-        result = await client.execute_workflow(
-            "AgentLoopWorkflow",
-            {"prompt": "last", "customer_id": who},
-            id=workflow_id("spend-stop"),
-            task_queue=settings.task_queue,
-        )
+        result = await run_loop(client, settings, "spend-stop", prompt="last", customer_id=who)
     async with limited_worker(client, limited):  # another worker, to answer the ledger's query
         view = await ledger(client, limited, who)
     assert view.spent_tokens == tokens_of(result) and view.leased_tokens == 0 and view.reservations == 0

@@ -85,8 +85,8 @@ PASSED_THROUGH_MAY_IMPORT = (
     "itertools",
 )
 """What a workflow module the sandbox passes through may import: deterministic code only (no clock, randomness,
-environment, files, threads or sockets). The product packages are those the sandboxed workflow modules already
-import passed through (`workflow.unsafe.imports_passed_through`). `asyncio` and `datetime` are there for
+environment, files, threads or sockets). The product packages are those the workflow modules import inside
+`workflow.unsafe.imports_passed_through` blocks. `asyncio` and `datetime` are there for
 `asyncio.sleep` (a durable timer in a workflow) and for `timedelta`; their clock reads are refused below."""
 CLOCK_READS = {"now", "utcnow", "today", "fromtimestamp"}
 """Clock reads, but for `workflow.now()` (the replayed time)."""
